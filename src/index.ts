@@ -1,0 +1,17 @@
+/**
+ * percpu-arena: a per-CPU slab allocator over one SharedArrayBuffer, modelled on the Linux BPF
+ * memory allocator (kernel/bpf/memalloc.c). Each worker thread attaches a CPU slot and
+ * allocates from its own caches without atomics on the fast path.
+ */
+export { Arena, type ArenaOptions, type CloseReport } from './arena.js';
+export { attach, CpuHandle, type SharedArena } from './cpu.js';
+export { ArenaError, type ArenaErrorCode } from './errors.js';
+export {
+  CLASS_UNIT_SIZES,
+  classOfSize,
+  fixedUnitSize,
+  MAX_ALLOC_BYTES,
+  type Watermarks,
+  watermarksFor,
+} from './size-class.js';
+export type { ArenaStats, CacheStats, ClassStats, CpuStats } from './stats.js';

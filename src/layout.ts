@@ -1,0 +1,293 @@
+/**
+ * The arena's memory map: every offset, stride and word index of the SharedArrayBuffer lives
+ * here, derived from three numbers (CPUs, classes, pages) and checked when this module loads.
+ *
+ * ```
+ * | header | CPU table [cpu] | class table [class] | caches [cpu][class] | slab directory [class] | page directory [page] | pages ... |
+ * ```
+ *
+ * - A pointer is a byte offset into the arena; 0 is null. A unit starts with its 8-byte header
+ *   and the user pointer is unit + 8. Header word 0 is the free-list link while the unit is free
+ *   and the owner hint (cache index + 1) while it is allocated; word 1 is generation << 2 | state.
+ * - Names starting with `X_` are shared words: other threads read or write them, always through
+ *   Atomics (src/atomics.ts). Every other word is either immutable after `Arena.create` (class
+ *   table, header geometry) or owned by one party: a cache by its CPU, a slab row by whoever
+ *   holds that row's mutex, a page-directory word by whoever holds the page lock.
+ * - Records are 16 words (64 bytes, one cache line) so that two CPUs' caches never share a line.
+ *
+ * Who may call: anyone; this module only computes numbers.
+ */
+import { ArenaError } from './errors.js';
+
+/** Bytes of one page handed out by the page allocator (the kernel's PAGE_SIZE). */
+export const PAGE_SHIFT = 12;
+export const PAGE_BYTES = 1 << PAGE_SHIFT;
+
+/** Identifies an arena buffer ("PCPA") and the version of this map. */
+export const ARENA_MAGIC = 0x50435041;
+export const LAYOUT_VERSION = 1;
+
+/** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
+export const RECORD_SHIFT = 4;
+export const RECORD_WORDS = 1 << RECORD_SHIFT;
+
+/** Header words (word index from the start of the arena). */
+export const H_MAGIC = 0;
+export const H_VERSION = 1;
+export const H_CPUS = 2;
+export const H_CLASSES = 3;
+export const H_MAX_PAGES = 4;
+export const H_PAGES_BASE = 5;
+export const H_FLAGS = 6;
+export const H_INITIAL_PAGES = 7;
+/** Set once by `close()`; attached handles see it on their next slow path. */
+export const X_CLOSED = 16;
+/** Page allocator mutex (src/sync.ts) guarding the words below up to X_PEAK_PAGES. */
+export const X_PAGE_LOCK = 17;
+/** Pages ever carved off the top of the page region (high-water mark). */
+export const X_PAGES_NEXT = 18;
+/** Pages currently handed to slabs: the arena's memory in use. */
+export const X_PAGES_IN_USE = 19;
+export const X_PEAK_PAGES = 20;
+/** Times a slab could not get a page because of the memory limit. */
+export const X_PAGE_LIMIT_HITS = 21;
+/** Start barrier of the CPU pool: parties, arrived, generation (src/sync.ts). */
+export const X_BARRIER = 24;
+export const HEADER_WORDS = 64;
+
+/** Header flag bits (H_FLAGS). */
+export const FLAG_GROWABLE = 1;
+
+/** CPU table record. */
+export const CPU_X_STATE = 0;
+/** threadId + 1 of the thread that owns the slot (0: nobody); for diagnostics. */
+export const CPU_X_OWNER = 1;
+export const CPU_OFFLINE = 0;
+export const CPU_ONLINE = 1;
+
+/** Class table record: immutable after create. */
+export const CLS_UNIT_SIZE = 0;
+export const CLS_LOW = 1;
+export const CLS_HIGH = 2;
+export const CLS_BATCH = 3;
+export const CLS_PREFILL = 4;
+/** Unit size = 2^CLS_DIV_SHIFT × d with d odd; see `divisibility`. */
+export const CLS_DIV_SHIFT = 5;
+export const CLS_DIV_INVERSE = 6;
+export const CLS_DIV_LIMIT = 7;
+export const CLS_SPAN_PAGES = 8;
+export const CLS_SPAN_UNITS = 9;
+/** User bytes per object of a fixed-size cache; 0 for a general class. */
+export const CLS_OBJECT_SIZE = 10;
+
+/** Cache record (per CPU and class): owner CPU only, read racily by `stats()`. */
+export const C_FREE_HEAD = 0;
+export const C_FREE_COUNT = 1;
+export const C_ALLOCS = 2;
+export const C_FREES = 3;
+export const C_REFILLS = 4;
+export const C_TRIMS = 5;
+/** Refills that got fewer units than asked because the memory limit was reached. */
+export const C_REFILL_SHORT = 6;
+/**
+ * The cache's watermarks and batch, copied from its class when the CPU comes online and kept
+ * in the record, next to the list head, so the fast path reads them from a line it already has.
+ */
+export const C_LOW = 7;
+export const C_HIGH = 8;
+export const C_BATCH = 9;
+
+/** Slab row (per class): guarded by the row's mutex at SLAB_X_LOCK. */
+export const SLAB_X_LOCK = 0;
+export const SLAB_FREE_HEAD = 1;
+export const SLAB_FREE_COUNT = 2;
+/** Next uncarved unit of the newest span and the end of that span (byte offsets). */
+export const SLAB_CARVE_NEXT = 3;
+export const SLAB_CARVE_END = 4;
+/** Units ever carved into this class and spans taken from the page allocator. */
+export const SLAB_UNITS = 5;
+export const SLAB_SPANS = 6;
+
+/** Page-directory word: 0 = not in a span, else (span's first page << 8) | (class + 1). */
+export const PAGE_DIR_CLASS_BITS = 8;
+export const MAX_CLASSES = (1 << PAGE_DIR_CLASS_BITS) - 1;
+
+/** Unit header: word 1 = generation << 2 | state. */
+export const UNIT_NEVER = 0;
+export const UNIT_ALLOCATED = 1;
+export const UNIT_FREE = 2;
+export const UNIT_STATE_MASK = 3;
+export const UNIT_GENERATION_STEP = 4;
+
+/** Largest arena: pointers are int32 byte offsets. */
+export const MAX_ARENA_BYTES = 0x7fff_f000;
+
+/** Word offsets of one arena's regions, derived from its geometry. */
+export interface Layout {
+  readonly cpus: number;
+  readonly classes: number;
+  readonly maxPages: number;
+  readonly cpuTable: number;
+  readonly classTable: number;
+  readonly caches: number;
+  readonly slabs: number;
+  readonly pageDir: number;
+  /** Byte offset of page 0. */
+  readonly pagesBase: number;
+  /** Byte length of the whole arena at its limit. */
+  readonly totalBytes: number;
+}
+
+const alignUp = (n: number, to: number): number => Math.ceil(n / to) * to;
+
+/** Computes the memory map for `cpus` CPUs, `classes` classes and at most `maxPages` pages. */
+export function computeLayout(cpus: number, classes: number, maxPages: number): Layout {
+  const cpuTable = HEADER_WORDS;
+  const classTable = cpuTable + cpus * RECORD_WORDS;
+  const caches = classTable + classes * RECORD_WORDS;
+  const slabs = caches + cpus * classes * RECORD_WORDS;
+  const pageDir = slabs + classes * RECORD_WORDS;
+  const pagesBase = alignUp((pageDir + maxPages) * 4, PAGE_BYTES);
+  return {
+    cpus,
+    classes,
+    maxPages,
+    cpuTable,
+    classTable,
+    caches,
+    slabs,
+    pageDir,
+    pagesBase,
+    totalBytes: pagesBase + maxPages * PAGE_BYTES,
+  };
+}
+
+/** Word index of the cache record of (`cpu`, `cls`). */
+export function cacheWord(layout: Layout, cpu: number, cls: number): number {
+  return layout.caches + ((cpu * layout.classes + cls) << RECORD_SHIFT);
+}
+
+/** Word index of the CPU table record of `cpu`. */
+export function cpuWord(layout: Layout, cpu: number): number {
+  return layout.cpuTable + (cpu << RECORD_SHIFT);
+}
+
+/** Word index of the class table record of `cls`. */
+export function classWord(layout: Layout, cls: number): number {
+  return layout.classTable + (cls << RECORD_SHIFT);
+}
+
+/** Word index of the slab row of `cls`. */
+export function slabWord(layout: Layout, cls: number): number {
+  return layout.slabs + (cls << RECORD_SHIFT);
+}
+
+/**
+ * Exact divisibility by a unit size without a division on the free path: with size = 2^k × d,
+ * d odd, an offset x is a multiple of size iff its low k bits are 0 and (x >> k) × d⁻¹ mod 2^32
+ * is at most ⌊(2^32 − 1) / d⌋ (Granlund and Montgomery, "Division by invariant integers").
+ */
+export function divisibility(unitSize: number): { shift: number; inverse: number; limit: number } {
+  let shift = 0;
+  let d = unitSize;
+  while ((d & 1) === 0) {
+    d >>>= 1;
+    shift++;
+  }
+  // Newton's iteration doubles the correct low bits each step: 3 → 6 → 12 → 24 → 48.
+  let inverse = d;
+  for (let i = 0; i < 4; i++) inverse = Math.imul(inverse, 2 - Math.imul(d, inverse));
+  return { shift, inverse: inverse | 0, limit: Math.floor(0xffff_ffff / d) | 0 };
+}
+
+/** Reads the geometry from an arena's header and checks that it is one of ours. */
+export function readLayout(i32: Int32Array): Layout {
+  if (i32.length < HEADER_WORDS || i32[H_MAGIC] !== ARENA_MAGIC) {
+    throw new ArenaError('EBADARENA', 'the shared buffer is not a percpu-arena arena');
+  }
+  if (i32[H_VERSION] !== LAYOUT_VERSION) {
+    throw new ArenaError(
+      'EBADARENA',
+      `arena layout version ${i32[H_VERSION]} is not ${LAYOUT_VERSION}; use the same percpu-arena on every thread`,
+    );
+  }
+  const layout = computeLayout(
+    i32[H_CPUS] as number,
+    i32[H_CLASSES] as number,
+    i32[H_MAX_PAGES] as number,
+  );
+  if (layout.pagesBase !== i32[H_PAGES_BASE]) {
+    throw new ArenaError('EBADARENA', 'the arena header does not match its own geometry');
+  }
+  return layout;
+}
+
+/** Load-time check of the constants above: fields fit their records, header words are distinct. */
+function checkConstants(): void {
+  const records: Record<string, number[]> = {
+    cpu: [CPU_X_STATE, CPU_X_OWNER],
+    class: [
+      CLS_UNIT_SIZE,
+      CLS_LOW,
+      CLS_HIGH,
+      CLS_BATCH,
+      CLS_PREFILL,
+      CLS_DIV_SHIFT,
+      CLS_DIV_INVERSE,
+      CLS_DIV_LIMIT,
+      CLS_SPAN_PAGES,
+      CLS_SPAN_UNITS,
+      CLS_OBJECT_SIZE,
+    ],
+    cache: [
+      C_FREE_HEAD,
+      C_FREE_COUNT,
+      C_ALLOCS,
+      C_FREES,
+      C_REFILLS,
+      C_TRIMS,
+      C_REFILL_SHORT,
+      C_LOW,
+      C_HIGH,
+      C_BATCH,
+    ],
+    slab: [
+      SLAB_X_LOCK,
+      SLAB_FREE_HEAD,
+      SLAB_FREE_COUNT,
+      SLAB_CARVE_NEXT,
+      SLAB_CARVE_END,
+      SLAB_UNITS,
+      SLAB_SPANS,
+    ],
+    header: [
+      H_MAGIC,
+      H_VERSION,
+      H_CPUS,
+      H_CLASSES,
+      H_MAX_PAGES,
+      H_PAGES_BASE,
+      H_FLAGS,
+      H_INITIAL_PAGES,
+      X_CLOSED,
+      X_PAGE_LOCK,
+      X_PAGES_NEXT,
+      X_PAGES_IN_USE,
+      X_PEAK_PAGES,
+      X_PAGE_LIMIT_HITS,
+      X_BARRIER,
+      X_BARRIER + 1,
+      X_BARRIER + 2,
+    ],
+  };
+  for (const [name, fields] of Object.entries(records)) {
+    const limit = name === 'header' ? HEADER_WORDS : RECORD_WORDS;
+    if (new Set(fields).size !== fields.length || fields.some((f) => f < 0 || f >= limit)) {
+      throw new Error(`percpu-arena layout: ${name} fields overlap or leave their record`);
+    }
+  }
+  if (PAGE_BYTES % 64 !== 0 || (UNIT_GENERATION_STEP & UNIT_STATE_MASK) !== 0) {
+    throw new Error('percpu-arena layout: page size or unit header encoding is inconsistent');
+  }
+}
+checkConstants();

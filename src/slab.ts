@@ -1,0 +1,147 @@
+/**
+ * The slab: the global, shared backing store of every class. Each class has one row: a free
+ * list of units returned by the CPUs and the carve frontier of its newest span. CPUs move units
+ * between their caches and the slab a batch at a time (the kernel's alloc_bulk / free_bulk
+ * against kmalloc), so the row mutex is taken once per batch, never per unit.
+ *
+ * Who may call: any thread with an attached CPU (its caches are the only source and destination
+ * of batches).
+ * Shared words: the row's SLAB_X_LOCK (a futex mutex, src/sync.ts) guards every other word of
+ * the row and the links of the units on the row's free list; they are read and written plainly
+ * inside the critical section, whose unlock publishes them. `stats()` reads the counters
+ * without the lock (racy by design: a snapshot, exact only when the arena is quiet).
+ * A batch handed out is an exclusively owned chain: its units' headers belong to the taker
+ * from then on.
+ */
+import {
+  CLS_SPAN_PAGES,
+  CLS_SPAN_UNITS,
+  CLS_UNIT_SIZE,
+  classWord,
+  type Layout,
+  SLAB_CARVE_END,
+  SLAB_CARVE_NEXT,
+  SLAB_FREE_COUNT,
+  SLAB_FREE_HEAD,
+  SLAB_SPANS,
+  SLAB_UNITS,
+  SLAB_X_LOCK,
+  slabWord,
+  UNIT_FREE,
+} from './layout.js';
+import type { PageAllocator } from './page-allocator.js';
+import { mutexLock, mutexUnlock } from './sync.js';
+
+/** Faults a test may inject to prove that its oracle detects them; never set in normal use. */
+export interface SlabFaults {
+  /** Hand out a batch from the free list but leave it there too: units get handed out twice. */
+  readonly doubleHandOut?: boolean;
+}
+
+export class Slab {
+  readonly #i32: Int32Array;
+  readonly #layout: Layout;
+  readonly #pages: PageAllocator;
+  readonly #faults: SlabFaults;
+  /** Tail and length of the chain the last `takeBatch` returned (no allocation per call). */
+  lastTail = 0;
+  lastCount = 0;
+
+  constructor(i32: Int32Array, layout: Layout, pages: PageAllocator, faults: SlabFaults = {}) {
+    this.#i32 = i32;
+    this.#layout = layout;
+    this.#pages = pages;
+    this.#faults = faults;
+  }
+
+  /**
+   * Takes up to `want` free units of class `cls` as a chain linked through header word 0 and
+   * returns its head (0 if none: the memory limit was reached). Units come from the row's free
+   * list first, then from the carve frontier, then from a new span. `lastTail` and `lastCount`
+   * describe the chain.
+   */
+  takeBatch(cls: number, want: number): number {
+    const i32 = this.#i32;
+    const row = slabWord(this.#layout, cls);
+    let head = 0;
+    let tail = 0;
+    let got = 0;
+    mutexLock(i32, row + SLAB_X_LOCK);
+    try {
+      let unit = i32[row + SLAB_FREE_HEAD] as number;
+      if (unit !== 0) {
+        head = unit;
+        got = 1;
+        let next = i32[unit >> 2] as number;
+        while (got < want && next !== 0) {
+          unit = next;
+          next = i32[unit >> 2] as number;
+          got++;
+        }
+        tail = unit;
+        if (this.#faults.doubleHandOut !== true) {
+          i32[row + SLAB_FREE_HEAD] = next;
+          i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) - got;
+        }
+      }
+      while (got < want) {
+        const carved = this.#carve(cls, row, want - got, tail);
+        if (carved === 0) break;
+        if (head === 0) head = carved;
+        tail = this.lastTail;
+        got += this.lastCount;
+      }
+    } finally {
+      mutexUnlock(i32, row + SLAB_X_LOCK);
+    }
+    if (tail !== 0) i32[tail >> 2] = 0;
+    this.lastTail = tail;
+    this.lastCount = got;
+    return head;
+  }
+
+  /** Gives a chain of `count` free units (head … tail) back to the row of class `cls`. */
+  returnBatch(cls: number, head: number, tail: number, count: number): void {
+    const i32 = this.#i32;
+    const row = slabWord(this.#layout, cls);
+    mutexLock(i32, row + SLAB_X_LOCK);
+    i32[tail >> 2] = i32[row + SLAB_FREE_HEAD] as number;
+    i32[row + SLAB_FREE_HEAD] = head;
+    i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) + count;
+    mutexUnlock(i32, row + SLAB_X_LOCK);
+  }
+
+  /**
+   * Carves up to `want` fresh units off the frontier (taking a new span if it is used up),
+   * initialises their headers as free, links them after `prevTail` and returns the first, or 0.
+   * Caller holds the row mutex.
+   */
+  #carve(cls: number, row: number, want: number, prevTail: number): number {
+    const i32 = this.#i32;
+    const klass = classWord(this.#layout, cls);
+    const unitSize = i32[klass + CLS_UNIT_SIZE] as number;
+    let next = i32[row + SLAB_CARVE_NEXT] as number;
+    let end = i32[row + SLAB_CARVE_END] as number;
+    if (next === end) {
+      const span = this.#pages.allocSpan(i32[klass + CLS_SPAN_PAGES] as number, cls);
+      if (span === 0) return 0;
+      next = span;
+      end = span + (i32[klass + CLS_SPAN_UNITS] as number) * unitSize;
+      i32[row + SLAB_SPANS] = (i32[row + SLAB_SPANS] as number) + 1;
+    }
+    const count = Math.min(want, (end - next) / unitSize);
+    const first = next;
+    let prev = prevTail;
+    for (let k = 0; k < count; k++, next += unitSize) {
+      if (prev !== 0) i32[prev >> 2] = next;
+      i32[(next >> 2) + 1] = UNIT_FREE;
+      prev = next;
+    }
+    i32[row + SLAB_CARVE_NEXT] = next;
+    i32[row + SLAB_CARVE_END] = end;
+    i32[row + SLAB_UNITS] = (i32[row + SLAB_UNITS] as number) + count;
+    this.lastTail = prev;
+    this.lastCount = count;
+    return first;
+  }
+}

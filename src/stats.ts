@@ -1,0 +1,149 @@
+/**
+ * Reading an arena's counters into plain objects: per CPU and class (the caches), per class
+ * (the slab rows) and totals. Any thread may call; it takes no lock. Shared counters are read
+ * with Atomics; owner-only cache words and slab rows are read plainly and racily, so while
+ * CPUs run the figures are a recent snapshot, not a consistent cut; when the arena is quiet
+ * (every CPU detached or stopped at a barrier) they are exact.
+ */
+import { readShared } from './atomics.js';
+import {
+  C_ALLOCS,
+  C_FREE_COUNT,
+  C_FREES,
+  C_REFILL_SHORT,
+  C_REFILLS,
+  C_TRIMS,
+  CLS_OBJECT_SIZE,
+  CLS_UNIT_SIZE,
+  CPU_ONLINE,
+  CPU_X_OWNER,
+  CPU_X_STATE,
+  cacheWord,
+  classWord,
+  cpuWord,
+  type Layout,
+  PAGE_BYTES,
+  SLAB_FREE_COUNT,
+  SLAB_SPANS,
+  SLAB_UNITS,
+  slabWord,
+  X_PAGE_LIMIT_HITS,
+  X_PAGES_IN_USE,
+  X_PEAK_PAGES,
+} from './layout.js';
+
+/** Counters of one CPU's cache of one class. */
+export interface CacheStats {
+  readonly allocs: number;
+  readonly frees: number;
+  readonly refills: number;
+  /** Refills that got fewer units than a batch because the memory limit was reached. */
+  readonly refillsShort: number;
+  readonly trims: number;
+  /** Units on the cache's free list now. */
+  readonly free: number;
+}
+
+/** One CPU slot. */
+export interface CpuStats {
+  readonly cpu: number;
+  readonly online: boolean;
+  /** threadId of the owning thread, or -1 when offline. */
+  readonly threadId: number;
+  /** Indexed by class. */
+  readonly classes: readonly CacheStats[];
+  readonly allocs: number;
+  readonly frees: number;
+  readonly refills: number;
+  readonly trims: number;
+}
+
+/** One size class (or fixed-size cache) of the slab. */
+export interface ClassStats {
+  /** Bytes per unit, header included. */
+  readonly unitSize: number;
+  /** Object size of a fixed-size cache; 0 for a general class. */
+  readonly objectSize: number;
+  /** Spans taken from the page allocator and units carved from them. */
+  readonly spans: number;
+  readonly units: number;
+  /** Units on the slab's free list. */
+  readonly slabFree: number;
+  /** Units on the CPUs' cache free lists. */
+  readonly cached: number;
+  /** Units allocated and not freed: units − slabFree − cached. */
+  readonly live: number;
+}
+
+/** What `arena.stats()` returns. */
+export interface ArenaStats {
+  /** Bytes of pages handed to slabs now (the arena's memory in use). */
+  readonly bytesInUse: number;
+  /** Largest `bytesInUse` since the arena was created. */
+  readonly peakBytes: number;
+  /** The memory limit (pages the arena may hand out, in bytes). */
+  readonly maxBytes: number;
+  /** Units allocated and not yet freed, over all classes. */
+  readonly liveUnits: number;
+  /** Times a slab could not grow because of the memory limit. */
+  readonly limitHits: number;
+  readonly classes: readonly ClassStats[];
+  readonly cpus: readonly CpuStats[];
+}
+
+export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
+  const cpus: CpuStats[] = [];
+  const cachedPerClass = new Array<number>(layout.classes).fill(0);
+  for (let cpu = 0; cpu < layout.cpus; cpu++) {
+    const classes: CacheStats[] = [];
+    const sum = { allocs: 0, frees: 0, refills: 0, trims: 0 };
+    for (let cls = 0; cls < layout.classes; cls++) {
+      const c = cacheWord(layout, cpu, cls);
+      const s: CacheStats = {
+        allocs: i32[c + C_ALLOCS] as number,
+        frees: i32[c + C_FREES] as number,
+        refills: i32[c + C_REFILLS] as number,
+        refillsShort: i32[c + C_REFILL_SHORT] as number,
+        trims: i32[c + C_TRIMS] as number,
+        free: i32[c + C_FREE_COUNT] as number,
+      };
+      classes.push(s);
+      cachedPerClass[cls] = (cachedPerClass[cls] as number) + s.free;
+      sum.allocs += s.allocs;
+      sum.frees += s.frees;
+      sum.refills += s.refills;
+      sum.trims += s.trims;
+    }
+    const rec = cpuWord(layout, cpu);
+    const online = readShared(i32, rec + CPU_X_STATE) === CPU_ONLINE;
+    cpus.push({ cpu, online, threadId: readShared(i32, rec + CPU_X_OWNER) - 1, classes, ...sum });
+  }
+  const classes: ClassStats[] = [];
+  let liveUnits = 0;
+  for (let cls = 0; cls < layout.classes; cls++) {
+    const row = slabWord(layout, cls);
+    const units = i32[row + SLAB_UNITS] as number;
+    const slabFree = i32[row + SLAB_FREE_COUNT] as number;
+    const cached = cachedPerClass[cls] as number;
+    const live = units - slabFree - cached;
+    liveUnits += live;
+    classes.push({
+      unitSize: i32[classWord(layout, cls) + CLS_UNIT_SIZE] as number,
+      objectSize: i32[classWord(layout, cls) + CLS_OBJECT_SIZE] as number,
+      spans: i32[row + SLAB_SPANS] as number,
+      units,
+      slabFree,
+      cached,
+      live,
+    });
+  }
+  return {
+    bytesInUse: readShared(i32, X_PAGES_IN_USE) * PAGE_BYTES,
+    peakBytes: readShared(i32, X_PEAK_PAGES) * PAGE_BYTES,
+    maxBytes: layout.maxPages * PAGE_BYTES,
+    liveUnits,
+    limitHits: readShared(i32, X_PAGE_LIMIT_HITS),
+    classes,
+    cpus,
+  };
+}

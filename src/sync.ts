@@ -1,0 +1,116 @@
+/**
+ * Blocking primitives on (Int32Array, index) inside the arena: a 3-state futex mutex, a
+ * spinlock and a reusable barrier. `atomics-sync` is not in the registry; this replaces it and
+ * avoids the bugs found in it (research/js-ecosystem.md §1.4): the mutex notifies only when a
+ * waiter may exist, the barrier waits on a generation counter so a release between "arrive" and
+ * `Atomics.wait` is never lost, and every primitive lives at an offset of the one arena buffer.
+ *
+ * Who may call: any thread. `Atomics.wait` blocks the calling thread; Node allows it on the main
+ * thread too, so the main thread may take these locks in the deterministic mode (keep critical
+ * sections short: the coordinator runs there).
+ * Shared words: each primitive owns the words at its index; all of them are read and written
+ * with Atomics only. A mutex or spinlock release is a sequentially consistent store, so plain
+ * writes made inside the critical section are visible to the next holder.
+ */
+import { ArenaError } from './errors.js';
+
+const UNLOCKED = 0;
+const LOCKED = 1;
+/** Locked, and at least one thread may be sleeping in `Atomics.wait` on the word. */
+const CONTENDED = 2;
+
+/** Tries to take the mutex without waiting; true on success. */
+export function mutexTryLock(i32: Int32Array, index: number): boolean {
+  return Atomics.compareExchange(i32, index, UNLOCKED, LOCKED) === UNLOCKED;
+}
+
+/** Spins this many reads of the word before sleeping: a slab critical section is ~100 ns. */
+const kMutexSpins = 100;
+
+/**
+ * Takes the mutex (Drepper, "Futexes Are Tricky", mutex3): one CAS when free; otherwise spin
+ * briefly, then mark it contended and sleep until an unlock wakes us.
+ */
+export function mutexLock(i32: Int32Array, index: number): void {
+  let state = Atomics.compareExchange(i32, index, UNLOCKED, LOCKED);
+  if (state === UNLOCKED) return;
+  for (let spin = 0; spin < kMutexSpins; spin++) {
+    if (Atomics.load(i32, index) === UNLOCKED) {
+      state = Atomics.compareExchange(i32, index, UNLOCKED, LOCKED);
+      if (state === UNLOCKED) return;
+    }
+  }
+  // From here on we may sleep, so whoever unlocks must notify: take it as CONTENDED.
+  if (state !== CONTENDED) state = Atomics.exchange(i32, index, CONTENDED);
+  while (state !== UNLOCKED) {
+    Atomics.wait(i32, index, CONTENDED);
+    state = Atomics.exchange(i32, index, CONTENDED);
+  }
+}
+
+/** Releases the mutex; wakes one sleeper only if the lock was marked contended. */
+export function mutexUnlock(i32: Int32Array, index: number): void {
+  if (Atomics.sub(i32, index, 1) !== LOCKED) {
+    Atomics.store(i32, index, UNLOCKED);
+    Atomics.notify(i32, index, 1);
+  }
+}
+
+/** Takes a spinlock (never sleeps): for critical sections of a few dozen instructions. */
+export function spinLock(i32: Int32Array, index: number): void {
+  while (Atomics.compareExchange(i32, index, UNLOCKED, LOCKED) !== UNLOCKED) {
+    // Test-and-test-and-set: spin on a plain shared read so the line stays shared while held.
+    while (Atomics.load(i32, index) !== UNLOCKED) {}
+  }
+}
+
+/** Tries to take a spinlock once; true on success. */
+export function spinTryLock(i32: Int32Array, index: number): boolean {
+  return Atomics.compareExchange(i32, index, UNLOCKED, LOCKED) === UNLOCKED;
+}
+
+/** Releases a spinlock. */
+export function spinUnlock(i32: Int32Array, index: number): void {
+  Atomics.store(i32, index, UNLOCKED);
+}
+
+/** Barrier words, relative to its index: parties, arrived, generation. */
+const B_PARTIES = 0;
+const B_ARRIVED = 1;
+const B_GENERATION = 2;
+/** Words one barrier occupies. */
+export const BARRIER_WORDS = 3;
+
+/** Prepares a barrier for `parties` threads; no thread may be waiting on it. */
+export function barrierInit(i32: Int32Array, index: number, parties: number): void {
+  if (!Number.isInteger(parties) || parties < 1) {
+    throw new ArenaError('EINVAL', `a barrier needs at least one party, got ${parties}`);
+  }
+  Atomics.store(i32, index + B_ARRIVED, 0);
+  Atomics.store(i32, index + B_PARTIES, parties);
+}
+
+/**
+ * Waits until `parties` threads have arrived; the barrier then resets for its next use. Returns
+ * true in exactly one thread per round (the last to arrive). Throws `ETIMEDOUT` after
+ * `timeoutMs` so a missing party fails a run instead of hanging it.
+ */
+export function barrierWait(i32: Int32Array, index: number, timeoutMs = Infinity): boolean {
+  const generation = Atomics.load(i32, index + B_GENERATION);
+  const parties = Atomics.load(i32, index + B_PARTIES);
+  if (Atomics.add(i32, index + B_ARRIVED, 1) + 1 === parties) {
+    Atomics.store(i32, index + B_ARRIVED, 0);
+    Atomics.add(i32, index + B_GENERATION, 1);
+    Atomics.notify(i32, index + B_GENERATION);
+    return true;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Atomics.load(i32, index + B_GENERATION) === generation) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw new ArenaError('ETIMEDOUT', `barrier: only some of ${parties} parties arrived in ${timeoutMs} ms`);
+    }
+    Atomics.wait(i32, index + B_GENERATION, generation, left);
+  }
+  return false;
+}
