@@ -103,14 +103,23 @@ function validateOptions(options: ArenaOptions): {
     fail('EINVAL', `options.cpus must be an integer from 1 to ${kMaxCpus}, got ${String(cpus)}`);
   }
   if (!Number.isInteger(maxBytes) || maxBytes < PAGE_BYTES || maxBytes > MAX_ARENA_BYTES) {
-    fail('EINVAL', `options.maxBytes must be an integer from ${PAGE_BYTES} to ${MAX_ARENA_BYTES}, got ${String(maxBytes)}`);
+    fail(
+      'EINVAL',
+      `options.maxBytes must be an integer from ${PAGE_BYTES} to ${MAX_ARENA_BYTES}, got ${String(maxBytes)}`,
+    );
   }
   if (!Array.isArray(fixedSizes) || fixedSizes.length > MAX_CLASSES - GENERAL_CLASS_COUNT) {
-    fail('EINVAL', `options.fixedSizes must be an array of at most ${MAX_CLASSES - GENERAL_CLASS_COUNT} sizes`);
+    fail(
+      'EINVAL',
+      `options.fixedSizes must be an array of at most ${MAX_CLASSES - GENERAL_CLASS_COUNT} sizes`,
+    );
   }
   for (const size of fixedSizes) {
     if (!Number.isInteger(size) || size < 1 || fixedUnitSize(size) > 1024 * 1024) {
-      fail('EINVAL', `options.fixedSizes: ${String(size)} is not an object size from 1 to ${1024 * 1024 - 8}`);
+      fail(
+        'EINVAL',
+        `options.fixedSizes: ${String(size)} is not an object size from 1 to ${1024 * 1024 - 8}`,
+      );
     }
   }
   return {
@@ -143,7 +152,9 @@ export class Arena {
       fail('EINVAL', `options.maxBytes plus the arena's tables exceed ${MAX_ARENA_BYTES} bytes`);
     }
     const growable = options.growable === true;
-    const initialBytes = growable ? Math.min(layout.totalBytes, layout.pagesBase + 64 * PAGE_BYTES) : layout.totalBytes;
+    const initialBytes = growable
+      ? Math.min(layout.totalBytes, layout.pagesBase + 64 * PAGE_BYTES)
+      : layout.totalBytes;
     const buffer = growable
       ? new SharedArrayBuffer(initialBytes, { maxByteLength: layout.totalBytes })
       : new SharedArrayBuffer(layout.totalBytes);

@@ -100,7 +100,8 @@ const kFastPathLiterals: ReadonlyArray<readonly [name: string, literal: number, 
   ['GEO_SHIFT', 3, 3],
 ];
 for (const [name, literal, actual] of kFastPathLiterals) {
-  if (literal !== actual) throw new Error(`percpu-arena: fast-path literal ${name} = ${literal} but layout says ${actual}`);
+  if (literal !== actual)
+    throw new Error(`percpu-arena: fast-path literal ${name} = ${literal} but layout says ${actual}`);
 }
 
 /**
@@ -323,8 +324,7 @@ export class CpuHandle {
     if (
       offset >= (geo[g] as number) ||
       (offset & (geo[g + 1] as number)) !== 0 ||
-      Math.imul(offset >>> (geo[g + 2] as number), geo[g + 3] as number) >>> 0 >
-        (geo[g + 4] as number) >>> 0
+      Math.imul(offset >>> (geo[g + 2] as number), geo[g + 3] as number) >>> 0 > (geo[g + 4] as number) >>> 0
     ) {
       this.#notAUnit(ptr);
     }

@@ -211,11 +211,7 @@ export function readLayout(i32: Int32Array): Layout {
       `arena layout version ${i32[H_VERSION]} is not ${LAYOUT_VERSION}; use the same percpu-arena on every thread`,
     );
   }
-  const layout = computeLayout(
-    i32[H_CPUS] as number,
-    i32[H_CLASSES] as number,
-    i32[H_MAX_PAGES] as number,
-  );
+  const layout = computeLayout(i32[H_CPUS] as number, i32[H_CLASSES] as number, i32[H_MAX_PAGES] as number);
   if (layout.pagesBase !== i32[H_PAGES_BASE]) {
     throw new ArenaError('EBADARENA', 'the arena header does not match its own geometry');
   }

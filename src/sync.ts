@@ -108,7 +108,10 @@ export function barrierWait(i32: Int32Array, index: number, timeoutMs = Infinity
   while (Atomics.load(i32, index + B_GENERATION) === generation) {
     const left = deadline - Date.now();
     if (left <= 0) {
-      throw new ArenaError('ETIMEDOUT', `barrier: only some of ${parties} parties arrived in ${timeoutMs} ms`);
+      throw new ArenaError(
+        'ETIMEDOUT',
+        `barrier: only some of ${parties} parties arrived in ${timeoutMs} ms`,
+      );
     }
     Atomics.wait(i32, index + B_GENERATION, generation, left);
   }

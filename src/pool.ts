@@ -1,0 +1,134 @@
+/**
+ * The CPU pool: piscina hosts the arena's CPUs for parallel runs. One worker per CPU
+ * (`minThreads = maxThreads = cpus`, one task per worker, no idle timeout); a run sends every
+ * worker one task carrying its CPU index, the worker attaches that CPU, waits at the arena's
+ * start barrier so that all CPUs begin together, calls the named export of a module with a
+ * {@link CpuContext}, detaches and returns the result.
+ *
+ * The function module is loaded in the worker with `require()` (Node 20.19+ loads ES modules
+ * that way), so it must not use top-level await; from TypeScript sources (tests, development)
+ * the workers register tsx, which makes `.ts` modules loadable the same way.
+ *
+ * Who may call: the thread that created the arena; one run at a time per arena (the start
+ * barrier lives in the arena header, X_BARRIER).
+ */
+import { pathToFileURL } from 'node:url';
+import { Piscina } from 'piscina';
+import type { Arena } from './arena.js';
+import type { SharedArena } from './cpu.js';
+import { fail } from './errors.js';
+import { X_BARRIER } from './layout.js';
+import { barrierInit } from './sync.js';
+
+/** What a pool worker receives for one run (structured-cloned). */
+export interface CpuTask {
+  readonly shared: SharedArena;
+  readonly cpu: number;
+  /** Position of this CPU among the run's CPUs (0 .. cpus-1) and their number. */
+  readonly index: number;
+  readonly cpus: number;
+  /** File URL of the module and the name of the export to call. */
+  readonly module: string;
+  readonly fn: string;
+  readonly args: unknown;
+  readonly barrierTimeoutMs: number;
+}
+
+/** Options of `CpuPool.start`. */
+export interface CpuPoolOptions {
+  /**
+   * CPU slots to host: a count (slots 0..n-1) or a list of slots.
+   * @defaultValue every slot of the arena
+   */
+  readonly cpus?: number | readonly number[];
+  /**
+   * How long the start barrier waits for all CPUs before the run fails with `ETIMEDOUT`.
+   * @defaultValue 30000
+   */
+  readonly barrierTimeoutMs?: number;
+}
+
+const kIsTypeScript = import.meta.url.endsWith('.ts');
+
+export class CpuPool {
+  readonly #arena: Arena;
+  readonly #piscina: Piscina;
+  readonly #cpus: readonly number[];
+  readonly #barrierTimeoutMs: number;
+  #running = false;
+
+  private constructor(arena: Arena, piscina: Piscina, cpus: readonly number[], barrierTimeoutMs: number) {
+    this.#arena = arena;
+    this.#piscina = piscina;
+    this.#cpus = cpus;
+    this.#barrierTimeoutMs = barrierTimeoutMs;
+  }
+
+  /** Starts one worker per CPU slot. */
+  static start(arena: Arena, options: CpuPoolOptions = {}): CpuPool {
+    const requested = options.cpus ?? arena.cpus;
+    const cpus =
+      typeof requested === 'number' ? Array.from({ length: requested }, (_, i) => i) : [...requested];
+    if (cpus.length === 0 || new Set(cpus).size !== cpus.length) {
+      fail('EINVAL', 'CpuPool: options.cpus must name at least one slot, each once');
+    }
+    for (const cpu of cpus) {
+      if (!Number.isInteger(cpu) || cpu < 0 || cpu >= arena.cpus) {
+        fail('EINVAL', `CpuPool: CPU ${String(cpu)} is not a slot of this arena (0..${arena.cpus - 1})`);
+      }
+    }
+    const entry = new URL(`../workers/cpu-task${kIsTypeScript ? '.ts' : '.js'}`, import.meta.url);
+    const piscina = new Piscina({
+      filename: entry.href,
+      minThreads: cpus.length,
+      maxThreads: cpus.length,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      // From sources, workers load .ts through tsx's require hook (see js-ecosystem notes).
+      execArgv: kIsTypeScript ? ['--import', import.meta.resolve('tsx')] : [],
+    });
+    return new CpuPool(arena, piscina, cpus, options.barrierTimeoutMs ?? 30_000);
+  }
+
+  /** The CPU slots this pool hosts, in run order. */
+  get cpus(): readonly number[] {
+    return this.#cpus;
+  }
+
+  /**
+   * Runs export `fn` of `module` (a path or file URL) on every CPU of the pool at once, each
+   * with `args`, and resolves to their results in CPU order. Rejects if any CPU's function
+   * throws (the other CPUs then fail at their next barrier with `ETIMEDOUT`).
+   */
+  async run<R>(module: string | URL, fn: string, args?: unknown): Promise<R[]> {
+    if (this.#running) fail('EBUSY', 'CpuPool: a run is already in progress');
+    this.#running = true;
+    try {
+      const href = module instanceof URL ? module.href : pathToFileURL(module).href;
+      const i32 = new Int32Array(this.#arena.shared.buffer);
+      barrierInit(i32, X_BARRIER, this.#cpus.length);
+      return await Promise.all(
+        this.#cpus.map((cpu, index) => {
+          const task: CpuTask = {
+            shared: this.#arena.shared,
+            cpu,
+            index,
+            cpus: this.#cpus.length,
+            module: href,
+            fn,
+            args,
+            barrierTimeoutMs: this.#barrierTimeoutMs,
+          };
+          return this.#piscina.run(task) as Promise<R>;
+        }),
+      );
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** Stops the workers. */
+  async close(): Promise<void> {
+    await this.#piscina.destroy();
+  }
+}

@@ -1,0 +1,4 @@
+/** Piscina task entry of the CPU pool: one CPU run per task (see src/pool.ts). */
+import { runCpuTask } from '../src/cpu-context.js';
+
+export default runCpuTask;
