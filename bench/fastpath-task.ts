@@ -18,8 +18,8 @@
  * Must not use top-level await: the pool loads this module with `require()`.
  */
 import { MemPool } from '@thi.ng/malloc';
-import type { CpuContext } from '../src/cpu-context.js';
 import type { CpuHandle } from '../src/cpu.js';
+import type { CpuContext } from '../src/cpu-context.js';
 import { mutexLock, mutexUnlock } from '../src/sync.js';
 
 /** What the main thread passes to every run. */
@@ -226,6 +226,19 @@ function newThingPool(): MemPool {
   return new MemPool({ buf: new SharedArrayBuffer(16 << 20), align: 8 });
 }
 
+// ─────────────────────── CPU control: pure ALU work, no memory ───────────────────────
+
+/**
+ * Not an allocator: a linear congruential loop that touches no memory. Its 2-worker / 1-worker
+ * ratio shows how much of the second CPU the run actually got (on a shared machine, other load
+ * takes it); allocator scaling should be read against it.
+ */
+function controlLoop(seed: number, n: number): number {
+  let x = seed | 0;
+  for (let i = 0; i < n; i++) x = (Math.imul(x, 1664525) + 1013904223) | 0;
+  return x | 1;
+}
+
 // ───────────────────────────────────── driver ─────────────────────────────────────
 
 /** Runs `step(start, n)` (n pairs, starting at pair number `start`); returns its last pointer. */
@@ -348,4 +361,8 @@ export function thingChurnRun(ctx: CpuContext<FastpathArgs>): FastpathResult {
   const r = measure(ctx, 'MemPool.malloc', (s, n) => thingChurn(pool, live, kIndices, s, n));
   checkLive(live, 'MemPool.malloc');
   return r;
+}
+
+export function controlRun(ctx: CpuContext<FastpathArgs>): FastpathResult {
+  return measure(ctx, 'control loop', (s, n) => controlLoop(s, n));
 }

@@ -9,14 +9,11 @@
  * receives it (postMessage and workerData are synchronising hand-offs) sees it initialised.
  */
 import { publish, readShared } from './atomics.js';
-import { attach, type CpuHandle, type SharedArena } from './cpu.js';
+import { type ArenaFaults, attach, type CpuHandle, type SharedArena } from './cpu.js';
 import { ArenaError, fail } from './errors.js';
 import {
   ARENA_MAGIC,
   CLS_BATCH,
-  CLS_DIV_INVERSE,
-  CLS_DIV_LIMIT,
-  CLS_DIV_SHIFT,
   CLS_HIGH,
   CLS_LOW,
   CLS_OBJECT_SIZE,
@@ -26,7 +23,6 @@ import {
   CLS_UNIT_SIZE,
   classWord,
   computeLayout,
-  divisibility,
   FLAG_GROWABLE,
   H_CLASSES,
   H_CPUS,
@@ -43,8 +39,13 @@ import {
   PAGE_BYTES,
   X_CLOSED,
 } from './layout.js';
-import { CLASS_UNIT_SIZES, fixedUnitSize, GENERAL_CLASS_COUNT, watermarksFor } from './size-class.js';
-import type { SlabFaults } from './slab.js';
+import {
+  CLASS_UNIT_SIZES,
+  fixedUnitSize,
+  GENERAL_CLASS_COUNT,
+  UNIT_HEADER_BYTES,
+  watermarksFor,
+} from './size-class.js';
 import { type ArenaStats, readStats } from './stats.js';
 
 /** Options of `Arena.create`. */
@@ -71,7 +72,7 @@ export interface ArenaOptions {
    */
   readonly fixedSizes?: readonly number[];
   /** Test-only fault injection, to prove that a stress oracle detects what it looks for. */
-  readonly faults?: SlabFaults;
+  readonly faults?: ArenaFaults;
 }
 
 /** What `close()` reports (the kernel's check_leaked_objs). */
@@ -168,20 +169,19 @@ export class Arena {
     i32[H_INITIAL_PAGES] = (initialBytes - layout.pagesBase) / PAGE_BYTES;
     unitSizes.forEach((unitSize, cls) => {
       const w = classWord(layout, cls);
-      const marks = watermarksFor(unitSize);
-      const div = divisibility(unitSize);
+      // The kernel computes a fixed-size cache's watermarks from object size + 8; only the
+      // layout rounds the unit up to 8 bytes.
+      const objectSize = objectSizes[cls] as number;
+      const marks = watermarksFor(objectSize !== 0 ? objectSize + UNIT_HEADER_BYTES : unitSize);
       const spanPages = Math.ceil((unitSize * Math.max(kMinUnitsPerSpan, marks.batch)) / PAGE_BYTES);
       i32[w + CLS_UNIT_SIZE] = unitSize;
       i32[w + CLS_LOW] = marks.low;
       i32[w + CLS_HIGH] = marks.high;
       i32[w + CLS_BATCH] = marks.batch;
       i32[w + CLS_PREFILL] = marks.prefill;
-      i32[w + CLS_DIV_SHIFT] = div.shift;
-      i32[w + CLS_DIV_INVERSE] = div.inverse;
-      i32[w + CLS_DIV_LIMIT] = div.limit;
       i32[w + CLS_SPAN_PAGES] = spanPages;
       i32[w + CLS_SPAN_UNITS] = Math.floor((spanPages * PAGE_BYTES) / unitSize);
-      i32[w + CLS_OBJECT_SIZE] = objectSizes[cls] as number;
+      i32[w + CLS_OBJECT_SIZE] = objectSize;
     });
     // The magic goes last: a buffer is an arena only once its header is complete.
     publish(i32, H_MAGIC, ARENA_MAGIC);

@@ -4,10 +4,10 @@
  *
  * ```
  *  alloc(size) ─ class = SIZE_TO_CLASS[(size + 15) >> 3] ─ pop cache.free ─┬─ count < low?  refill a batch from the slab
- *  free(ptr)   ─ page directory → class, unit boundary, header state ────── push cache.free ─┴─ count > high? trim to (low+high)/2
+ *  free(ptr)   ─ unit-start bit, header state, class from hint ─ push cache.free ─┴─ count > high? trim to (low+high)/2
  *
- *  unit:  | word 0: next free unit (free) / owner hint = cache index + 1 (allocated) | word 1: generation << 2 | state | user bytes … |
- *         ^ unit                                                                                                    ^ ptr = unit + 8
+ *  unit:  | word 0: next free unit (free) / hint = cpu << 8 | class (allocated) | word 1: generation << 2 | state | user bytes … |
+ *         ^ unit                                                                                           ^ ptr = unit + 8
  * ```
  * Watermarks per unit size (kernel formula): ≤ 256 B → low 32, high 96, batch 48; 512 → 16/48/24;
  * 1024 → 8/24/12; 2048 → 4/12/6; 4096 → 2/6/3. A CPU coming online is prefilled with 4 units
@@ -19,8 +19,10 @@
  * preempted by itself, so there is no `active` re-entry counter as in the kernel).
  * Shared words: the CPU's state word (CPU_X_STATE, claimed on attach, released on detach) and,
  * through src/slab.ts, the slab rows. The cache records are owner-only and use plain accesses:
- * no atomics on the alloc/free fast path. `stats()` on another thread reads them racily; an
- * aligned 32-bit read cannot tear, so it sees some recent value.
+ * no atomics on the alloc/free fast path. Unit headers belong to whoever holds the unit; a
+ * pointer handed to another CPU must travel through a synchronising channel (postMessage, an
+ * Atomics-published queue), which orders the header writes before the free. `stats()` on another
+ * thread reads cache words racily; an aligned 32-bit read cannot tear, so it sees a recent value.
  */
 import { threadId } from 'node:worker_threads';
 import { claim, publish, readShared } from './atomics.js';
@@ -35,16 +37,13 @@ import {
   C_LOW,
   C_REFILL_SHORT,
   C_REFILLS,
+  C_TRIM_TO,
   C_TRIMS,
   CLS_BATCH,
-  CLS_DIV_INVERSE,
-  CLS_DIV_LIMIT,
-  CLS_DIV_SHIFT,
   CLS_HIGH,
   CLS_LOW,
   CLS_OBJECT_SIZE,
   CLS_PREFILL,
-  CLS_SPAN_UNITS,
   CLS_UNIT_SIZE,
   CPU_OFFLINE,
   CPU_ONLINE,
@@ -53,33 +52,44 @@ import {
   cacheWord,
   classWord,
   cpuWord,
+  HINT_CLASS_BITS,
+  HINT_CLASS_MASK,
   type Layout,
-  PAGE_DIR_CLASS_BITS,
-  PAGE_SHIFT,
   RECORD_SHIFT,
   readLayout,
   UNIT_ALLOCATED,
   UNIT_FREE,
   UNIT_GENERATION_STEP,
+  UNIT_MAP_SHIFT,
   UNIT_STATE_MASK,
   X_CLOSED,
 } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
 import { GENERAL_CLASS_COUNT, MAX_ALLOC_BYTES, SIZE_TO_CLASS, trimTarget } from './size-class.js';
-import { Slab, type SlabFaults } from './slab.js';
+import { Slab } from './slab.js';
+
+/** Faults a test may inject to prove that its oracle detects them; never set in normal use. */
+export interface ArenaFaults {
+  /**
+   * A slow-path allocation returns the unit the previous slow-path allocation of that class
+   * returned, if it is still allocated: a second holder for a live unit, the use-after-free an
+   * allocator bug would cause, without corrupting the arena's own lists.
+   */
+  readonly handOutTwice?: boolean;
+}
 
 /** What `arena.shared` holds: everything another thread needs to attach. Structured-cloneable. */
 export interface SharedArena {
   readonly buffer: SharedArrayBuffer;
   /** Test-only fault injection, carried to every thread (see `ArenaOptions.faults`). */
-  readonly faults?: SlabFaults;
+  readonly faults?: ArenaFaults;
 }
 
 /**
  * The fast path (alloc, free and what they inline) spells the layout constants below as
  * literals, each marked with its name: V8 on Node 20 does not fold imported or module-level
- * constants in optimised code, and the literals measured ~1.9× faster on the LIFO benchmark
- * (30 → 58 M pairs/s). This table ties each literal to src/layout.ts when the module loads.
+ * constants in optimised code (measured: 30 → 58 M LIFO pairs/s). This table ties each literal
+ * to its definition when the module loads.
  */
 const kFastPathLiterals: ReadonlyArray<readonly [name: string, literal: number, actual: number]> = [
   ['C_FREE_HEAD', 0, C_FREE_HEAD],
@@ -94,47 +104,14 @@ const kFastPathLiterals: ReadonlyArray<readonly [name: string, literal: number, 
   ['UNIT_ALLOCATED', 1, UNIT_ALLOCATED],
   ['UNIT_FREE', 2, UNIT_FREE],
   ['UNIT_GENERATION_STEP', 4, UNIT_GENERATION_STEP],
-  ['PAGE_SHIFT', 12, PAGE_SHIFT],
-  ['PAGE_DIR_CLASS_BITS', 8, PAGE_DIR_CLASS_BITS],
+  ['UNIT_MAP_SHIFT', 8, UNIT_MAP_SHIFT],
+  ['HINT_CLASS_BITS', 8, HINT_CLASS_BITS],
+  ['HINT_CLASS_MASK', 0xff, HINT_CLASS_MASK],
   ['MAX_ALLOC_BYTES', 4088, MAX_ALLOC_BYTES],
-  ['GEO_SHIFT', 3, 3],
 ];
 for (const [name, literal, actual] of kFastPathLiterals) {
   if (literal !== actual)
     throw new Error(`percpu-arena: fast-path literal ${name} = ${literal} but layout says ${actual}`);
-}
-
-/**
- * Per-class geometry the free path needs, copied from the class table into one local array
- * (stride 1 << GEO_SHIFT) so a lookup is one property load and one element load.
- */
-const GEO_SPAN_BYTES = 0;
-const GEO_DIV_MASK = 1;
-const GEO_DIV_SHIFT = 2;
-const GEO_DIV_INVERSE = 3;
-const GEO_DIV_LIMIT = 4;
-const GEO_TRIM_TO = 5;
-const GEO_SHIFT = 3;
-
-function readGeometry(i32: Int32Array, layout: Layout): Int32Array {
-  const geo = new Int32Array(layout.classes << GEO_SHIFT);
-  for (let cls = 0; cls < layout.classes; cls++) {
-    const w = classWord(layout, cls);
-    const g = cls << GEO_SHIFT;
-    const shift = i32[w + CLS_DIV_SHIFT] as number;
-    geo[g + GEO_SPAN_BYTES] = (i32[w + CLS_SPAN_UNITS] as number) * (i32[w + CLS_UNIT_SIZE] as number);
-    geo[g + GEO_DIV_MASK] = (1 << shift) - 1;
-    geo[g + GEO_DIV_SHIFT] = shift;
-    geo[g + GEO_DIV_INVERSE] = i32[w + CLS_DIV_INVERSE] as number;
-    geo[g + GEO_DIV_LIMIT] = i32[w + CLS_DIV_LIMIT] as number;
-    geo[g + GEO_TRIM_TO] = trimTarget({
-      low: i32[w + CLS_LOW] as number,
-      high: i32[w + CLS_HIGH] as number,
-      batch: 0,
-      prefill: 0,
-    });
-  }
-  return geo;
 }
 
 /**
@@ -158,18 +135,20 @@ export class CpuHandle {
   readonly i32: Int32Array;
   readonly #layout: Layout;
   readonly #slab: Slab;
-  readonly #geo: Int32Array;
   /** SIZE_TO_CLASS, held by the instance so the fast path does not load a module binding. */
   readonly #sizeToClass: Uint8Array = SIZE_TO_CLASS;
   /** Number of general + fixed classes; fixed cache `id` is class GENERAL_CLASS_COUNT + id. */
   readonly #classes: number;
   /** Word index of this CPU's cache of class 0; class c is at `#cacheBase + (c << RECORD_SHIFT)`. */
   readonly #cacheBase: number;
-  /** Owner hint stored in word 0 of an allocated unit: cache index + 1. */
+  /** Owner hint of this CPU without the class bits. */
   readonly #hintBase: number;
   readonly #pagesBase: number;
   readonly #pagesEnd: number;
-  readonly #pageDir: number;
+  readonly #unitMap: number;
+  readonly #handOutTwice: boolean;
+  /** With the handOutTwice fault: the unit the last slow-path allocation returned. */
+  #faultUnit = 0;
   #attached = false;
 
   /** Use `attach(shared, cpu)` or `arena.attach(cpu)`. */
@@ -184,20 +163,20 @@ export class CpuHandle {
     this.i32 = i32;
     this.bytes = new Uint8Array(shared.buffer);
     this.#layout = layout;
-    this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer), shared.faults);
-    this.#geo = readGeometry(i32, layout);
+    this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
+    this.#handOutTwice = shared.faults?.handOutTwice === true;
     this.#classes = layout.classes;
     this.#cacheBase = cacheWord(layout, cpu, 0);
-    this.#hintBase = cpu * layout.classes + 1;
+    this.#hintBase = cpu << HINT_CLASS_BITS;
     this.#pagesBase = layout.pagesBase;
     this.#pagesEnd = layout.totalBytes;
-    this.#pageDir = layout.pageDir;
-    const state = cpuWord(layout, cpu) + CPU_X_STATE;
-    if (!claim(i32, state, CPU_OFFLINE, CPU_ONLINE)) {
-      const owner = readShared(i32, cpuWord(layout, cpu) + CPU_X_OWNER) - 1;
+    this.#unitMap = layout.unitMap;
+    const rec = cpuWord(layout, cpu);
+    if (!claim(i32, rec + CPU_X_STATE, CPU_OFFLINE, CPU_ONLINE)) {
+      const owner = readShared(i32, rec + CPU_X_OWNER) - 1;
       fail('EBUSY', `CPU ${cpu} is already attached (by thread ${owner})`);
     }
-    publish(i32, cpuWord(layout, cpu) + CPU_X_OWNER, threadId + 1);
+    publish(i32, rec + CPU_X_OWNER, threadId + 1);
     this.#attached = true;
     this.#prefill();
   }
@@ -215,7 +194,7 @@ export class CpuHandle {
   alloc(size: number): number {
     if (!this.#attached) this.#closedError();
     if ((size | 0) !== size || size < 1 || size > /* MAX_ALLOC_BYTES */ 4088) return 0;
-    return this.#unitAlloc(this.#sizeToClass[(size + 15) >>> 3] as number);
+    return this.#unitAlloc(this.#sizeToClass[(size + 15) >> 3] as number);
   }
 
   /**
@@ -236,32 +215,30 @@ export class CpuHandle {
    */
   free(ptr: number): void {
     if (!this.#attached) this.#closedError();
-    const cls = this.#classOfUnit(ptr);
+    const h = this.#allocatedHeader(ptr);
     const i32 = this.i32;
-    const h = (ptr - 8) >> 2;
-    const word = i32[h + 1] as number;
-    // Literals: see kFastPathLiterals (state mask 3, ALLOCATED 1, FREE 2; cache words head 0,
-    // count 1, frees 3, high 8; record shift 4).
-    if ((word & 3) !== 1) this.#notAllocated(ptr, word);
-    i32[h + 1] = (word & ~3) | 2;
+    // Literals: see kFastPathLiterals (header: state mask 3, FREE 2, class mask 0xff; cache
+    // words: head 0, count 1, frees 3, high 8; record shift 4).
+    const cls = (i32[h] as number) & 0xff;
     const c = this.#cacheBase + (cls << 4);
+    const count = (i32[c + 1] as number) + 1;
+    // A push above the high watermark trims into the slab: check the arena is open first.
+    if (count > (i32[c + 8] as number)) this.#checkOpen();
+    i32[h + 1] = ((i32[h + 1] as number) & ~3) | 2;
     i32[h] = i32[c] as number;
     i32[c] = ptr - 8;
-    const count = (i32[c + 1] as number) + 1;
     i32[c + 1] = count;
     i32[c + 3] = (i32[c + 3] as number) + 1;
     if (count > (i32[c + 8] as number)) this.#freeBulk(cls);
   }
 
   /**
-   * Usable bytes of the unit at `ptr` (its unit size minus the header), like `ksize()`;
-   * throws `EINVAL` if `ptr` is not an allocated unit.
+   * Usable bytes of the unit at `ptr` (its unit size minus the header, or the object size of a
+   * fixed-size cache), like `ksize()`; throws `EINVAL` if `ptr` is not an allocated unit.
    */
   usableSize(ptr: number): number {
-    const cls = this.#classOfUnit(ptr);
-    const word = this.i32[((ptr - 8) >> 2) + 1] as number;
-    if ((word & UNIT_STATE_MASK) !== UNIT_ALLOCATED) this.#notAllocated(ptr, word);
-    const w = classWord(this.#layout, cls);
+    const h = this.#allocatedHeader(ptr);
+    const w = classWord(this.#layout, (this.i32[h] as number) & HINT_CLASS_MASK);
     const objectSize = this.i32[w + CLS_OBJECT_SIZE] as number;
     return objectSize !== 0 ? objectSize : (this.i32[w + CLS_UNIT_SIZE] as number) - 8;
   }
@@ -283,57 +260,82 @@ export class CpuHandle {
 
   #unitAlloc(cls: number): number {
     const i32 = this.i32;
-    // Literals: see kFastPathLiterals (cache words head 0, count 1, allocs 2, low 7, batch 9;
-    // record shift 4; generation step 4, state mask 3, ALLOCATED 1).
+    // Literals: see kFastPathLiterals (cache words: head 0, count 1, allocs 2, low 7, batch 9;
+    // record shift 4; header: generation step 4, state mask 3, ALLOCATED 1).
     const c = this.#cacheBase + (cls << 4);
-    let unit = i32[c] as number;
-    if (unit === 0) {
-      this.#allocBulk(cls, i32[c + 9] as number);
-      unit = i32[c] as number;
-      if (unit === 0) return 0;
-    }
+    const count = i32[c + 1] as number;
+    if (count <= (i32[c + 7] as number)) return this.#unitAllocSlow(cls);
+    const unit = i32[c] as number;
     const h = unit >> 2;
     i32[c] = i32[h] as number;
-    const count = (i32[c + 1] as number) - 1;
-    i32[c + 1] = count;
+    i32[c + 1] = count - 1;
     i32[c + 2] = (i32[c + 2] as number) + 1;
-    i32[h] = this.#hintBase + cls;
+    i32[h] = this.#hintBase | cls;
     i32[h + 1] = (((i32[h + 1] as number) + 4) & ~3) | 1;
-    if (count < (i32[c + 7] as number)) this.#allocBulk(cls, i32[c + 9] as number);
     return unit + 8;
   }
 
   /**
-   * Class of the unit whose user pointer is `ptr` if the unit lies on a unit boundary of some
-   * slab span, else throws EINVAL. O(1): page directory → span and class, then an exact
-   * divisibility test.
+   * The pop that leaves the cache below its low watermark: refill first if it is empty (the
+   * kernel would return NULL and refill from irq_work), pop, then refill a batch as the
+   * kernel's irq_work does. The open check comes before any change.
    */
-  #classOfUnit(ptr: number): number {
-    const unit = ptr - 8;
-    if (typeof ptr !== 'number' || (unit | 0) !== unit || unit < this.#pagesBase || unit >= this.#pagesEnd) {
-      this.#notAUnit(ptr);
+  #unitAllocSlow(cls: number): number {
+    this.#checkOpen();
+    if (this.#handOutTwice) {
+      const again = this.#faultUnit;
+      this.#faultUnit = 0;
+      const h = again >> 2;
+      if (
+        again !== 0 &&
+        ((this.i32[h] as number) & HINT_CLASS_MASK) === cls &&
+        ((this.i32[h + 1] as number) & UNIT_STATE_MASK) === UNIT_ALLOCATED
+      ) {
+        return again + 8;
+      }
     }
-    // Literals: see kFastPathLiterals (PAGE_SHIFT 12, PAGE_DIR_CLASS_BITS 8, GEO_SHIFT 3; the
-    // GEO_* word numbers 0..4).
-    const entry = this.i32[this.#pageDir + ((unit - this.#pagesBase) >>> 12)] as number;
-    if (entry === 0) this.#notAUnit(ptr);
-    const cls = (entry & 0xff) - 1;
-    const geo = this.#geo;
-    const g = cls << 3;
-    const offset = unit - this.#pagesBase - ((entry >>> 8) << 12);
-    if (
-      offset >= (geo[g] as number) ||
-      (offset & (geo[g + 1] as number)) !== 0 ||
-      Math.imul(offset >>> (geo[g + 2] as number), geo[g + 3] as number) >>> 0 > (geo[g + 4] as number) >>> 0
-    ) {
-      this.#notAUnit(ptr);
-    }
-    return cls;
+    const i32 = this.i32;
+    const c = this.#cacheBase + (cls << RECORD_SHIFT);
+    if ((i32[c + C_FREE_COUNT] as number) === 0) this.#allocBulk(cls, i32[c + C_BATCH] as number);
+    const unit = i32[c + C_FREE_HEAD] as number;
+    if (unit === 0) return 0;
+    const h = unit >> 2;
+    i32[c + C_FREE_HEAD] = i32[h] as number;
+    const count = (i32[c + C_FREE_COUNT] as number) - 1;
+    i32[c + C_FREE_COUNT] = count;
+    i32[c + C_ALLOCS] = (i32[c + C_ALLOCS] as number) + 1;
+    i32[h] = this.#hintBase | cls;
+    i32[h + 1] = (((i32[h + 1] as number) + UNIT_GENERATION_STEP) & ~UNIT_STATE_MASK) | UNIT_ALLOCATED;
+    if (count < (i32[c + C_LOW] as number)) this.#allocBulk(cls, i32[c + C_BATCH] as number);
+    if (this.#handOutTwice) this.#faultUnit = unit;
+    return unit + 8;
   }
 
-  /** Refills the cache of `cls` with up to `want` units from the slab (the kernel's alloc_bulk). */
+  /**
+   * Word index of the header of the allocated unit whose user pointer is `ptr`, or throws
+   * EINVAL. O(1): the unit-start map says whether a unit begins there (so the header is
+   * genuine, not user bytes), then the header's state must be ALLOCATED.
+   */
+  #allocatedHeader(ptr: number): number {
+    const unit = ptr - 8;
+    const base = this.#pagesBase;
+    // `(ptr | 0) !== ptr` also rejects every non-number (a string '4104' would subtract fine).
+    if ((ptr | 0) !== ptr || unit < base || unit >= this.#pagesEnd) this.#notAUnit(ptr);
+    const i32 = this.i32;
+    // Literal: UNIT_MAP_SHIFT 8 (one map word per 256 bytes, one bit per 8).
+    const bits = i32[this.#unitMap + ((unit - base) >> 8)] as number;
+    if ((bits & (1 << ((unit - base) >> 3))) === 0 || (unit & 7) !== 0) this.#notAUnit(ptr);
+    const h = unit >> 2;
+    const word = i32[h + 1] as number;
+    if ((word & 3) !== 1) this.#notAllocated(ptr, word);
+    return h;
+  }
+
+  /**
+   * Refills the cache of `cls` with up to `want` units from the slab (the kernel's alloc_bulk).
+   * Callers have checked that the arena is open.
+   */
   #allocBulk(cls: number, want: number): void {
-    this.#checkOpen();
     const i32 = this.i32;
     const c = this.#cacheBase + (cls << RECORD_SHIFT);
     const head = this.#slab.takeBatch(cls, want);
@@ -348,11 +350,9 @@ export class CpuHandle {
 
   /** Trims the cache of `cls` to (low + high) / 2 in one batch to the slab (the kernel's free_bulk). */
   #freeBulk(cls: number): void {
-    this.#checkOpen();
     const i32 = this.i32;
     const c = this.#cacheBase + (cls << RECORD_SHIFT);
-    const count = i32[c + C_FREE_COUNT] as number;
-    this.#returnUnits(cls, count - (this.#geo[(cls << GEO_SHIFT) + GEO_TRIM_TO] as number));
+    this.#returnUnits(cls, (i32[c + C_FREE_COUNT] as number) - (i32[c + C_TRIM_TO] as number));
     i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
   }
 
@@ -375,9 +375,13 @@ export class CpuHandle {
     for (let cls = 0; cls < this.#classes; cls++) {
       const w = classWord(this.#layout, cls);
       const c = this.#cacheBase + (cls << RECORD_SHIFT);
-      i32[c + C_LOW] = i32[w + CLS_LOW] as number;
-      i32[c + C_HIGH] = i32[w + CLS_HIGH] as number;
+      const low = i32[w + CLS_LOW] as number;
+      const high = i32[w + CLS_HIGH] as number;
+      i32[c + C_LOW] = low;
+      i32[c + C_HIGH] = high;
       i32[c + C_BATCH] = i32[w + CLS_BATCH] as number;
+      i32[c + C_TRIM_TO] = trimTarget({ low, high, batch: 0, prefill: 0 });
+      this.#checkOpen();
       this.#allocBulk(cls, i32[w + CLS_PREFILL] as number);
     }
   }
@@ -405,10 +409,9 @@ export class CpuHandle {
   }
 
   #notAllocated(ptr: number, word: number): never {
-    const state = word & UNIT_STATE_MASK;
     throw new ArenaError(
       'EINVAL',
-      state === UNIT_FREE
+      (word & UNIT_STATE_MASK) === UNIT_FREE
         ? `free(${ptr}): double free (the unit is already free)`
         : `free(${ptr}): not an allocated unit`,
     );

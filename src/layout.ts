@@ -3,16 +3,16 @@
  * here, derived from three numbers (CPUs, classes, pages) and checked when this module loads.
  *
  * ```
- * | header | CPU table [cpu] | class table [class] | caches [cpu][class] | slab directory [class] | page directory [page] | pages ... |
+ * | header | CPU table [cpu] | class table [class] | caches [cpu][class] | slab directory [class] | unit-start map | pages ... |
  * ```
  *
  * - A pointer is a byte offset into the arena; 0 is null. A unit starts with its 8-byte header
  *   and the user pointer is unit + 8. Header word 0 is the free-list link while the unit is free
- *   and the owner hint (cache index + 1) while it is allocated; word 1 is generation << 2 | state.
+ *   and the owner hint (cpu << 8 | class) while it is allocated; word 1 is generation << 2 | state.
  * - Names starting with `X_` are shared words: other threads read or write them, always through
  *   Atomics (src/atomics.ts). Every other word is either immutable after `Arena.create` (class
  *   table, header geometry) or owned by one party: a cache by its CPU, a slab row by whoever
- *   holds that row's mutex, a page-directory word by whoever holds the page lock.
+ *   holds that row's mutex, the unit-start map words of a span by the row that took the span.
  * - Records are 16 words (64 bytes, one cache line) so that two CPUs' caches never share a line.
  *
  * Who may call: anyone; this module only computes numbers.
@@ -25,7 +25,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -71,14 +71,10 @@ export const CLS_LOW = 1;
 export const CLS_HIGH = 2;
 export const CLS_BATCH = 3;
 export const CLS_PREFILL = 4;
-/** Unit size = 2^CLS_DIV_SHIFT × d with d odd; see `divisibility`. */
-export const CLS_DIV_SHIFT = 5;
-export const CLS_DIV_INVERSE = 6;
-export const CLS_DIV_LIMIT = 7;
-export const CLS_SPAN_PAGES = 8;
-export const CLS_SPAN_UNITS = 9;
+export const CLS_SPAN_PAGES = 5;
+export const CLS_SPAN_UNITS = 6;
 /** User bytes per object of a fixed-size cache; 0 for a general class. */
-export const CLS_OBJECT_SIZE = 10;
+export const CLS_OBJECT_SIZE = 7;
 
 /** Cache record (per CPU and class): owner CPU only, read racily by `stats()`. */
 export const C_FREE_HEAD = 0;
@@ -96,6 +92,8 @@ export const C_REFILL_SHORT = 6;
 export const C_LOW = 7;
 export const C_HIGH = 8;
 export const C_BATCH = 9;
+/** Free units a trim keeps: (low + high) / 2. */
+export const C_TRIM_TO = 10;
 
 /** Slab row (per class): guarded by the row's mutex at SLAB_X_LOCK. */
 export const SLAB_X_LOCK = 0;
@@ -108,9 +106,22 @@ export const SLAB_CARVE_END = 4;
 export const SLAB_UNITS = 5;
 export const SLAB_SPANS = 6;
 
-/** Page-directory word: 0 = not in a span, else (span's first page << 8) | (class + 1). */
-export const PAGE_DIR_CLASS_BITS = 8;
-export const MAX_CLASSES = (1 << PAGE_DIR_CLASS_BITS) - 1;
+/**
+ * Unit-start map: one bit per 8 bytes of the page region, set for every unit start of every
+ * span a slab took (written under the slab row lock when the span is taken). `free()` checks a
+ * pointer against it in O(1): a unit header is genuine only where its bit is set. One map word
+ * covers 2^UNIT_MAP_SHIFT bytes (256), so a page's map words belong to that page's span only.
+ */
+export const UNIT_MAP_SHIFT = 8;
+export const UNIT_MAP_WORDS_PER_PAGE = PAGE_BYTES >> UNIT_MAP_SHIFT;
+
+/**
+ * Owner hint in word 0 of an allocated unit: (cpu << HINT_CLASS_BITS) | class. The class is
+ * what `free()` needs; the CPU is the kernel's `tgt` hint for later policies.
+ */
+export const HINT_CLASS_BITS = 8;
+export const HINT_CLASS_MASK = (1 << HINT_CLASS_BITS) - 1;
+export const MAX_CLASSES = HINT_CLASS_MASK;
 
 /** Unit header: word 1 = generation << 2 | state. */
 export const UNIT_NEVER = 0;
@@ -131,7 +142,7 @@ export interface Layout {
   readonly classTable: number;
   readonly caches: number;
   readonly slabs: number;
-  readonly pageDir: number;
+  readonly unitMap: number;
   /** Byte offset of page 0. */
   readonly pagesBase: number;
   /** Byte length of the whole arena at its limit. */
@@ -146,8 +157,8 @@ export function computeLayout(cpus: number, classes: number, maxPages: number): 
   const classTable = cpuTable + cpus * RECORD_WORDS;
   const caches = classTable + classes * RECORD_WORDS;
   const slabs = caches + cpus * classes * RECORD_WORDS;
-  const pageDir = slabs + classes * RECORD_WORDS;
-  const pagesBase = alignUp((pageDir + maxPages) * 4, PAGE_BYTES);
+  const unitMap = slabs + classes * RECORD_WORDS;
+  const pagesBase = alignUp((unitMap + maxPages * UNIT_MAP_WORDS_PER_PAGE) * 4, PAGE_BYTES);
   return {
     cpus,
     classes,
@@ -156,7 +167,7 @@ export function computeLayout(cpus: number, classes: number, maxPages: number): 
     classTable,
     caches,
     slabs,
-    pageDir,
+    unitMap,
     pagesBase,
     totalBytes: pagesBase + maxPages * PAGE_BYTES,
   };
@@ -180,24 +191,6 @@ export function classWord(layout: Layout, cls: number): number {
 /** Word index of the slab row of `cls`. */
 export function slabWord(layout: Layout, cls: number): number {
   return layout.slabs + (cls << RECORD_SHIFT);
-}
-
-/**
- * Exact divisibility by a unit size without a division on the free path: with size = 2^k × d,
- * d odd, an offset x is a multiple of size iff its low k bits are 0 and (x >> k) × d⁻¹ mod 2^32
- * is at most ⌊(2^32 − 1) / d⌋ (Granlund and Montgomery, "Division by invariant integers").
- */
-export function divisibility(unitSize: number): { shift: number; inverse: number; limit: number } {
-  let shift = 0;
-  let d = unitSize;
-  while ((d & 1) === 0) {
-    d >>>= 1;
-    shift++;
-  }
-  // Newton's iteration doubles the correct low bits each step: 3 → 6 → 12 → 24 → 48.
-  let inverse = d;
-  for (let i = 0; i < 4; i++) inverse = Math.imul(inverse, 2 - Math.imul(d, inverse));
-  return { shift, inverse: inverse | 0, limit: Math.floor(0xffff_ffff / d) | 0 };
 }
 
 /** Reads the geometry from an arena's header and checks that it is one of ours. */
@@ -228,9 +221,6 @@ function checkConstants(): void {
       CLS_HIGH,
       CLS_BATCH,
       CLS_PREFILL,
-      CLS_DIV_SHIFT,
-      CLS_DIV_INVERSE,
-      CLS_DIV_LIMIT,
       CLS_SPAN_PAGES,
       CLS_SPAN_UNITS,
       CLS_OBJECT_SIZE,
@@ -246,6 +236,7 @@ function checkConstants(): void {
       C_LOW,
       C_HIGH,
       C_BATCH,
+      C_TRIM_TO,
     ],
     slab: [
       SLAB_X_LOCK,

@@ -6,18 +6,13 @@
  *
  * Who may call: any thread, through a slab that holds its row mutex (lock order: slab row, then
  * the page lock).
- * Shared words: X_PAGE_LOCK guards X_PAGES_NEXT, X_PAGES_IN_USE, X_PEAK_PAGES and the page
- * directory; the counters are written with Atomics so that `stats()` may read them unlocked.
- * Page-directory words are written under the lock and read without it by `free()` validation:
- * a caller that legitimately holds a unit pointer got it, through some synchronising hand-off,
- * from an allocation that happened after the span's directory words were written, so it sees
- * them; a forged pointer may read a stale 0 and is rejected, which is the right answer.
+ * Shared words: X_PAGE_LOCK guards X_PAGES_NEXT, X_PAGES_IN_USE and X_PEAK_PAGES; they are
+ * written with Atomics so that `stats()` may read them unlocked.
  */
 import { addShared, publish, raiseShared, readShared } from './atomics.js';
 import {
   type Layout,
   PAGE_BYTES,
-  PAGE_DIR_CLASS_BITS,
   X_PAGE_LIMIT_HITS,
   X_PAGE_LOCK,
   X_PAGES_IN_USE,
@@ -38,10 +33,10 @@ export class PageAllocator {
   }
 
   /**
-   * Takes `pages` contiguous pages for class `cls` and returns the byte offset of the first, or
-   * 0 when the memory limit leaves no room (counted in X_PAGE_LIMIT_HITS).
+   * Takes `pages` contiguous pages and returns the byte offset of the first, or 0 when the
+   * memory limit leaves no room (counted in X_PAGE_LIMIT_HITS).
    */
-  allocSpan(pages: number, cls: number): number {
+  allocSpan(pages: number): number {
     const i32 = this.#i32;
     const layout = this.#layout;
     mutexLock(i32, X_PAGE_LOCK);
@@ -53,8 +48,6 @@ export class PageAllocator {
       }
       const start = layout.pagesBase + first * PAGE_BYTES;
       this.#ensureLength(start + pages * PAGE_BYTES);
-      const entry = (first << PAGE_DIR_CLASS_BITS) | (cls + 1);
-      for (let p = 0; p < pages; p++) i32[layout.pageDir + first + p] = entry;
       publish(i32, X_PAGES_NEXT, first + pages);
       raiseShared(i32, X_PEAK_PAGES, addShared(i32, X_PAGES_IN_USE, pages));
       return start;

@@ -7,7 +7,10 @@
  * Who may call: any thread with an attached CPU (its caches are the only source and destination
  * of batches).
  * Shared words: the row's SLAB_X_LOCK (a futex mutex, src/sync.ts) guards every other word of
- * the row and the links of the units on the row's free list; they are read and written plainly
+ * the row, the links of the units on the row's free list and the unit-start map words of the
+ * row's spans (read without the lock by `free()`: a caller that legitimately holds a pointer got
+ * it, through some synchronising hand-off, from an allocation made after the bits were set; a
+ * forged pointer may see a stale 0 and is rejected, which is the right answer); they are read and written plainly
  * inside the critical section, whose unlock publishes them. `stats()` reads the counters
  * without the lock (racy by design: a snapshot, exact only when the arena is quiet).
  * A batch handed out is an exclusively owned chain: its units' headers belong to the taker
@@ -32,26 +35,18 @@ import {
 import type { PageAllocator } from './page-allocator.js';
 import { mutexLock, mutexUnlock } from './sync.js';
 
-/** Faults a test may inject to prove that its oracle detects them; never set in normal use. */
-export interface SlabFaults {
-  /** Hand out a batch from the free list but leave it there too: units get handed out twice. */
-  readonly doubleHandOut?: boolean;
-}
-
 export class Slab {
   readonly #i32: Int32Array;
   readonly #layout: Layout;
   readonly #pages: PageAllocator;
-  readonly #faults: SlabFaults;
   /** Tail and length of the chain the last `takeBatch` returned (no allocation per call). */
   lastTail = 0;
   lastCount = 0;
 
-  constructor(i32: Int32Array, layout: Layout, pages: PageAllocator, faults: SlabFaults = {}) {
+  constructor(i32: Int32Array, layout: Layout, pages: PageAllocator) {
     this.#i32 = i32;
     this.#layout = layout;
     this.#pages = pages;
-    this.#faults = faults;
   }
 
   /**
@@ -79,10 +74,8 @@ export class Slab {
           got++;
         }
         tail = unit;
-        if (this.#faults.doubleHandOut !== true) {
-          i32[row + SLAB_FREE_HEAD] = next;
-          i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) - got;
-        }
+        i32[row + SLAB_FREE_HEAD] = next;
+        i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) - got;
       }
       while (got < want) {
         const carved = this.#carve(cls, row, want - got, tail);
@@ -123,10 +116,11 @@ export class Slab {
     let next = i32[row + SLAB_CARVE_NEXT] as number;
     let end = i32[row + SLAB_CARVE_END] as number;
     if (next === end) {
-      const span = this.#pages.allocSpan(i32[klass + CLS_SPAN_PAGES] as number, cls);
+      const span = this.#pages.allocSpan(i32[klass + CLS_SPAN_PAGES] as number);
       if (span === 0) return 0;
       next = span;
       end = span + (i32[klass + CLS_SPAN_UNITS] as number) * unitSize;
+      this.#markUnitStarts(span, end, unitSize);
       i32[row + SLAB_SPANS] = (i32[row + SLAB_SPANS] as number) + 1;
     }
     const count = Math.min(want, (end - next) / unitSize);
@@ -143,5 +137,21 @@ export class Slab {
     this.lastTail = prev;
     this.lastCount = count;
     return first;
+  }
+
+  /**
+   * Sets the unit-start bits of every unit in [start, end): from now on `free()` accepts a
+   * pointer there if its header says allocated. Uncarved units have a zero header, so they are
+   * still rejected. Caller holds the row mutex; the span's map words are this row's alone.
+   */
+  #markUnitStarts(start: number, end: number, unitSize: number): void {
+    const i32 = this.#i32;
+    const base = this.#layout.pagesBase;
+    const map = this.#layout.unitMap;
+    for (let unit = start; unit < end; unit += unitSize) {
+      const bit = (unit - base) >> 3;
+      const word = map + (bit >> 5);
+      i32[word] = (i32[word] as number) | (1 << (bit & 31));
+    }
   }
 }

@@ -69,19 +69,14 @@ describe('stress: churn across worker CPUs', () => {
     expect((await arena.close()).leaked).toBe(0);
   });
 
-  it('oracle check: detects units handed out twice (injected slab fault)', async () => {
-    // The slab hands every batch from its free list out but leaves it on the list, so units
-    // reach two holders; the stamp check must see it.
-    // Either the stamp check counts errors, or the corruption spreads into the arena's own
-    // lists and a CPU fails with an ArenaError; a clean run would mean the oracle is blind.
-    const outcome = await runChurn(
-      { cpus, faults: { doubleHandOut: true } },
+  it('oracle check: detects units handed out twice (injected allocator fault)', async () => {
+    // Every slow-path allocation hands its unit out a second time while the first holder still
+    // uses it; the stamp check must see it (a clean run would mean the oracle is blind).
+    const { results } = await runChurn(
+      { cpus, faults: { handOutTwice: true } },
       { ops: Math.min(ops, 20_000) },
-    ).then(
-      ({ results }) => ({ errors: sum(results, 'errors'), failure: undefined }),
-      (error: Error) => ({ errors: 0, failure: error }),
     );
-    // (ArenaError's class does not survive the worker boundary; its code prefix does.)
-    expect(outcome.errors > 0 || /^E[A-Z]+: /.test(outcome.failure?.message ?? '')).toBe(true);
+    expect(sum(results, 'errors')).toBeGreaterThan(0);
+    expect(results.flatMap((r) => r.errorSamples).some((m) => m.includes('stamp'))).toBe(true);
   });
 });

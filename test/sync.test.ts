@@ -9,7 +9,15 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { ArenaError } from '../src/errors.js';
-import { barrierInit, barrierWait } from '../src/sync.js';
+import {
+  barrierInit,
+  barrierWait,
+  mutexLock,
+  mutexTryLock,
+  mutexUnlock,
+  spinTryLock,
+  spinUnlock,
+} from '../src/sync.js';
 
 const ITERS = Number(process.env.SYNC_ITERS ?? 200_000);
 const FIXTURE = new URL('./fixtures/sync-worker.mjs', import.meta.url);
@@ -20,6 +28,7 @@ const WORDS = { start: 0, lock: 16, counter: 32, scratch: 48, barrier: 64, slots
 interface WorkerResult {
   readonly contended?: number;
   readonly violations?: number;
+  readonly leader?: number;
 }
 
 /** Runs `workers` copies of the fixture on one fresh buffer; resolves with their results. */
@@ -67,6 +76,24 @@ describe('futex mutex', () => {
   });
 });
 
+describe('try-lock on the main thread', () => {
+  it('fails while the mutex or spinlock is held and succeeds after unlock', () => {
+    const i32 = new Int32Array(new SharedArrayBuffer(64));
+    expect(mutexTryLock(i32, 0)).toBe(true);
+    expect(mutexTryLock(i32, 0)).toBe(false);
+    mutexUnlock(i32, 0);
+    // Uncontended: the word goes 0 → 1 → 0, never through CONTENDED.
+    expect(i32[0]).toBe(0);
+    mutexLock(i32, 0);
+    expect(i32[0]).toBe(1);
+    mutexUnlock(i32, 0);
+    expect(spinTryLock(i32, 1)).toBe(true);
+    expect(spinTryLock(i32, 1)).toBe(false);
+    spinUnlock(i32, 1);
+    expect(spinTryLock(i32, 1)).toBe(true);
+  });
+});
+
 describe('spinlock', () => {
   it('keeps a racy read-modify-write exact under 2 workers', async () => {
     const { i32 } = await runWorkers(2, { task: 'counter', lock: 'spin', iters: ITERS });
@@ -88,6 +115,8 @@ describe('barrier', () => {
   it('never lets a party through before every party arrived, over 1000 rounds of 3 workers', async () => {
     const { i32, results } = await runWorkers(3, { ...data, lock: 'barrier' }, initBarrier);
     expect(sum(results, 'violations')).toBe(0);
+    // Exactly one party per round is told it was the last to arrive.
+    expect(sum(results, 'leader')).toBe(ROUNDS);
     // 1000 rounds passed: the generation word counts them, and nobody is left arrived.
     expect(i32[WORDS.barrier + 2]).toBe(ROUNDS);
     expect(i32[WORDS.barrier + 1]).toBe(0);
@@ -99,7 +128,7 @@ describe('barrier', () => {
   });
 });
 
-describe('barrier timeout', () => {
+describe('barrier on the main thread', () => {
   it('throws ETIMEDOUT on the main thread when a party never arrives', () => {
     const i32 = new Int32Array(new SharedArrayBuffer(64));
     barrierInit(i32, 0, 2);
@@ -117,10 +146,13 @@ describe('barrier timeout', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
-  it('returns true to exactly the last party of a round', () => {
+  it('can be initialised again after a timeout and then works', () => {
     const i32 = new Int32Array(new SharedArrayBuffer(64));
+    barrierInit(i32, 0, 2);
+    expect(() => barrierWait(i32, 0, 10)).toThrow(expect.objectContaining({ code: 'ETIMEDOUT' }));
+    // The timed-out arrival is still counted (nobody can take it back safely); barrierInit
+    // resets it. A one-party barrier then never waits, and resets itself every round.
     barrierInit(i32, 0, 1);
-    // With one party every call is the last arrival and the barrier resets itself each time.
     expect(barrierWait(i32, 0, 50)).toBe(true);
     expect(barrierWait(i32, 0, 50)).toBe(true);
   });
