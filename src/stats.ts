@@ -10,6 +10,8 @@ import {
   C_ALLOCS,
   C_FREE_COUNT,
   C_FREES,
+  C_HIGH,
+  C_LOW,
   C_REFILL_SHORT,
   C_REFILLS,
   C_TRIMS,
@@ -42,6 +44,9 @@ export interface CacheStats {
   readonly trims: number;
   /** Units on the cache's free list now. */
   readonly free: number;
+  /** The cache's watermarks (0 while its CPU has never been online). */
+  readonly low: number;
+  readonly high: number;
 }
 
 /** One CPU slot. */
@@ -106,6 +111,8 @@ export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
         refillsShort: i32[c + C_REFILL_SHORT] as number,
         trims: i32[c + C_TRIMS] as number,
         free: i32[c + C_FREE_COUNT] as number,
+        low: i32[c + C_LOW] as number,
+        high: i32[c + C_HIGH] as number,
       };
       classes.push(s);
       cachedPerClass[cls] = (cachedPerClass[cls] as number) + s.free;

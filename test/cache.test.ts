@@ -244,6 +244,9 @@ describe('fixed-size caches', () => {
     // Unit = object + 8 header, rounded up to 8 so user pointers stay 8-byte aligned.
     expect(klass).toMatchObject({ unitSize: 312, objectSize: 300 });
     expect(cacheOf(arena, 0, fixed).free).toBe(1); // prefill of a unit > 256 bytes
+    // Watermarks come from the kernel's unit_size = object + 8 = 308 (low 26, high 79), not
+    // from the layout's rounded 312 (which would give high 78).
+    expect(cacheOf(arena, 0, fixed)).toMatchObject({ low: 26, high: 79 });
     const ptr = a.allocFixed(0);
     expect(ptr).not.toBe(0);
     expect(ptr % 8).toBe(0);
