@@ -4,8 +4,11 @@
  * allocates from its own caches without atomics on the fast path.
  */
 export { Arena, type ArenaOptions, type CloseReport } from './arena.js';
-export { attach, CpuHandle, type SharedArena } from './cpu.js';
+export { type ArenaFaults, attach, CpuHandle, type SharedArena } from './cpu.js';
+export type { CpuContext, CpuFunction } from './cpu-context.js';
 export { ArenaError, type ArenaErrorCode } from './errors.js';
+export { CpuPool, type CpuPoolOptions } from './pool.js';
+export { PointerQueue } from './ring.js';
 export {
   CLASS_UNIT_SIZES,
   classOfSize,
