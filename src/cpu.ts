@@ -217,19 +217,31 @@ export class CpuHandle {
     if (!this.#attached) this.#closedError();
     const h = this.#allocatedHeader(ptr);
     const i32 = this.i32;
-    // Literals: see kFastPathLiterals (header: state mask 3, FREE 2, class mask 0xff; cache
-    // words: head 0, count 1, frees 3, high 8; record shift 4).
+    // Literals: see kFastPathLiterals (class mask 0xff, record shift 4, cache word high 8).
     const cls = (i32[h] as number) & 0xff;
     const c = this.#cacheBase + (cls << 4);
     const count = (i32[c + 1] as number) + 1;
-    // A push above the high watermark trims into the slab: check the arena is open first.
-    if (count > (i32[c + 8] as number)) this.#checkOpen();
+    if (count > (i32[c + 8] as number)) {
+      // This push goes above the high watermark and trims into the slab: check that the arena
+      // is open before anything changes.
+      this.#checkOpen();
+      this.#push(h, c, count);
+      this.#freeBulk(cls);
+      return;
+    }
+    this.#push(h, c, count);
+  }
+
+  /** Marks the unit at header `h` free and pushes it on the cache at `c` (new count `count`). */
+  #push(h: number, c: number, count: number): void {
+    const i32 = this.i32;
+    // Literals: see kFastPathLiterals (header: state mask 3, FREE 2; cache words: head 0,
+    // count 1, frees 3).
     i32[h + 1] = ((i32[h + 1] as number) & ~3) | 2;
     i32[h] = i32[c] as number;
-    i32[c] = ptr - 8;
+    i32[c] = h << 2;
     i32[c + 1] = count;
     i32[c + 3] = (i32[c + 3] as number) + 1;
-    if (count > (i32[c + 8] as number)) this.#freeBulk(cls);
   }
 
   /**
