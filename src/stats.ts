@@ -16,6 +16,7 @@ import {
   C_REFILLS,
   C_TRIMS,
   CLS_OBJECT_SIZE,
+  CLS_SPAN_PAGES,
   CLS_UNIT_SIZE,
   CPU_ONLINE,
   CPU_X_OWNER,
@@ -69,8 +70,9 @@ export interface ClassStats {
   readonly unitSize: number;
   /** Object size of a fixed-size cache; 0 for a general class. */
   readonly objectSize: number;
-  /** Spans taken from the page allocator and units carved from them. */
+  /** Spans taken from the page allocator, the pages they hold and units carved from them. */
   readonly spans: number;
+  readonly pages: number;
   readonly units: number;
   /** Units on the slab's free list. */
   readonly slabFree: number;
@@ -94,6 +96,13 @@ export interface ArenaStats {
   readonly limitHits: number;
   readonly classes: readonly ClassStats[];
   readonly cpus: readonly CpuStats[];
+  /** Sums over every CPU and class. */
+  readonly totals: {
+    readonly allocs: number;
+    readonly frees: number;
+    readonly refills: number;
+    readonly trims: number;
+  };
 }
 
 export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
@@ -138,6 +147,7 @@ export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
       unitSize: i32[classWord(layout, cls) + CLS_UNIT_SIZE] as number,
       objectSize: i32[classWord(layout, cls) + CLS_OBJECT_SIZE] as number,
       spans: i32[row + SLAB_SPANS] as number,
+      pages: (i32[row + SLAB_SPANS] as number) * (i32[classWord(layout, cls) + CLS_SPAN_PAGES] as number),
       units,
       slabFree,
       cached,
@@ -152,5 +162,11 @@ export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
     limitHits: readShared(i32, X_PAGE_LIMIT_HITS),
     classes,
     cpus,
+    totals: {
+      allocs: cpus.reduce((n, c) => n + c.allocs, 0),
+      frees: cpus.reduce((n, c) => n + c.frees, 0),
+      refills: cpus.reduce((n, c) => n + c.refills, 0),
+      trims: cpus.reduce((n, c) => n + c.trims, 0),
+    },
   };
 }

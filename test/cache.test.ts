@@ -173,6 +173,11 @@ describe('page accounting', () => {
     }, 0);
     expect(stats.bytesInUse % PAGE_BYTES).toBe(0);
     expect(stats.bytesInUse).toBe(expected);
+    // The per-class page counts the stats report add up to the same figure.
+    expect(stats.classes.reduce((pages, klass) => pages + klass.pages, 0) * PAGE_BYTES).toBe(expected);
+    // Totals are the sums over CPUs.
+    expect(stats.totals.allocs).toBe(stats.cpus.reduce((n, c) => n + c.allocs, 0));
+    expect(stats.totals.allocs).toBe(11 * 40 + 70);
     expect(stats.peakBytes).toBeGreaterThanOrEqual(stats.bytesInUse);
     expect(stats.bytesInUse).toBeLessThanOrEqual(stats.maxBytes);
   });
