@@ -17,7 +17,8 @@
  *
  * Who may call: only the thread that attached the CPU, one call at a time (a JS thread is never
  * preempted by itself, so there is no `active` re-entry counter as in the kernel).
- * Shared words: the CPU's state word (CPU_X_STATE, claimed on attach, released on detach) and,
+ * Shared words: the CPU's state and owner words (CPU_X_STATE, claimed on attach and released on
+ * detach; CPU_X_OWNER) and,
  * through src/slab.ts, the slab rows. The cache records are owner-only and use plain accesses:
  * no atomics on the alloc/free fast path. Unit headers belong to whoever holds the unit; a
  * pointer handed to another CPU must travel through a synchronising channel (postMessage, an
@@ -189,7 +190,7 @@ export class CpuHandle {
   /**
    * Allocates `size` usable bytes (1..4088) and returns the byte offset of the first, or 0 when
    * `size` is not such an integer or memory is exhausted. Never throws for a size or for memory;
-   * throws `ECLOSED` only on a detached handle.
+   * throws `ECLOSED` on a detached handle, or when a refill finds the arena closed.
    */
   alloc(size: number): number {
     if (!this.#attached) this.#closedError();
@@ -255,10 +256,14 @@ export class CpuHandle {
     return objectSize !== 0 ? objectSize : (this.i32[w + CLS_UNIT_SIZE] as number) - 8;
   }
 
-  /** Returns every cached unit to the slab and releases the CPU slot; the handle is dead after. */
+  /**
+   * Returns every cached unit to the slab and releases the CPU slot; the handle is dead after.
+   * After the arena was closed (by another thread) it only releases the slot: the close report
+   * has already counted the cached units as free.
+   */
   detach(): void {
     if (!this.#attached) this.#closedError();
-    this.#flushAll();
+    if (readShared(this.i32, X_CLOSED) === 0) this.#flushAll();
     this.#attached = false;
     const rec = cpuWord(this.#layout, this.cpu);
     publish(this.i32, rec + CPU_X_OWNER, 0);
@@ -393,7 +398,6 @@ export class CpuHandle {
       i32[c + C_HIGH] = high;
       i32[c + C_BATCH] = i32[w + CLS_BATCH] as number;
       i32[c + C_TRIM_TO] = trimTarget({ low, high, batch: 0, prefill: 0 });
-      this.#checkOpen();
       this.#allocBulk(cls, i32[w + CLS_PREFILL] as number);
     }
   }

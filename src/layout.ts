@@ -51,7 +51,7 @@ export const X_PAGES_IN_USE = 19;
 export const X_PEAK_PAGES = 20;
 /** Times a slab could not get a page because of the memory limit. */
 export const X_PAGE_LIMIT_HITS = 21;
-/** Start barrier of the CPU pool: parties, arrived, generation (src/sync.ts). */
+/** Start barrier of the CPU pool: parties, arrived, generation, broken (src/sync.ts). */
 export const X_BARRIER = 24;
 export const HEADER_WORDS = 64;
 
@@ -265,6 +265,7 @@ function checkConstants(): void {
       X_BARRIER,
       X_BARRIER + 1,
       X_BARRIER + 2,
+      X_BARRIER + 3,
     ],
   };
   for (const [name, fields] of Object.entries(records)) {

@@ -6,8 +6,8 @@
  *
  * Who may call: any thread, through a slab that holds its row mutex (lock order: slab row, then
  * the page lock).
- * Shared words: X_PAGE_LOCK guards X_PAGES_NEXT, X_PAGES_IN_USE and X_PEAK_PAGES; they are
- * written with Atomics so that `stats()` may read them unlocked.
+ * Shared words: X_PAGE_LOCK guards X_PAGES_NEXT, X_PAGES_IN_USE, X_PEAK_PAGES, X_PAGE_LIMIT_HITS
+ * and growing the buffer; the counters are written with Atomics so `stats()` may read them unlocked.
  */
 import { addShared, publish, raiseShared, readShared } from './atomics.js';
 import {
@@ -47,7 +47,10 @@ export class PageAllocator {
         return 0;
       }
       const start = layout.pagesBase + first * PAGE_BYTES;
-      this.#ensureLength(start + pages * PAGE_BYTES);
+      if (!this.#ensureLength(start + pages * PAGE_BYTES)) {
+        addShared(i32, X_PAGE_LIMIT_HITS, 1);
+        return 0;
+      }
       publish(i32, X_PAGES_NEXT, first + pages);
       raiseShared(i32, X_PEAK_PAGES, addShared(i32, X_PAGES_IN_USE, pages));
       return start;
@@ -56,11 +59,17 @@ export class PageAllocator {
     }
   }
 
-  /** Grows a growable buffer so that `end` bytes exist; a fixed buffer already has them all. */
-  #ensureLength(end: number): void {
+  /** Grows a growable buffer so that `end` bytes exist (a fixed buffer has them all); false if it cannot. */
+  #ensureLength(end: number): boolean {
     const buffer = this.#buffer;
-    if (end <= buffer.byteLength) return;
+    if (end <= buffer.byteLength) return true;
     const target = Math.min(this.#layout.totalBytes, Math.max(end, buffer.byteLength * 2));
-    buffer.grow(target);
+    try {
+      buffer.grow(target);
+    } catch {
+      // The system refused the memory: the caller treats it like the memory limit.
+      return end <= buffer.byteLength;
+    }
+    return true;
   }
 }

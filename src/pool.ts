@@ -97,8 +97,9 @@ export class CpuPool {
 
   /**
    * Runs export `fn` of `module` (a path or file URL) on every CPU of the pool at once, each
-   * with `args`, and resolves to their results in CPU order. Rejects if any CPU's function
-   * throws (the other CPUs then fail at their next barrier with `ETIMEDOUT`).
+   * with `args`, and resolves to their results in CPU order. Rejects with the first error if any CPU's function
+   * throws, once every CPU's task has ended (the others fail at their next barrier with
+   * `ETIMEDOUT`).
    */
   async run<R>(module: string | URL, fn: string, args?: unknown): Promise<R[]> {
     if (this.#running) fail('EBUSY', 'CpuPool: a run is already in progress');
@@ -107,7 +108,9 @@ export class CpuPool {
       const href = module instanceof URL ? module.href : pathToFileURL(module).href;
       const i32 = new Int32Array(this.#arena.shared.buffer);
       barrierInit(i32, X_BARRIER, this.#cpus.length);
-      return await Promise.all(
+      // Wait for every CPU even when one fails, so no task of this run still holds its slot (or
+      // waits at the barrier) when the next run starts.
+      const settled = await Promise.allSettled(
         this.#cpus.map((cpu, index) => {
           const task: CpuTask = {
             shared: this.#arena.shared,
@@ -122,6 +125,9 @@ export class CpuPool {
           return this.#piscina.run(task) as Promise<R>;
         }),
       );
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+      return settled.map((s) => (s as PromiseFulfilledResult<R>).value);
     } finally {
       this.#running = false;
     }

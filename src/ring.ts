@@ -51,7 +51,11 @@ export class PointerQueue {
       this.buffer = capacityOrBuffer;
       this.#i32 = new Int32Array(this.buffer);
     }
-    this.#mask = (this.#i32.length - CELLS) / CELL_WORDS - 1;
+    const capacity = (this.#i32.length - CELLS) / CELL_WORDS;
+    if (!Number.isInteger(capacity) || capacity < 2 || (capacity & (capacity - 1)) !== 0) {
+      fail('EINVAL', 'PointerQueue: the buffer is not the buffer of a PointerQueue');
+    }
+    this.#mask = capacity - 1;
   }
 
   /** Appends (ptr, tag); false when the queue is full. */
@@ -60,7 +64,8 @@ export class PointerQueue {
     let pos = Atomics.load(i32, ENQUEUE_POS);
     for (;;) {
       const cell = CELLS + (pos & this.#mask) * CELL_WORDS;
-      const diff = Atomics.load(i32, cell + CELL_SEQ) - pos;
+      // Positions wrap at 2^32; the difference is taken modulo 2^32 as a signed number.
+      const diff = (Atomics.load(i32, cell + CELL_SEQ) - pos) | 0;
       if (diff === 0) {
         if (Atomics.compareExchange(i32, ENQUEUE_POS, pos, (pos + 1) | 0) === pos) {
           i32[cell + CELL_PTR] = ptr;
@@ -83,7 +88,7 @@ export class PointerQueue {
     let pos = Atomics.load(i32, DEQUEUE_POS);
     for (;;) {
       const cell = CELLS + (pos & this.#mask) * CELL_WORDS;
-      const diff = Atomics.load(i32, cell + CELL_SEQ) - ((pos + 1) | 0);
+      const diff = (Atomics.load(i32, cell + CELL_SEQ) - ((pos + 1) | 0)) | 0;
       if (diff === 0) {
         if (Atomics.compareExchange(i32, DEQUEUE_POS, pos, (pos + 1) | 0) === pos) {
           const ptr = i32[cell + CELL_PTR] as number;

@@ -3,7 +3,7 @@
  * (the slab rows) and totals. Any thread may call; it takes no lock. Shared counters are read
  * with Atomics; owner-only cache words and slab rows are read plainly and racily, so while
  * CPUs run the figures are a recent snapshot, not a consistent cut; when the arena is quiet
- * (every CPU detached or stopped at a barrier) they are exact.
+ * (every CPU detached) they are exact.
  */
 import { readShared } from './atomics.js';
 import {

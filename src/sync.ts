@@ -9,7 +9,7 @@
  * thread too, so the main thread may take these locks in the deterministic mode (keep critical
  * sections short: the coordinator runs there).
  * Shared words: each primitive owns the words at its index; all of them are read and written
- * with Atomics only. A mutex or spinlock release is a sequentially consistent store, so plain
+ * with Atomics only. A mutex or spinlock release is a sequentially consistent Atomics operation, so plain
  * writes made inside the critical section are visible to the next holder.
  */
 import { ArenaError } from './errors.js';
@@ -59,7 +59,7 @@ export function mutexUnlock(i32: Int32Array, index: number): void {
 /** Takes a spinlock (never sleeps): for critical sections of a few dozen instructions. */
 export function spinLock(i32: Int32Array, index: number): void {
   while (Atomics.compareExchange(i32, index, UNLOCKED, LOCKED) !== UNLOCKED) {
-    // Test-and-test-and-set: spin on a plain shared read so the line stays shared while held.
+    // Test-and-test-and-set: spin on a load, not a CAS, so the line stays shared while held.
     while (Atomics.load(i32, index) !== UNLOCKED) {}
   }
 }
@@ -74,12 +74,14 @@ export function spinUnlock(i32: Int32Array, index: number): void {
   Atomics.store(i32, index, UNLOCKED);
 }
 
-/** Barrier words, relative to its index: parties, arrived, generation. */
+/** Barrier words, relative to its index: parties, arrived, generation, broken. */
 const B_PARTIES = 0;
 const B_ARRIVED = 1;
 const B_GENERATION = 2;
+/** Set when a party timed out: the round can never complete, so every party fails. */
+const B_BROKEN = 3;
 /** Words one barrier occupies. */
-export const BARRIER_WORDS = 3;
+export const BARRIER_WORDS = 4;
 
 /** Prepares a barrier for `parties` threads; no thread may be waiting on it. */
 export function barrierInit(i32: Int32Array, index: number, parties: number): void {
@@ -87,16 +89,20 @@ export function barrierInit(i32: Int32Array, index: number, parties: number): vo
     throw new ArenaError('EINVAL', `a barrier needs at least one party, got ${parties}`);
   }
   Atomics.store(i32, index + B_ARRIVED, 0);
+  Atomics.store(i32, index + B_BROKEN, 0);
   Atomics.store(i32, index + B_PARTIES, parties);
 }
 
 /**
  * Waits until `parties` threads have arrived; the barrier then resets for its next use. Returns
- * true in exactly one thread per round (the last to arrive). Throws `ETIMEDOUT` after
- * `timeoutMs` so a missing party fails a run instead of hanging it.
+ * true in exactly one thread per round (the last to arrive). A party that waits longer than
+ * `timeoutMs` breaks the barrier: it and every other party, waiting or arriving later, throw
+ * `ETIMEDOUT` until `barrierInit` resets it, so a missing party fails a run instead of hanging it
+ * or letting a later round pass one party short.
  */
 export function barrierWait(i32: Int32Array, index: number, timeoutMs = Infinity): boolean {
   const generation = Atomics.load(i32, index + B_GENERATION);
+  if (Atomics.load(i32, index + B_BROKEN) !== 0) brokenBarrier();
   const parties = Atomics.load(i32, index + B_PARTIES);
   if (Atomics.add(i32, index + B_ARRIVED, 1) + 1 === parties) {
     Atomics.store(i32, index + B_ARRIVED, 0);
@@ -108,6 +114,9 @@ export function barrierWait(i32: Int32Array, index: number, timeoutMs = Infinity
   while (Atomics.load(i32, index + B_GENERATION) === generation) {
     const left = deadline - Date.now();
     if (left <= 0) {
+      Atomics.store(i32, index + B_BROKEN, 1);
+      Atomics.add(i32, index + B_GENERATION, 1);
+      Atomics.notify(i32, index + B_GENERATION);
       throw new ArenaError(
         'ETIMEDOUT',
         `barrier: only some of ${parties} parties arrived in ${timeoutMs} ms`,
@@ -115,5 +124,10 @@ export function barrierWait(i32: Int32Array, index: number, timeoutMs = Infinity
     }
     Atomics.wait(i32, index + B_GENERATION, generation, left);
   }
+  if (Atomics.load(i32, index + B_BROKEN) !== 0) brokenBarrier();
   return false;
+}
+
+function brokenBarrier(): never {
+  throw new ArenaError('ETIMEDOUT', 'barrier: broken by a party that timed out');
 }

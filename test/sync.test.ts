@@ -150,8 +150,10 @@ describe('barrier on the main thread', () => {
     const i32 = new Int32Array(new SharedArrayBuffer(64));
     barrierInit(i32, 0, 2);
     expect(() => barrierWait(i32, 0, 10)).toThrow(expect.objectContaining({ code: 'ETIMEDOUT' }));
-    // The timed-out arrival is still counted (nobody can take it back safely); barrierInit
-    // resets it. A one-party barrier then never waits, and resets itself every round.
+    // The timeout broke the barrier: a party arriving late must not pass alone on the stale
+    // arrival of the one that gave up, so it fails too.
+    expect(() => barrierWait(i32, 0, 10)).toThrow(/broken/);
+    // barrierInit resets it. A one-party barrier then never waits, and resets itself every round.
     barrierInit(i32, 0, 1);
     expect(barrierWait(i32, 0, 50)).toBe(true);
     expect(barrierWait(i32, 0, 50)).toBe(true);
