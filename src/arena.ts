@@ -23,11 +23,8 @@ import {
   CLS_UNIT_SIZE,
   classWord,
   computeLayout,
-  FLAG_GROWABLE,
   H_CLASSES,
   H_CPUS,
-  H_FLAGS,
-  H_INITIAL_PAGES,
   H_MAGIC,
   H_MAX_PAGES,
   H_PAGES_BASE,
@@ -165,8 +162,6 @@ export class Arena {
     i32[H_CLASSES] = unitSizes.length;
     i32[H_MAX_PAGES] = maxPages;
     i32[H_PAGES_BASE] = layout.pagesBase;
-    i32[H_FLAGS] = growable ? FLAG_GROWABLE : 0;
-    i32[H_INITIAL_PAGES] = (initialBytes - layout.pagesBase) / PAGE_BYTES;
     unitSizes.forEach((unitSize, cls) => {
       const w = classWord(layout, cls);
       // The kernel computes a fixed-size cache's watermarks from object size + 8; only the

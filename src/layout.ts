@@ -38,8 +38,6 @@ export const H_CPUS = 2;
 export const H_CLASSES = 3;
 export const H_MAX_PAGES = 4;
 export const H_PAGES_BASE = 5;
-export const H_FLAGS = 6;
-export const H_INITIAL_PAGES = 7;
 /** Set once by `close()`; attached handles see it on their next slow path. */
 export const X_CLOSED = 16;
 /** Page allocator mutex (src/sync.ts) guarding the words below up to X_PEAK_PAGES. */
@@ -54,9 +52,6 @@ export const X_PAGE_LIMIT_HITS = 21;
 /** Start barrier of the CPU pool: parties, arrived, generation, broken (src/sync.ts). */
 export const X_BARRIER = 24;
 export const HEADER_WORDS = 64;
-
-/** Header flag bits (H_FLAGS). */
-export const FLAG_GROWABLE = 1;
 
 /** CPU table record. */
 export const CPU_X_STATE = 0;
@@ -254,8 +249,6 @@ function checkConstants(): void {
       H_CLASSES,
       H_MAX_PAGES,
       H_PAGES_BASE,
-      H_FLAGS,
-      H_INITIAL_PAGES,
       X_CLOSED,
       X_PAGE_LOCK,
       X_PAGES_NEXT,
