@@ -11,9 +11,10 @@
  *  (c) stats().liveUnits and each class's live count equal the model;
  *  (d) per class, units carved = live + slab free list + cache free lists, every list's length
  *      equals its count word, and every unit on a list has header state FREE;
- *  and every live unit has header state ALLOCATED and the usableSize of its class. Sequences are up to 300 operations long (`size: 'max'`: fast-check's
- *  default size would keep them under ~10). A last test injects a slab fault (a batch handed
- *  out twice) and checks that both a fixed sequence and the random property catch it.
+ *  and every live unit has header state ALLOCATED and the usableSize of its class. Sequences are
+ *  up to 300 operations long (`size: 'max'`: fast-check's default size would keep them under
+ *  ~10). A last test injects an allocator fault (a live unit handed out a second time) and
+ *  checks that both a fixed sequence and the random property catch it.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -305,7 +306,9 @@ describe('allocator model', () => {
     const ops: Op[] = [
       // CPU 1 frees 150 units CPU 0 allocated: its cache trims to the slab free list.
       { kind: 'burst', from: 0, to: 1, size: 8, count: 150 },
-      // CPU 2 drains its prefill and refills from that free list.
+      // CPU 2 drains its prefill and refills from that free list: each of these allocations
+      // leaves the cache below low, so each takes the slow path, where the fault hands the
+      // previous (still live) unit out again.
       { kind: 'burst', from: 2, to: 2, size: 8, count: 10 },
     ];
     expect(() => runModel(ops)).not.toThrow();
