@@ -18,7 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { Arena } from '../src/arena.js';
-import { CpuPool } from '../src/pool.js';
+import { CpuPool, siblingModule } from '../src/pool.js';
 import type { FastpathArgs, FastpathResult } from './fastpath-task.js';
 
 const VARIANTS = [
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
   const pools = new Map<number, CpuPool>();
   for (const w of WORKERS) pools.set(w, CpuPool.start(arena, { cpus: w }));
   // The task module next to this file: .ts from sources (workers load it through tsx), .js if compiled.
-  const task = new URL(`./fastpath-task.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
+  const task = siblingModule(import.meta.url, './fastpath-task');
 
   const cells = new Map<string, Cell>();
   for (const v of VARIANTS) {

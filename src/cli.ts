@@ -8,11 +8,9 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { Arena } from './arena.js';
-import { CpuPool } from './pool.js';
+import { CpuPool, siblingModule } from './pool.js';
 import { PointerQueue } from './ring.js';
 import type { ChurnArgs, ChurnResult } from './scenarios/churn.js';
-
-const kScenarioExt = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 
 const kUsage = `Usage: percpu-arena <command> [options]
 
@@ -93,14 +91,10 @@ async function demo(argv: string[]): Promise<number> {
   const started = performance.now();
   let results: ChurnResult[];
   try {
-    results = await pool.run<ChurnResult>(
-      new URL(`./scenarios/churn${kScenarioExt}`, import.meta.url),
-      'churn',
-      {
-        ...args,
-        queue: queue.buffer,
-      },
-    );
+    results = await pool.run<ChurnResult>(siblingModule(import.meta.url, './scenarios/churn'), 'churn', {
+      ...args,
+      queue: queue.buffer,
+    });
   } finally {
     await pool.close();
   }

@@ -270,11 +270,6 @@ export class CpuHandle {
     publish(this.i32, rec + CPU_X_STATE, CPU_OFFLINE);
   }
 
-  /** @internal The arena's `close()` marks same-thread handles dead without flushing. */
-  markClosed(): void {
-    this.#attached = false;
-  }
-
   #unitAlloc(cls: number): number {
     const i32 = this.i32;
     // Literals: see kFastPathLiterals (cache words: head 0, count 1, allocs 2, low 7, batch 9;

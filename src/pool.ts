@@ -50,6 +50,14 @@ export interface CpuPoolOptions {
 
 const kIsTypeScript = import.meta.url.endsWith('.ts');
 
+/**
+ * URL of the module `path` (written without extension) relative to `base` (the caller's
+ * `import.meta.url`): `.ts` when the caller runs from TypeScript sources, `.js` from dist/.
+ */
+export function siblingModule(base: string, path: string): URL {
+  return new URL(`${path}${base.endsWith('.ts') ? '.ts' : '.js'}`, base);
+}
+
 export class CpuPool {
   readonly #arena: Arena;
   readonly #piscina: Piscina;
@@ -77,7 +85,7 @@ export class CpuPool {
         fail('EINVAL', `CpuPool: CPU ${String(cpu)} is not a slot of this arena (0..${arena.cpus - 1})`);
       }
     }
-    const entry = new URL(`../workers/cpu-task${kIsTypeScript ? '.ts' : '.js'}`, import.meta.url);
+    const entry = siblingModule(import.meta.url, '../workers/cpu-task');
     const piscina = new Piscina({
       filename: entry.href,
       minThreads: cpus.length,
