@@ -9,8 +9,10 @@
  * receives it (postMessage and workerData are synchronising hand-offs) sees it initialised.
  */
 import { publish, readShared } from './atomics.js';
+import { Coordinator } from './coordinator.js';
 import { type ArenaFaults, attach, type CpuHandle, type SharedArena } from './cpu.js';
 import { ArenaError, fail } from './errors.js';
+import { FLAVOR_NAMES, type Flavor, flavorIndex, writeBirthMs } from './grace-period.js';
 import {
   ARENA_MAGIC,
   CLS_BATCH,
@@ -23,11 +25,16 @@ import {
   CLS_UNIT_SIZE,
   classWord,
   computeLayout,
+  DEBUG_POISON,
+  FLAVORS,
   H_CLASSES,
   H_CPUS,
+  H_DEBUG,
+  H_GP_MIN_MS,
   H_MAGIC,
   H_MAX_PAGES,
   H_PAGES_BASE,
+  H_POLICY,
   H_VERSION,
   LAYOUT_VERSION,
   type Layout,
@@ -36,6 +43,8 @@ import {
   PAGE_BYTES,
   X_CLOSED,
 } from './layout.js';
+import { PageAllocator } from './page-allocator.js';
+import { encodePolicy, type Policy, type PresetName, resolvePolicy } from './policy.js';
 import {
   CLASS_UNIT_SIZES,
   fixedUnitSize,
@@ -43,6 +52,7 @@ import {
   UNIT_HEADER_BYTES,
   watermarksFor,
 } from './size-class.js';
+import { Slab } from './slab.js';
 import { type ArenaStats, readStats } from './stats.js';
 
 /** Options of `Arena.create`. */
@@ -68,6 +78,30 @@ export interface ArenaOptions {
    * @defaultValue []
    */
   readonly fixedSizes?: readonly number[];
+  /**
+   * When freed units may be reused and where frees go: a preset name or a policy object
+   * (src/policy.ts). `freeRcu()` waits for an `rcu` GP under every policy.
+   * @defaultValue 'kernel-6.6'
+   */
+  readonly policy?: PresetName | Partial<Policy>;
+  /**
+   * Minimum duration of each epoch, per flavor, in milliseconds: emulates the kernel's slower
+   * grace periods (RCU ≈ ms, tasks trace ≈ 100 ms and more). A GP then lasts 1–2 epochs.
+   * @defaultValue { rcu: 0, ttrace: 0 } (as fast as the proof allows)
+   */
+  readonly gpMinMs?: { readonly rcu?: number; readonly ttrace?: number };
+  /**
+   * `'auto'`: a coordinator runs on this thread's event loop. `'manual'`: nothing runs by itself;
+   * `arena.advance(flavor)` steps the epochs (the deterministic mode of tests).
+   * @defaultValue 'auto'
+   */
+  readonly coordinator?: 'auto' | 'manual';
+  /**
+   * Debug options. `poison`: fill a unit's user bytes with 0x6b when it becomes reusable and
+   * check them when it is handed out again; a mismatch (a write after free) is counted in
+   * `stats().poison`. Every alloc and free takes the slow path then.
+   */
+  readonly debug?: { readonly poison?: boolean };
   /** Test-only fault injection, to prove that a stress oracle detects what it looks for. */
   readonly faults?: ArenaFaults;
 }
@@ -76,6 +110,8 @@ export interface ArenaOptions {
 export interface CloseReport {
   /** Units allocated and never freed. */
   readonly leaked: number;
+  /** Units freed but still waiting for a GP that a reader on another thread holds back. */
+  readonly deferred: number;
   /** Leaked units per unit size (classes with none are left out). */
   readonly leakedBySize: Readonly<Record<number, number>>;
   /** CPUs still attached by other threads when the arena closed (their caches were counted as free). */
@@ -85,12 +121,23 @@ export interface CloseReport {
 }
 
 const kDefaultMaxBytes = 64 * 1024 * 1024;
+/** Longest emulated epoch: one minute. */
+const kMaxGpMinMs = 60_000;
+/**
+ * Most advance rounds `close()` makes to move deferred units of offline CPUs to the slab: a unit
+ * may need an rcu GP, then a ttrace GP, each sealed one round late (2 + 2 + 2 rounds).
+ */
+const kCloseRounds = 16;
 const kMaxCpus = 1024;
 /** Pages a span should hold at least this many units, or one refill batch if larger. */
 const kMinUnitsPerSpan = 8;
 
 function validateOptions(options: ArenaOptions): {
   cpus: number;
+  policy: Policy;
+  minMs: number[];
+  manual: boolean;
+  poison: boolean;
   maxPages: number;
   unitSizes: number[];
   objectSizes: number[];
@@ -120,8 +167,32 @@ function validateOptions(options: ArenaOptions): {
       );
     }
   }
+  const gpMinMs = options.gpMinMs ?? {};
+  if (gpMinMs === null || typeof gpMinMs !== 'object')
+    fail('EINVAL', 'options.gpMinMs must be { rcu?, ttrace? }');
+  const minMs = FLAVOR_NAMES.map((flavor) => {
+    const ms = gpMinMs[flavor] ?? 0;
+    if (!Number.isInteger(ms) || ms < 0 || ms > kMaxGpMinMs) {
+      fail(
+        'EINVAL',
+        `options.gpMinMs.${flavor} must be an integer from 0 to ${kMaxGpMinMs}, got ${String(ms)}`,
+      );
+    }
+    return ms;
+  });
+  for (const key of Object.keys(gpMinMs)) {
+    if (flavorIndex(key) < 0) fail('EINVAL', `options.gpMinMs: unknown flavor '${key}' (rcu or ttrace)`);
+  }
+  const coordinator = options.coordinator ?? 'auto';
+  if (coordinator !== 'auto' && coordinator !== 'manual') {
+    fail('EINVAL', `options.coordinator must be 'auto' or 'manual', got ${String(coordinator)}`);
+  }
   return {
     cpus,
+    policy: resolvePolicy(options.policy),
+    minMs,
+    manual: coordinator === 'manual',
+    poison: options.debug?.poison === true,
     maxPages: Math.floor(maxBytes / PAGE_BYTES),
     unitSizes: [...CLASS_UNIT_SIZES, ...fixedSizes.map(fixedUnitSize)],
     objectSizes: [...CLASS_UNIT_SIZES.map(() => 0), ...fixedSizes],
@@ -133,18 +204,33 @@ export class Arena {
   readonly shared: SharedArena;
   readonly #i32: Int32Array;
   readonly #layout: Layout;
+  /** The resolved reuse policy. */
+  readonly policy: Policy;
   readonly #localHandles = new Set<CpuHandle>();
+  readonly #coordinator: Coordinator;
   #closeReport: CloseReport | undefined;
 
-  private constructor(shared: SharedArena, layout: Layout) {
+  private constructor(shared: SharedArena, layout: Layout, policy: Policy, manual: boolean, birthMs: number) {
     this.shared = shared;
+    this.policy = policy;
     this.#i32 = new Int32Array(shared.buffer);
     this.#layout = layout;
+    const slab = new Slab(this.#i32, layout, new PageAllocator(this.#i32, layout, shared.buffer));
+    this.#coordinator = new Coordinator(
+      this.#i32,
+      new Uint8Array(shared.buffer),
+      layout,
+      slab,
+      birthMs,
+      manual,
+    );
+    this.#coordinator.start();
   }
 
   /** Lays out a new arena. Throws `EINVAL` for bad options (naming the option). */
   static create(options: ArenaOptions): Arena {
-    const { cpus, maxPages, unitSizes, objectSizes } = validateOptions(options);
+    const { cpus, policy, minMs, manual, poison, maxPages, unitSizes, objectSizes } =
+      validateOptions(options);
     const layout = computeLayout(cpus, unitSizes.length, maxPages);
     if (layout.totalBytes > MAX_ARENA_BYTES) {
       fail('EINVAL', `options.maxBytes plus the arena's tables exceed ${MAX_ARENA_BYTES} bytes`);
@@ -162,6 +248,11 @@ export class Arena {
     i32[H_CLASSES] = unitSizes.length;
     i32[H_MAX_PAGES] = maxPages;
     i32[H_PAGES_BASE] = layout.pagesBase;
+    i32[H_POLICY] = encodePolicy(policy);
+    for (let f = 0; f < FLAVORS; f++) i32[H_GP_MIN_MS + f] = minMs[f] as number;
+    i32[H_DEBUG] = poison ? DEBUG_POISON : 0;
+    const birthMs = performance.timeOrigin + performance.now();
+    writeBirthMs(buffer, birthMs);
     unitSizes.forEach((unitSize, cls) => {
       const w = classWord(layout, cls);
       // The kernel computes a fixed-size cache's watermarks from object size + 8; only the
@@ -181,7 +272,7 @@ export class Arena {
     // The magic goes last: a buffer is an arena only once its header is complete.
     publish(i32, H_MAGIC, ARENA_MAGIC);
     const shared: SharedArena = options.faults ? { buffer, faults: { ...options.faults } } : { buffer };
-    return new Arena(shared, layout);
+    return new Arena(shared, layout, policy, manual, birthMs);
   }
 
   /** Number of CPU slots. */
@@ -199,7 +290,36 @@ export class Arena {
 
   /** Counters of the whole arena; see `ArenaStats` for what is exact and when. */
   stats(): ArenaStats {
-    return readStats(this.#i32, this.#layout);
+    return readStats(this.#i32, this.#layout, this.#coordinator.stats());
+  }
+
+  /**
+   * Resolves once a full grace period of `flavor` has passed: every read-side section of that
+   * flavor that was open when it was called has ended (synchronize_rcu). Keeps the process
+   * alive while it waits. With the manual coordinator it steps the epochs itself and rejects
+   * with `EBUSY` if a CPU stays inside a section.
+   */
+  synchronize(flavor: Flavor = 'rcu'): Promise<void> {
+    const f = flavorIndex(flavor);
+    if (f < 0)
+      return Promise.reject(new ArenaError('EINVAL', `synchronize(): unknown flavor ${String(flavor)}`));
+    if (readShared(this.#i32, X_CLOSED) !== 0)
+      return Promise.reject(new ArenaError('ECLOSED', 'the arena is closed'));
+    return this.#coordinator.synchronize(f);
+  }
+
+  /**
+   * Manual coordinator: tries one epoch advance of `flavor` and drains parked and offline CPUs
+   * whose batches are due. Returns true if the epoch moved, false if a reader held it back or
+   * the flavor's minimum epoch duration has not passed.
+   */
+  advance(flavor: Flavor = 'rcu'): boolean {
+    const f = flavorIndex(flavor);
+    if (f < 0) fail('EINVAL', `advance(): unknown flavor ${String(flavor)}`);
+    if (!this.#coordinator.manual)
+      fail('EINVAL', "advance() steps a manual coordinator (options.coordinator: 'manual')");
+    this.#checkOpen();
+    return this.#coordinator.advance(f) === -1;
   }
 
   /**
@@ -209,10 +329,19 @@ export class Arena {
    */
   async close(): Promise<CloseReport> {
     if (this.#closeReport) return this.#closeReport;
+    this.#coordinator.stop();
     for (const handle of this.#localHandles) {
-      if (handle.attached) handle.detach();
+      if (handle.attached || handle.parked) handle.detach();
     }
     this.#localHandles.clear();
+    // Like bpf_mem_alloc_destroy's rcu_barrier: let the deferred units of offline CPUs pass
+    // their GPs (without the timing emulation) and reach the slab; a reader still pinned on
+    // another thread keeps its units deferred, and the report says how many.
+    for (let round = 0; round < kCloseRounds && this.stats().totals.deferred > 0; round++) {
+      let moved = false;
+      for (let f = 0; f < FLAVORS; f++) moved = this.#coordinator.advance(f, true) === -1 || moved;
+      if (!moved) break;
+    }
     publish(this.#i32, X_CLOSED, 1);
     const stats = this.stats();
     const leakedBySize: Record<number, number> = {};
@@ -221,6 +350,7 @@ export class Arena {
     }
     this.#closeReport = {
       leaked: stats.liveUnits,
+      deferred: stats.classes.reduce((n, c) => n + c.deferred, 0),
       leakedBySize,
       attachedCpus: stats.cpus.filter((c) => c.online).map((c) => c.cpu),
       stats,

@@ -1,10 +1,12 @@
 /**
  * A CPU handle: one numbered CPU slot of an arena, owned by the thread that attached it, with
- * its per-class caches (the kernel's `struct bpf_mem_cache`, one per CPU and class).
+ * its per-class caches (the kernel's `struct bpf_mem_cache`, one per CPU and class) and its
+ * read-side sections.
  *
  * ```
- *  alloc(size) ─ class = SIZE_TO_CLASS[(size + 15) >> 3] ─ pop cache.free ─┬─ count < low?  refill a batch from the slab
- *  free(ptr)   ─ unit-start bit, header state, class from hint ─ push cache.free ─┴─ count > high? trim to (low+high)/2
+ *  alloc(size) ─ class = SIZE_TO_CLASS[(size + 15) >> 3] ─ pop cache.free ─┬─ count ≤ gate low?  slow path: refill (deferred lists, ttrace lists, slab)
+ *  free(ptr)   ─ unit-start bit, header state, class from hint ─ push cache.free ─┴─ count > gate high? slow path: policy (defer, trim, send to tgt)
+ *  readLock()  ─ pin = (epoch << 1) | 1         readUnlock() ─ pin = 0; urgent? ring the coordinator
  *
  *  unit:  | word 0: next free unit (free) / hint = cpu << 8 | class (allocated) | word 1: generation << 2 | state | user bytes … |
  *         ^ unit                                                                                           ^ ptr = unit + 8
@@ -12,53 +14,76 @@
  * Watermarks per unit size (kernel formula): ≤ 256 B → low 32, high 96, batch 48; 512 → 16/48/24;
  * 1024 → 8/24/12; 2048 → 4/12/6; 4096 → 2/6/3. A CPU coming online is prefilled with 4 units
  * (≤ 256 B) or 1. The kernel refills from irq_work and returns NULL on an empty list; we refill
- * synchronously. A free goes to the freeing CPU's cache (kernel v6.1) and a trim returns the
- * overflow to the slab at once (the grace-period paths of later issues change where it goes).
+ * synchronously. Where a free goes is the arena's policy (src/policy.ts): the fast path is the
+ * kernel's unit_alloc/unit_free under every policy, and a policy that must see every free (a
+ * deferring one) or the poison option closes the cache's gate instead of adding a branch.
  *
  * Who may call: only the thread that attached the CPU, one call at a time (a JS thread is never
  * preempted by itself, so there is no `active` re-entry counter as in the kernel).
- * Shared words: the CPU's state and owner words (CPU_X_STATE, claimed on attach and released on
- * detach; CPU_X_OWNER) and,
- * through src/slab.ts, the slab rows. The cache records are owner-only and use plain accesses:
- * no atomics on the alloc/free fast path. Unit headers belong to whoever holds the unit; a
- * pointer handed to another CPU must travel through a synchronising channel (postMessage, an
+ * Shared words: the CPU's state and owner words (CPU_X_STATE: claimed on attach, IDLE while
+ * parked, released on detach; CPU_X_OWNER), its pin words (src/grace-period.ts), its doorbell,
+ * and through src/deferred.ts and src/slab.ts the epochs, inboxes and slab rows. The cache
+ * records are owner-only and use plain accesses: no atomics on the alloc/free fast path. While
+ * the CPU is parked its owner does not touch them, so a drainer may (src/coordinator.ts); the
+ * state word's Atomics transitions order the two. Unit headers belong to whoever holds the unit;
+ * a pointer handed to another CPU must travel through a synchronising channel (postMessage, an
  * Atomics-published queue), which orders the header writes before the free. `stats()` on another
  * thread reads cache words racily; an aligned 32-bit read cannot tear, so it sees a recent value.
+ * Readers inside `readLock` read units another CPU may free at any moment; the generation in
+ * word 1 tells them whether the unit was reused (see src/grace-period.ts for when it cannot be).
  */
 import { threadId } from 'node:worker_threads';
 import { claim, publish, readShared } from './atomics.js';
+import { DeferredLists } from './deferred.js';
 import { ArenaError, fail } from './errors.js';
+import { pinValue, readBirthMs, ringCoordinator } from './grace-period.js';
 import {
   C_ALLOCS,
   C_BATCH,
   C_FREE_COUNT,
   C_FREE_HEAD,
   C_FREES,
+  C_GATE_HIGH,
+  C_GATE_LOW,
   C_HIGH,
   C_LOW,
   C_REFILL_SHORT,
   C_REFILLS,
   C_TRIM_TO,
   C_TRIMS,
+  CACHE_SHIFT,
   CLS_BATCH,
   CLS_HIGH,
   CLS_LOW,
   CLS_OBJECT_SIZE,
   CLS_PREFILL,
   CLS_UNIT_SIZE,
+  CPU_DRAINING_IDLE,
+  CPU_DRAINING_OFFLINE,
+  CPU_IDLE,
   CPU_OFFLINE,
   CPU_ONLINE,
+  CPU_X_DOORBELL,
   CPU_X_OWNER,
+  CPU_X_PIN,
   CPU_X_STATE,
   cacheWord,
   classWord,
   cpuWord,
+  DEBUG_POISON,
+  FLAVOR_RCU,
+  FLAVOR_TTRACE,
+  G_EPOCH,
+  G_URGENT,
+  gpWord,
+  H_DEBUG,
+  H_POLICY,
   HINT_CLASS_BITS,
   HINT_CLASS_MASK,
   type Layout,
-  RECORD_SHIFT,
   readLayout,
   UNIT_ALLOCATED,
+  UNIT_DEFERRED,
   UNIT_FREE,
   UNIT_GENERATION_STEP,
   UNIT_MAP_SHIFT,
@@ -66,6 +91,14 @@ import {
   X_CLOSED,
 } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
+import {
+  P_HINT,
+  P_REFILL_TTRACE,
+  P_REUSE_IMMEDIATE,
+  P_REUSE_MASK,
+  P_TRIM_TTRACE,
+  P_UNBOUNDED,
+} from './policy.js';
 import { GENERAL_CLASS_COUNT, MAX_ALLOC_BYTES, SIZE_TO_CLASS, trimTarget } from './size-class.js';
 import { Slab } from './slab.js';
 
@@ -97,10 +130,9 @@ const kFastPathLiterals: ReadonlyArray<readonly [name: string, literal: number, 
   ['C_FREE_COUNT', 1, C_FREE_COUNT],
   ['C_ALLOCS', 2, C_ALLOCS],
   ['C_FREES', 3, C_FREES],
-  ['C_LOW', 7, C_LOW],
-  ['C_HIGH', 8, C_HIGH],
-  ['C_BATCH', 9, C_BATCH],
-  ['RECORD_SHIFT', 4, RECORD_SHIFT],
+  ['C_GATE_LOW', 7, C_GATE_LOW],
+  ['C_GATE_HIGH', 8, C_GATE_HIGH],
+  ['CACHE_SHIFT', 5, CACHE_SHIFT],
   ['UNIT_STATE_MASK', 3, UNIT_STATE_MASK],
   ['UNIT_ALLOCATED', 1, UNIT_ALLOCATED],
   ['UNIT_FREE', 2, UNIT_FREE],
@@ -127,6 +159,11 @@ export function attach(shared: SharedArena, cpu: number): CpuHandle {
   return new CpuHandle(shared, cpu);
 }
 
+/** Largest int32: a gate that never opens. */
+const kGateClosed = 0x7fffffff;
+/** How long attach and unpark wait for a drainer to hand a CPU back. */
+const kDrainWaitMs = 5000;
+
 export class CpuHandle {
   /** This handle's CPU slot. */
   readonly cpu: number;
@@ -136,21 +173,37 @@ export class CpuHandle {
   readonly i32: Int32Array;
   readonly #layout: Layout;
   readonly #slab: Slab;
+  readonly #lists: DeferredLists;
   /** SIZE_TO_CLASS, held by the instance so the fast path does not load a module binding. */
   readonly #sizeToClass: Uint8Array = SIZE_TO_CLASS;
   /** Number of general + fixed classes; fixed cache `id` is class GENERAL_CLASS_COUNT + id. */
   readonly #classes: number;
-  /** Word index of this CPU's cache of class 0; class c is at `#cacheBase + (c << RECORD_SHIFT)`. */
+  /** Word index of this CPU's cache of class 0; class c is at `#cacheBase + (c << CACHE_SHIFT)`. */
   readonly #cacheBase: number;
   /** Owner hint of this CPU without the class bits. */
   readonly #hintBase: number;
   readonly #pagesBase: number;
   readonly #pagesEnd: number;
   readonly #unitMap: number;
+  /** The arena's policy bits (H_POLICY). */
+  readonly #policy: number;
+  readonly #stateWord: number;
+  readonly #doorbell: number;
+  /** Pin words and the epoch and urgent words of both flavors. */
+  readonly #pinRcu: number;
+  readonly #pinTtrace: number;
+  readonly #epochRcu: number = gpWord(FLAVOR_RCU, G_EPOCH);
+  readonly #epochTtrace: number = gpWord(FLAVOR_TTRACE, G_EPOCH);
+  readonly #urgentRcu: number = gpWord(FLAVOR_RCU, G_URGENT);
+  readonly #urgentTtrace: number = gpWord(FLAVOR_TTRACE, G_URGENT);
   readonly #handOutTwice: boolean;
   /** With the handOutTwice fault: the unit the last slow-path allocation returned. */
   #faultUnit = 0;
+  /** Read-side nesting depth per flavor (owner-only). */
+  #nestRcu = 0;
+  #nestTtrace = 0;
   #attached = false;
+  #parked = false;
 
   /** Use `attach(shared, cpu)` or `arena.attach(cpu)`. */
   constructor(shared: SharedArena, cpu: number) {
@@ -165,6 +218,7 @@ export class CpuHandle {
     this.bytes = new Uint8Array(shared.buffer);
     this.#layout = layout;
     this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
+    this.#lists = new DeferredLists(i32, this.bytes, layout, this.#slab, cpu, readBirthMs(shared.buffer));
     this.#handOutTwice = shared.faults?.handOutTwice === true;
     this.#classes = layout.classes;
     this.#cacheBase = cacheWord(layout, cpu, 0);
@@ -172,25 +226,36 @@ export class CpuHandle {
     this.#pagesBase = layout.pagesBase;
     this.#pagesEnd = layout.totalBytes;
     this.#unitMap = layout.unitMap;
+    this.#policy = i32[H_POLICY] as number;
     const rec = cpuWord(layout, cpu);
-    if (!claim(i32, rec + CPU_X_STATE, CPU_OFFLINE, CPU_ONLINE)) {
+    this.#stateWord = rec + CPU_X_STATE;
+    this.#doorbell = rec + CPU_X_DOORBELL;
+    this.#pinRcu = rec + CPU_X_PIN + FLAVOR_RCU;
+    this.#pinTtrace = rec + CPU_X_PIN + FLAVOR_TTRACE;
+    if (!this.#claimFrom(CPU_OFFLINE, CPU_DRAINING_OFFLINE)) {
       const owner = readShared(i32, rec + CPU_X_OWNER) - 1;
       fail('EBUSY', `CPU ${cpu} is already attached (by thread ${owner})`);
     }
     publish(i32, rec + CPU_X_OWNER, threadId + 1);
     this.#attached = true;
     this.#prefill();
+    this.#armDoorbell();
   }
 
-  /** True until `detach()` (or the arena's `close()` on this thread). */
+  /** True until `detach()` (or the arena's `close()` on this thread); false while parked. */
   get attached(): boolean {
     return this.#attached;
+  }
+
+  /** True between `park()` and `unpark()`. */
+  get parked(): boolean {
+    return this.#parked;
   }
 
   /**
    * Allocates `size` usable bytes (1..4088) and returns the byte offset of the first, or 0 when
    * `size` is not such an integer or memory is exhausted. Never throws for a size or for memory;
-   * throws `ECLOSED` on a detached handle, or when a refill finds the arena closed.
+   * throws `ECLOSED` on a detached or parked handle, or when a refill finds the arena closed.
    */
   alloc(size: number): number {
     if (!this.#attached) this.#closedError();
@@ -210,27 +275,117 @@ export class CpuHandle {
   }
 
   /**
-   * Frees a pointer returned by `alloc` or `allocFixed` on any CPU of this arena; the unit goes
-   * to this CPU's cache. Throws `EINVAL` for anything that is not an allocated unit (including a
-   * double free) and leaves the arena unchanged then.
+   * Frees a pointer returned by `alloc` or `allocFixed` on any CPU of this arena (the kernel's
+   * bpf_mem_free); the arena's policy decides when the unit may be reused. Throws `EINVAL` for
+   * anything that is not an allocated unit (including a double free) and leaves the arena
+   * unchanged then.
    */
   free(ptr: number): void {
     if (!this.#attached) this.#closedError();
     const h = this.#allocatedHeader(ptr);
     const i32 = this.i32;
-    // Literals: see kFastPathLiterals (class mask 0xff, record shift 4, cache word high 8).
+    // Literals: see kFastPathLiterals (class mask 0xff, cache shift 5, cache word gate high 8).
     const cls = (i32[h] as number) & 0xff;
-    const c = this.#cacheBase + (cls << 4);
+    const c = this.#cacheBase + (cls << 5);
     const count = (i32[c + 1] as number) + 1;
     if (count > (i32[c + 8] as number)) {
-      // This push goes above the high watermark and trims into the slab: check that the arena
-      // is open before anything changes.
-      this.#checkOpen();
-      this.#push(h, c, count);
-      this.#freeBulk(cls);
+      this.#freeSlow(h, cls, c);
       return;
     }
     this.#push(h, c, count);
+  }
+
+  /**
+   * Frees a pointer so that it is not reused before an `rcu` grace period has passed, whatever
+   * the policy (the kernel's bpf_mem_free_rcu): readers inside `readLock()` that still hold it
+   * keep reading valid, unchanged bytes. Throws like `free`.
+   */
+  freeRcu(ptr: number): void {
+    if (!this.#attached) this.#closedError();
+    const h = this.#allocatedHeader(ptr);
+    this.#checkOpen();
+    const cls = (this.i32[h] as number) & HINT_CLASS_MASK;
+    this.#deferFree(h, cls, this.#cacheBase + (cls << CACHE_SHIFT));
+  }
+
+  /**
+   * Enters an `rcu` read-side section (rcu_read_lock): until the matching `readUnlock`, no unit
+   * freed with `freeRcu`, or by `free` under a policy that reuses after a GP, is reused. Sections
+   * nest. Two Atomics operations on the outermost level; no allocation.
+   */
+  readLock(): void {
+    if (!this.#attached) this.#closedError();
+    if (this.#nestRcu++ === 0) {
+      Atomics.store(this.i32, this.#pinRcu, pinValue(Atomics.load(this.i32, this.#epochRcu)));
+    }
+  }
+
+  /** Leaves an `rcu` read-side section; throws `EINVAL` without a matching `readLock`. */
+  readUnlock(): void {
+    if (!this.#attached) this.#closedError();
+    if (this.#nestRcu === 0) fail('EINVAL', `CPU ${this.cpu}: readUnlock() without readLock()`);
+    if (--this.#nestRcu === 0) {
+      Atomics.store(this.i32, this.#pinRcu, 0);
+      // A GP waits for this reader (see src/coordinator.ts): say that it left.
+      if (Atomics.load(this.i32, this.#urgentRcu) !== 0) ringCoordinator(this.i32);
+    }
+  }
+
+  /** Enters a `ttrace` (sleepable, tasks-trace) read-side section (rcu_read_lock_trace). */
+  readLockTrace(): void {
+    if (!this.#attached) this.#closedError();
+    if (this.#nestTtrace++ === 0) {
+      Atomics.store(this.i32, this.#pinTtrace, pinValue(Atomics.load(this.i32, this.#epochTtrace)));
+    }
+  }
+
+  /** Leaves a `ttrace` read-side section; throws `EINVAL` without a matching `readLockTrace`. */
+  readUnlockTrace(): void {
+    if (!this.#attached) this.#closedError();
+    if (this.#nestTtrace === 0) fail('EINVAL', `CPU ${this.cpu}: readUnlockTrace() without readLockTrace()`);
+    if (--this.#nestTtrace === 0) {
+      Atomics.store(this.i32, this.#pinTtrace, 0);
+      if (Atomics.load(this.i32, this.#urgentTtrace) !== 0) ringCoordinator(this.i32);
+    }
+  }
+
+  /**
+   * Does the work the coordinator's doorbell asks for (the kernel's irq_work): moves every
+   * deferred list whose GP has passed and seals the next batches. Runs by itself when this
+   * thread's event loop is free; call it from a loop that never yields. Returns the units still
+   * waiting for a GP.
+   */
+  poll(): number {
+    if (!this.#attached) this.#closedError();
+    this.#checkOpen();
+    return this.#lists.pollAll(false);
+  }
+
+  /**
+   * Parks the CPU (state IDLE) while this thread blocks or waits on something else: a parked
+   * CPU never holds a GP back and the coordinator may move its deferred lists itself. Every
+   * call but `unpark`, `detach` and `attached` throws `ECLOSED` until `unpark()`. Throws
+   * `EBUSY` inside a read-side section.
+   */
+  park(): void {
+    if (!this.#attached) this.#closedError();
+    if (this.#nestRcu !== 0 || this.#nestTtrace !== 0) {
+      fail('EBUSY', `CPU ${this.cpu}: park() inside a read-side section`);
+    }
+    this.#attached = false;
+    this.#parked = true;
+    publish(this.i32, this.#stateWord, CPU_IDLE);
+    ringCoordinator(this.i32);
+  }
+
+  /** Takes a parked CPU back (waiting while the coordinator is draining it). */
+  unpark(): void {
+    if (!this.#parked) fail('EINVAL', `CPU ${this.cpu}: unpark() of a CPU that is not parked`);
+    if (!this.#claimFrom(CPU_IDLE, CPU_DRAINING_IDLE)) {
+      fail('ETIMEDOUT', `CPU ${this.cpu}: the coordinator did not hand the CPU back in ${kDrainWaitMs} ms`);
+    }
+    this.#parked = false;
+    this.#attached = true;
   }
 
   /** Marks the unit at header `h` free and pushes it on the cache at `c` (new count `count`). */
@@ -246,6 +401,34 @@ export class CpuHandle {
   }
 
   /**
+   * A free the gate sent here: defer it (policies that reuse after a GP), or push it and trim
+   * the overflow above the high watermark (free_bulk) to where the policy says. The open check
+   * comes before anything changes.
+   */
+  #freeSlow(h: number, cls: number, c: number): void {
+    this.#checkOpen();
+    const i32 = this.i32;
+    if ((this.#policy & P_REUSE_MASK) !== P_REUSE_IMMEDIATE) {
+      this.#deferFree(h, cls, c);
+      return;
+    }
+    // c->tgt = the hint of the unit being freed: free_bulk sends the batch to its owner.
+    const target = (i32[h] as number) >> HINT_CLASS_BITS;
+    if (this.#lists.poison) this.#lists.poisonUnit(h << 2, cls);
+    const count = (i32[c + C_FREE_COUNT] as number) + 1;
+    this.#push(h, c, count);
+    if (count > (i32[c + C_HIGH] as number) && (this.#policy & P_UNBOUNDED) === 0) {
+      this.#freeBulk(cls, this.#policy & P_HINT ? target : this.cpu);
+    }
+  }
+
+  #deferFree(h: number, cls: number, c: number): void {
+    this.#lists.deferRcu(cls, h);
+    this.i32[c + C_FREES] = (this.i32[c + C_FREES] as number) + 1;
+    this.#lists.progressRcu(cls, false);
+  }
+
+  /**
    * Usable bytes of the unit at `ptr` (its unit size minus the header, or the object size of a
    * fixed-size cache), like `ksize()`; throws `EINVAL` if `ptr` is not an allocated unit.
    */
@@ -257,24 +440,39 @@ export class CpuHandle {
   }
 
   /**
-   * Returns every cached unit to the slab and releases the CPU slot; the handle is dead after.
-   * After the arena was closed (by another thread) it only releases the slot: the close report
-   * has already counted the cached units as free.
+   * Takes the CPU offline: returns every cached unit to the slab, moves the deferred lists as
+   * far as the epochs allow (the coordinator finishes them later), leaves any read-side section
+   * and releases the CPU slot; the handle is dead after. After the arena was closed (by another
+   * thread) it only releases the slot: the close report has already counted the units.
    */
   detach(): void {
-    if (!this.#attached) this.#closedError();
-    if (readShared(this.i32, X_CLOSED) === 0) this.#flushAll();
+    if (!this.#attached && !this.#parked) this.#closedError();
+    if (this.#parked) this.unpark();
+    const i32 = this.i32;
+    if (readShared(i32, X_CLOSED) === 0) {
+      this.#flushAll();
+      this.#lists.pollAll(true);
+    }
     this.#attached = false;
+    this.#nestRcu = 0;
+    this.#nestTtrace = 0;
+    publish(i32, this.#pinRcu, 0);
+    publish(i32, this.#pinTtrace, 0);
     const rec = cpuWord(this.#layout, this.cpu);
-    publish(this.i32, rec + CPU_X_OWNER, 0);
-    publish(this.i32, rec + CPU_X_STATE, CPU_OFFLINE);
+    publish(i32, rec + CPU_X_OWNER, 0);
+    publish(i32, this.#stateWord, CPU_OFFLINE);
+    Atomics.notify(i32, this.#stateWord);
+    ringCoordinator(i32);
+    // Wake this handle's own doorbell listener so that it sees the detach and stops.
+    Atomics.add(i32, this.#doorbell, 1);
+    Atomics.notify(i32, this.#doorbell);
   }
 
   #unitAlloc(cls: number): number {
     const i32 = this.i32;
-    // Literals: see kFastPathLiterals (cache words: head 0, count 1, allocs 2, low 7, batch 9;
-    // record shift 4; header: generation step 4, state mask 3, ALLOCATED 1).
-    const c = this.#cacheBase + (cls << 4);
+    // Literals: see kFastPathLiterals (cache words: head 0, count 1, allocs 2, gate low 7;
+    // cache shift 5; header: generation step 4, state mask 3, ALLOCATED 1).
+    const c = this.#cacheBase + (cls << 5);
     const count = i32[c + 1] as number;
     if (count <= (i32[c + 7] as number)) return this.#unitAllocSlow(cls);
     const unit = i32[c] as number;
@@ -288,9 +486,10 @@ export class CpuHandle {
   }
 
   /**
-   * The pop that leaves the cache below its low watermark: refill first if it is empty (the
-   * kernel would return NULL and refill from irq_work), pop, then refill a batch as the
-   * kernel's irq_work does. The open check comes before any change.
+   * The pop that leaves the cache below its low watermark (or any pop, when the poison option
+   * closed the gate): refill first if it is empty (the kernel would return NULL and refill from
+   * irq_work), pop, then refill a batch as the kernel's irq_work does. The open check comes
+   * before any change.
    */
   #unitAllocSlow(cls: number): number {
     this.#checkOpen();
@@ -307,11 +506,12 @@ export class CpuHandle {
       }
     }
     const i32 = this.i32;
-    const c = this.#cacheBase + (cls << RECORD_SHIFT);
+    const c = this.#cacheBase + (cls << CACHE_SHIFT);
     if ((i32[c + C_FREE_COUNT] as number) === 0) this.#allocBulk(cls, i32[c + C_BATCH] as number);
     const unit = i32[c + C_FREE_HEAD] as number;
     if (unit === 0) return 0;
     const h = unit >> 2;
+    if (this.#lists.poison) this.#lists.checkPoison(unit, cls);
     i32[c + C_FREE_HEAD] = i32[h] as number;
     const count = (i32[c + C_FREE_COUNT] as number) - 1;
     i32[c + C_FREE_COUNT] = count;
@@ -344,53 +544,87 @@ export class CpuHandle {
   }
 
   /**
-   * Refills the cache of `cls` with up to `want` units from the slab (the kernel's alloc_bulk).
+   * Refills the cache of `cls` with up to `want` units (the kernel's alloc_bulk): first the
+   * deferred lists whose GP has passed, then (kernel 6.6) the ttrace lists, then the slab.
    * Callers have checked that the arena is open.
    */
   #allocBulk(cls: number, want: number): void {
     const i32 = this.i32;
-    const c = this.#cacheBase + (cls << RECORD_SHIFT);
-    const head = this.#slab.takeBatch(cls, want);
-    const got = this.#slab.lastCount;
+    const c = this.#cacheBase + (cls << CACHE_SHIFT);
     i32[c + C_REFILLS] = (i32[c + C_REFILLS] as number) + 1;
-    if (got < want) i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
+    const before = i32[c + C_FREE_COUNT] as number;
+    this.#lists.progressRcu(cls, false);
+    this.#lists.progressTtrace(cls);
+    let need = want - ((i32[c + C_FREE_COUNT] as number) - before);
+    if (need > 0 && this.#policy & P_REFILL_TTRACE) {
+      this.#splice(c, this.#lists.takeTtrace(cls, need), this.#lists.lastTail, this.#lists.lastCount);
+      need -= this.#lists.lastCount;
+    }
+    if (need <= 0) return;
+    this.#splice(c, this.#slab.takeBatch(cls, need), this.#slab.lastTail, this.#slab.lastCount);
+    if (this.#slab.lastCount < need) i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
+  }
+
+  /** Puts a chain of `n` free units (head … tail) on the cache's free list at word `c`. */
+  #splice(c: number, head: number, tail: number, n: number): void {
     if (head === 0) return;
-    i32[this.#slab.lastTail >> 2] = i32[c + C_FREE_HEAD] as number;
+    const i32 = this.i32;
+    i32[tail >> 2] = i32[c + C_FREE_HEAD] as number;
     i32[c + C_FREE_HEAD] = head;
-    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + got;
+    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + n;
   }
 
-  /** Trims the cache of `cls` to (low + high) / 2 in one batch to the slab (the kernel's free_bulk). */
-  #freeBulk(cls: number): void {
+  /**
+   * Trims the cache of `cls` to (low + high) / 2 in one batch (the kernel's free_bulk): to the
+   * slab, or to the freeByRcuTtrace list of `target` (the hint of the last free, or this CPU).
+   */
+  #freeBulk(cls: number, target: number): void {
     const i32 = this.i32;
-    const c = this.#cacheBase + (cls << RECORD_SHIFT);
-    this.#returnUnits(cls, (i32[c + C_FREE_COUNT] as number) - (i32[c + C_TRIM_TO] as number));
+    const c = this.#cacheBase + (cls << CACHE_SHIFT);
+    const n = (i32[c + C_FREE_COUNT] as number) - (i32[c + C_TRIM_TO] as number);
     i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
+    if (n <= 0) return;
+    const head = this.#popChain(c, n);
+    if (this.#policy & P_TRIM_TTRACE) {
+      this.#lists.sendTtrace(cls, target, head, this.#chainTail, n);
+      this.#lists.progressTtrace(cls);
+    } else {
+      this.#slab.returnBatch(cls, head, this.#chainTail, n);
+    }
   }
 
-  /** Pops `n` units off the cache of `cls` and returns them to the slab as one chain. */
-  #returnUnits(cls: number, n: number): void {
-    if (n <= 0) return;
+  /** Tail of the chain the last `#popChain` returned. */
+  #chainTail = 0;
+
+  /** Unlinks the first `n` units of the free list at cache word `c`; returns the chain's head. */
+  #popChain(c: number, n: number): number {
     const i32 = this.i32;
-    const c = this.#cacheBase + (cls << RECORD_SHIFT);
     const head = i32[c + C_FREE_HEAD] as number;
     let tail = head;
     for (let k = 1; k < n; k++) tail = i32[tail >> 2] as number;
     i32[c + C_FREE_HEAD] = i32[tail >> 2] as number;
     i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) - n;
-    this.#slab.returnBatch(cls, head, tail, n);
+    this.#chainTail = tail;
+    return head;
   }
 
-  /** Brings the CPU online: watermarks from the class table, then the kernel's prefill. */
+  /**
+   * Brings the CPU online: watermarks from the class table, the fast path's gates (closed where
+   * the policy or the poison option must see every free or alloc), then the kernel's prefill.
+   */
   #prefill(): void {
     const i32 = this.i32;
+    const poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
+    const deferring = (this.#policy & P_REUSE_MASK) !== P_REUSE_IMMEDIATE;
     for (let cls = 0; cls < this.#classes; cls++) {
       const w = classWord(this.#layout, cls);
-      const c = this.#cacheBase + (cls << RECORD_SHIFT);
+      const c = this.#cacheBase + (cls << CACHE_SHIFT);
       const low = i32[w + CLS_LOW] as number;
       const high = i32[w + CLS_HIGH] as number;
       i32[c + C_LOW] = low;
       i32[c + C_HIGH] = high;
+      i32[c + C_GATE_LOW] = poison ? kGateClosed : low;
+      i32[c + C_GATE_HIGH] = poison || deferring ? -1 : this.#policy & P_UNBOUNDED ? kGateClosed : high;
       i32[c + C_BATCH] = i32[w + CLS_BATCH] as number;
       i32[c + C_TRIM_TO] = trimTarget({ low, high, batch: 0, prefill: 0 });
       this.#allocBulk(cls, i32[w + CLS_PREFILL] as number);
@@ -399,10 +633,40 @@ export class CpuHandle {
 
   #flushAll(): void {
     for (let cls = 0; cls < this.#classes; cls++) {
-      const c = this.#cacheBase + (cls << RECORD_SHIFT);
-      this.#returnUnits(cls, this.i32[c + C_FREE_COUNT] as number);
+      const c = this.#cacheBase + (cls << CACHE_SHIFT);
+      const n = this.i32[c + C_FREE_COUNT] as number;
+      if (n > 0) this.#slab.returnBatch(cls, this.#popChain(c, n), this.#chainTail, n);
     }
   }
+
+  /**
+   * Moves the CPU state word from `from` to ONLINE, waiting while a drainer holds it in
+   * `draining`; false if the word holds anything else (another owner) or the wait times out.
+   */
+  #claimFrom(from: number, draining: number): boolean {
+    const deadline = Date.now() + kDrainWaitMs;
+    for (;;) {
+      if (claim(this.i32, this.#stateWord, from, CPU_ONLINE)) return true;
+      if (readShared(this.i32, this.#stateWord) !== draining || Date.now() > deadline) return false;
+      Atomics.wait(this.i32, this.#stateWord, draining, 1);
+    }
+  }
+
+  /**
+   * Listens on the CPU's doorbell with `Atomics.waitAsync` (which does not keep the event loop
+   * alive) and polls when the coordinator rings, whenever this thread's event loop is free.
+   */
+  #armDoorbell(): void {
+    const result = Atomics.waitAsync(this.i32, this.#doorbell, Atomics.load(this.i32, this.#doorbell));
+    if (result.async) void result.value.then(this.#onDoorbell);
+    else queueMicrotask(this.#onDoorbell);
+  }
+
+  readonly #onDoorbell = (): void => {
+    if (!this.#attached && !this.#parked) return;
+    if (this.#attached && readShared(this.i32, X_CLOSED) === 0) this.#lists.pollAll(false);
+    this.#armDoorbell();
+  };
 
   #checkOpen(): void {
     if (readShared(this.i32, X_CLOSED) !== 0) {
@@ -412,6 +676,7 @@ export class CpuHandle {
   }
 
   #closedError(): never {
+    if (this.#parked) fail('ECLOSED', `CPU ${this.cpu}: the CPU is parked; unpark() it first`);
     fail('ECLOSED', `CPU ${this.cpu}: this handle was detached or its arena closed`);
   }
 
@@ -420,9 +685,10 @@ export class CpuHandle {
   }
 
   #notAllocated(ptr: number, word: number): never {
+    const state = word & UNIT_STATE_MASK;
     throw new ArenaError(
       'EINVAL',
-      (word & UNIT_STATE_MASK) === UNIT_FREE
+      state === UNIT_FREE || state === UNIT_DEFERRED
         ? `free(${ptr}): double free (the unit is already free)`
         : `free(${ptr}): not an allocated unit`,
     );

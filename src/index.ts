@@ -4,9 +4,23 @@
  * allocates from its own caches without atomics on the fast path.
  */
 export { Arena, type ArenaOptions, type CloseReport } from './arena.js';
+export type { GpFlavorStats, GpStats } from './coordinator.js';
 export { type ArenaFaults, attach, CpuHandle, type SharedArena } from './cpu.js';
 export type { CpuContext, CpuFunction } from './cpu-context.js';
 export { ArenaError, type ArenaErrorCode } from './errors.js';
+export type { Flavor } from './grace-period.js';
+export {
+  type CapacityChoice,
+  DEFAULT_PRESET,
+  type Policy,
+  PRESET_NAMES,
+  PRESETS,
+  type PresetName,
+  presetOf,
+  type RemoteFreeChoice,
+  type ReuseChoice,
+  type SharingChoice,
+} from './policy.js';
 export { CpuPool, type CpuPoolOptions } from './pool.js';
 export { PointerQueue } from './ring.js';
 export {

@@ -3,7 +3,7 @@
  * here, derived from three numbers (CPUs, classes, pages) and checked when this module loads.
  *
  * ```
- * | header | CPU table [cpu] | class table [class] | caches [cpu][class] | slab directory [class] | unit-start map | pages ... |
+ * | header + GP state | CPU table [cpu] | class table [class] | caches [cpu][class] | slab directory [class] | unit-start map | pages ... |
  * ```
  *
  * - A pointer is a byte offset into the arena; 0 is null. A unit starts with its 8-byte header
@@ -13,7 +13,9 @@
  *   Atomics (src/atomics.ts). Every other word is either immutable after `Arena.create` (class
  *   table, header geometry) or owned by one party: a cache by its CPU, a slab row by whoever
  *   holds that row's mutex, the unit-start map words of a span by the row that took the span.
- * - Records are 16 words (64 bytes, one cache line) so that two CPUs' caches never share a line.
+ * - Records are 16 words (64 bytes, one cache line) so that two CPUs' records never share a
+ *   line; a cache record is two lines: the fast path's words in the first, the deferred lists
+ *   and the remote-free inbox (written by other CPUs) in the second.
  *
  * Who may call: anyone; this module only computes numbers.
  */
@@ -25,7 +27,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -38,6 +40,18 @@ export const H_CPUS = 2;
 export const H_CLASSES = 3;
 export const H_MAX_PAGES = 4;
 export const H_PAGES_BASE = 5;
+/** The reuse policy, encoded by src/policy.ts. */
+export const H_POLICY = 6;
+/** Minimum duration of one epoch, per flavor, in milliseconds (GP timing emulation). */
+export const H_GP_MIN_MS = 7;
+/** Debug flags (DEBUG_POISON). */
+export const H_DEBUG = 9;
+export const DEBUG_POISON = 1;
+/**
+ * Float64 at words 10..11: the arena's time origin (ms since the Unix epoch, fractional), so
+ * every thread measures GP timing on one clock (`performance.timeOrigin + performance.now()`).
+ */
+export const H_BIRTH_MS = 10;
 /** Set once by `close()`; attached handles see it on their next slow path. */
 export const X_CLOSED = 16;
 /** Page allocator mutex (src/sync.ts) guarding the words below up to X_PEAK_PAGES. */
@@ -49,16 +63,61 @@ export const X_PAGES_IN_USE = 19;
 export const X_PEAK_PAGES = 20;
 /** Times a slab could not get a page because of the memory limit. */
 export const X_PAGE_LIMIT_HITS = 21;
+/** Poison checks that failed on reuse, and the user pointer of the first (debug option). */
+export const X_POISON_ERRORS = 22;
+export const X_POISON_FIRST = 23;
 /** Start barrier of the CPU pool: parties, arrived, generation, broken (src/sync.ts). */
 export const X_BARRIER = 24;
+/**
+ * The coordinator's doorbell: CPUs add 1 and notify when they seal a batch or leave a read
+ * section the coordinator waits for; it sleeps on this word with `Atomics.waitAsync`.
+ */
+export const X_GP_REQUEST = 28;
+/** 1 while the coordinator sleeps on X_GP_REQUEST (CPUs notify only then). */
+export const X_GP_SLEEPING = 29;
+/** 1 while an automatic coordinator runs on the creating thread. */
+export const X_GP_COORDINATOR = 30;
+
+/** Grace-period flavors: normal RCU and RCU tasks trace. */
+export const FLAVOR_RCU = 0;
+export const FLAVOR_TTRACE = 1;
+export const FLAVORS = 2;
+/** GP state block of flavor f starts at X_GP + f * GP_WORDS. */
+export const X_GP = 32;
+export const GP_WORDS = 8;
+/** The global epoch (wraps; compared by signed distance). */
+export const G_EPOCH = 0;
+/** The epoch somebody waits for (a sealed batch's expiry, a synchronize() target). */
+export const G_WANT = 1;
+/** 1 while an advance waits for readers: `readUnlock` then rings X_GP_REQUEST. */
+export const G_URGENT = 2;
+/** Time of the last advance, ms since H_BIRTH_MS rounded up (for the minimum GP duration). */
+export const G_LAST_ADVANCE = 3;
+/** Epoch advances in total and those made by CPUs helping (the main thread was busy). */
+export const G_ADVANCES = 4;
+export const G_HELPED = 5;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */
 export const CPU_X_STATE = 0;
 /** threadId + 1 of the thread that owns the slot (0: nobody); for diagnostics. */
 export const CPU_X_OWNER = 1;
+/** Pin word of flavor f at CPU_X_PIN + f: 0 when quiescent, (epoch << 1) | 1 inside a section. */
+export const CPU_X_PIN = 2;
+/** The CPU's doorbell (irq_work analogue): the coordinator adds 1 and notifies. */
+export const CPU_X_DOORBELL = 4;
+/** Bit f set while the CPU holds deferred units of flavor f (src/deferred.ts). */
+export const CPU_X_PENDING = 5;
+/**
+ * CPU states. The owner moves ONLINE <-> IDLE (park) and ONLINE -> OFFLINE (detach); anybody
+ * may claim IDLE or OFFLINE -> DRAINING to work on the CPU's lists and must put back what it
+ * found. Attach and unpark wait while a CPU is DRAINING.
+ */
 export const CPU_OFFLINE = 0;
 export const CPU_ONLINE = 1;
+export const CPU_IDLE = 2;
+export const CPU_DRAINING_OFFLINE = 3;
+export const CPU_DRAINING_IDLE = 4;
 
 /** Class table record: immutable after create. */
 export const CLS_UNIT_SIZE = 0;
@@ -71,7 +130,12 @@ export const CLS_SPAN_UNITS = 6;
 /** User bytes per object of a fixed-size cache; 0 for a general class. */
 export const CLS_OBJECT_SIZE = 7;
 
-/** Cache record (per CPU and class): owner CPU only, read racily by `stats()`. */
+/**
+ * Cache record (per CPU and class), 2 lines: owner CPU only (or whoever holds the CPU in a
+ * DRAINING state), read racily by `stats()`; except the X_ inbox words, which other CPUs push to.
+ */
+export const CACHE_SHIFT = 5;
+export const CACHE_WORDS = 1 << CACHE_SHIFT;
 export const C_FREE_HEAD = 0;
 export const C_FREE_COUNT = 1;
 export const C_ALLOCS = 2;
@@ -81,14 +145,51 @@ export const C_TRIMS = 5;
 /** Refills that got fewer units than asked because the memory limit was reached. */
 export const C_REFILL_SHORT = 6;
 /**
- * The cache's watermarks and batch, copied from its class when the CPU comes online and kept
- * in the record, next to the list head, so the fast path reads them from a line it already has.
+ * The fast path's gates, next to the list head so it reads them from a line it already has:
+ * an alloc that would leave the count at or below GATE_LOW, or a free that would raise it above
+ * GATE_HIGH, takes the slow path. They equal the watermarks under an immediate policy; a policy
+ * or debug option that must see every free (or every alloc) closes a gate instead of adding a
+ * branch to the fast path.
  */
-export const C_LOW = 7;
-export const C_HIGH = 8;
+export const C_GATE_LOW = 7;
+export const C_GATE_HIGH = 8;
 export const C_BATCH = 9;
 /** Free units a trim keeps: (low + high) / 2. */
 export const C_TRIM_TO = 10;
+/** The cache's watermarks, copied from its class when the CPU comes online. */
+export const C_LOW = 11;
+export const C_HIGH = 12;
+/** Units that passed a grace period here, and units sent to another CPU's inbox. */
+export const C_RECLAIMED = 13;
+export const C_SENT = 14;
+/**
+ * Deferred lists (named after the kernel's): each is a chain through header word 0 with head,
+ * tail and count. `freeByRcu` collects rcu-deferred frees; sealed with the rcu epoch it becomes
+ * `waitingForGp` (one batch in flight, as the kernel's call_rcu_in_progress). The ttrace pair is
+ * the same for the tasks-trace flavor; its sealed batch carries both epochs (a ttrace GP implies
+ * an rcu GP, rcu_trace_implies_rcu_gp()).
+ */
+export const C_RCU_HEAD = 16;
+export const C_RCU_TAIL = 17;
+export const C_RCU_COUNT = 18;
+export const C_WAIT_HEAD = 19;
+export const C_WAIT_TAIL = 20;
+export const C_WAIT_COUNT = 21;
+export const C_WAIT_EPOCH = 22;
+export const C_TT_HEAD = 23;
+export const C_TT_TAIL = 24;
+export const C_TT_COUNT = 25;
+export const C_TTW_HEAD = 26;
+export const C_TTW_TAIL = 27;
+export const C_TTW_COUNT = 28;
+export const C_TTW_EPOCH = 29;
+export const C_TTW_EPOCH_RCU = 15;
+/**
+ * Remote-free inbox (shared): other CPUs push chains with a CAS on the head (llist_add) and add
+ * to the count; the owner takes the whole list with an exchange (llist_del_all).
+ */
+export const C_X_INBOX_HEAD = 30;
+export const C_X_INBOX_COUNT = 31;
 
 /** Slab row (per class): guarded by the row's mutex at SLAB_X_LOCK. */
 export const SLAB_X_LOCK = 0;
@@ -122,6 +223,8 @@ export const MAX_CLASSES = HINT_CLASS_MASK;
 export const UNIT_NEVER = 0;
 export const UNIT_ALLOCATED = 1;
 export const UNIT_FREE = 2;
+/** Freed, waiting on a deferred list for a grace period; not reusable yet. */
+export const UNIT_DEFERRED = 3;
 export const UNIT_STATE_MASK = 3;
 export const UNIT_GENERATION_STEP = 4;
 
@@ -151,7 +254,7 @@ export function computeLayout(cpus: number, classes: number, maxPages: number): 
   const cpuTable = HEADER_WORDS;
   const classTable = cpuTable + cpus * RECORD_WORDS;
   const caches = classTable + classes * RECORD_WORDS;
-  const slabs = caches + cpus * classes * RECORD_WORDS;
+  const slabs = caches + cpus * classes * CACHE_WORDS;
   const unitMap = slabs + classes * RECORD_WORDS;
   const pagesBase = alignUp((unitMap + maxPages * UNIT_MAP_WORDS_PER_PAGE) * 4, PAGE_BYTES);
   return {
@@ -170,12 +273,17 @@ export function computeLayout(cpus: number, classes: number, maxPages: number): 
 
 /** Word index of the cache record of (`cpu`, `cls`). */
 export function cacheWord(layout: Layout, cpu: number, cls: number): number {
-  return layout.caches + ((cpu * layout.classes + cls) << RECORD_SHIFT);
+  return layout.caches + ((cpu * layout.classes + cls) << CACHE_SHIFT);
 }
 
 /** Word index of the CPU table record of `cpu`. */
 export function cpuWord(layout: Layout, cpu: number): number {
   return layout.cpuTable + (cpu << RECORD_SHIFT);
+}
+
+/** Word index of word `g` of the GP state block of `flavor`. */
+export function gpWord(flavor: number, g: number): number {
+  return X_GP + flavor * GP_WORDS + g;
 }
 
 /** Word index of the class table record of `cls`. */
@@ -209,7 +317,7 @@ export function readLayout(i32: Int32Array): Layout {
 /** Load-time check of the constants above: fields fit their records, header words are distinct. */
 function checkConstants(): void {
   const records: Record<string, number[]> = {
-    cpu: [CPU_X_STATE, CPU_X_OWNER],
+    cpu: [CPU_X_STATE, CPU_X_OWNER, CPU_X_PIN, CPU_X_PIN + 1, CPU_X_DOORBELL, CPU_X_PENDING],
     class: [
       CLS_UNIT_SIZE,
       CLS_LOW,
@@ -228,10 +336,31 @@ function checkConstants(): void {
       C_REFILLS,
       C_TRIMS,
       C_REFILL_SHORT,
-      C_LOW,
-      C_HIGH,
+      C_GATE_LOW,
+      C_GATE_HIGH,
       C_BATCH,
       C_TRIM_TO,
+      C_LOW,
+      C_HIGH,
+      C_RECLAIMED,
+      C_SENT,
+      C_TTW_EPOCH_RCU,
+      C_RCU_HEAD,
+      C_RCU_TAIL,
+      C_RCU_COUNT,
+      C_WAIT_HEAD,
+      C_WAIT_TAIL,
+      C_WAIT_COUNT,
+      C_WAIT_EPOCH,
+      C_TT_HEAD,
+      C_TT_TAIL,
+      C_TT_COUNT,
+      C_TTW_HEAD,
+      C_TTW_TAIL,
+      C_TTW_COUNT,
+      C_TTW_EPOCH,
+      C_X_INBOX_HEAD,
+      C_X_INBOX_COUNT,
     ],
     slab: [
       SLAB_X_LOCK,
@@ -249,25 +378,42 @@ function checkConstants(): void {
       H_CLASSES,
       H_MAX_PAGES,
       H_PAGES_BASE,
+      H_POLICY,
+      H_GP_MIN_MS,
+      H_GP_MIN_MS + 1,
+      H_DEBUG,
+      H_BIRTH_MS,
+      H_BIRTH_MS + 1,
       X_CLOSED,
       X_PAGE_LOCK,
       X_PAGES_NEXT,
       X_PAGES_IN_USE,
       X_PEAK_PAGES,
       X_PAGE_LIMIT_HITS,
+      X_POISON_ERRORS,
+      X_POISON_FIRST,
       X_BARRIER,
       X_BARRIER + 1,
       X_BARRIER + 2,
       X_BARRIER + 3,
+      X_GP_REQUEST,
+      X_GP_SLEEPING,
+      X_GP_COORDINATOR,
+      ...Array.from({ length: FLAVORS * GP_WORDS }, (_, k) => X_GP + k),
     ],
   };
   for (const [name, fields] of Object.entries(records)) {
-    const limit = name === 'header' ? HEADER_WORDS : RECORD_WORDS;
+    const limit = name === 'header' ? HEADER_WORDS : name === 'cache' ? CACHE_WORDS : RECORD_WORDS;
     if (new Set(fields).size !== fields.length || fields.some((f) => f < 0 || f >= limit)) {
       throw new Error(`percpu-arena layout: ${name} fields overlap or leave their record`);
     }
   }
-  if (PAGE_BYTES % 64 !== 0 || (UNIT_GENERATION_STEP & UNIT_STATE_MASK) !== 0) {
+  if (
+    PAGE_BYTES % 64 !== 0 ||
+    (UNIT_GENERATION_STEP & UNIT_STATE_MASK) !== 0 ||
+    H_BIRTH_MS % 2 !== 0 ||
+    C_X_INBOX_HEAD >> RECORD_SHIFT === 0
+  ) {
     throw new Error('percpu-arena layout: page size or unit header encoding is inconsistent');
   }
 }

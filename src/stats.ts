@@ -3,18 +3,26 @@
  * (the slab rows) and totals. Any thread may call; it takes no lock. Shared counters are read
  * with Atomics; owner-only cache words and slab rows are read plainly and racily, so while
  * CPUs run the figures are a recent snapshot, not a consistent cut; when the arena is quiet
- * (every CPU detached) they are exact.
+ * (every CPU detached) they are exact. GP counters come from the coordinator (src/coordinator.ts).
  */
+
 import { readShared } from './atomics.js';
+import type { GpStats } from './coordinator.js';
 import {
   C_ALLOCS,
   C_FREE_COUNT,
   C_FREES,
   C_HIGH,
   C_LOW,
+  C_RCU_COUNT,
+  C_RECLAIMED,
   C_REFILL_SHORT,
   C_REFILLS,
   C_TRIMS,
+  C_TT_COUNT,
+  C_TTW_COUNT,
+  C_WAIT_COUNT,
+  C_X_INBOX_COUNT,
   CLS_OBJECT_SIZE,
   CLS_SPAN_PAGES,
   CLS_UNIT_SIZE,
@@ -33,6 +41,8 @@ import {
   X_PAGE_LIMIT_HITS,
   X_PAGES_IN_USE,
   X_PEAK_PAGES,
+  X_POISON_ERRORS,
+  X_POISON_FIRST,
 } from './layout.js';
 
 /** Counters of one CPU's cache of one class. */
@@ -45,6 +55,14 @@ export interface CacheStats {
   readonly trims: number;
   /** Units on the cache's free list now. */
   readonly free: number;
+  /**
+   * Freed units waiting for a GP on this cache's deferred lists (freeByRcu, waitingForGp and
+   * the ttrace pair) or in its inbox. Under kernel 6.6 units on the ttrace lists may still be
+   * reused before their GP.
+   */
+  readonly deferred: number;
+  /** Units that passed an rcu GP on this cache. */
+  readonly reclaimed: number;
   /** The cache's watermarks (0 while its CPU has never been online). */
   readonly low: number;
   readonly high: number;
@@ -78,7 +96,9 @@ export interface ClassStats {
   readonly slabFree: number;
   /** Units on the CPUs' cache free lists. */
   readonly cached: number;
-  /** Units allocated and not freed: units − slabFree − cached. */
+  /** Units on the CPUs' deferred lists and inboxes. */
+  readonly deferred: number;
+  /** Units allocated and not freed: units − slabFree − cached − deferred. */
   readonly live: number;
 }
 
@@ -102,12 +122,20 @@ export interface ArenaStats {
     readonly frees: number;
     readonly refills: number;
     readonly trims: number;
+    readonly deferred: number;
+    readonly reclaimed: number;
   };
+  /** Grace periods per flavor. */
+  readonly gp: GpStats;
+  /** The poison debug option: failed checks (writes after free) and the first such pointer. */
+  readonly poison: { readonly errors: number; readonly firstPtr: number };
 }
 
-export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
+export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaStats {
   const cpus: CpuStats[] = [];
   const cachedPerClass = new Array<number>(layout.classes).fill(0);
+  const deferredPerClass = new Array<number>(layout.classes).fill(0);
+  let reclaimed = 0;
   for (let cpu = 0; cpu < layout.cpus; cpu++) {
     const classes: CacheStats[] = [];
     const sum = { allocs: 0, frees: 0, refills: 0, trims: 0 };
@@ -120,11 +148,20 @@ export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
         refillsShort: i32[c + C_REFILL_SHORT] as number,
         trims: i32[c + C_TRIMS] as number,
         free: i32[c + C_FREE_COUNT] as number,
+        deferred:
+          (i32[c + C_RCU_COUNT] as number) +
+          (i32[c + C_WAIT_COUNT] as number) +
+          (i32[c + C_TT_COUNT] as number) +
+          (i32[c + C_TTW_COUNT] as number) +
+          Atomics.load(i32, c + C_X_INBOX_COUNT),
+        reclaimed: i32[c + C_RECLAIMED] as number,
         low: i32[c + C_LOW] as number,
         high: i32[c + C_HIGH] as number,
       };
       classes.push(s);
       cachedPerClass[cls] = (cachedPerClass[cls] as number) + s.free;
+      deferredPerClass[cls] = (deferredPerClass[cls] as number) + s.deferred;
+      reclaimed += s.reclaimed;
       sum.allocs += s.allocs;
       sum.frees += s.frees;
       sum.refills += s.refills;
@@ -141,7 +178,8 @@ export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
     const units = i32[row + SLAB_UNITS] as number;
     const slabFree = i32[row + SLAB_FREE_COUNT] as number;
     const cached = cachedPerClass[cls] as number;
-    const live = units - slabFree - cached;
+    const deferred = deferredPerClass[cls] as number;
+    const live = units - slabFree - cached - deferred;
     liveUnits += live;
     classes.push({
       unitSize: i32[classWord(layout, cls) + CLS_UNIT_SIZE] as number,
@@ -151,6 +189,7 @@ export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
       units,
       slabFree,
       cached,
+      deferred,
       live,
     });
   }
@@ -167,6 +206,10 @@ export function readStats(i32: Int32Array, layout: Layout): ArenaStats {
       frees: cpus.reduce((n, c) => n + c.frees, 0),
       refills: cpus.reduce((n, c) => n + c.refills, 0),
       trims: cpus.reduce((n, c) => n + c.trims, 0),
+      deferred: deferredPerClass.reduce((n, d) => n + d, 0),
+      reclaimed,
     },
+    gp,
+    poison: { errors: readShared(i32, X_POISON_ERRORS), firstPtr: readShared(i32, X_POISON_FIRST) },
   };
 }

@@ -1,16 +1,21 @@
 /**
  * Model-based property test of the allocator in the deterministic mode: three CPUs attached on
- * the main thread run random sequences of alloc, free (often on another CPU than the one that
- * allocated), fixed-size alloc, alloc/free bursts (which drive refills from and trims to the
- * slab) and CPU detach + reattach. The model is the set of live (ptr, size) pairs.
+ * the main thread run random sequences of alloc, free and freeRcu (often on another CPU than the
+ * one that allocated), fixed-size alloc, alloc/free bursts (which drive refills and trims), epoch
+ * advances of either flavor (the manual coordinator) and CPU detach + reattach, under every
+ * preset. The model is the set of live (ptr, size) pairs plus, for every unit freed so that it
+ * must wait for an rcu GP, the rcu epoch at its free.
  *
  * After every operation the whole arena is audited against the model, walking the real lists
  * in shared memory rather than trusting the counters:
  *  (a) no two units (live, cached or on a slab free list) overlap, and none is on two lists;
  *  (b) every live pointer's bytes still hold the pattern written when it was allocated;
  *  (c) stats().liveUnits and each class's live count equal the model;
- *  (d) per class, units carved = live + slab free list + cache free lists, every list's length
- *      equals its count word, and every unit on a list has header state FREE;
+ *  (d) per class, units carved = live + slab free list + every CPU's free list, deferred lists
+ *      and inbox; every list's length equals its count word; units on the rcu lists have
+ *      header state DEFERRED and all others FREE;
+ *  (e) no unit freed with freeRcu (or with free under a policy that reuses after a GP) is handed
+ *      out again before the rcu epoch has moved 2 past its free;
  *  and every live unit has header state ALLOCATED and the usableSize of its class. Sequences are
  *  up to 300 operations long (`size: 'max'`: fast-check's default size would keep them under
  *  ~10). A last test injects an allocator fault (a live unit handed out a second time) and
@@ -18,17 +23,40 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Arena, type ArenaOptions, CLASS_UNIT_SIZES, type CpuHandle, classOfSize } from '../src/index.js';
+import {
+  Arena,
+  type ArenaOptions,
+  CLASS_UNIT_SIZES,
+  type CpuHandle,
+  classOfSize,
+  PRESET_NAMES,
+  PRESETS,
+  type PresetName,
+} from '../src/index.js';
 import {
   C_FREE_COUNT,
   C_FREE_HEAD,
+  C_RCU_COUNT,
+  C_RCU_HEAD,
+  C_TT_COUNT,
+  C_TT_HEAD,
+  C_TTW_COUNT,
+  C_TTW_HEAD,
+  C_WAIT_COUNT,
+  C_WAIT_HEAD,
+  C_X_INBOX_COUNT,
+  C_X_INBOX_HEAD,
   cacheWord,
+  FLAVOR_RCU,
+  G_EPOCH,
+  gpWord,
   PAGE_BYTES,
   readLayout,
   SLAB_FREE_COUNT,
   SLAB_FREE_HEAD,
   slabWord,
   UNIT_ALLOCATED,
+  UNIT_DEFERRED,
   UNIT_FREE,
   UNIT_STATE_MASK,
   X_PAGE_LIMIT_HITS,
@@ -42,6 +70,8 @@ const GENERAL = CLASS_UNIT_SIZES.length;
 type Op =
   | { kind: 'alloc'; cpu: number; size: number }
   | { kind: 'free'; cpu: number; pick: number }
+  | { kind: 'freeRcu'; cpu: number; pick: number }
+  | { kind: 'gp'; flavor: 'rcu' | 'ttrace' }
   | { kind: 'fixed'; cpu: number; id: number }
   | { kind: 'burst'; from: number; to: number; size: number; count: number }
   | { kind: 'replug'; cpu: number };
@@ -75,7 +105,14 @@ interface Coverage {
  * Adds what the run exercised to `coverage`.
  */
 function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, coverage?: Coverage): void {
-  const arena = Arena.create({ cpus: CPUS, maxBytes: 2 << 20, fixedSizes: FIXED_SIZES, ...options });
+  const arena = Arena.create({
+    cpus: CPUS,
+    maxBytes: 2 << 20,
+    fixedSizes: FIXED_SIZES,
+    coordinator: 'manual',
+    ...options,
+  });
+  const freeDefers = arena.policy.reuse !== 'immediate';
   const i32 = new Int32Array(arena.shared.buffer);
   const bytes = new Uint8Array(arena.shared.buffer);
   const layout = readLayout(i32);
@@ -83,6 +120,9 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
   const unitSizes = arena.stats().classes.map((c) => c.unitSize);
   const handles: CpuHandle[] = Array.from({ length: CPUS }, (_, cpu) => arena.attach(cpu));
   const live = new Map<number, Live>();
+  /** Pointers freed so that they must wait for an rcu GP, with the rcu epoch at their free. */
+  const deferredAt = new Map<number, number>();
+  const rcuEpoch = (): number => Atomics.load(i32, gpWord(FLAVOR_RCU, G_EPOCH));
   const order: number[] = []; // live pointers, for picking one to free
   let stamps = 0;
   // Every unit seen by an audit, as unit * 256 + class, sorted to find duplicates and overlaps.
@@ -101,6 +141,12 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
       return;
     }
     if (live.has(ptr)) expect.fail(`alloc returned the live pointer ${ptr}`);
+    const freedAt = deferredAt.get(ptr);
+    if (freedAt !== undefined) {
+      if (rcuEpoch() - freedAt < 2)
+        expect.fail(`${ptr} reused at rcu epoch ${rcuEpoch()}, freed at ${freedAt}`);
+      deferredAt.delete(ptr);
+    }
     const stamp = ++stamps;
     const seed = seedOf(ptr, stamp);
     bytes.set(RAMP.subarray(seed, seed + size), ptr);
@@ -116,25 +162,38 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
     }
   }
 
-  function freeOn(cpu: number, index: number): void {
+  function freeOn(cpu: number, index: number, rcu = false): void {
     const ptr = order[index] as number;
     const info = live.get(ptr) as Live;
     checkPattern(ptr, info);
-    handle(cpu).free(ptr);
+    if (rcu) handle(cpu).freeRcu(ptr);
+    else handle(cpu).free(ptr);
+    if (rcu || freeDefers) deferredAt.set(ptr, rcuEpoch());
+    else deferredAt.delete(ptr);
     if (coverage && cpu !== info.cpu) coverage.crossCpuFrees++;
     live.delete(ptr);
     order[index] = order[order.length - 1] as number;
     order.pop();
   }
 
-  /** Walks a free list from `head`, adding its units to `keys` from `at`; returns its length. */
-  function walk(head: number, cls: number, where: string, count: number, at: number): number {
+  /**
+   * Walks a list from `head`, adding its units to `keys` from `at`; returns its length. Units
+   * must have header state `state` (FREE, or DEFERRED on the rcu lists).
+   */
+  function walk(
+    head: number,
+    cls: number,
+    where: string,
+    count: number,
+    at: number,
+    state = UNIT_FREE,
+  ): number {
     let length = 0;
     for (let unit = head; unit !== 0; unit = word(unit >> 2)) {
       if (length === count) expect.fail(`${where}: list longer than its count ${count} (a cycle?)`);
       // Plain ifs, not expect(): this runs for thousands of units per step.
-      if ((word((unit >> 2) + 1) & UNIT_STATE_MASK) !== UNIT_FREE) {
-        expect.fail(`unit ${unit} on ${where} has header ${word((unit >> 2) + 1)}, not FREE`);
+      if ((word((unit >> 2) + 1) & UNIT_STATE_MASK) !== state) {
+        expect.fail(`unit ${unit} on ${where} has header ${word((unit >> 2) + 1)}, not state ${state}`);
       }
       keys[at + length++] = unit * 256 + cls;
     }
@@ -158,6 +217,17 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
         const count = word(c + C_FREE_COUNT);
         if (!handle(cpu).attached && count !== 0) expect.fail(`detached CPU ${cpu} caches ${count} units`);
         n += walk(word(c + C_FREE_HEAD), cls, `cache ${cpu}/${cls}`, count, n);
+        // Deferred lists as [head word, count word, header state of their units].
+        const lists = [
+          [C_RCU_HEAD, C_RCU_COUNT, UNIT_DEFERRED],
+          [C_WAIT_HEAD, C_WAIT_COUNT, UNIT_DEFERRED],
+          [C_TT_HEAD, C_TT_COUNT, UNIT_FREE],
+          [C_TTW_HEAD, C_TTW_COUNT, UNIT_FREE],
+          [C_X_INBOX_HEAD, C_X_INBOX_COUNT, UNIT_FREE],
+        ] as const;
+        for (const [head, length, state] of lists) {
+          n += walk(word(c + head), cls, `list ${head} of ${cpu}/${cls}`, word(c + length), n, state);
+        }
       }
       const row = slabWord(layout, cls);
       n += walk(word(row + SLAB_FREE_HEAD), cls, `slab ${cls}`, word(row + SLAB_FREE_COUNT), n);
@@ -209,6 +279,12 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
       case 'free':
         if (order.length > 0) freeOn(op.cpu, op.pick % order.length);
         break;
+      case 'freeRcu':
+        if (order.length > 0) freeOn(op.cpu, op.pick % order.length, true);
+        break;
+      case 'gp':
+        arena.advance(op.flavor);
+        break;
       case 'burst': {
         // Allocate a batch on one CPU and free it on another: the kernel's problem case, which
         // fills the freeing CPU's cache past high (trim) and drains the allocating one (refill).
@@ -226,11 +302,20 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
     }
     audit();
   }
-  // Teardown: free everything; nothing leaks.
+  // Teardown: free everything; nothing leaks, and close() brings every deferred unit home.
   while (order.length > 0) freeOn(0, order.length - 1);
   audit();
+  const stats = arena.stats();
+  void arena.close().then((report) => {
+    if (
+      report.leaked !== 0 ||
+      report.deferred !== 0 ||
+      report.stats.classes.some((c) => c.cached + c.deferred)
+    ) {
+      throw new Error(`close: ${report.leaked} leaked, ${report.deferred} deferred`);
+    }
+  });
   if (coverage) {
-    const stats = arena.stats();
     coverage.limitHits += stats.limitHits;
     // Cache counters live in the CPU slot and survive detach + reattach.
     coverage.trims += stats.cpus.reduce((sum, c) => sum + c.trims, 0);
@@ -247,7 +332,15 @@ const sizeArb = fc.oneof(
 );
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('alloc' as const), cpu: cpuArb, size: sizeArb }) },
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant('free' as const), cpu: cpuArb, pick: fc.nat() }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('free' as const), cpu: cpuArb, pick: fc.nat() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('freeRcu' as const), cpu: cpuArb, pick: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('gp' as const),
+      flavor: fc.constantFrom('rcu' as const, 'ttrace' as const),
+    }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -271,17 +364,23 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 const opsArb = fc.array(opArb, { maxLength: 300, size: 'max' });
 
 describe('allocator model', () => {
-  it('matches the model after every operation of random multi-CPU sequences', () => {
-    const coverage = noCoverage();
-    fc.assert(
-      fc.property(opsArb, (ops) => runModel(ops, {}, coverage)),
-      { numRuns: 100 },
-    );
-    // The runs reached the paths the audit is for (counts are summed over the 100 runs).
-    expect(coverage.crossCpuFrees).toBeGreaterThan(100);
-    expect(coverage.trims).toBeGreaterThan(10);
-    expect(coverage.replugs).toBeGreaterThan(10);
-  });
+  it.each(PRESET_NAMES)(
+    'matches the model after every operation of random multi-CPU sequences (%s)',
+    (preset) => {
+      const coverage = noCoverage();
+      fc.assert(
+        fc.property(opsArb, (ops) => runModel(ops, { policy: preset }, coverage)),
+        { numRuns: 40 },
+      );
+      // The runs reached the paths the audit is for (counts are summed over the 100 runs).
+      expect(coverage.crossCpuFrees).toBeGreaterThan(40);
+      expect(coverage.replugs).toBeGreaterThan(4);
+      // Deferring presets never push a free on the free list, so only immediate ones trim.
+      if (PRESETS[preset as PresetName].reuse === 'immediate' && preset !== 'prealloc') {
+        expect(coverage.trims).toBeGreaterThan(4);
+      }
+    },
+  );
 
   it('hits the memory limit without breaking any invariant', () => {
     // Spans are per class, shared by the CPUs: the first prefill takes 35 pages (one span of

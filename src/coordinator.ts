@@ -1,0 +1,376 @@
+/**
+ * The grace-period coordinator: runs on the thread that created the arena (normally the main
+ * thread) without blocking it. It sleeps on X_GP_REQUEST with `Atomics.waitAsync`; CPUs ring it
+ * when they seal a batch (src/deferred.ts), park, detach or push to another CPU's inbox, and
+ * readers ring it when they leave a section while an advance waits for them (G_URGENT, the
+ * kernel's urgent-QS request). Awake, it advances every flavor whose wanted epoch is ahead
+ * (src/grace-period.ts), times each GP, resolves `synchronize()` callers, rings the doorbells of
+ * online CPUs whose batches are due, and drains parked and offline CPUs itself.
+ *
+ * Sleep protocol (no lost wake-up): the coordinator loads the request counter, works, stores
+ * SLEEPING = 1, re-checks, then waits for the counter to change. A CPU raises G_WANT (or clears
+ * its pin), adds 1 to the counter, then notifies if SLEEPING is 1. With sequentially consistent
+ * Atomics either the coordinator's re-check sees the CPU's change, or the CPU sees SLEEPING and
+ * notifies, or the counter differs from what the coordinator waits on and the wait returns at once.
+ * The same order (urgent flag stored before the pins are read; pin cleared before the flag is
+ * read) makes sure a reader that leaves while an advance is blocked on it always rings.
+ *
+ * A pending `Atomics.waitAsync` does not keep Node's event loop alive, so an idle arena never
+ * keeps a process alive; while `synchronize()` callers wait, a ref'd timer does.
+ *
+ * In the manual mode (deterministic tests) nothing runs by itself: `advance()` steps one epoch
+ * and drains parked and offline CPUs, and `synchronize()` steps until done or fails with EBUSY.
+ *
+ * Who may call: the creating thread only. Shared words: X_GP_REQUEST, X_GP_SLEEPING,
+ * X_GP_COORDINATOR, the GP blocks, CPU state, pending and doorbell words (Atomics); the cache
+ * records of a CPU only while holding it in a DRAINING state (claimed by CAS from IDLE or OFFLINE,
+ * so its owner is not using them; put back with a store, which publishes the plain writes).
+ */
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import { DeferredLists } from './deferred.js';
+import { ArenaError } from './errors.js';
+import {
+  ADVANCED,
+  arenaNowMs,
+  FLAVOR_NAMES,
+  type Flavor,
+  isBefore,
+  RACED,
+  readEpoch,
+  requestEpoch,
+  TOO_EARLY,
+  tryAdvance,
+} from './grace-period.js';
+import {
+  CPU_DRAINING_IDLE,
+  CPU_DRAINING_OFFLINE,
+  CPU_IDLE,
+  CPU_OFFLINE,
+  CPU_ONLINE,
+  CPU_X_DOORBELL,
+  CPU_X_PENDING,
+  CPU_X_STATE,
+  cpuWord,
+  FLAVORS,
+  G_ADVANCES,
+  G_HELPED,
+  G_LAST_ADVANCE,
+  G_URGENT,
+  G_WANT,
+  gpWord,
+  H_GP_MIN_MS,
+  type Layout,
+  X_GP_COORDINATOR,
+  X_GP_REQUEST,
+  X_GP_SLEEPING,
+} from './layout.js';
+import type { Slab } from './slab.js';
+
+/** GP counters and latency of one flavor. */
+export interface GpFlavorStats {
+  /** The global epoch now. */
+  readonly epoch: number;
+  /** Grace periods completed: times the epoch reached what somebody waited for. */
+  readonly completed: number;
+  /** Epoch advances, and how many of them CPUs made themselves (the coordinator was late). */
+  readonly advances: number;
+  readonly helpedAdvances: number;
+  /** GPs that had to wait for a reader to leave its section (urgent requests). */
+  readonly urgent: number;
+  /** Time from the coordinator noticing a request to the epoch reaching it, in µs. */
+  readonly latencyUs: {
+    readonly count: number;
+    readonly mean: number;
+    readonly p50: number;
+    readonly p90: number;
+    readonly p99: number;
+    readonly max: number;
+  };
+}
+
+export type GpStats = Readonly<Record<Flavor, GpFlavorStats>>;
+
+/** Longest sleep without a request, and while a reader blocks an advance (a safety net: readers ring). */
+const kIdleSleepMs = 1000;
+const kReaderSleepMs = 10;
+/** After this many busy rounds in a row the loop yields to the event loop with setImmediate. */
+const kBusyRoundsPerYield = 64;
+/** Advances `synchronize()` tries in the manual mode before it reports a blocking reader. */
+const kManualSteps = 8;
+
+interface Waiter {
+  readonly flavor: number;
+  readonly target: number;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+interface Wave {
+  readonly target: number;
+  readonly startMs: number;
+  urgent: boolean;
+}
+
+export class Coordinator {
+  readonly #i32: Int32Array;
+  readonly #bytes: Uint8Array;
+  readonly #layout: Layout;
+  readonly #slab: Slab;
+  readonly #birthMs: number;
+  readonly #manual: boolean;
+  readonly #lists: (DeferredLists | undefined)[];
+  readonly #waiters: Waiter[] = [];
+  readonly #waves: (Wave | undefined)[] = [undefined, undefined];
+  readonly #latency: RecordableHistogram[] = [createHistogram(), createHistogram()];
+  readonly #completed = [0, 0];
+  readonly #urgent = [0, 0];
+  #running = false;
+  #keepAlive: NodeJS.Timeout | undefined;
+  #sleepMs = kIdleSleepMs;
+  #lastServicedRequest = -1;
+
+  constructor(
+    i32: Int32Array,
+    bytes: Uint8Array,
+    layout: Layout,
+    slab: Slab,
+    birthMs: number,
+    manual: boolean,
+  ) {
+    this.#i32 = i32;
+    this.#bytes = bytes;
+    this.#layout = layout;
+    this.#slab = slab;
+    this.#birthMs = birthMs;
+    this.#manual = manual;
+    this.#lists = new Array(layout.cpus).fill(undefined);
+  }
+
+  get manual(): boolean {
+    return this.#manual;
+  }
+
+  /** Starts the loop (automatic mode). */
+  start(): void {
+    if (this.#manual || this.#running) return;
+    this.#running = true;
+    Atomics.store(this.#i32, X_GP_COORDINATOR, 1);
+    void this.#loop();
+  }
+
+  /** Stops the loop and fails pending `synchronize()` calls with ECLOSED. */
+  stop(): void {
+    this.#running = false;
+    Atomics.store(this.#i32, X_GP_COORDINATOR, 0);
+    Atomics.add(this.#i32, X_GP_REQUEST, 1);
+    Atomics.notify(this.#i32, X_GP_REQUEST);
+    for (const w of this.#waiters.splice(0)) w.reject(new ArenaError('ECLOSED', 'the arena was closed'));
+    this.#updateKeepAlive();
+  }
+
+  /** Resolves once a full GP of `flavor` has passed since the call. */
+  synchronize(flavor: number): Promise<void> {
+    const target = (readEpoch(this.#i32, flavor) + 2) | 0;
+    if (this.#manual) return this.#synchronizeByHand(flavor, target);
+    if (!this.#running) return Promise.reject(new ArenaError('ECLOSED', 'the arena was closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ flavor, target, resolve, reject });
+      this.#updateKeepAlive();
+      requestEpoch(this.#i32, flavor, target);
+    });
+  }
+
+  /**
+   * Manual mode: one advance attempt of `flavor` (respecting the minimum GP duration unless
+   * `ignoreMinimum`), then drains parked and offline CPUs. Returns what `tryAdvance` returned.
+   */
+  advance(flavor: number, ignoreMinimum = false): number {
+    const result = tryAdvance(this.#i32, this.#layout, flavor, this.#birthMs, false, ignoreMinimum);
+    if (result === ADVANCED) this.#noteProgress(flavor);
+    this.#serviceCpus(false);
+    return result;
+  }
+
+  stats(): GpStats {
+    const one = (f: number): GpFlavorStats => {
+      const h = this.#latency[f] as RecordableHistogram;
+      const us = (ns: number): number => (h.count === 0 ? 0 : Math.round(ns / 100) / 10);
+      return {
+        epoch: readEpoch(this.#i32, f),
+        completed: this.#completed[f] as number,
+        advances: Atomics.load(this.#i32, gpWord(f, G_ADVANCES)),
+        helpedAdvances: Atomics.load(this.#i32, gpWord(f, G_HELPED)),
+        urgent: this.#urgent[f] as number,
+        latencyUs: {
+          count: h.count,
+          mean: us(h.mean),
+          p50: us(h.percentile(50)),
+          p90: us(h.percentile(90)),
+          p99: us(h.percentile(99)),
+          max: us(h.max),
+        },
+      };
+    };
+    return { rcu: one(0), ttrace: one(1) };
+  }
+
+  async #loop(): Promise<void> {
+    const i32 = this.#i32;
+    let busyRounds = 0;
+    while (this.#running) {
+      const seq = Atomics.load(i32, X_GP_REQUEST);
+      const progressed = this.#pump(seq);
+      if (!this.#running) break;
+      if (progressed && ++busyRounds < kBusyRoundsPerYield) continue;
+      if (progressed) {
+        busyRounds = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        continue;
+      }
+      busyRounds = 0;
+      Atomics.store(i32, X_GP_SLEEPING, 1);
+      if (Atomics.load(i32, X_GP_REQUEST) === seq) {
+        const wait = Atomics.waitAsync(i32, X_GP_REQUEST, seq, this.#sleepMs);
+        if (wait.async) await wait.value;
+      }
+      Atomics.store(i32, X_GP_SLEEPING, 0);
+    }
+  }
+
+  /** One round: advance what is wanted, finish GPs, serve CPUs. True if an epoch moved. */
+  #pump(seq: number): boolean {
+    const i32 = this.#i32;
+    let progressed = false;
+    let waveDone = false;
+    this.#sleepMs = kIdleSleepMs;
+    for (let f = 0; f < FLAVORS; f++) {
+      const want = Atomics.load(i32, gpWord(f, G_WANT));
+      if (!isBefore(readEpoch(i32, f), want)) {
+        if (Atomics.load(i32, gpWord(f, G_URGENT)) !== 0) Atomics.store(i32, gpWord(f, G_URGENT), 0);
+        waveDone = this.#finishWave(f) || waveDone;
+        continue;
+      }
+      if (this.#waves[f] === undefined)
+        this.#waves[f] = { target: want, startMs: performance.now(), urgent: false };
+      const minMs = i32[H_GP_MIN_MS + f] as number;
+      if (minMs > 0) {
+        const elapsed = Math.floor(arenaNowMs(this.#birthMs)) - Atomics.load(i32, gpWord(f, G_LAST_ADVANCE));
+        if (elapsed < minMs) {
+          this.#sleepMs = Math.min(this.#sleepMs, minMs - elapsed);
+          continue;
+        }
+      }
+      // Set before the pins are read, cleared once the advance went through (see above).
+      Atomics.store(i32, gpWord(f, G_URGENT), 1);
+      const result = tryAdvance(i32, this.#layout, f, this.#birthMs, false);
+      if (result === ADVANCED || result === RACED || result === TOO_EARLY) {
+        Atomics.store(i32, gpWord(f, G_URGENT), 0);
+        if (result === TOO_EARLY) this.#sleepMs = Math.min(this.#sleepMs, 1);
+        else progressed = true;
+        waveDone = this.#finishWave(f) || waveDone;
+      } else {
+        (this.#waves[f] as Wave).urgent = true;
+        this.#sleepMs = Math.min(this.#sleepMs, kReaderSleepMs);
+      }
+    }
+    if (waveDone || seq !== this.#lastServicedRequest) {
+      this.#lastServicedRequest = seq;
+      this.#serviceCpus(waveDone);
+    }
+    this.#settleWaiters();
+    return progressed;
+  }
+
+  /** Records the current wave of `flavor` if the epoch reached its target; true if it did. */
+  #finishWave(f: number): boolean {
+    const wave = this.#waves[f];
+    if (wave === undefined || isBefore(readEpoch(this.#i32, f), wave.target)) return false;
+    this.#waves[f] = undefined;
+    this.#completed[f] = (this.#completed[f] as number) + 1;
+    if (wave.urgent) this.#urgent[f] = (this.#urgent[f] as number) + 1;
+    const ns = Math.max(1, Math.round((performance.now() - wave.startMs) * 1e6));
+    (this.#latency[f] as RecordableHistogram).record(ns);
+    return true;
+  }
+
+  /** Manual-mode bookkeeping after an advance made by hand. */
+  #noteProgress(f: number): void {
+    if (!isBefore(readEpoch(this.#i32, f), Atomics.load(this.#i32, gpWord(f, G_WANT)))) {
+      this.#completed[f] = (this.#completed[f] as number) + 1;
+    }
+  }
+
+  /**
+   * Rings online CPUs that hold deferred units (only after a GP completed: their batches may be
+   * due) and drains parked and offline ones itself.
+   */
+  #serviceCpus(ringOnline: boolean): void {
+    const i32 = this.#i32;
+    for (let cpu = 0; cpu < this.#layout.cpus; cpu++) {
+      const rec = cpuWord(this.#layout, cpu);
+      if (Atomics.load(i32, rec + CPU_X_PENDING) === 0) continue;
+      const state = Atomics.load(i32, rec + CPU_X_STATE);
+      if (state === CPU_ONLINE) {
+        if (ringOnline) {
+          Atomics.add(i32, rec + CPU_X_DOORBELL, 1);
+          Atomics.notify(i32, rec + CPU_X_DOORBELL);
+        }
+        continue;
+      }
+      const draining =
+        state === CPU_IDLE ? CPU_DRAINING_IDLE : state === CPU_OFFLINE ? CPU_DRAINING_OFFLINE : -1;
+      if (draining < 0 || Atomics.compareExchange(i32, rec + CPU_X_STATE, state, draining) !== state)
+        continue;
+      try {
+        this.#listsOf(cpu).pollAll(state === CPU_OFFLINE);
+      } finally {
+        Atomics.store(i32, rec + CPU_X_STATE, state);
+        Atomics.notify(i32, rec + CPU_X_STATE);
+      }
+    }
+  }
+
+  #listsOf(cpu: number): DeferredLists {
+    let lists = this.#lists[cpu];
+    if (lists === undefined) {
+      lists = new DeferredLists(this.#i32, this.#bytes, this.#layout, this.#slab, cpu, this.#birthMs);
+      this.#lists[cpu] = lists;
+    }
+    return lists;
+  }
+
+  #settleWaiters(): void {
+    if (this.#waiters.length === 0) return;
+    const epochs = [readEpoch(this.#i32, 0), readEpoch(this.#i32, 1)];
+    for (let k = this.#waiters.length - 1; k >= 0; k--) {
+      const w = this.#waiters[k] as Waiter;
+      if (!isBefore(epochs[w.flavor] as number, w.target)) {
+        this.#waiters.splice(k, 1);
+        w.resolve();
+      }
+    }
+    this.#updateKeepAlive();
+  }
+
+  /** Holds a ref'd timer while somebody awaits `synchronize()`, and none otherwise. */
+  #updateKeepAlive(): void {
+    if (this.#waiters.length > 0 && this.#keepAlive === undefined) {
+      this.#keepAlive = setInterval(() => {}, 1 << 30);
+    } else if (this.#waiters.length === 0 && this.#keepAlive !== undefined) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+  }
+
+  async #synchronizeByHand(flavor: number, target: number): Promise<void> {
+    for (let step = 0; step < kManualSteps && isBefore(readEpoch(this.#i32, flavor), target); step++) {
+      const result = this.advance(flavor, true);
+      if (result >= 0) {
+        throw new ArenaError(
+          'EBUSY',
+          `synchronize('${FLAVOR_NAMES[flavor]}'): CPU ${result} is inside a read-side section (manual coordinator)`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,363 @@
+/**
+ * The deferred lists of one CPU's caches and the moves between them (kernel/bpf/memalloc.c:
+ * unit_free_rcu, check_free_by_rcu, __free_by_rcu, free_bulk, do_call_rcu_ttrace, alloc_bulk):
+ *
+ * ```
+ *  freeRcu / deferring free ─► freeByRcu ─seal(epoch)─► waitingForGp ─rcu GP─► free list | ttrace lists | slab  (policy)
+ *  trim (free_bulk) ─► freeByRcuTtrace (own, or the owner's inbox) ─seal─► waitingForGpTtrace ─ttrace GP─► slab
+ *                      └──────────── kernel 6.6: refill takes units from both ttrace lists first ───────────┘
+ * ```
+ * One batch per flavor and cache is in flight at a time (call_rcu_in_progress): while it waits,
+ * new frees pile up on the `freeBy…` list, and the next operation after the batch's GP moves it
+ * and seals the pile. That is the kernel's accumulation, kept on purpose (research/kernel.md
+ * §1.8). A ttrace batch is sealed with both epochs and waits for both GPs: a tasks-trace GP
+ * implies an rcu GP in the kernel (rcu_trace_implies_rcu_gp()).
+ *
+ * Who may call: the thread that holds the CPU, either as its owner (state ONLINE) or as a
+ * drainer that claimed it (DRAINING_IDLE / DRAINING_OFFLINE, src/coordinator.ts); never two at
+ * once. Those words (every cache word but the inbox) are owner-only and plain. Shared words:
+ * the epochs (read to seal and to test expiry, src/grace-period.ts), the CPU's pending bits
+ * (CPU_X_PENDING, Atomics.or / and), the inbox head and count of every cache (other CPUs push
+ * with a CAS, the holder takes all with an exchange: no ABA, since nobody pops one unit), the
+ * slab rows (their mutex) and the poison counters. Units on a list belong to the list's holder;
+ * a chain pushed to an inbox was written by the sender before the CAS that publishes it.
+ */
+import { isExpired, readEpoch, requestEpoch, ringCoordinator, tryAdvance } from './grace-period.js';
+import {
+  C_FREE_COUNT,
+  C_FREE_HEAD,
+  C_HIGH,
+  C_RCU_COUNT,
+  C_RCU_HEAD,
+  C_RCU_TAIL,
+  C_RECLAIMED,
+  C_TT_COUNT,
+  C_TT_HEAD,
+  C_TT_TAIL,
+  C_TTW_COUNT,
+  C_TTW_EPOCH,
+  C_TTW_EPOCH_RCU,
+  C_TTW_HEAD,
+  C_TTW_TAIL,
+  C_WAIT_COUNT,
+  C_WAIT_EPOCH,
+  C_WAIT_HEAD,
+  C_WAIT_TAIL,
+  C_X_INBOX_COUNT,
+  C_X_INBOX_HEAD,
+  CLS_UNIT_SIZE,
+  CPU_X_PENDING,
+  cacheWord,
+  classWord,
+  cpuWord,
+  DEBUG_POISON,
+  FLAVOR_RCU,
+  FLAVOR_TTRACE,
+  H_DEBUG,
+  H_POLICY,
+  type Layout,
+  UNIT_DEFERRED,
+  UNIT_FREE,
+  UNIT_STATE_MASK,
+  X_POISON_ERRORS,
+  X_POISON_FIRST,
+} from './layout.js';
+import { P_AFTER_RCU_SHIFT } from './policy.js';
+import type { Slab } from './slab.js';
+
+/** CPU_X_PENDING bits: the CPU holds rcu-deferred units, ttrace-deferred units (or inbox units). */
+export const PENDING_RCU = 1 << FLAVOR_RCU;
+export const PENDING_TTRACE = 1 << FLAVOR_TTRACE;
+
+/** The poison byte of freed units (the kernel's POISON_FREE), as a word. */
+const kPoisonWord = 0x6b6b6b6b;
+const kPoisonByte = 0x6b;
+
+/** After-rcu-GP destinations (policy bits). */
+const AFTER_TTRACE = 0;
+const AFTER_FREE_LIST = 1;
+
+/**
+ * A CPU helps advance an epoch once a cache's pile of deferred units reaches this many times
+ * its high watermark while the batch in flight still waits (the main thread may be busy).
+ */
+const kHelpFactor = 4;
+
+export class DeferredLists {
+  readonly #i32: Int32Array;
+  readonly #bytes: Uint8Array;
+  readonly #layout: Layout;
+  readonly #slab: Slab;
+  readonly #birthMs: number;
+  readonly #afterRcu: number;
+  readonly #poison: boolean;
+  readonly cpu: number;
+  #helpTicks = 0;
+  /** Tail and length of the chain the last `takeTtrace` returned. */
+  lastTail = 0;
+  lastCount = 0;
+
+  constructor(i32: Int32Array, bytes: Uint8Array, layout: Layout, slab: Slab, cpu: number, birthMs: number) {
+    this.#i32 = i32;
+    this.#bytes = bytes;
+    this.#layout = layout;
+    this.#slab = slab;
+    this.#birthMs = birthMs;
+    this.#afterRcu = ((i32[H_POLICY] as number) >> P_AFTER_RCU_SHIFT) & 3;
+    this.#poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
+    this.cpu = cpu;
+  }
+
+  /** Puts the allocated unit at header word `h` on the freeByRcu list of class `cls`. */
+  deferRcu(cls: number, h: number): void {
+    const i32 = this.#i32;
+    const c = cacheWord(this.#layout, this.cpu, cls);
+    const unit = h << 2;
+    i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_DEFERRED;
+    if ((i32[c + C_RCU_COUNT] as number) === 0) i32[c + C_RCU_TAIL] = unit;
+    i32[h] = i32[c + C_RCU_HEAD] as number;
+    i32[c + C_RCU_HEAD] = unit;
+    i32[c + C_RCU_COUNT] = (i32[c + C_RCU_COUNT] as number) + 1;
+  }
+
+  /**
+   * check_free_by_rcu: if the batch in flight is past its rcu GP, moves it on (policy); then
+   * seals the pile as the next batch. `offline`: the CPU's free list must stay empty.
+   */
+  progressRcu(cls: number, offline: boolean): void {
+    const i32 = this.#i32;
+    const c = cacheWord(this.#layout, this.cpu, cls);
+    const waiting = i32[c + C_WAIT_COUNT] as number;
+    if (waiting !== 0) {
+      if (!isExpired(i32[c + C_WAIT_EPOCH] as number, readEpoch(i32, FLAVOR_RCU))) {
+        this.#maybeHelp(FLAVOR_RCU, c, i32[c + C_RCU_COUNT] as number);
+        return;
+      }
+      const head = i32[c + C_WAIT_HEAD] as number;
+      const tail = i32[c + C_WAIT_TAIL] as number;
+      i32[c + C_WAIT_COUNT] = 0;
+      i32[c + C_WAIT_HEAD] = 0;
+      i32[c + C_RECLAIMED] = (i32[c + C_RECLAIMED] as number) + waiting;
+      this.#markReusable(cls, head);
+      if (this.#afterRcu === AFTER_FREE_LIST && !offline) {
+        i32[tail >> 2] = i32[c + C_FREE_HEAD] as number;
+        i32[c + C_FREE_HEAD] = head;
+        i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + waiting;
+      } else if (this.#afterRcu === AFTER_TTRACE) {
+        this.appendTtrace(cls, head, tail, waiting);
+      } else {
+        this.#slab.returnBatch(cls, head, tail, waiting);
+      }
+    }
+    const pile = i32[c + C_RCU_COUNT] as number;
+    if (pile === 0) return;
+    const epoch = readEpoch(i32, FLAVOR_RCU);
+    i32[c + C_WAIT_HEAD] = i32[c + C_RCU_HEAD] as number;
+    i32[c + C_WAIT_TAIL] = i32[c + C_RCU_TAIL] as number;
+    i32[c + C_WAIT_COUNT] = pile;
+    i32[c + C_WAIT_EPOCH] = epoch;
+    i32[c + C_RCU_HEAD] = 0;
+    i32[c + C_RCU_COUNT] = 0;
+    this.#setPending(PENDING_RCU);
+    requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0);
+  }
+
+  /**
+   * do_call_rcu_ttrace and __free_rcu: takes the inbox; if the batch in flight is past both GPs,
+   * returns it to the slab; then seals the pile as the next batch.
+   */
+  progressTtrace(cls: number): void {
+    const i32 = this.#i32;
+    const c = cacheWord(this.#layout, this.cpu, cls);
+    if (Atomics.load(i32, c + C_X_INBOX_HEAD) !== 0) this.#takeInbox(cls, c);
+    const waiting = i32[c + C_TTW_COUNT] as number;
+    if (waiting !== 0) {
+      if (
+        !isExpired(i32[c + C_TTW_EPOCH] as number, readEpoch(i32, FLAVOR_TTRACE)) ||
+        !isExpired(i32[c + C_TTW_EPOCH_RCU] as number, readEpoch(i32, FLAVOR_RCU))
+      ) {
+        this.#maybeHelp(FLAVOR_TTRACE, c, i32[c + C_TT_COUNT] as number);
+        return;
+      }
+      this.#slab.returnBatch(cls, i32[c + C_TTW_HEAD] as number, i32[c + C_TTW_TAIL] as number, waiting);
+      i32[c + C_TTW_COUNT] = 0;
+      i32[c + C_TTW_HEAD] = 0;
+    }
+    const pile = i32[c + C_TT_COUNT] as number;
+    if (pile === 0) return;
+    const epoch = readEpoch(i32, FLAVOR_TTRACE);
+    const epochRcu = readEpoch(i32, FLAVOR_RCU);
+    i32[c + C_TTW_HEAD] = i32[c + C_TT_HEAD] as number;
+    i32[c + C_TTW_TAIL] = i32[c + C_TT_TAIL] as number;
+    i32[c + C_TTW_COUNT] = pile;
+    i32[c + C_TTW_EPOCH] = epoch;
+    i32[c + C_TTW_EPOCH_RCU] = epochRcu;
+    i32[c + C_TT_HEAD] = 0;
+    i32[c + C_TT_COUNT] = 0;
+    this.#setPending(PENDING_TTRACE);
+    requestEpoch(i32, FLAVOR_TTRACE, (epoch + 2) | 0);
+    requestEpoch(i32, FLAVOR_RCU, (epochRcu + 2) | 0);
+  }
+
+  /** Adds a chain of reusable units to this CPU's freeByRcuTtrace of class `cls`. */
+  appendTtrace(cls: number, head: number, tail: number, n: number): void {
+    const i32 = this.#i32;
+    const c = cacheWord(this.#layout, this.cpu, cls);
+    if ((i32[c + C_TT_COUNT] as number) === 0) i32[c + C_TT_TAIL] = tail;
+    i32[tail >> 2] = i32[c + C_TT_HEAD] as number;
+    i32[c + C_TT_HEAD] = head;
+    i32[c + C_TT_COUNT] = (i32[c + C_TT_COUNT] as number) + n;
+    this.#setPending(PENDING_TTRACE);
+  }
+
+  /**
+   * Sends a chain of reusable units to the freeByRcuTtrace list of `target` (the kernel's
+   * enque_to_free(tgt, …)): appended here when it is this CPU, else pushed to the target
+   * cache's inbox (llist_add) for its holder to take.
+   */
+  sendTtrace(cls: number, target: number, head: number, tail: number, n: number): void {
+    if (target === this.cpu) {
+      this.appendTtrace(cls, head, tail, n);
+      return;
+    }
+    const i32 = this.#i32;
+    const c = cacheWord(this.#layout, target, cls);
+    let seen = Atomics.load(i32, c + C_X_INBOX_HEAD);
+    for (;;) {
+      i32[tail >> 2] = seen;
+      const prev = Atomics.compareExchange(i32, c + C_X_INBOX_HEAD, seen, head);
+      if (prev === seen) break;
+      seen = prev;
+    }
+    Atomics.add(i32, c + C_X_INBOX_COUNT, n);
+    Atomics.or(i32, cpuWord(this.#layout, target) + CPU_X_PENDING, PENDING_TTRACE);
+    ringCoordinator(i32);
+  }
+
+  /**
+   * alloc_bulk's first sources under kernel 6.6: takes up to `want` units from freeByRcuTtrace,
+   * then from waitingForGpTtrace, before their GP. Returns the chain's head (0 if none);
+   * `lastTail` and `lastCount` describe it.
+   */
+  takeTtrace(cls: number, want: number): number {
+    const i32 = this.#i32;
+    const c = cacheWord(this.#layout, this.cpu, cls);
+    if (Atomics.load(i32, c + C_X_INBOX_HEAD) !== 0) this.#takeInbox(cls, c);
+    let head = 0;
+    let tail = 0;
+    let got = 0;
+    for (const list of [C_TT_HEAD, C_TTW_HEAD]) {
+      const countWord = list === C_TT_HEAD ? c + C_TT_COUNT : c + C_TTW_COUNT;
+      const count = i32[countWord] as number;
+      if (count === 0 || got === want) continue;
+      const n = Math.min(count, want - got);
+      const first = i32[c + list] as number;
+      let last = first;
+      for (let k = 1; k < n; k++) last = i32[last >> 2] as number;
+      i32[c + list] = i32[last >> 2] as number;
+      i32[countWord] = count - n;
+      if (tail !== 0) i32[tail >> 2] = first;
+      else head = first;
+      tail = last;
+      got += n;
+    }
+    if (tail !== 0) i32[tail >> 2] = 0;
+    this.lastTail = tail;
+    this.lastCount = got;
+    return head;
+  }
+
+  /**
+   * Moves every list of every class as far as the epochs allow (the doorbell's work, and a
+   * drainer's) and clears the pending bits of flavors with nothing left. Returns the units still
+   * deferred.
+   */
+  pollAll(offline: boolean): number {
+    const i32 = this.#i32;
+    const pendingWord = cpuWord(this.#layout, this.cpu) + CPU_X_PENDING;
+    // Clear first: a sender that pushes after this sets the bit again.
+    Atomics.store(i32, pendingWord, 0);
+    let rcu = 0;
+    let ttrace = 0;
+    for (let cls = 0; cls < this.#layout.classes; cls++) {
+      this.progressRcu(cls, offline);
+      this.progressTtrace(cls);
+      const c = cacheWord(this.#layout, this.cpu, cls);
+      rcu += (i32[c + C_RCU_COUNT] as number) + (i32[c + C_WAIT_COUNT] as number);
+      ttrace +=
+        (i32[c + C_TT_COUNT] as number) +
+        (i32[c + C_TTW_COUNT] as number) +
+        Atomics.load(i32, c + C_X_INBOX_COUNT);
+    }
+    const bits = (rcu !== 0 ? PENDING_RCU : 0) | (ttrace !== 0 ? PENDING_TTRACE : 0);
+    if (bits !== 0) Atomics.or(i32, pendingWord, bits);
+    return rcu + ttrace;
+  }
+
+  /**
+   * Debug option: checks that a unit about to be handed out again still holds the poison its
+   * free wrote; counts a failure (a write after free) and remembers the first pointer.
+   */
+  checkPoison(unit: number, cls: number): void {
+    const i32 = this.#i32;
+    const generation = (i32[(unit >> 2) + 1] as number) >>> 2;
+    if (generation === 0) return; // carved fresh, never freed
+    const end = (unit + (i32[classWord(this.#layout, cls) + CLS_UNIT_SIZE] as number)) >> 2;
+    for (let w = (unit >> 2) + 2; w < end; w++) {
+      if (i32[w] !== kPoisonWord) {
+        if (Atomics.add(i32, X_POISON_ERRORS, 1) === 0) Atomics.store(i32, X_POISON_FIRST, unit + 8);
+        return;
+      }
+    }
+  }
+
+  /** Debug option: fills a unit's user bytes with the poison byte. */
+  poisonUnit(unit: number, cls: number): void {
+    const size = this.#i32[classWord(this.#layout, cls) + CLS_UNIT_SIZE] as number;
+    this.#bytes.fill(kPoisonByte, unit + 8, unit + size);
+  }
+
+  get poison(): boolean {
+    return this.#poison;
+  }
+
+  /** Marks a deferred chain FREE (and poisons it): its units may be handed out from now on. */
+  #markReusable(cls: number, head: number): void {
+    const i32 = this.#i32;
+    for (let unit = head; unit !== 0; unit = i32[unit >> 2] as number) {
+      const h = unit >> 2;
+      i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
+      if (this.#poison) this.poisonUnit(unit, cls);
+    }
+  }
+
+  /** llist_del_all on the inbox, appended to freeByRcuTtrace. */
+  #takeInbox(cls: number, c: number): void {
+    const i32 = this.#i32;
+    const head = Atomics.exchange(i32, c + C_X_INBOX_HEAD, 0);
+    if (head === 0) return;
+    let tail = head;
+    let n = 1;
+    for (let next = i32[head >> 2] as number; next !== 0; next = i32[next >> 2] as number) {
+      tail = next;
+      n++;
+    }
+    Atomics.sub(i32, c + C_X_INBOX_COUNT, n);
+    this.appendTtrace(cls, head, tail, n);
+  }
+
+  /**
+   * The main thread may be busy: once a pile grows past the bound, this CPU tries the advance
+   * itself (same rule, src/grace-period.ts), on every 16th look so the pin scan stays cheap.
+   */
+  #maybeHelp(flavor: number, c: number, pile: number): void {
+    if (pile < kHelpFactor * (this.#i32[c + C_HIGH] as number) || (++this.#helpTicks & 15) !== 0) return;
+    tryAdvance(this.#i32, this.#layout, flavor, this.#birthMs, true);
+    if (flavor === FLAVOR_TTRACE) tryAdvance(this.#i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
+  }
+
+  #setPending(bit: number): void {
+    const index = cpuWord(this.#layout, this.cpu) + CPU_X_PENDING;
+    if ((Atomics.load(this.#i32, index) & bit) === 0) Atomics.or(this.#i32, index, bit);
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Reuse policies: when a freed unit may be reused, where a remote free goes, how caches share,
+ * how much they hold; and the presets that name the combinations the kernel and its proposed
+ * fixes use (research/kernel.md §1.6–1.13).
+ *
+ * ```
+ *                 free()                 freeRcu()            free_llist > high (trim)      after the rcu GP        after the ttrace GP
+ * kernel-6.1      own free list          rcu lists            own ttrace lists              ttrace lists of tgt      slab
+ * kernel-6.6      own free list          rcu lists            ttrace lists of tgt (hint)    ttrace lists of tgt      slab; refill reuses the ttrace lists first
+ * kernel-free-rcu = freeRcu()            rcu lists            ttrace lists of tgt           ttrace lists of tgt      slab; refill reuses the ttrace lists first
+ * reuse-after-gp  rcu lists              rcu lists            own ttrace lists              own free list            slab; refill reuses the ttrace lists first
+ * free-after-gp   rcu lists              rcu lists            (never: free list only refills) slab                  —
+ * prealloc        own free list          rcu lists            never (the pool only grows)   ttrace lists             slab
+ * arena           = reuse-after-gp, with trims sent to the owner's ttrace lists (hint)
+ * ```
+ * "tgt" is the kernel's hint: the owner of the unit whose free triggered the trim (one field per
+ * cache, "the hint is not accurate"). Reusing the ttrace lists is the kernel 6.6 shortcut
+ * (04fabf00b4d3): units that wait for the tasks-trace GP go back to the free list before it ends.
+ * It is safe only where every unit on those lists already passed an rcu GP (reuse-after-gp,
+ * kernel-free-rcu); under kernel-6.6 it is the immediate reuse that breaks RCU readers.
+ *
+ * Who may call: anyone; pure functions. The policy is encoded in the arena header (H_POLICY),
+ * immutable after `Arena.create`.
+ */
+import { fail } from './errors.js';
+
+/** When a freed unit may be handed out again. */
+export type ReuseChoice = 'immediate' | 'after-gp' | 'free-after-gp';
+/** Where a free of a unit another CPU allocated sends the overflow of the freeing CPU's cache. */
+export type RemoteFreeChoice = 'local' | 'hint';
+/** How caches share units (the depot comes with a later release). */
+export type SharingChoice = 'none';
+/** How many free units a cache keeps: the kernel's watermarks, or unbounded (a pre-allocated pool). */
+export type CapacityChoice = 'fixed' | 'unbounded';
+
+/** A policy: four choices and two kernel details. */
+export interface Policy {
+  readonly reuse: ReuseChoice;
+  readonly remoteFree: RemoteFreeChoice;
+  readonly sharing: SharingChoice;
+  readonly capacity: CapacityChoice;
+  /** Where a trim (free_bulk) sends the overflow: the slab at once, or the ttrace lists first. */
+  readonly trimVia: 'slab' | 'ttrace';
+  /** Refill takes units from the ttrace lists before the slab (kernel 6.6, reuse before the ttrace GP). */
+  readonly refillFromTtrace: boolean;
+  /** Where a unit goes once its rcu GP passed: the kernel's ttrace lists, or the free list (Hou Tao). */
+  readonly afterRcuGp: 'ttrace' | 'free-list' | 'slab';
+}
+
+export const PRESET_NAMES = [
+  'kernel-6.1',
+  'kernel-6.6',
+  'kernel-free-rcu',
+  'reuse-after-gp',
+  'free-after-gp',
+  'prealloc',
+  'arena',
+] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+const kernel61: Policy = {
+  reuse: 'immediate',
+  remoteFree: 'local',
+  sharing: 'none',
+  capacity: 'fixed',
+  trimVia: 'ttrace',
+  refillFromTtrace: false,
+  afterRcuGp: 'ttrace',
+};
+const kernel66: Policy = { ...kernel61, remoteFree: 'hint', refillFromTtrace: true };
+const reuseAfterGp: Policy = {
+  ...kernel61,
+  reuse: 'after-gp',
+  refillFromTtrace: true,
+  afterRcuGp: 'free-list',
+};
+
+export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
+  'kernel-6.1': kernel61,
+  'kernel-6.6': kernel66,
+  // bpf_mem_free_rcu() everywhere: the kernel 6.6 code with every free deferred by one rcu GP.
+  'kernel-free-rcu': { ...kernel66, reuse: 'after-gp' },
+  // Hou Tao's BPF_MA_REUSE_AFTER_RCU_GP (RFC v2, on v6.3: no hint yet).
+  'reuse-after-gp': reuseAfterGp,
+  // Hou Tao's BPF_MA_FREE_AFTER_RCU_GP (RFC v3).
+  'free-after-gp': { ...kernel61, reuse: 'free-after-gp', trimVia: 'slab', afterRcuGp: 'slab' },
+  // pcpu_freelist of the pre-allocated hash map: every element stays in a per-CPU pool.
+  prealloc: { ...kernel61, capacity: 'unbounded', trimVia: 'slab' },
+  // Ours, for now: reuse-after-gp with trims sent to the owner.
+  arena: { ...reuseAfterGp, remoteFree: 'hint' },
+});
+
+export const DEFAULT_PRESET: PresetName = 'kernel-6.6';
+
+const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
+  reuse: ['immediate', 'after-gp', 'free-after-gp'],
+  remoteFree: ['local', 'hint'],
+  sharing: ['none'],
+  capacity: ['fixed', 'unbounded'],
+  trimVia: ['slab', 'ttrace'],
+  refillFromTtrace: [false, true],
+  afterRcuGp: ['ttrace', 'free-list', 'slab'],
+};
+
+/** Resolves a preset name or a policy object (missing fields from kernel-6.6); throws EINVAL. */
+export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined): Policy {
+  if (policy === undefined) return PRESETS[DEFAULT_PRESET];
+  if (typeof policy === 'string') {
+    if (!Object.hasOwn(PRESETS, policy)) {
+      fail('EINVAL', `options.policy: unknown preset '${policy}' (one of ${PRESET_NAMES.join(', ')})`);
+    }
+    return PRESETS[policy];
+  }
+  if (policy === null || typeof policy !== 'object') {
+    fail('EINVAL', 'options.policy must be a preset name or a policy object');
+  }
+  const resolved = { ...PRESETS[DEFAULT_PRESET], ...policy } as Policy;
+  for (const key of Object.keys(resolved) as (keyof Policy)[]) {
+    const allowed = choices[key];
+    if (allowed === undefined) fail('EINVAL', `options.policy: unknown field '${key}'`);
+    if (!allowed.includes(resolved[key])) {
+      fail(
+        'EINVAL',
+        `options.policy.${key}: ${JSON.stringify(resolved[key])} is not one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
+      );
+    }
+  }
+  if (resolved.reuse === 'free-after-gp' && resolved.afterRcuGp !== 'slab') {
+    fail(
+      'EINVAL',
+      "options.policy: reuse 'free-after-gp' sends units to the slab after the GP (afterRcuGp 'slab')",
+    );
+  }
+  return resolved;
+}
+
+/** The name of the preset equal to `policy`, or undefined. */
+export function presetOf(policy: Policy): PresetName | undefined {
+  return PRESET_NAMES.find((name) => sameChoices(PRESETS[name], policy));
+}
+
+function sameChoices(a: Policy, b: Policy): boolean {
+  return (Object.keys(choices) as (keyof Policy)[]).every((k) => a[k] === b[k]);
+}
+
+/** Bits of H_POLICY: the decoded form the CPUs use on their slow paths. */
+export const P_REUSE_MASK = 3;
+export const P_REUSE_IMMEDIATE = 0;
+export const P_REUSE_AFTER_GP = 1;
+export const P_FREE_AFTER_GP = 2;
+export const P_HINT = 1 << 2;
+export const P_UNBOUNDED = 1 << 3;
+export const P_TRIM_TTRACE = 1 << 4;
+export const P_REFILL_TTRACE = 1 << 5;
+/** After the rcu GP: 0 ttrace lists, 1 free list, 2 slab (two bits). */
+export const P_AFTER_RCU_SHIFT = 6;
+
+export function encodePolicy(p: Policy): number {
+  return (
+    choices.reuse.indexOf(p.reuse) |
+    (p.remoteFree === 'hint' ? P_HINT : 0) |
+    (p.capacity === 'unbounded' ? P_UNBOUNDED : 0) |
+    (p.trimVia === 'ttrace' ? P_TRIM_TTRACE : 0) |
+    (p.refillFromTtrace ? P_REFILL_TTRACE : 0) |
+    (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT)
+  );
+}
+
+export function decodePolicy(bits: number): Policy {
+  return {
+    reuse: choices.reuse[bits & P_REUSE_MASK] as ReuseChoice,
+    remoteFree: bits & P_HINT ? 'hint' : 'local',
+    sharing: 'none',
+    capacity: bits & P_UNBOUNDED ? 'unbounded' : 'fixed',
+    trimVia: bits & P_TRIM_TTRACE ? 'ttrace' : 'slab',
+    refillFromTtrace: (bits & P_REFILL_TTRACE) !== 0,
+    afterRcuGp: choices.afterRcuGp[(bits >> P_AFTER_RCU_SHIFT) & 3] as Policy['afterRcuGp'],
+  };
+}
