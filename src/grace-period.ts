@@ -104,17 +104,20 @@ export function writeBirthMs(buffer: SharedArrayBuffer, ms: number): void {
 
 /**
  * Raises the epoch somebody waits for to at least `target` (wrap-safe CAS loop) and rings the
- * coordinator's request word.
+ * coordinator if this call raised it: a coordinator that already knows of a later target is
+ * working towards it, or waiting on a reader that will ring it.
  */
 export function requestEpoch(i32: Int32Array, flavor: number, target: number): void {
   const index = gpWord(flavor, G_WANT);
   let seen = Atomics.load(i32, index);
   while (isBefore(seen, target)) {
     const prev = Atomics.compareExchange(i32, index, seen, target);
-    if (prev === seen) break;
+    if (prev === seen) {
+      ringCoordinator(i32);
+      return;
+    }
     seen = prev;
   }
-  ringCoordinator(i32);
 }
 
 /** Wakes the coordinator if it sleeps (X_GP_SLEEPING); see src/coordinator.ts for the protocol. */
