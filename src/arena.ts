@@ -223,6 +223,7 @@ export class Arena {
       slab,
       birthMs,
       manual,
+      shared.faults?.oneEpochGp === true,
     );
     this.#coordinator.start();
   }

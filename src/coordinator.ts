@@ -128,6 +128,7 @@ export class Coordinator {
   #keepAlive: NodeJS.Timeout | undefined;
   #sleepMs = kIdleSleepMs;
   #lastServicedRequest = -1;
+  readonly #oneEpochGpFault: boolean;
 
   constructor(
     i32: Int32Array,
@@ -136,7 +137,9 @@ export class Coordinator {
     slab: Slab,
     birthMs: number,
     manual: boolean,
+    oneEpochGpFault: boolean,
   ) {
+    this.#oneEpochGpFault = oneEpochGpFault;
     this.#i32 = i32;
     this.#bytes = bytes;
     this.#layout = layout;
@@ -333,7 +336,15 @@ export class Coordinator {
   #listsOf(cpu: number): DeferredLists {
     let lists = this.#lists[cpu];
     if (lists === undefined) {
-      lists = new DeferredLists(this.#i32, this.#bytes, this.#layout, this.#slab, cpu, this.#birthMs);
+      lists = new DeferredLists(
+        this.#i32,
+        this.#bytes,
+        this.#layout,
+        this.#slab,
+        cpu,
+        this.#birthMs,
+        this.#oneEpochGpFault,
+      );
       this.#lists[cpu] = lists;
     }
     return lists;

@@ -110,6 +110,12 @@ export interface ArenaFaults {
    * allocator bug would cause, without corrupting the arena's own lists.
    */
   readonly handOutTwice?: boolean;
+  /**
+   * A deferred batch counts as past its GP one epoch after its seal instead of two: the
+   * off-by-one the proof in src/grace-period.ts rules out, which lets a reader pinned at the
+   * seal's epoch see the unit reused.
+   */
+  readonly oneEpochGp?: boolean;
 }
 
 /** What `arena.shared` holds: everything another thread needs to attach. Structured-cloneable. */
@@ -218,7 +224,15 @@ export class CpuHandle {
     this.bytes = new Uint8Array(shared.buffer);
     this.#layout = layout;
     this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
-    this.#lists = new DeferredLists(i32, this.bytes, layout, this.#slab, cpu, readBirthMs(shared.buffer));
+    this.#lists = new DeferredLists(
+      i32,
+      this.bytes,
+      layout,
+      this.#slab,
+      cpu,
+      readBirthMs(shared.buffer),
+      shared.faults?.oneEpochGp === true,
+    );
     this.#handOutTwice = shared.faults?.handOutTwice === true;
     this.#classes = layout.classes;
     this.#cacheBase = cacheWord(layout, cpu, 0);

@@ -97,7 +97,19 @@ export class DeferredLists {
   lastTail = 0;
   lastCount = 0;
 
-  constructor(i32: Int32Array, bytes: Uint8Array, layout: Layout, slab: Slab, cpu: number, birthMs: number) {
+  /** Epochs after its seal at which a batch is past its GP: 2, or 1 with the oneEpochGp fault. */
+  readonly #gpEpochs: number;
+
+  constructor(
+    i32: Int32Array,
+    bytes: Uint8Array,
+    layout: Layout,
+    slab: Slab,
+    cpu: number,
+    birthMs: number,
+    oneEpochGpFault = false,
+  ) {
+    this.#gpEpochs = oneEpochGpFault ? 1 : 2;
     this.#i32 = i32;
     this.#bytes = bytes;
     this.#layout = layout;
@@ -129,7 +141,7 @@ export class DeferredLists {
     const c = cacheWord(this.#layout, this.cpu, cls);
     const waiting = i32[c + C_WAIT_COUNT] as number;
     if (waiting !== 0) {
-      if (!isExpired(i32[c + C_WAIT_EPOCH] as number, readEpoch(i32, FLAVOR_RCU))) {
+      if (!isExpired(i32[c + C_WAIT_EPOCH] as number, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)) {
         this.#maybeHelp(FLAVOR_RCU, c, i32[c + C_RCU_COUNT] as number);
         return;
       }
@@ -173,8 +185,8 @@ export class DeferredLists {
     const waiting = i32[c + C_TTW_COUNT] as number;
     if (waiting !== 0) {
       if (
-        !isExpired(i32[c + C_TTW_EPOCH] as number, readEpoch(i32, FLAVOR_TTRACE)) ||
-        !isExpired(i32[c + C_TTW_EPOCH_RCU] as number, readEpoch(i32, FLAVOR_RCU))
+        !isExpired(i32[c + C_TTW_EPOCH] as number, readEpoch(i32, FLAVOR_TTRACE), this.#gpEpochs) ||
+        !isExpired(i32[c + C_TTW_EPOCH_RCU] as number, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)
       ) {
         this.#maybeHelp(FLAVOR_TTRACE, c, i32[c + C_TT_COUNT] as number);
         return;

@@ -73,9 +73,12 @@ export function pinValue(epoch: number): number {
   return (epoch << 1) | 1;
 }
 
-/** True when a batch sealed at `seal` is past its GP at epoch `epoch` (wrap-safe). */
-export function isExpired(seal: number, epoch: number): boolean {
-  return ((epoch - seal) | 0) >= 2;
+/**
+ * True when a batch sealed at `seal` is past its GP at epoch `epoch` (wrap-safe). `epochs` is 2
+ * (the proof above) except under a test's injected fault.
+ */
+export function isExpired(seal: number, epoch: number, epochs = 2): boolean {
+  return ((epoch - seal) | 0) >= epochs;
 }
 
 /** True when `epoch` has not reached `target` yet (wrap-safe). */

@@ -1,0 +1,155 @@
+/**
+ * What each preset does with a free, in the deterministic mode (CPU handles on this thread, the
+ * coordinator stepped by hand), against research/kernel.md §1.6–1.13: where trims go, whether
+ * refill reuses the ttrace lists before their GP, where units go after their rcu GP, the owner
+ * hint for remote frees, the pre-allocated pool; and the poison debug option.
+ */
+import { describe, expect, it } from 'vitest';
+import { Arena, type ArenaOptions, PRESET_NAMES, PRESETS, type PresetName, presetOf } from '../src/index.js';
+import { decodePolicy, encodePolicy } from '../src/policy.js';
+
+/** The 32-byte class: user size 24. */
+const CLS = 1;
+const SIZE = 24;
+
+function setup(policy: PresetName, options: Partial<ArenaOptions> = {}) {
+  const arena = Arena.create({ cpus: 2, maxBytes: 4 << 20, coordinator: 'manual', policy, ...options });
+  return { arena, a: arena.attach(0), b: arena.attach(1) };
+}
+
+const cache = (arena: Arena, cpu: number) =>
+  arena.stats().cpus[cpu]?.classes[CLS] as { free: number; deferred: number; trims: number };
+const klass = (arena: Arena) =>
+  arena.stats().classes[CLS] as { units: number; slabFree: number; deferred: number };
+
+/** Two full GPs of both flavors, each followed by the CPUs' polls (their doorbell work). */
+function passGps(arena: Arena, ...cpus: { poll(): number }[]): void {
+  for (let k = 0; k < 3; k++) {
+    arena.advance('rcu');
+    arena.advance('ttrace');
+    arena.advance('rcu');
+    arena.advance('ttrace');
+    for (const cpu of cpus) cpu.poll();
+  }
+}
+
+describe('presets', () => {
+  it('encode and decode to themselves, and presetOf names them', () => {
+    for (const name of PRESET_NAMES) {
+      expect(decodePolicy(encodePolicy(PRESETS[name]))).toEqual(PRESETS[name]);
+      expect(presetOf(PRESETS[name])).toBe(name === 'arena' ? 'arena' : name);
+    }
+    expect(
+      Arena.create({ cpus: 1, policy: { reuse: 'after-gp', afterRcuGp: 'free-list' } }).policy.reuse,
+    ).toBe('after-gp');
+  });
+
+  it.each([
+    ['kernel-6.1', false],
+    ['kernel-6.6', true],
+  ] as const)('%s: refill reuses units waiting for the ttrace GP: %s', (policy, reuses) => {
+    const { arena, a } = setup(policy);
+    const ptrs = Array.from({ length: 300 }, () => a.alloc(SIZE));
+    for (const ptr of ptrs) a.free(ptr);
+    // Trims sent the overflow to the ttrace lists, where it waits for a GP nobody advances.
+    expect(cache(arena, 0).trims).toBeGreaterThan(0);
+    expect(klass(arena).deferred).toBeGreaterThan(150);
+    const carved = klass(arena).units;
+    // Fewer than are waiting (minus a refill batch), so 6.6 needs no new unit.
+    for (let k = 0; k < 200; k++) a.alloc(SIZE);
+    // kernel 6.6 (04fabf00b4d3) takes them back before their GP; 6.1 carves new units.
+    if (reuses) expect(klass(arena).units).toBe(carved);
+    else expect(klass(arena).units).toBeGreaterThan(carved);
+  });
+
+  it('kernel-6.1: trimmed units reach the slab only after a ttrace GP (and an rcu GP)', () => {
+    const { arena, a } = setup('kernel-6.1');
+    const ptrs = Array.from({ length: 300 }, () => a.alloc(SIZE));
+    for (const ptr of ptrs) a.free(ptr);
+    const waiting = klass(arena).deferred;
+    expect(klass(arena).slabFree).toBe(0);
+    // rcu alone is not enough.
+    for (let k = 0; k < 4; k++) arena.advance('rcu');
+    a.poll();
+    expect(klass(arena).slabFree).toBe(0);
+    passGps(arena, a);
+    expect(klass(arena).deferred).toBe(0);
+    expect(klass(arena).slabFree).toBe(waiting);
+  });
+
+  it.each([
+    ['kernel-6.1', 1],
+    ['kernel-6.6', 0],
+  ] as const)(
+    '%s: a remote free overflow goes to the trimming CPU (1) or the owner (0)',
+    (policy, target) => {
+      const { arena, a, b } = setup(policy);
+      const ptrs = Array.from({ length: 300 }, () => a.alloc(SIZE));
+      for (const ptr of ptrs) b.free(ptr);
+      const other = 1 - target;
+      expect(cache(arena, target).deferred).toBeGreaterThan(150);
+      expect(cache(arena, other).deferred).toBe(0);
+      // The owner takes its inbox at its next refill or poll, and after the GPs hands it to the slab.
+      passGps(arena, a, b);
+      expect(klass(arena).deferred).toBe(0);
+    },
+  );
+
+  it.each([
+    ['reuse-after-gp', 'free'],
+    ['free-after-gp', 'slabFree'],
+  ] as const)('%s: a free waits for an rcu GP, then goes to the %s list', (policy, where) => {
+    const { arena, a } = setup(policy);
+    const ptrs = Array.from({ length: 60 }, () => a.alloc(SIZE));
+    const before = where === 'free' ? cache(arena, 0).free : klass(arena).slabFree;
+    for (const ptr of ptrs) a.free(ptr);
+    expect(cache(arena, 0).deferred).toBe(60);
+    expect(() => a.free(ptrs[0] as number)).toThrow(/EINVAL.*double free/);
+    passGps(arena, a);
+    expect(cache(arena, 0).deferred).toBe(0);
+    const after = where === 'free' ? cache(arena, 0).free : klass(arena).slabFree;
+    expect(after - before).toBe(60);
+  });
+
+  it('prealloc: the per-CPU pool never trims', () => {
+    const { arena, a } = setup('prealloc');
+    const ptrs = Array.from({ length: 1000 }, () => a.alloc(SIZE));
+    for (const ptr of ptrs) a.free(ptr);
+    expect(cache(arena, 0).trims).toBe(0);
+    expect(cache(arena, 0).free).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('freeRcu defers under every preset, and the unit comes back only after the GP', () => {
+    for (const policy of PRESET_NAMES) {
+      const { arena, a } = setup(policy);
+      const ptr = a.alloc(SIZE);
+      a.freeRcu(ptr);
+      const seen = new Set(Array.from({ length: 500 }, () => a.alloc(SIZE)));
+      expect(seen.has(ptr), policy).toBe(false);
+      expect(arena.stats().totals.deferred, policy).toBeGreaterThanOrEqual(1);
+    }
+  });
+});
+
+describe('poison debug option', () => {
+  it('finds a write after free when the unit is handed out again, and nothing in a clean run', () => {
+    for (const policy of ['kernel-6.6', 'reuse-after-gp'] as const) {
+      const { arena, a } = setup(policy, { debug: { poison: true } });
+      // Clean churn: no false alarm.
+      for (let k = 0; k < 2000; k++) {
+        const ptrs = Array.from({ length: 1 + (k % 7) }, () => a.alloc(SIZE));
+        for (const ptr of ptrs) a.free(ptr);
+        if (k % 100 === 0) passGps(arena, a);
+      }
+      expect(arena.stats().poison.errors, policy).toBe(0);
+      // A write after free: the holder keeps using the unit.
+      const ptr = a.alloc(SIZE);
+      a.free(ptr);
+      passGps(arena, a);
+      a.bytes[ptr + 5] = 42;
+      const again = Array.from({ length: 200 }, () => a.alloc(SIZE));
+      expect(again, policy).toContain(ptr);
+      expect(arena.stats().poison, policy).toEqual({ errors: 1, firstPtr: ptr });
+    }
+  });
+});
