@@ -11,14 +11,13 @@
  * ratios computed from the medians of this same run. Progress goes to stderr, the report to
  * stdout (a table, or with `--json` one JSON object).
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { Arena } from '../src/arena.js';
+import type { PresetName } from '../src/policy.js';
 import { CpuPool, siblingModule } from '../src/pool.js';
+import { envNumber, loadMark, otherLoad, printConditions, runConditions, summarize } from './bench-common.js';
 import type { FastpathArgs, FastpathResult } from './fastpath-task.js';
 
 const VARIANTS = [
@@ -38,14 +37,6 @@ const TARGET_LIFO_1W = 100;
 const TARGET_CHURN_1W = 50;
 const TARGET_SCALING = 1.8;
 
-function envNumber(name: string, fallback: number, valid: (v: number) => boolean): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const v = Number(raw);
-  if (!valid(v)) throw new Error(`${name}=${raw} is not valid`);
-  return v;
-}
-
 const { values: flags } = parseArgs({ options: { json: { type: 'boolean', default: false } } });
 const rounds = envNumber('BENCH_ROUNDS', 5, (v) => Number.isInteger(v) && v >= 1);
 const seconds = envNumber('BENCH_SECONDS', 0.3, (v) => v > 0 && v <= 60);
@@ -62,101 +53,29 @@ interface Cell {
   readonly perWorker: number[][];
 }
 
-interface Summary {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
-
-function summarize(xs: readonly number[]): Summary {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-  return { median, min: s[0] as number, max: s[s.length - 1] as number };
-}
-
 const key = (variant: string, pattern: string, workers: number): string => `${variant}/${pattern}/${workers}`;
 
-/**
- * CPU seconds all processes of the machine have spent busy so far (Linux /proc/stat, USER_HZ =
- * 100), or undefined elsewhere. Minus this process's own CPU time it gives the other load.
- */
-function machineBusySeconds(): number | undefined {
-  try {
-    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
-      .trim()
-      .split(/\s+/)
-      .slice(1)
-      .map(Number);
-    // user nice system idle iowait irq softirq steal
-    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
-    return (user + nice + system + irq + softirq + steal) / 100;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Snapshot for {@link otherLoad}. */
-const loadMark = () => ({ wall: performance.now(), busy: machineBusySeconds(), own: process.cpuUsage() });
-
-/** CPUs' worth of work done by other processes since `mark` (undefined if unknown). */
-function otherLoad(mark: ReturnType<typeof loadMark>): number | undefined {
-  const busy = machineBusySeconds();
-  if (busy === undefined || mark.busy === undefined) return undefined;
-  const own = process.cpuUsage(mark.own);
-  const wall = (performance.now() - mark.wall) / 1000;
-  return Math.max(0, (busy - mark.busy - (own.user + own.system) / 1e6) / wall);
-}
-
-/** The commit measured, and whether src/ had uncommitted changes (the numbers depend on both). */
-function sourceVersion(): string {
-  try {
-    const git = (...args: string[]): string =>
-      execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = git('status', '--porcelain', '--', 'src', 'workers') !== '';
-    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' + uncommitted changes in src/' : ''}`;
-  } catch {
-    return 'unknown (not a git checkout)';
-  }
-}
-
 async function main(): Promise<void> {
-  const started = new Date();
-  const conditions = {
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    node: process.version,
-    v8: process.versions.v8,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
-    date: started.toISOString(),
-    source: sourceVersion(),
+  const policy = process.env.BENCH_POLICY ?? 'kernel-6.6';
+  const conditions = runConditions({
+    policy,
     rounds,
     seconds,
     warmup: `up to ${warmupPairs} pairs or ${warmupSeconds} s per run`,
-    command: [
-      'node',
-      ...process.execArgv,
-      path.relative(process.cwd(), process.argv[1] ?? ''),
-      ...process.argv.slice(2),
-    ]
-      .join(' ')
-      .trim(),
-  };
+  });
   if (!flags.json) {
-    console.log('Fast path (own CPU): 64-byte alloc+free, M pairs/s (one pair = one alloc + one free)');
-    console.log(`CPU:     ${conditions.cpuModel}, ${conditions.cores} cores (${conditions.platform})`);
-    console.log(`Node:    ${conditions.node} (V8 ${conditions.v8})`);
-    console.log(`Date:    ${conditions.date}   load average ${conditions.loadavg.join(' ')}`);
-    console.log(`Command: ${conditions.command}`);
-    console.log(`Source:  ${conditions.source}`);
+    printConditions(
+      'Fast path (own CPU): 64-byte alloc+free, M pairs/s (one pair = one alloc + one free)',
+      conditions,
+    );
     console.log(
       `Rounds:  ${rounds} (variants interleaved round-robin), ${seconds} s timed per run, warm-up ${conditions.warmup}`,
     );
+    console.log(`Policy:  ${policy} (BENCH_POLICY)`);
     console.log('');
   }
 
-  const arena = Arena.create({ cpus: 2 });
+  const arena = Arena.create({ cpus: 2, policy: policy as PresetName });
   const lock = new SharedArrayBuffer(64);
   const args: FastpathArgs = { seconds, warmupPairs, warmupSeconds, lock };
   const pools = new Map<number, CpuPool>();

@@ -90,9 +90,17 @@ export interface GpFlavorStats {
 
 export type GpStats = Readonly<Record<Flavor, GpFlavorStats>>;
 
-/** Longest sleep without a request, and while a reader blocks an advance (a safety net: readers ring). */
+/** Longest sleep without a request. */
 const kIdleSleepMs = 1000;
-const kReaderSleepMs = 10;
+/**
+ * While a reader blocks an advance: retry this many times at once (a reader that just left may
+ * not have seen the urgent flag: its plain read can pass its own unpin store on x86), then sleep
+ * until its ring, or a timeout that doubles from 1 ms to 16 ms (a safety net, like liburcu's
+ * busy-poll then futex wait).
+ */
+const kReaderSpins = 64;
+const kReaderSleepMinMs = 1;
+const kReaderSleepMaxMs = 16;
 /** After this many busy rounds in a row the loop yields to the event loop with setImmediate. */
 const kBusyRoundsPerYield = 64;
 /** Advances `synchronize()` tries in the manual mode before it reports a blocking reader. */
@@ -127,6 +135,7 @@ export class Coordinator {
   #running = false;
   #keepAlive: NodeJS.Timeout | undefined;
   #sleepMs = kIdleSleepMs;
+  #readerSleepMs = kReaderSleepMinMs;
   #lastServicedRequest = -1;
   readonly #oneEpochGpFault: boolean;
 
@@ -265,15 +274,20 @@ export class Coordinator {
       }
       // Set before the pins are read, cleared once the advance went through (see above).
       Atomics.store(i32, gpWord(f, G_URGENT), 1);
-      const result = tryAdvance(i32, this.#layout, f, this.#birthMs, false);
+      let result = tryAdvance(i32, this.#layout, f, this.#birthMs, false);
+      for (let spin = 0; result >= 0 && spin < kReaderSpins; spin++) {
+        result = tryAdvance(i32, this.#layout, f, this.#birthMs, false);
+      }
       if (result === ADVANCED || result === RACED || result === TOO_EARLY) {
         Atomics.store(i32, gpWord(f, G_URGENT), 0);
         if (result === TOO_EARLY) this.#sleepMs = Math.min(this.#sleepMs, 1);
         else progressed = true;
+        this.#readerSleepMs = kReaderSleepMinMs;
         waveDone = this.#finishWave(f) || waveDone;
       } else {
         (this.#waves[f] as Wave).urgent = true;
-        this.#sleepMs = Math.min(this.#sleepMs, kReaderSleepMs);
+        this.#sleepMs = Math.min(this.#sleepMs, this.#readerSleepMs);
+        this.#readerSleepMs = Math.min(kReaderSleepMaxMs, this.#readerSleepMs * 2);
       }
     }
     if (waveDone || seq !== this.#lastServicedRequest) {

@@ -165,6 +165,13 @@ export function attach(shared: SharedArena, cpu: number): CpuHandle {
   return new CpuHandle(shared, cpu);
 }
 
+/**
+ * x86 is TSO: a plain store is never reordered before earlier loads, so on x86 `readUnlock` may
+ * clear its pin with a plain store (V8 keeps typed-array accesses in program order). Elsewhere
+ * (arm64) it needs the release that only an Atomics store gives. See src/grace-period.ts.
+ */
+const kTotalStoreOrder = process.arch === 'x64' || process.arch === 'ia32';
+
 /** Largest int32: a gate that never opens. */
 const kGateClosed = 0x7fffffff;
 /** How long attach and unpark wait for a drainer to hand a CPU back. */
@@ -202,6 +209,7 @@ export class CpuHandle {
   readonly #epochTtrace: number = gpWord(FLAVOR_TTRACE, G_EPOCH);
   readonly #urgentRcu: number = gpWord(FLAVOR_RCU, G_URGENT);
   readonly #urgentTtrace: number = gpWord(FLAVOR_TTRACE, G_URGENT);
+  readonly #plainUnpin: boolean = kTotalStoreOrder;
   readonly #handOutTwice: boolean;
   /** With the handOutTwice fault: the unit the last slow-path allocation returned. */
   #faultUnit = 0;
@@ -325,12 +333,13 @@ export class CpuHandle {
   /**
    * Enters an `rcu` read-side section (rcu_read_lock): until the matching `readUnlock`, no unit
    * freed with `freeRcu`, or by `free` under a policy that reuses after a GP, is reused. Sections
-   * nest. Two Atomics operations on the outermost level; no allocation.
+   * nest. One Atomics store on the outermost level (the epoch is read plainly: a stale value is
+   * an older epoch, which the proof in src/grace-period.ts allows); no allocation.
    */
   readLock(): void {
     if (!this.#attached) this.#closedError();
     if (this.#nestRcu++ === 0) {
-      Atomics.store(this.i32, this.#pinRcu, pinValue(Atomics.load(this.i32, this.#epochRcu)));
+      Atomics.store(this.i32, this.#pinRcu, pinValue(this.i32[this.#epochRcu] as number));
     }
   }
 
@@ -339,9 +348,11 @@ export class CpuHandle {
     if (!this.#attached) this.#closedError();
     if (this.#nestRcu === 0) fail('EINVAL', `CPU ${this.cpu}: readUnlock() without readLock()`);
     if (--this.#nestRcu === 0) {
-      Atomics.store(this.i32, this.#pinRcu, 0);
-      // A GP waits for this reader (see src/coordinator.ts): say that it left.
-      if (Atomics.load(this.i32, this.#urgentRcu) !== 0) ringCoordinator(this.i32);
+      if (this.#plainUnpin) this.i32[this.#pinRcu] = 0;
+      else Atomics.store(this.i32, this.#pinRcu, 0);
+      // A GP waits for this reader (see src/coordinator.ts): say that it left. A plain read may
+      // miss a flag set an instant ago; the coordinator re-checks by itself (liveness only).
+      if ((this.i32[this.#urgentRcu] as number) !== 0) ringCoordinator(this.i32);
     }
   }
 
@@ -349,7 +360,7 @@ export class CpuHandle {
   readLockTrace(): void {
     if (!this.#attached) this.#closedError();
     if (this.#nestTtrace++ === 0) {
-      Atomics.store(this.i32, this.#pinTtrace, pinValue(Atomics.load(this.i32, this.#epochTtrace)));
+      Atomics.store(this.i32, this.#pinTtrace, pinValue(this.i32[this.#epochTtrace] as number));
     }
   }
 
@@ -358,8 +369,9 @@ export class CpuHandle {
     if (!this.#attached) this.#closedError();
     if (this.#nestTtrace === 0) fail('EINVAL', `CPU ${this.cpu}: readUnlockTrace() without readLockTrace()`);
     if (--this.#nestTtrace === 0) {
-      Atomics.store(this.i32, this.#pinTtrace, 0);
-      if (Atomics.load(this.i32, this.#urgentTtrace) !== 0) ringCoordinator(this.i32);
+      if (this.#plainUnpin) this.i32[this.#pinTtrace] = 0;
+      else Atomics.store(this.i32, this.#pinTtrace, 0);
+      if ((this.i32[this.#urgentTtrace] as number) !== 0) ringCoordinator(this.i32);
     }
   }
 

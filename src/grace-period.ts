@@ -11,8 +11,9 @@
  *
  * ## The rule and why a batch sealed at epoch t is past its GP at t + 2
  *
- * A reader pins by loading the epoch `p` and storing `(p << 1) | 1` in its pin word, then reads
- * shared memory; it unpins by storing 0. Whoever advances loads the epoch `e`, reads every pin,
+ * A reader pins by loading the epoch `p` and storing `(p << 1) | 1` in its pin word with an
+ * Atomics store, then reads shared memory; it unpins by storing 0 with release semantics.
+ * Whoever advances loads the epoch `e`, reads every pin,
  * and moves the epoch from `e` to `e + 1` with a compare-and-swap only if no pin holds an epoch
  * other than `e`. A unit is unlinked by its last writer, then freed; the free lands on a deferred
  * list, which is sealed with an epoch `s` loaded after the free. The unit may be reused once the
@@ -32,6 +33,13 @@
  * to `s + 1`. A reader whose pin store lands after the epoch moved past `p` is covered by the
  * same argument (only `p ≤ s` was used); it blocks the next advance until it unpins, which is
  * the price crossbeam-epoch pays too.
+ *
+ * The reader's epoch load may be plain: a stale value is an older epoch, and only `p` ≤ the epoch
+ * at P was used. The pin store must be an Atomics store (a full barrier on x86-64: `xchg`), so
+ * that the section's reads come after it. The unpin only needs release order (the section's
+ * reads before it): an Atomics store everywhere, or a plain store on x86, whose TSO never lets a
+ * store pass earlier loads (V8 keeps typed-array accesses in program order). This keeps
+ * `readLock` + `readUnlock` to one Atomics operation on x86 (bench/gp.bench.ts).
  *
  * Idle, parked, detached and offline CPUs have pin 0 and never hold a GP back. Epochs wrap at
  * 2^32 and pins keep 31 bits of them; all comparisons use the signed distance, so they stay
