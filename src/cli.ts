@@ -8,9 +8,11 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { Arena } from './arena.js';
+import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from './policy.js';
 import { CpuPool, siblingModule } from './pool.js';
 import { PointerQueue } from './ring.js';
 import type { ChurnArgs, ChurnResult } from './scenarios/churn.js';
+import type { ArenaStats } from './stats.js';
 
 const kUsage = `Usage: percpu-arena <command> [options]
 
@@ -25,6 +27,10 @@ Options of demo:
   --max-size N     largest request in bytes, 8..4088 (default 4088)
   --remote F       fraction of frees done on another CPU, 0..1 (default 0.25)
   --max-bytes N    memory limit of the arena in bytes (default 64 MiB)
+  --policy NAME    reuse policy preset (default ${DEFAULT_PRESET}):
+                   ${PRESET_NAMES.join(', ')}
+  --rcu-gp-ms N    minimum duration of an rcu epoch in ms, 0..60000 (default 0: as fast as safe)
+  --ttrace-gp-ms N minimum duration of a ttrace epoch in ms, 0..60000 (default 0)
   --seed N         random seed (default 1)
   --json           print one JSON object instead of tables
   -h, --help       show this help
@@ -65,6 +71,9 @@ async function demo(argv: string[]): Promise<number> {
       'max-size': { type: 'string' },
       remote: { type: 'string' },
       'max-bytes': { type: 'string' },
+      policy: { type: 'string' },
+      'rcu-gp-ms': { type: 'string' },
+      'ttrace-gp-ms': { type: 'string' },
       seed: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -84,8 +93,16 @@ async function demo(argv: string[]): Promise<number> {
     seed: integerOption(values.seed, 'seed', 1, 0, 2 ** 31 - 1),
   };
   const maxBytes = integerOption(values['max-bytes'], 'max-bytes', 64 << 20, 1 << 20, 1 << 30);
+  const policy = (values.policy ?? DEFAULT_PRESET) as PresetName;
+  if (!PRESET_NAMES.includes(policy)) {
+    throw new UsageError(`--policy must be one of ${PRESET_NAMES.join(', ')}, got '${values.policy}'`);
+  }
+  const gpMinMs = {
+    rcu: integerOption(values['rcu-gp-ms'], 'rcu-gp-ms', 0, 0, 60_000),
+    ttrace: integerOption(values['ttrace-gp-ms'], 'ttrace-gp-ms', 0, 0, 60_000),
+  };
 
-  const arena = Arena.create({ cpus, maxBytes });
+  const arena = Arena.create({ cpus, maxBytes, policy, gpMinMs });
   const pool = CpuPool.start(arena);
   const queue = new PointerQueue(8192);
   const started = performance.now();
@@ -106,6 +123,8 @@ async function demo(argv: string[]): Promise<number> {
     cpus,
     ...args,
     maxBytes,
+    policy,
+    gpMinMs,
     wallMs: Math.round(wallMs),
     perCpu: results.map((r) => {
       const cpuStats = stats.cpus[r.cpu];
@@ -114,6 +133,8 @@ async function demo(argv: string[]): Promise<number> {
     bytesInUse: stats.bytesInUse,
     peakBytes: stats.peakBytes,
     liveUnits: stats.liveUnits,
+    deferredAtEnd: stats.totals.deferred,
+    gp: { rcu: stats.gp.rcu, ttrace: stats.gp.ttrace },
     leaked: report.leaked,
     errors,
   };
@@ -130,6 +151,10 @@ function printTables(s: {
   ops: number;
   live: number;
   remoteFraction: number;
+  policy: string;
+  gpMinMs: { rcu: number; ttrace: number };
+  deferredAtEnd: number;
+  gp: ArenaStats['gp'];
   wallMs: number;
   perCpu: (ChurnResult & { refills: number; trims: number })[];
   bytesInUse: number;
@@ -142,8 +167,11 @@ function printTables(s: {
   const kib = (bytes: number): string => `${(bytes / 1024).toFixed(0)} KiB`;
   console.log(
     `percpu-arena demo: ${s.cpus} worker CPUs, ${s.ops} allocations each, ${s.live} live per CPU, ` +
-      `${Math.round(s.remoteFraction * 100)}% of frees on another CPU (${os.cpus()[0]?.model ?? 'unknown CPU'}, ` +
-      `${os.availableParallelism()} cores, Node ${process.version})`,
+      `${Math.round(s.remoteFraction * 100)}% of frees on another CPU, policy ${s.policy}` +
+      (s.gpMinMs.rcu + s.gpMinMs.ttrace > 0
+        ? `, epochs ≥ ${s.gpMinMs.rcu} / ${s.gpMinMs.ttrace} ms (rcu / ttrace)`
+        : '') +
+      ` (${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, Node ${process.version})`,
   );
   const perCpu = new Table({
     ...plain,
@@ -180,6 +208,11 @@ function printTables(s: {
     ['memory in use at end', kib(s.bytesInUse)],
     ['peak memory', kib(s.peakBytes)],
     ['live units at end', s.liveUnits],
+    ['deferred units at end (waiting for a GP)', s.deferredAtEnd],
+    ...(['rcu', 'ttrace'] as const).map((f) => [
+      `${f} GPs completed (median latency)`,
+      `${s.gp[f].completed} (${s.gp[f].latencyUs.p50} µs)`,
+    ]),
     ['leaked at close', s.leaked],
     ['corruptions seen', s.errors],
     ['wall time', `${s.wallMs} ms`],
@@ -199,7 +232,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (
       error instanceof UsageError ||
-      (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+      String((error as { code?: string }).code).startsWith('ERR_PARSE_ARGS_')
     ) {
       process.stderr.write(
         `percpu-arena: ${(error as Error).message}\nRun 'percpu-arena --help' for usage.\n`,
