@@ -136,6 +136,9 @@ export class Coordinator {
   #keepAlive: NodeJS.Timeout | undefined;
   #sleepMs = kIdleSleepMs;
   #readerSleepMs = kReaderSleepMinMs;
+  /** The coordinator's waitAsync on X_GP_REQUEST and the value it waits on (see `#sleep`). */
+  #pendingWait: Promise<void> | undefined;
+  #pendingSeq = 0;
   #lastServicedRequest = -1;
   readonly #oneEpochGpFault: boolean;
 
@@ -242,11 +245,38 @@ export class Coordinator {
       busyRounds = 0;
       Atomics.store(i32, X_GP_SLEEPING, 1);
       if (Atomics.load(i32, X_GP_REQUEST) === seq) {
-        const wait = Atomics.waitAsync(i32, X_GP_REQUEST, seq, this.#sleepMs);
-        if (wait.async) await wait.value;
+        await this.#sleep(seq);
       }
       Atomics.store(i32, X_GP_SLEEPING, 0);
     }
+  }
+
+  /**
+   * Sleeps until X_GP_REQUEST moves from `seq` or `#sleepMs` pass. The timeout is an unref'd
+   * timer raced against a waitAsync without timeout: waitAsync's own timeout was unreliable on
+   * Node 20.20 (after ~10^5 waits the coordinator slept for seconds while being rung, measured
+   * with bench/gp.bench.ts). A wait that ended by the timer stays pending, so it is reused while
+   * the word still holds the same value; a ring (notify wakes every waiter) settles the rest.
+   */
+  async #sleep(seq: number): Promise<void> {
+    if (this.#pendingWait === undefined || this.#pendingSeq !== seq) {
+      const wait = Atomics.waitAsync(this.#i32, X_GP_REQUEST, seq);
+      if (!wait.async) return;
+      const pending = wait.value.then(() => {
+        if (this.#pendingWait === pending) this.#pendingWait = undefined;
+      });
+      this.#pendingWait = pending;
+      this.#pendingSeq = seq;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#pendingWait,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#sleepMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** One round: advance what is wanted, finish GPs, serve CPUs. True if an epoch moved. */
