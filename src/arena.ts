@@ -3,10 +3,14 @@
  * creating thread (normally the main thread); `arena.shared` carries it to workers, which call
  * `attach(shared, cpu)`; `arena.attach(cpu)` attaches on the creating thread (the deterministic
  * mode: several CPUs driven from one thread); `stats()` and `close()` read the whole arena.
+ * The arena owns the grace-period coordinator (src/coordinator.ts), which runs on the creating
+ * thread's event loop until `close()`; `synchronize()` and `advance()` go through it.
  *
  * Who may call: the thread that created the arena. Shared words: X_CLOSED (set once by
- * `close()`); everything else is written before `arena.shared` exists, so a worker that
- * receives it (postMessage and workerData are synchronising hand-offs) sees it initialised.
+ * `close()`) and, through the coordinator, the GP words; everything else (geometry, policy, GP
+ * minimum durations, debug flags, time origin) is written before `arena.shared` exists, so a
+ * worker that receives it (postMessage and workerData are synchronising hand-offs) sees it
+ * initialised.
  */
 import { publish, readShared } from './atomics.js';
 import { Coordinator } from './coordinator.js';
@@ -125,7 +129,8 @@ const kDefaultMaxBytes = 64 * 1024 * 1024;
 const kMaxGpMinMs = 60_000;
 /**
  * Most advance rounds `close()` makes to move deferred units of offline CPUs to the slab: a unit
- * may need an rcu GP, then a ttrace GP, each sealed one round late (2 + 2 + 2 rounds).
+ * may wait behind a batch in flight, then for an rcu GP, then for a ttrace GP; it stops earlier
+ * once nothing is deferred or a reader blocks.
  */
 const kCloseRounds = 16;
 const kMaxCpus = 1024;

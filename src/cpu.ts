@@ -32,8 +32,8 @@
  * Readers inside `readLock` read units another CPU may free at any moment; the generation in
  * word 1 tells them whether the unit was reused (see src/grace-period.ts for when it cannot be).
  */
-import { threadId } from 'node:worker_threads';
-import { claim, publish, readShared } from './atomics.js';
+import { readShared } from './atomics.js';
+import { CpuSlot } from './cpu-slot.js';
 import { DeferredLists } from './deferred.js';
 import { ArenaError, fail } from './errors.js';
 import { pinValue, readBirthMs, ringCoordinator } from './grace-period.js';
@@ -58,15 +58,7 @@ import {
   CLS_OBJECT_SIZE,
   CLS_PREFILL,
   CLS_UNIT_SIZE,
-  CPU_DRAINING_IDLE,
-  CPU_DRAINING_OFFLINE,
-  CPU_IDLE,
-  CPU_OFFLINE,
-  CPU_ONLINE,
-  CPU_X_DOORBELL,
-  CPU_X_OWNER,
   CPU_X_PIN,
-  CPU_X_STATE,
   cacheWord,
   classWord,
   cpuWord,
@@ -174,8 +166,6 @@ const kTotalStoreOrder = process.arch === 'x64' || process.arch === 'ia32';
 
 /** Largest int32: a gate that never opens. */
 const kGateClosed = 0x7fffffff;
-/** How long attach and unpark wait for a drainer to hand a CPU back. */
-const kDrainWaitMs = 5000;
 
 export class CpuHandle {
   /** This handle's CPU slot. */
@@ -200,8 +190,7 @@ export class CpuHandle {
   readonly #unitMap: number;
   /** The arena's policy bits (H_POLICY). */
   readonly #policy: number;
-  readonly #stateWord: number;
-  readonly #doorbell: number;
+  readonly #slot: CpuSlot;
   /** Pin words and the epoch and urgent words of both flavors. */
   readonly #pinRcu: number;
   readonly #pinTtrace: number;
@@ -250,18 +239,13 @@ export class CpuHandle {
     this.#unitMap = layout.unitMap;
     this.#policy = i32[H_POLICY] as number;
     const rec = cpuWord(layout, cpu);
-    this.#stateWord = rec + CPU_X_STATE;
-    this.#doorbell = rec + CPU_X_DOORBELL;
     this.#pinRcu = rec + CPU_X_PIN + FLAVOR_RCU;
     this.#pinTtrace = rec + CPU_X_PIN + FLAVOR_TTRACE;
-    if (!this.#claimFrom(CPU_OFFLINE, CPU_DRAINING_OFFLINE)) {
-      const owner = readShared(i32, rec + CPU_X_OWNER) - 1;
-      fail('EBUSY', `CPU ${cpu} is already attached (by thread ${owner})`);
-    }
-    publish(i32, rec + CPU_X_OWNER, threadId + 1);
+    this.#slot = new CpuSlot(i32, layout, cpu);
+    this.#slot.claimOnline();
     this.#attached = true;
     this.#prefill();
-    this.#armDoorbell();
+    this.#slot.listen(this.#onDoorbell);
   }
 
   /** True until `detach()` (or the arena's `close()` on this thread); false while parked. */
@@ -400,16 +384,13 @@ export class CpuHandle {
     }
     this.#attached = false;
     this.#parked = true;
-    publish(this.i32, this.#stateWord, CPU_IDLE);
-    ringCoordinator(this.i32);
+    this.#slot.park();
   }
 
   /** Takes a parked CPU back (waiting while the coordinator is draining it). */
   unpark(): void {
     if (!this.#parked) fail('EINVAL', `CPU ${this.cpu}: unpark() of a CPU that is not parked`);
-    if (!this.#claimFrom(CPU_IDLE, CPU_DRAINING_IDLE)) {
-      fail('ETIMEDOUT', `CPU ${this.cpu}: the coordinator did not hand the CPU back in ${kDrainWaitMs} ms`);
-    }
+    this.#slot.unpark();
     this.#parked = false;
     this.#attached = true;
   }
@@ -482,16 +463,7 @@ export class CpuHandle {
     this.#attached = false;
     this.#nestRcu = 0;
     this.#nestTtrace = 0;
-    publish(i32, this.#pinRcu, 0);
-    publish(i32, this.#pinTtrace, 0);
-    const rec = cpuWord(this.#layout, this.cpu);
-    publish(i32, rec + CPU_X_OWNER, 0);
-    publish(i32, this.#stateWord, CPU_OFFLINE);
-    Atomics.notify(i32, this.#stateWord);
-    ringCoordinator(i32);
-    // Wake this handle's own doorbell listener so that it sees the detach and stops.
-    Atomics.add(i32, this.#doorbell, 1);
-    Atomics.notify(i32, this.#doorbell);
+    this.#slot.release();
   }
 
   #unitAlloc(cls: number): number {
@@ -665,33 +637,11 @@ export class CpuHandle {
     }
   }
 
-  /**
-   * Moves the CPU state word from `from` to ONLINE, waiting while a drainer holds it in
-   * `draining`; false if the word holds anything else (another owner) or the wait times out.
-   */
-  #claimFrom(from: number, draining: number): boolean {
-    const deadline = Date.now() + kDrainWaitMs;
-    for (;;) {
-      if (claim(this.i32, this.#stateWord, from, CPU_ONLINE)) return true;
-      if (readShared(this.i32, this.#stateWord) !== draining || Date.now() > deadline) return false;
-      Atomics.wait(this.i32, this.#stateWord, draining, 1);
-    }
-  }
-
-  /**
-   * Listens on the CPU's doorbell with `Atomics.waitAsync` (which does not keep the event loop
-   * alive) and polls when the coordinator rings, whenever this thread's event loop is free.
-   */
-  #armDoorbell(): void {
-    const result = Atomics.waitAsync(this.i32, this.#doorbell, Atomics.load(this.i32, this.#doorbell));
-    if (result.async) void result.value.then(this.#onDoorbell);
-    else queueMicrotask(this.#onDoorbell);
-  }
-
-  readonly #onDoorbell = (): void => {
-    if (!this.#attached && !this.#parked) return;
+  /** The doorbell's work (see CpuSlot.listen); false once the handle is detached. */
+  readonly #onDoorbell = (): boolean => {
+    if (!this.#attached && !this.#parked) return false;
     if (this.#attached && readShared(this.i32, X_CLOSED) === 0) this.#lists.pollAll(false);
-    this.#armDoorbell();
+    return true;
   };
 
   #checkOpen(): void {

@@ -1,0 +1,121 @@
+/**
+ * The state-word protocol of one CPU slot (CPU_X_STATE) and its doorbell, for the handle that
+ * owns the slot:
+ *
+ * ```
+ *  OFFLINE ──attach──► ONLINE ──park──► IDLE ──unpark──► ONLINE ──detach──► OFFLINE
+ *     └──► DRAINING_OFFLINE ──┘            └──► DRAINING_IDLE ──┘      (a drainer: src/coordinator.ts)
+ * ```
+ * The owner moves the word between OFFLINE, ONLINE and IDLE; anybody may claim IDLE or OFFLINE
+ * for a drain by CAS and must put back what it found. Attach and unpark wait (briefly, with
+ * Atomics.wait) while a drain holds the slot.
+ *
+ * Who may call: the thread of the handle that owns (or is about to own) the slot. Shared words:
+ * the slot's CPU_X_STATE, CPU_X_OWNER, pin words (cleared on release) and CPU_X_DOORBELL, all
+ * through Atomics; a release store publishes every plain write the owner made to its caches.
+ */
+import { threadId } from 'node:worker_threads';
+import { claim, publish, readShared } from './atomics.js';
+import { fail } from './errors.js';
+import { ringCoordinator } from './grace-period.js';
+import {
+  CPU_DRAINING_IDLE,
+  CPU_DRAINING_OFFLINE,
+  CPU_IDLE,
+  CPU_OFFLINE,
+  CPU_ONLINE,
+  CPU_X_DOORBELL,
+  CPU_X_OWNER,
+  CPU_X_PIN,
+  CPU_X_STATE,
+  cpuWord,
+  FLAVORS,
+  type Layout,
+} from './layout.js';
+
+/** How long attach and unpark wait for a drainer to hand a CPU back. */
+const kDrainWaitMs = 5000;
+
+export class CpuSlot {
+  readonly #i32: Int32Array;
+  readonly #cpu: number;
+  readonly #record: number;
+  readonly #state: number;
+  readonly #doorbell: number;
+
+  constructor(i32: Int32Array, layout: Layout, cpu: number) {
+    this.#i32 = i32;
+    this.#cpu = cpu;
+    this.#record = cpuWord(layout, cpu);
+    this.#state = this.#record + CPU_X_STATE;
+    this.#doorbell = this.#record + CPU_X_DOORBELL;
+  }
+
+  /** OFFLINE → ONLINE for this thread; throws EBUSY if another handle owns the slot. */
+  claimOnline(): void {
+    if (!this.#claimFrom(CPU_OFFLINE, CPU_DRAINING_OFFLINE)) {
+      const owner = readShared(this.#i32, this.#record + CPU_X_OWNER) - 1;
+      fail('EBUSY', `CPU ${this.#cpu} is already attached (by thread ${owner})`);
+    }
+    publish(this.#i32, this.#record + CPU_X_OWNER, threadId + 1);
+  }
+
+  /** ONLINE → IDLE: from now on a drainer may work on the CPU's lists. */
+  park(): void {
+    publish(this.#i32, this.#state, CPU_IDLE);
+    ringCoordinator(this.#i32);
+  }
+
+  /** IDLE → ONLINE, waiting while a drain holds the slot; throws ETIMEDOUT if it never ends. */
+  unpark(): void {
+    if (!this.#claimFrom(CPU_IDLE, CPU_DRAINING_IDLE)) {
+      fail('ETIMEDOUT', `CPU ${this.#cpu}: the coordinator did not hand the CPU back in ${kDrainWaitMs} ms`);
+    }
+  }
+
+  /**
+   * ONLINE → OFFLINE: clears the pins (a CPU that leaves inside a read section lets go of its
+   * GPs), the owner, rings the coordinator (it finishes the deferred lists) and the doorbell
+   * (so this handle's listener sees the detach and stops).
+   */
+  release(): void {
+    const i32 = this.#i32;
+    for (let f = 0; f < FLAVORS; f++) publish(i32, this.#record + CPU_X_PIN + f, 0);
+    publish(i32, this.#record + CPU_X_OWNER, 0);
+    publish(i32, this.#state, CPU_OFFLINE);
+    Atomics.notify(i32, this.#state);
+    ringCoordinator(i32);
+    Atomics.add(i32, this.#doorbell, 1);
+    Atomics.notify(i32, this.#doorbell);
+  }
+
+  /**
+   * Calls `onRing` whenever the coordinator rings the doorbell, while `onRing` returns true.
+   * Listens with `Atomics.waitAsync` (which does not keep the event loop alive), so rings are
+   * served whenever this thread's event loop is free (the kernel's irq_work).
+   */
+  listen(onRing: () => boolean): void {
+    const arm = (): void => {
+      const result = Atomics.waitAsync(this.#i32, this.#doorbell, Atomics.load(this.#i32, this.#doorbell));
+      const next = (): void => {
+        if (onRing()) arm();
+      };
+      if (result.async) void result.value.then(next);
+      else queueMicrotask(next);
+    };
+    arm();
+  }
+
+  /**
+   * Moves the state word from `from` to ONLINE, waiting while a drainer holds it in `draining`;
+   * false if the word holds anything else (another owner) or the wait times out.
+   */
+  #claimFrom(from: number, draining: number): boolean {
+    const deadline = Date.now() + kDrainWaitMs;
+    for (;;) {
+      if (claim(this.#i32, this.#state, from, CPU_ONLINE)) return true;
+      if (readShared(this.#i32, this.#state) !== draining || Date.now() > deadline) return false;
+      Atomics.wait(this.#i32, this.#state, draining, 1);
+    }
+  }
+}
