@@ -303,7 +303,8 @@ export class Arena {
    * Resolves once a full grace period of `flavor` has passed: every read-side section of that
    * flavor that was open when it was called has ended (synchronize_rcu). Keeps the process
    * alive while it waits. With the manual coordinator it steps the epochs itself and rejects
-   * with `EBUSY` if a CPU stays inside a section.
+   * with `EBUSY` if a CPU stays inside a section (the epochs it already moved stay moved, which
+   * only brings other GPs closer).
    */
   synchronize(flavor: Flavor = 'rcu'): Promise<void> {
     const f = flavorIndex(flavor);

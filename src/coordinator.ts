@@ -12,8 +12,11 @@
  * its pin), adds 1 to the counter, then notifies if SLEEPING is 1. With sequentially consistent
  * Atomics either the coordinator's re-check sees the CPU's change, or the CPU sees SLEEPING and
  * notifies, or the counter differs from what the coordinator waits on and the wait returns at once.
- * The same order (urgent flag stored before the pins are read; pin cleared before the flag is
- * read) makes sure a reader that leaves while an advance is blocked on it always rings.
+ * The urgent flag is stored before the pins are read and a reader reads it after clearing its
+ * pin, so a reader that leaves while an advance is blocked on it normally rings; its read is
+ * plain (one Atomics operation per section), so it can miss the flag by an instant: the
+ * coordinator then retries and sleeps at most 16 ms. A CPU that never leaves its section (a
+ * worker killed or blocked inside it) holds the GP back; stall reports come with crash handling.
  *
  * A pending `Atomics.waitAsync` does not keep Node's event loop alive, so an idle arena never
  * keeps a process alive; while `synchronize()` callers wait, a ref'd timer does.
@@ -139,6 +142,7 @@ export class Coordinator {
   /** The coordinator's waitAsync on X_GP_REQUEST and the value it waits on (see `#sleep`). */
   #pendingWait: Promise<void> | undefined;
   #pendingSeq = 0;
+  #wake: (() => void) | undefined;
   #lastServicedRequest = -1;
   readonly #oneEpochGpFault: boolean;
 
@@ -264,18 +268,20 @@ export class Coordinator {
       if (!wait.async) return;
       const pending = wait.value.then(() => {
         if (this.#pendingWait === pending) this.#pendingWait = undefined;
+        this.#wake?.();
       });
       this.#pendingWait = pending;
       this.#pendingSeq = seq;
     }
+    // One reaction per wait, calling whichever sleep is current: no callbacks pile up on a
+    // wait that outlives many timer-ended sleeps.
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.#pendingWait,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.#sleepMs);
-        timer.unref();
-      }),
-    ]);
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      timer = setTimeout(resolve, this.#sleepMs);
+      timer.unref();
+    });
+    this.#wake = undefined;
     clearTimeout(timer);
   }
 

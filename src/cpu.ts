@@ -163,6 +163,8 @@ export function attach(shared: SharedArena, cpu: number): CpuHandle {
  * (arm64) it needs the release that only an Atomics store gives. See src/grace-period.ts.
  */
 const kTotalStoreOrder = process.arch === 'x64' || process.arch === 'ia32';
+// (On x86 V8's Atomics.store is an `xchg`, a full barrier; on arm64 it is an `stlr`, which a
+// later plain load may pass, so there readLock adds an acquire load after the pin store.)
 
 /** Largest int32: a gate that never opens. */
 const kGateClosed = 0x7fffffff;
@@ -324,6 +326,8 @@ export class CpuHandle {
     if (!this.#attached) this.#closedError();
     if (this.#nestRcu++ === 0) {
       Atomics.store(this.i32, this.#pinRcu, pinValue(this.i32[this.#epochRcu] as number));
+      // arm64: an acquire load after the release store keeps the section's reads after the pin.
+      if (!this.#plainUnpin) Atomics.load(this.i32, this.#pinRcu);
     }
   }
 
@@ -345,6 +349,7 @@ export class CpuHandle {
     if (!this.#attached) this.#closedError();
     if (this.#nestTtrace++ === 0) {
       Atomics.store(this.i32, this.#pinTtrace, pinValue(this.i32[this.#epochTtrace] as number));
+      if (!this.#plainUnpin) Atomics.load(this.i32, this.#pinTtrace);
     }
   }
 
@@ -645,10 +650,8 @@ export class CpuHandle {
   };
 
   #checkOpen(): void {
-    if (readShared(this.i32, X_CLOSED) !== 0) {
-      this.#attached = false;
-      fail('ECLOSED', `CPU ${this.cpu}: the arena was closed`);
-    }
+    // The handle stays attached: detach() after close still releases the slot.
+    if (readShared(this.i32, X_CLOSED) !== 0) fail('ECLOSED', `CPU ${this.cpu}: the arena was closed`);
   }
 
   #closedError(): never {

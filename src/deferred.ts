@@ -31,6 +31,8 @@ import {
   C_RCU_HEAD,
   C_RCU_TAIL,
   C_RECLAIMED,
+  C_TRIM_TO,
+  C_TRIMS,
   C_TT_COUNT,
   C_TT_HEAD,
   C_TT_TAIL,
@@ -62,7 +64,7 @@ import {
   X_POISON_ERRORS,
   X_POISON_FIRST,
 } from './layout.js';
-import { P_AFTER_RCU_SHIFT } from './policy.js';
+import { P_AFTER_RCU_SHIFT, P_TRIM_TTRACE, P_UNBOUNDED } from './policy.js';
 import type { Slab } from './slab.js';
 
 /** CPU_X_PENDING bits: the CPU holds rcu-deferred units, ttrace-deferred units (or inbox units). */
@@ -90,6 +92,8 @@ export class DeferredLists {
   readonly #slab: Slab;
   readonly #birthMs: number;
   readonly #afterRcu: number;
+  readonly #unbounded: boolean;
+  readonly #trimTtrace: boolean;
   readonly #poison: boolean;
   readonly cpu: number;
   #helpTicks = 0;
@@ -115,7 +119,10 @@ export class DeferredLists {
     this.#layout = layout;
     this.#slab = slab;
     this.#birthMs = birthMs;
-    this.#afterRcu = ((i32[H_POLICY] as number) >> P_AFTER_RCU_SHIFT) & 3;
+    const policy = i32[H_POLICY] as number;
+    this.#afterRcu = (policy >> P_AFTER_RCU_SHIFT) & 3;
+    this.#unbounded = (policy & P_UNBOUNDED) !== 0;
+    this.#trimTtrace = (policy & P_TRIM_TTRACE) !== 0;
     this.#poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
     this.cpu = cpu;
   }
@@ -155,6 +162,9 @@ export class DeferredLists {
         i32[tail >> 2] = i32[c + C_FREE_HEAD] as number;
         i32[c + C_FREE_HEAD] = head;
         i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + waiting;
+        if ((i32[c + C_FREE_COUNT] as number) > (i32[c + C_HIGH] as number) && !this.#unbounded) {
+          this.#trimFreeList(cls, c);
+        }
       } else if (this.#afterRcu === AFTER_TTRACE) {
         this.appendTtrace(cls, head, tail, waiting);
       } else {
@@ -163,6 +173,8 @@ export class DeferredLists {
     }
     const pile = i32[c + C_RCU_COUNT] as number;
     if (pile === 0) return;
+    // The read-modify-write orders the caller's unlink store before the epoch load (see #fence).
+    this.#fence(PENDING_RCU);
     const epoch = readEpoch(i32, FLAVOR_RCU);
     i32[c + C_WAIT_HEAD] = i32[c + C_RCU_HEAD] as number;
     i32[c + C_WAIT_TAIL] = i32[c + C_RCU_TAIL] as number;
@@ -170,7 +182,6 @@ export class DeferredLists {
     i32[c + C_WAIT_EPOCH] = epoch;
     i32[c + C_RCU_HEAD] = 0;
     i32[c + C_RCU_COUNT] = 0;
-    this.#setPending(PENDING_RCU);
     requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0);
   }
 
@@ -197,6 +208,7 @@ export class DeferredLists {
     }
     const pile = i32[c + C_TT_COUNT] as number;
     if (pile === 0) return;
+    this.#fence(PENDING_TTRACE);
     const epoch = readEpoch(i32, FLAVOR_TTRACE);
     const epochRcu = readEpoch(i32, FLAVOR_RCU);
     i32[c + C_TTW_HEAD] = i32[c + C_TT_HEAD] as number;
@@ -206,7 +218,6 @@ export class DeferredLists {
     i32[c + C_TTW_EPOCH_RCU] = epochRcu;
     i32[c + C_TT_HEAD] = 0;
     i32[c + C_TT_COUNT] = 0;
-    this.#setPending(PENDING_TTRACE);
     requestEpoch(i32, FLAVOR_TTRACE, (epoch + 2) | 0);
     requestEpoch(i32, FLAVOR_RCU, (epochRcu + 2) | 0);
   }
@@ -234,6 +245,8 @@ export class DeferredLists {
     }
     const i32 = this.#i32;
     const c = cacheWord(this.#layout, target, cls);
+    // Counted before the chain is published, so that the taker never subtracts first.
+    Atomics.add(i32, c + C_X_INBOX_COUNT, n);
     let seen = Atomics.load(i32, c + C_X_INBOX_HEAD);
     for (;;) {
       i32[tail >> 2] = seen;
@@ -241,7 +254,6 @@ export class DeferredLists {
       if (prev === seen) break;
       seen = prev;
     }
-    Atomics.add(i32, c + C_X_INBOX_COUNT, n);
     Atomics.or(i32, cpuWord(this.#layout, target) + CPU_X_PENDING, PENDING_TTRACE);
     ringCoordinator(i32);
   }
@@ -366,6 +378,35 @@ export class DeferredLists {
     if (pile < kHelpFactor * (this.#i32[c + C_HIGH] as number) || (++this.#helpTicks & 15) !== 0) return;
     tryAdvance(this.#i32, this.#layout, flavor, this.#birthMs, true);
     if (flavor === FLAVOR_TTRACE) tryAdvance(this.#i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
+  }
+
+  /**
+   * Sets a pending bit with a read-modify-write. Before a seal this is also the fence the proof
+   * needs: the caller unlinked the units with stores, possibly plain ones, and an Atomics load
+   * alone does not keep an earlier store before it (on x86 it is a plain `mov`, which may pass a
+   * store still in the store buffer). A locked RMW (x86) or a release-acquire RMW (arm64) does,
+   * like the SeqCst fence crossbeam-epoch puts before sealing a bag.
+   */
+  #fence(bit: number): void {
+    Atomics.or(this.#i32, cpuWord(this.#layout, this.cpu) + CPU_X_PENDING, bit);
+  }
+
+  /**
+   * Trims the free list of `cls` to (low + high) / 2 after a batch that passed its GP landed
+   * on it (reuse-after-gp): the overflow goes where this policy's trims go, the ttrace lists or
+   * the slab, as free_bulk would send it.
+   */
+  #trimFreeList(cls: number, c: number): void {
+    const i32 = this.#i32;
+    const n = (i32[c + C_FREE_COUNT] as number) - (i32[c + C_TRIM_TO] as number);
+    const head = i32[c + C_FREE_HEAD] as number;
+    let tail = head;
+    for (let k = 1; k < n; k++) tail = i32[tail >> 2] as number;
+    i32[c + C_FREE_HEAD] = i32[tail >> 2] as number;
+    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) - n;
+    i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
+    if (this.#trimTtrace) this.appendTtrace(cls, head, tail, n);
+    else this.#slab.returnBatch(cls, head, tail, n);
   }
 
   #setPending(bit: number): void {

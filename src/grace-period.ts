@@ -1,8 +1,9 @@
 /**
  * Grace periods: per flavor (`rcu`, `ttrace`) one global epoch word, and per CPU one pin word.
  *
- * Who may call: `pin`/`unpin` only the CPU's owner (the pin word is written by its owner alone,
- * except `detach()` and the crash path, which clear it for a CPU that will not run again);
+ * Who may call: pins only the CPU's owner (the pin word is written by its owner alone; detach
+ * clears it for a CPU that leaves; a worker killed inside a section is not handled yet and holds
+ * GPs back until its slot is released);
  * `tryAdvance` any thread: the main thread's coordinator, or a CPU helping when its deferred
  * lists grow (src/deferred.ts), or `close()`. Shared words: the GP block of each flavor
  * (G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE, G_ADVANCES, G_HELPED), the CPUs' pin words,
@@ -18,9 +19,10 @@
  * other than `e`. A unit is unlinked by its last writer, then freed; the free lands on a deferred
  * list, which is sealed with an epoch `s` loaded after the free. The unit may be reused once the
  * epoch has reached `s + 2`. Every Atomics operation is sequentially consistent: there is one
- * total order of them all, and a plain access ordered before or after one in program order
- * stays on that side (V8 emits `xchg` / `lock cmpxchg` for stores and CAS on x86-64, and
- * `dmb`-fenced sequences on arm64).
+ * total order of them all. Plain accesses around them need care: a plain store followed by an
+ * Atomics load may be reordered (x86's `mov` load passes the store buffer; arm64's `ldar`
+ * passes an earlier plain store), so the seal is preceded by a read-modify-write
+ * (src/deferred.ts), and on arm64 the pin store by an acquire load after it (src/cpu.ts).
  *
  * Claim: if reader R holds unit X in a section that pinned at `p`, X is not reused before R
  * unpins. R found X through shared memory after its pin store P, so X was unlinked after P, and

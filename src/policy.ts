@@ -11,7 +11,7 @@
  * reuse-after-gp  rcu lists              rcu lists            own ttrace lists              own free list            slab; refill reuses the ttrace lists first
  * free-after-gp   rcu lists              rcu lists            (never: free list only refills) slab                  —
  * prealloc        own free list          rcu lists            never (the pool only grows)   ttrace lists             slab
- * arena           = reuse-after-gp, with trims sent to the owner's ttrace lists (hint)
+ * arena           = reuse-after-gp for now (the next release makes it cheaper)
  * ```
  * "tgt" is the kernel's hint: the owner of the unit whose free triggered the trim (one field per
  * cache, "the hint is not accurate"). Reusing the ttrace lists is the kernel 6.6 shortcut
@@ -86,8 +86,8 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
   'free-after-gp': { ...kernel61, reuse: 'free-after-gp', trimVia: 'slab', afterRcuGp: 'slab' },
   // pcpu_freelist of the pre-allocated hash map: every element stays in a per-CPU pool.
   prealloc: { ...kernel61, capacity: 'unbounded', trimVia: 'slab' },
-  // Ours, for now: reuse-after-gp with trims sent to the owner.
-  arena: { ...reuseAfterGp, remoteFree: 'hint' },
+  // Ours; for now the same choices as reuse-after-gp.
+  arena: reuseAfterGp,
 });
 
 export const DEFAULT_PRESET: PresetName = 'kernel-6.6';
@@ -134,7 +134,7 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
   return resolved;
 }
 
-/** The name of the preset equal to `policy`, or undefined. */
+/** The name of the first preset equal to `policy` (arena equals reuse-after-gp for now), or undefined. */
 export function presetOf(policy: Policy): PresetName | undefined {
   return PRESET_NAMES.find((name) => sameChoices(PRESETS[name], policy));
 }

@@ -37,7 +37,7 @@ describe('presets', () => {
   it('encode and decode to themselves, and presetOf names them', () => {
     for (const name of PRESET_NAMES) {
       expect(decodePolicy(encodePolicy(PRESETS[name]))).toEqual(PRESETS[name]);
-      expect(presetOf(PRESETS[name])).toBe(name === 'arena' ? 'arena' : name);
+      expect(presetOf(PRESETS[name])).toBe(name === 'arena' ? 'reuse-after-gp' : name);
     }
     expect(
       Arena.create({ cpus: 1, policy: { reuse: 'after-gp', afterRcuGp: 'free-list' } }).policy.reuse,
@@ -100,16 +100,35 @@ describe('presets', () => {
     ['free-after-gp', 'slabFree'],
   ] as const)('%s: a free waits for an rcu GP, then goes to the %s list', (policy, where) => {
     const { arena, a } = setup(policy);
-    const ptrs = Array.from({ length: 60 }, () => a.alloc(SIZE));
+    const ptrs = Array.from({ length: 20 }, () => a.alloc(SIZE));
     const before = where === 'free' ? cache(arena, 0).free : klass(arena).slabFree;
     for (const ptr of ptrs) a.free(ptr);
-    expect(cache(arena, 0).deferred).toBe(60);
+    expect(cache(arena, 0).deferred).toBe(20);
     expect(() => a.free(ptrs[0] as number)).toThrow(/EINVAL.*double free/);
     passGps(arena, a);
     expect(cache(arena, 0).deferred).toBe(0);
     const after = where === 'free' ? cache(arena, 0).free : klass(arena).slabFree;
-    expect(after - before).toBe(60);
+    // 20 more stay under the high watermark (96), so nothing is trimmed on the way.
+    expect(after - before).toBe(20);
   });
+
+  it.each(['reuse-after-gp', 'arena'] as const)(
+    '%s: one CPU allocating and another freeing keeps the freeing CPU under its high watermark',
+    (policy) => {
+      const { arena, a, b } = setup(policy);
+      for (let round = 0; round < 200; round++) {
+        const ptrs = Array.from({ length: 100 }, () => a.alloc(SIZE));
+        for (const ptr of ptrs) b.free(ptr);
+        arena.advance('rcu');
+        arena.advance('ttrace');
+        b.poll();
+        expect(cache(arena, 1).free).toBeLessThanOrEqual(96);
+      }
+      // Batches that passed their GP filled CPU 1's free list and were trimmed, not hoarded.
+      expect(cache(arena, 1).trims).toBeGreaterThan(50);
+      expect(arena.stats().bytesInUse).toBeLessThan(1 << 20);
+    },
+  );
 
   it('prealloc: the per-CPU pool never trims', () => {
     const { arena, a } = setup('prealloc');
