@@ -50,7 +50,6 @@ import {
   C_REFILL_SHORT,
   C_REFILLS,
   C_TRIM_TO,
-  C_TRIMS,
   CACHE_SHIFT,
   CLS_BATCH,
   CLS_HIGH,
@@ -83,14 +82,7 @@ import {
   X_CLOSED,
 } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
-import {
-  P_HINT,
-  P_REFILL_TTRACE,
-  P_REUSE_IMMEDIATE,
-  P_REUSE_MASK,
-  P_TRIM_TTRACE,
-  P_UNBOUNDED,
-} from './policy.js';
+import { P_HINT, P_REFILL_TTRACE, P_REUSE_IMMEDIATE, P_REUSE_MASK, P_UNBOUNDED } from './policy.js';
 import { GENERAL_CLASS_COUNT, MAX_ALLOC_BYTES, SIZE_TO_CLASS, trimTarget } from './size-class.js';
 import { Slab } from './slab.js';
 
@@ -430,7 +422,7 @@ export class CpuHandle {
     const count = (i32[c + C_FREE_COUNT] as number) + 1;
     this.#push(h, c, count);
     if (count > (i32[c + C_HIGH] as number) && (this.#policy & P_UNBOUNDED) === 0) {
-      this.#freeBulk(cls, this.#policy & P_HINT ? target : this.cpu);
+      this.#lists.freeBulk(cls, this.#policy & P_HINT ? target : this.cpu);
     }
   }
 
@@ -578,40 +570,6 @@ export class CpuHandle {
   }
 
   /**
-   * Trims the cache of `cls` to (low + high) / 2 in one batch (the kernel's free_bulk): to the
-   * slab, or to the freeByRcuTtrace list of `target` (the hint of the last free, or this CPU).
-   */
-  #freeBulk(cls: number, target: number): void {
-    const i32 = this.i32;
-    const c = this.#cacheBase + (cls << CACHE_SHIFT);
-    const n = (i32[c + C_FREE_COUNT] as number) - (i32[c + C_TRIM_TO] as number);
-    i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
-    if (n <= 0) return;
-    const head = this.#popChain(c, n);
-    if (this.#policy & P_TRIM_TTRACE) {
-      this.#lists.sendTtrace(cls, target, head, this.#chainTail, n);
-      this.#lists.progressTtrace(cls);
-    } else {
-      this.#slab.returnBatch(cls, head, this.#chainTail, n);
-    }
-  }
-
-  /** Tail of the chain the last `#popChain` returned. */
-  #chainTail = 0;
-
-  /** Unlinks the first `n` units of the free list at cache word `c`; returns the chain's head. */
-  #popChain(c: number, n: number): number {
-    const i32 = this.i32;
-    const head = i32[c + C_FREE_HEAD] as number;
-    let tail = head;
-    for (let k = 1; k < n; k++) tail = i32[tail >> 2] as number;
-    i32[c + C_FREE_HEAD] = i32[tail >> 2] as number;
-    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) - n;
-    this.#chainTail = tail;
-    return head;
-  }
-
-  /**
    * Brings the CPU online: watermarks from the class table, the fast path's gates (closed where
    * the policy or the poison option must see every free or alloc), then the kernel's prefill.
    */
@@ -635,11 +593,7 @@ export class CpuHandle {
   }
 
   #flushAll(): void {
-    for (let cls = 0; cls < this.#classes; cls++) {
-      const c = this.#cacheBase + (cls << CACHE_SHIFT);
-      const n = this.i32[c + C_FREE_COUNT] as number;
-      if (n > 0) this.#slab.returnBatch(cls, this.#popChain(c, n), this.#chainTail, n);
-    }
+    for (let cls = 0; cls < this.#classes; cls++) this.#lists.flushFreeList(cls);
   }
 
   /** The doorbell's work (see CpuSlot.listen); false once the handle is detached. */

@@ -97,6 +97,8 @@ export class DeferredLists {
   readonly #poison: boolean;
   readonly cpu: number;
   #helpTicks = 0;
+  /** Tail of the chain the last `#popFree` returned. */
+  #poppedTail = 0;
   /** Tail and length of the chain the last `takeTtrace` returned. */
   lastTail = 0;
   lastCount = 0;
@@ -162,8 +164,9 @@ export class DeferredLists {
         i32[tail >> 2] = i32[c + C_FREE_HEAD] as number;
         i32[c + C_FREE_HEAD] = head;
         i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + waiting;
+        // A batch that passed its GP may push the free list above high: trim it as a free would.
         if ((i32[c + C_FREE_COUNT] as number) > (i32[c + C_HIGH] as number) && !this.#unbounded) {
-          this.#trimFreeList(cls, c);
+          this.freeBulk(cls, this.cpu);
         }
       } else if (this.#afterRcu === AFTER_TTRACE) {
         this.appendTtrace(cls, head, tail, waiting);
@@ -220,6 +223,45 @@ export class DeferredLists {
     i32[c + C_TT_COUNT] = 0;
     requestEpoch(i32, FLAVOR_TTRACE, (epoch + 2) | 0);
     requestEpoch(i32, FLAVOR_RCU, (epochRcu + 2) | 0);
+  }
+
+  /**
+   * free_bulk: trims the free list of `cls` to (low + high) / 2 in one batch, to the slab or (as
+   * the policy says) to the freeByRcuTtrace list of `target`: the hint of the last free, or
+   * this CPU.
+   */
+  freeBulk(cls: number, target: number): void {
+    const i32 = this.#i32;
+    const c = cacheWord(this.#layout, this.cpu, cls);
+    const n = (i32[c + C_FREE_COUNT] as number) - (i32[c + C_TRIM_TO] as number);
+    i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
+    if (n <= 0) return;
+    const head = this.#popFree(c, n);
+    if (this.#trimTtrace) {
+      this.sendTtrace(cls, target, head, this.#poppedTail, n);
+      this.progressTtrace(cls);
+    } else {
+      this.#slab.returnBatch(cls, head, this.#poppedTail, n);
+    }
+  }
+
+  /** Returns the whole free list of `cls` to the slab (a CPU going offline). */
+  flushFreeList(cls: number): void {
+    const c = cacheWord(this.#layout, this.cpu, cls);
+    const n = this.#i32[c + C_FREE_COUNT] as number;
+    if (n > 0) this.#slab.returnBatch(cls, this.#popFree(c, n), this.#poppedTail, n);
+  }
+
+  /** Unlinks the first `n` units of the free list at cache word `c`; returns the chain's head. */
+  #popFree(c: number, n: number): number {
+    const i32 = this.#i32;
+    const head = i32[c + C_FREE_HEAD] as number;
+    let tail = head;
+    for (let k = 1; k < n; k++) tail = i32[tail >> 2] as number;
+    i32[c + C_FREE_HEAD] = i32[tail >> 2] as number;
+    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) - n;
+    this.#poppedTail = tail;
+    return head;
   }
 
   /** Adds a chain of reusable units to this CPU's freeByRcuTtrace of class `cls`. */
@@ -389,24 +431,6 @@ export class DeferredLists {
    */
   #fence(bit: number): void {
     Atomics.or(this.#i32, cpuWord(this.#layout, this.cpu) + CPU_X_PENDING, bit);
-  }
-
-  /**
-   * Trims the free list of `cls` to (low + high) / 2 after a batch that passed its GP landed
-   * on it (reuse-after-gp): the overflow goes where this policy's trims go, the ttrace lists or
-   * the slab, as free_bulk would send it.
-   */
-  #trimFreeList(cls: number, c: number): void {
-    const i32 = this.#i32;
-    const n = (i32[c + C_FREE_COUNT] as number) - (i32[c + C_TRIM_TO] as number);
-    const head = i32[c + C_FREE_HEAD] as number;
-    let tail = head;
-    for (let k = 1; k < n; k++) tail = i32[tail >> 2] as number;
-    i32[c + C_FREE_HEAD] = i32[tail >> 2] as number;
-    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) - n;
-    i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
-    if (this.#trimTtrace) this.appendTtrace(cls, head, tail, n);
-    else this.#slab.returnBatch(cls, head, tail, n);
   }
 
   #setPending(bit: number): void {
