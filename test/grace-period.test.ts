@@ -14,9 +14,12 @@ import {
   CPU_X_PIN,
   cpuWord,
   FLAVOR_RCU,
+  G_URGENT,
+  gpWord,
   readLayout,
   UNIT_ALLOCATED,
   UNIT_STATE_MASK,
+  X_GP_REQUEST,
 } from '../src/layout.js';
 
 function manual(options: Partial<ArenaOptions> = {}) {
