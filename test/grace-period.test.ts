@@ -21,6 +21,7 @@ import {
   UNIT_STATE_MASK,
   X_GP_REQUEST,
 } from '../src/layout.js';
+import { CpuPool } from '../src/pool.js';
 
 function manual(options: Partial<ArenaOptions> = {}) {
   const arena = Arena.create({ cpus: 3, maxBytes: 4 << 20, coordinator: 'manual', ...options });
@@ -263,6 +264,33 @@ describe('the automatic coordinator', () => {
     expect(rounds).toBeLessThan(10);
     expect(arena.stats().totals.reclaimed).toBe(40);
     await arena.close();
+  });
+
+  it("rings a worker CPU's doorbell: its listener moves the lists while the worker awaits", async () => {
+    const arena = Arena.create({ cpus: 1, policy: 'reuse-after-gp' });
+    const pool = CpuPool.start(arena);
+    try {
+      const control = new Int32Array(new SharedArrayBuffer(8));
+      const run = pool.run(new URL('./fixtures/doorbell-task.ts', import.meta.url), 'freeThenIdle', {
+        control: control.buffer,
+      });
+      while (Atomics.load(control, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      // Its freeRcu calls sealed the first unit and piled up the rest; from here on the worker
+      // makes no arena call, so only its doorbell listener can move the pile.
+      const deferred = () => arena.stats().cpus[0]?.classes[1]?.deferred;
+      for (let round = 0; round < 50 && deferred() !== 0; round++) {
+        await arena.synchronize('rcu');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(deferred()).toBe(0);
+      expect(arena.stats().totals.reclaimed).toBe(40);
+      expect(arena.stats().cpus[0]?.online).toBe(true); // still attached, never detached
+      Atomics.store(control, 1, 1);
+      await run;
+    } finally {
+      await pool.close();
+      await arena.close();
+    }
   });
 
   it("drains a parked CPU's deferred lists itself", async () => {
