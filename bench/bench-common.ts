@@ -61,7 +61,7 @@ export const loadMark = () => ({
 });
 
 /** CPUs' worth of work done by other processes since `mark` (undefined if unknown). */
-export function otherLoad(mark: ReturnType<typeof loadMark>): number | undefined {
+function otherLoad(mark: ReturnType<typeof loadMark>): number | undefined {
   const busy = machineBusySeconds();
   if (busy === undefined || mark.busy === undefined) return undefined;
   const own = process.cpuUsage(mark.own);
@@ -115,4 +115,19 @@ export function printConditions(
   console.log(`Date:    ${c.date}   load average ${c.loadavg.join(' ')}`);
   console.log(`Command: ${c.command}`);
   console.log(`Source:  ${c.source}`);
+}
+
+/** Ends a round: records the other processes' load since `mark` and prints progress to stderr. */
+export function endRound(
+  round: number,
+  rounds: number,
+  mark: ReturnType<typeof loadMark>,
+  otherLoads: number[],
+): void {
+  const other = otherLoad(mark);
+  if (other !== undefined) otherLoads.push(other);
+  process.stderr.write(
+    `round ${round}/${rounds} done in ${((performance.now() - mark.wall) / 1000).toFixed(1)} s` +
+      (other === undefined ? '\n' : `, other processes used ${other.toFixed(2)} CPUs\n`),
+  );
 }

@@ -17,7 +17,7 @@ import Table from 'cli-table3';
 import { Arena } from '../src/arena.js';
 import type { PresetName } from '../src/policy.js';
 import { CpuPool, siblingModule } from '../src/pool.js';
-import { envNumber, loadMark, otherLoad, printConditions, runConditions, summarize } from './bench-common.js';
+import { endRound, envNumber, loadMark, printConditions, runConditions, summarize } from './bench-common.js';
 import type { FastpathArgs, FastpathResult } from './fastpath-task.js';
 
 const VARIANTS = [
@@ -125,12 +125,7 @@ async function main(): Promise<void> {
           }
         }
       }
-      const other = otherLoad(mark);
-      if (other !== undefined) otherLoads.push(other);
-      process.stderr.write(
-        `round ${round}/${rounds} done in ${((performance.now() - mark.wall) / 1000).toFixed(1)} s` +
-          (other === undefined ? '\n' : `, other processes used ${other.toFixed(2)} CPUs\n`),
-      );
+      endRound(round, rounds, mark, otherLoads);
     }
   } finally {
     for (const pool of pools.values()) await pool.close();

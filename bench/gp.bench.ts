@@ -21,9 +21,9 @@ import { Arena } from '../src/arena.js';
 import type { PresetName } from '../src/policy.js';
 import { CpuPool, siblingModule } from '../src/pool.js';
 import {
+  endRound,
   envNumber,
   loadMark,
-  otherLoad,
   printConditions,
   quantile,
   runConditions,
@@ -127,12 +127,7 @@ async function main(): Promise<void> {
         const res = r as FastpathResult;
         (lifo.get(policy) as number[]).push(res.pairs / res.seconds / 1e6);
       }
-      const other = otherLoad(mark);
-      if (other !== undefined) otherLoads.push(other);
-      process.stderr.write(
-        `round ${round}/${rounds} done in ${((performance.now() - mark.wall) / 1000).toFixed(1)} s` +
-          (other === undefined ? '\n' : `, other processes used ${other.toFixed(2)} CPUs\n`),
-      );
+      endRound(round, rounds, mark, otherLoads);
     }
   } finally {
     for (const pool of pools.values()) await pool.close();
