@@ -254,12 +254,21 @@ export class DeferredLists {
 
   /** Unlinks the first `n` units of the free list at cache word `c`; returns the chain's head. */
   #popFree(c: number, n: number): number {
+    return this.#popFirst(c + C_FREE_HEAD, c + C_FREE_COUNT, n);
+  }
+
+  /**
+   * Unlinks the first `n` (1..count) units of the list whose head and count are at words
+   * `headWord` and `countWord`; returns the chain's head, its tail in `#poppedTail` (its link
+   * still points into the list: the caller relinks or ends it).
+   */
+  #popFirst(headWord: number, countWord: number, n: number): number {
     const i32 = this.#i32;
-    const head = i32[c + C_FREE_HEAD] as number;
+    const head = i32[headWord] as number;
     let tail = head;
     for (let k = 1; k < n; k++) tail = i32[tail >> 2] as number;
-    i32[c + C_FREE_HEAD] = i32[tail >> 2] as number;
-    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) - n;
+    i32[headWord] = i32[tail >> 2] as number;
+    i32[countWord] = (i32[countWord] as number) - n;
     this.#poppedTail = tail;
     return head;
   }
@@ -312,19 +321,17 @@ export class DeferredLists {
     let head = 0;
     let tail = 0;
     let got = 0;
-    for (const list of [C_TT_HEAD, C_TTW_HEAD]) {
-      const countWord = list === C_TT_HEAD ? c + C_TT_COUNT : c + C_TTW_COUNT;
+    for (const [headWord, countWord] of [
+      [c + C_TT_HEAD, c + C_TT_COUNT],
+      [c + C_TTW_HEAD, c + C_TTW_COUNT],
+    ] as const) {
       const count = i32[countWord] as number;
       if (count === 0 || got === want) continue;
       const n = Math.min(count, want - got);
-      const first = i32[c + list] as number;
-      let last = first;
-      for (let k = 1; k < n; k++) last = i32[last >> 2] as number;
-      i32[c + list] = i32[last >> 2] as number;
-      i32[countWord] = count - n;
+      const first = this.#popFirst(headWord, countWord, n);
       if (tail !== 0) i32[tail >> 2] = first;
       else head = first;
-      tail = last;
+      tail = this.#poppedTail;
       got += n;
     }
     if (tail !== 0) i32[tail >> 2] = 0;
