@@ -247,6 +247,11 @@ export class CpuHandle {
     return this.#attached;
   }
 
+  /** True inside `readLock()` or `readLockTrace()` (owner-only, like the sections themselves). */
+  get inReadSection(): boolean {
+    return this.#nestRcu !== 0 || this.#nestTtrace !== 0;
+  }
+
   /** True between `park()` and `unpark()`. */
   get parked(): boolean {
     return this.#parked;

@@ -17,6 +17,8 @@ export type ArenaErrorCode =
   | 'ECLOSED'
   /** The shared memory is not an arena of this version. */
   | 'EBADARENA'
+  /** The arena's memory limit leaves no room for a structure being created (not the alloc path). */
+  | 'ENOMEM'
   /** A wait (barrier, pool start) did not complete in time. */
   | 'ETIMEDOUT';
 

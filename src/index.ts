@@ -9,6 +9,7 @@ export { type ArenaFaults, attach, CpuHandle, type SharedArena } from './cpu.js'
 export type { CpuContext, CpuFunction } from './cpu-context.js';
 export { ArenaError, type ArenaErrorCode } from './errors.js';
 export type { Flavor } from './grace-period.js';
+export { HashMap, type HashMapOptions, MapStatus, UpdateFlag } from './hash-map.js';
 export {
   type CapacityChoice,
   DEFAULT_PRESET,

@@ -1,0 +1,226 @@
+/**
+ * The hash map on one thread: a fast-check model test against a JS Map under every preset and
+ * both element sources (two CPUs of the deterministic mode take turns, so remote frees and the
+ * pool's per-CPU lists are exercised), the kernel's update flags and errors, maxEntries, where
+ * replaced elements go, and bad input that must leave the arena unchanged.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Arena, ArenaError, HashMap, MapStatus, PRESET_NAMES, UpdateFlag } from '../src/index.js';
+
+const KEY = 6;
+const VALUE = 12;
+
+function key(n: number): Uint8Array {
+  const k = new Uint8Array(KEY);
+  new DataView(k.buffer).setUint32(0, n, true);
+  k[5] = n % 7;
+  return k;
+}
+
+function value(n: number): Uint8Array {
+  return new Uint8Array(VALUE).fill(n & 0xff);
+}
+
+function setup(policy: (typeof PRESET_NAMES)[number], prealloc: boolean, maxEntries = 24) {
+  const arena = Arena.create({
+    cpus: 2,
+    maxBytes: 8 << 20,
+    policy,
+    coordinator: 'manual',
+    fixedSizes: [HashMap.elementBytes(KEY, VALUE)],
+  });
+  const cpus = [arena.attach(0), arena.attach(1)];
+  const ref = HashMap.create(arena, {
+    keySize: KEY,
+    valueSize: VALUE,
+    maxEntries,
+    prealloc,
+    fixedCache: 0,
+    seed: 7,
+  });
+  const maps = cpus.map((cpu) => HashMap.open(cpu, ref));
+  return { arena, cpus, maps };
+}
+
+type Op =
+  | { kind: 'update'; cpu: number; key: number; value: number; flags: UpdateFlag }
+  | { kind: 'delete'; cpu: number; key: number }
+  | { kind: 'lookup'; cpu: number; key: number }
+  | { kind: 'gp' };
+
+const keyArb = fc.integer({ min: 0, max: 40 });
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('update' as const),
+      cpu: fc.integer({ min: 0, max: 1 }),
+      key: keyArb,
+      value: fc.nat({ max: 255 }),
+      flags: fc.constantFrom(UpdateFlag.ANY, UpdateFlag.NOEXIST, UpdateFlag.EXIST),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('delete' as const),
+      cpu: fc.integer({ min: 0, max: 1 }),
+      key: keyArb,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('lookup' as const),
+      cpu: fc.integer({ min: 0, max: 1 }),
+      key: keyArb,
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('gp' as const) }) },
+);
+
+describe('HashMap against a Map model', () => {
+  const cases = [...PRESET_NAMES.map((p) => [p, false] as const), ['prealloc', true] as const];
+  it.each(cases)('policy %s, prealloc %s', (policy, prealloc) => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => {
+        const maxEntries = 24;
+        const { arena, maps } = setup(policy, prealloc, maxEntries);
+        const model = new Map<number, number>();
+        for (const op of ops) {
+          if (op.kind === 'gp') {
+            arena.advance('rcu');
+            arena.advance('ttrace');
+            continue;
+          }
+          const map = maps[op.cpu] as HashMap;
+          if (op.kind === 'update') {
+            const has = model.has(op.key);
+            let expected: number = MapStatus.OK;
+            if (has && op.flags === UpdateFlag.NOEXIST) expected = MapStatus.EXISTS;
+            else if (!has && op.flags === UpdateFlag.EXIST) expected = MapStatus.NOT_FOUND;
+            else if (!has && model.size >= maxEntries) expected = MapStatus.FULL;
+            expect(map.update(key(op.key), value(op.value), op.flags)).toBe(expected);
+            if (expected === MapStatus.OK) model.set(op.key, op.value);
+          } else if (op.kind === 'delete') {
+            expect(map.delete(key(op.key))).toBe(model.has(op.key) ? MapStatus.OK : MapStatus.NOT_FOUND);
+            model.delete(op.key);
+          } else {
+            const got = map.get(key(op.key));
+            expect(got === undefined ? undefined : got[0]).toBe(model.get(op.key));
+          }
+          expect(map.size).toBe(model.size);
+        }
+        const keys = (maps[0] as HashMap).keys().map((k) => new DataView(k.buffer).getUint32(0, true));
+        expect(keys.sort((a, b) => a - b)).toEqual([...model.keys()].sort((a, b) => a - b));
+        expect(maps.every((m) => m.restarts === 0)).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe('HashMap semantics', () => {
+  it('update replaces in place for readers: lookup finds the key at every step', () => {
+    const { cpus, maps } = setup('kernel-6.6', false);
+    const cpu = cpus[0];
+    const map = maps[0] as HashMap;
+    for (let i = 0; i < 20; i++) expect(map.update(key(i), value(i))).toBe(MapStatus.OK);
+    cpu?.readLock();
+    const before = map.lookup(key(3));
+    expect(cpu?.bytes[before]).toBe(3);
+    expect(map.update(key(3), value(99), UpdateFlag.EXIST)).toBe(MapStatus.OK);
+    const after = map.lookup(key(3));
+    expect(after).not.toBe(before);
+    expect(cpu?.bytes[after]).toBe(99);
+    cpu?.readUnlock();
+  });
+
+  it('a replaced or deleted element goes back through the allocator (deferred under reuse-after-gp)', () => {
+    for (const policy of ['kernel-6.6', 'reuse-after-gp'] as const) {
+      const { arena, maps } = setup(policy, false);
+      const map = maps[0] as HashMap;
+      map.update(key(1), value(1));
+      const live = arena.stats().liveUnits;
+      map.update(key(1), value(2));
+      map.update(key(2), value(2));
+      map.delete(key(2));
+      const stats = arena.stats();
+      if (policy === 'kernel-6.6') {
+        expect(stats.liveUnits).toBe(live);
+        expect(stats.totals.deferred).toBe(0);
+      } else {
+        expect(stats.totals.deferred).toBe(2);
+      }
+    }
+  });
+
+  it('prealloc: memory is taken once at create and never grows; the pool limits entries', () => {
+    const { arena, maps } = setup('prealloc', true, 16);
+    const pages = arena.stats().bytesInUse;
+    const map = maps[1] as HashMap;
+    for (let i = 0; i < 16; i++) expect(map.update(key(i), value(i))).toBe(MapStatus.OK);
+    expect(map.update(key(16), value(16))).toBe(MapStatus.FULL);
+    // Overwrites use the CPU's extra element, so a full map can still be updated.
+    for (let round = 0; round < 5; round++) expect(map.update(key(3), value(round))).toBe(MapStatus.OK);
+    // Elements deleted on CPU 1 are taken from CPU 1's list by CPU 0 (pcpu_freelist_pop steals).
+    for (let i = 0; i < 16; i++) expect(map.delete(key(i))).toBe(MapStatus.OK);
+    for (let i = 0; i < 16; i++) expect(maps[0]?.update(key(i), value(i))).toBe(MapStatus.OK);
+    expect(arena.stats().bytesInUse).toBe(pages);
+    expect(arena.stats().liveUnits).toBe(0);
+  });
+
+  it('the nulls tag: the map region is in the arena memory in use', () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 4 << 20, coordinator: 'manual' });
+    const before = arena.stats().bytesInUse;
+    HashMap.create(arena, { keySize: 4, valueSize: 8, maxEntries: 8192 });
+    // 8192 buckets of 8 bytes plus the header: 17 pages.
+    expect(arena.stats().bytesInUse - before).toBe(17 * 4096);
+  });
+});
+
+describe('HashMap bad input: clear errors, nothing changed', () => {
+  const expectError = (fn: () => unknown, code: string, text: RegExp) => {
+    let error: unknown;
+    try {
+      fn();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ArenaError);
+    expect((error as ArenaError).code).toBe(code);
+    expect((error as ArenaError).message).toMatch(text);
+  };
+
+  it('create: bad sizes, fixed cache, no room', () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 64 * 4096, coordinator: 'manual', fixedSizes: [16] });
+    const bytes = arena.stats().bytesInUse;
+    const ok = { keySize: 4, valueSize: 8, maxEntries: 64 };
+    expectError(() => HashMap.create(arena, { ...ok, keySize: 0 }), 'EINVAL', /keySize/);
+    expectError(() => HashMap.create(arena, { ...ok, valueSize: 4097 }), 'EINVAL', /valueSize/);
+    expectError(() => HashMap.create(arena, { ...ok, valueSize: 4090 }), 'EINVAL', /does not fit/);
+    expectError(() => HashMap.create(arena, { ...ok, maxEntries: 1.5 }), 'EINVAL', /maxEntries/);
+    expectError(() => HashMap.create(arena, { ...ok, fixedCache: 1 }), 'EINVAL', /not a fixed-size cache/);
+    expectError(() => HashMap.create(arena, { ...ok, fixedCache: 0 }), 'EINVAL', /needs 24/);
+    expectError(() => HashMap.create(arena, { ...ok, maxEntries: 1 << 20 }), 'ENOMEM', /no room/);
+    expectError(() => HashMap.create({} as Arena, ok), 'EINVAL', /needs an arena/);
+    expect(arena.stats().bytesInUse).toBe(bytes);
+  });
+
+  it('open, lookup, update, delete: wrong ref, key, value, flags; lookup outside a section', () => {
+    const { arena, cpus, maps } = setup('kernel-6.6', false);
+    const map = maps[0] as HashMap;
+    map.update(key(1), value(1));
+    const stats = JSON.stringify(arena.stats());
+    expectError(() => HashMap.open(cpus[0] as never, 4096 * 3), 'EINVAL', /not a map/);
+    expectError(() => HashMap.open(cpus[0] as never, 12), 'EINVAL', /not a map/);
+    expectError(() => map.update(new Uint8Array(5), value(1)), 'EINVAL', /key must be/);
+    expectError(() => map.update(key(1), new Uint8Array(3)), 'EINVAL', /value must be/);
+    expectError(() => map.update(key(1), value(1), 3 as UpdateFlag), 'EINVAL', /bad flags/);
+    expectError(() => map.delete(new Uint8Array(7)), 'EINVAL', /key must be/);
+    expectError(() => map.lookup(key(1)), 'EINVAL', /inside readLock/);
+    expect(JSON.stringify(arena.stats())).toBe(stats);
+    expect(map.get(key(1))?.[0]).toBe(1);
+  });
+});
