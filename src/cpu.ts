@@ -82,7 +82,14 @@ import {
   X_CLOSED,
 } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
-import { P_HINT, P_REFILL_TTRACE, P_REUSE_IMMEDIATE, P_REUSE_MASK, P_UNBOUNDED } from './policy.js';
+import {
+  P_HINT,
+  P_REFILL_ALL,
+  P_REFILL_SHIFT,
+  P_REUSE_IMMEDIATE,
+  P_REUSE_MASK,
+  P_UNBOUNDED,
+} from './policy.js';
 import { GENERAL_CLASS_COUNT, MAX_ALLOC_BYTES, SIZE_TO_CLASS, trimTarget } from './size-class.js';
 import { Slab } from './slab.js';
 
@@ -545,7 +552,7 @@ export class CpuHandle {
 
   /**
    * Refills the cache of `cls` with up to `want` units (the kernel's alloc_bulk): first the
-   * deferred lists whose GP has passed, then (kernel 6.6) the ttrace lists, then the slab.
+   * deferred lists whose GP has passed, then (kernels 6.2+) the ttrace lists, then the slab.
    * Callers have checked that the arena is open.
    */
   #allocBulk(cls: number, want: number): void {
@@ -556,8 +563,10 @@ export class CpuHandle {
     this.#lists.progressRcu(cls, false);
     this.#lists.progressTtrace(cls);
     let need = want - ((i32[c + C_FREE_COUNT] as number) - before);
-    if (need > 0 && this.#policy & P_REFILL_TTRACE) {
-      this.#splice(c, this.#lists.takeTtrace(cls, need), this.#lists.lastTail, this.#lists.lastCount);
+    const refill = (this.#policy >> P_REFILL_SHIFT) & 3;
+    if (need > 0 && refill !== 0) {
+      const head = this.#lists.takeTtrace(cls, need, refill === P_REFILL_ALL);
+      this.#splice(c, head, this.#lists.lastTail, this.#lists.lastCount);
       need -= this.#lists.lastCount;
     }
     if (need <= 0) return;

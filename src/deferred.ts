@@ -30,6 +30,7 @@ import {
   C_RCU_COUNT,
   C_RCU_HEAD,
   C_RCU_TAIL,
+  C_RCU_TGT,
   C_RECLAIMED,
   C_TRIM_TO,
   C_TRIMS,
@@ -57,6 +58,7 @@ import {
   FLAVOR_TTRACE,
   H_DEBUG,
   H_POLICY,
+  HINT_CLASS_BITS,
   type Layout,
   UNIT_DEFERRED,
   UNIT_FREE,
@@ -64,7 +66,7 @@ import {
   X_POISON_ERRORS,
   X_POISON_FIRST,
 } from './layout.js';
-import { P_AFTER_RCU_SHIFT, P_TRIM_TTRACE, P_UNBOUNDED } from './policy.js';
+import { P_AFTER_RCU_SHIFT, P_HINT, P_TRIM_TTRACE, P_UNBOUNDED } from './policy.js';
 import type { Slab } from './slab.js';
 
 /** CPU_X_PENDING bits: the CPU holds rcu-deferred units, ttrace-deferred units (or inbox units). */
@@ -94,6 +96,8 @@ export class DeferredLists {
   readonly #afterRcu: number;
   readonly #unbounded: boolean;
   readonly #trimTtrace: boolean;
+  /** Hint policies send ttrace batches to the units' owner (c->tgt), not this CPU. */
+  readonly #hint: boolean;
   readonly #poison: boolean;
   readonly cpu: number;
   #helpTicks = 0;
@@ -125,6 +129,7 @@ export class DeferredLists {
     this.#afterRcu = (policy >> P_AFTER_RCU_SHIFT) & 3;
     this.#unbounded = (policy & P_UNBOUNDED) !== 0;
     this.#trimTtrace = (policy & P_TRIM_TTRACE) !== 0;
+    this.#hint = (policy & P_HINT) !== 0;
     this.#poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
     this.cpu = cpu;
   }
@@ -134,6 +139,8 @@ export class DeferredLists {
     const i32 = this.#i32;
     const c = cacheWord(this.#layout, this.cpu, cls);
     const unit = h << 2;
+    // unit_free_rcu's c->tgt = the hint, read before the list link overwrites it.
+    i32[c + C_RCU_TGT] = (i32[h] as number) >> HINT_CLASS_BITS;
     i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_DEFERRED;
     if ((i32[c + C_RCU_COUNT] as number) === 0) i32[c + C_RCU_TAIL] = unit;
     i32[h] = i32[c + C_RCU_HEAD] as number;
@@ -169,7 +176,8 @@ export class DeferredLists {
           this.freeBulk(cls, this.cpu);
         }
       } else if (this.#afterRcu === AFTER_TTRACE) {
-        this.appendTtrace(cls, head, tail, waiting);
+        // __free_by_rcu: to tgt's free_by_rcu_ttrace (kernel 6.6), or here (6.1, no hint yet).
+        this.sendTtrace(cls, this.#hint ? (i32[c + C_RCU_TGT] as number) : this.cpu, head, tail, waiting);
       } else {
         this.#slab.returnBatch(cls, head, tail, waiting);
       }
@@ -310,11 +318,11 @@ export class DeferredLists {
   }
 
   /**
-   * alloc_bulk's first sources under kernel 6.6: takes up to `want` units from freeByRcuTtrace,
-   * then from waitingForGpTtrace, before their GP. Returns the chain's head (0 if none);
-   * `lastTail` and `lastCount` describe it.
+   * alloc_bulk's first sources since kernel 6.2: takes up to `want` units from freeByRcuTtrace
+   * and, with `waitingToo` (kernel 6.6), then from waitingForGpTtrace, before their GP. Returns
+   * the chain's head (0 if none); `lastTail` and `lastCount` describe it.
    */
-  takeTtrace(cls: number, want: number): number {
+  takeTtrace(cls: number, want: number, waitingToo: boolean): number {
     const i32 = this.#i32;
     const c = cacheWord(this.#layout, this.cpu, cls);
     if (Atomics.load(i32, c + C_X_INBOX_HEAD) !== 0) this.#takeInbox(cls, c);
@@ -326,7 +334,7 @@ export class DeferredLists {
       [c + C_TTW_HEAD, c + C_TTW_COUNT],
     ] as const) {
       const count = i32[countWord] as number;
-      if (count === 0 || got === want) continue;
+      if (count === 0 || got === want || (headWord === c + C_TTW_HEAD && !waitingToo)) continue;
       const n = Math.min(count, want - got);
       const first = this.#popFirst(headWord, countWord, n);
       if (tail !== 0) i32[tail >> 2] = first;

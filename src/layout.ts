@@ -159,9 +159,13 @@ export const C_TRIM_TO = 10;
 /** The cache's watermarks, copied from its class when the CPU comes online. */
 export const C_LOW = 11;
 export const C_HIGH = 12;
-/** Units that passed a grace period here, and units sent to another CPU's inbox. */
+/** Units that passed a grace period here. */
 export const C_RECLAIMED = 13;
-export const C_SENT = 14;
+/**
+ * The kernel's c->tgt for rcu frees: the CPU that allocated the last unit deferred here; under
+ * hint policies the batch goes to that CPU's ttrace lists after its rcu GP (__free_by_rcu).
+ */
+export const C_RCU_TGT = 14;
 /**
  * Deferred lists (named after the kernel's): each is a chain through header word 0 with head,
  * tail and count. `freeByRcu` collects rcu-deferred frees; sealed with the rcu epoch it becomes
@@ -343,7 +347,7 @@ function checkConstants(): void {
       C_LOW,
       C_HIGH,
       C_RECLAIMED,
-      C_SENT,
+      C_RCU_TGT,
       C_TTW_EPOCH_RCU,
       C_RCU_HEAD,
       C_RCU_TAIL,

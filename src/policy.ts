@@ -6,6 +6,7 @@
  * ```
  *                 free()                 freeRcu()            free_llist > high (trim)      after the rcu GP        after the ttrace GP
  * kernel-6.1      own free list          rcu lists            own ttrace lists              ttrace lists of tgt      slab
+ * kernel-6.4      own free list          rcu lists            own ttrace lists              ttrace lists of tgt      slab; refill reuses the unsealed ttrace list first
  * kernel-6.6      own free list          rcu lists            ttrace lists of tgt (hint)    ttrace lists of tgt      slab; refill reuses the ttrace lists first
  * kernel-free-rcu = freeRcu()            rcu lists            ttrace lists of tgt           ttrace lists of tgt      slab; refill reuses the ttrace lists first
  * reuse-after-gp  rcu lists              rcu lists            own ttrace lists              own free list            slab; refill reuses the ttrace lists first
@@ -14,8 +15,10 @@
  * arena           = reuse-after-gp for now (the next release makes it cheaper)
  * ```
  * "tgt" is the kernel's hint: the owner of the unit whose free triggered the trim (one field per
- * cache, "the hint is not accurate"). Reusing the ttrace lists is the kernel 6.6 shortcut
- * (04fabf00b4d3): units that wait for the tasks-trace GP go back to the free list before it ends.
+ * cache, "the hint is not accurate"). Reusing the ttrace lists is the kernels' shortcut (the
+ * list not yet handed to call_rcu since 0893d6007db5, kernel 6.2; the one waiting for the GP too
+ * since 04fabf00b4d3, kernel 6.6): units that wait for the tasks-trace GP go back to the free
+ * list before it ends.
  * It is safe only where every unit on those lists already passed an rcu GP (reuse-after-gp,
  * kernel-free-rcu); under kernel-6.6 it is the immediate reuse that breaks RCU readers.
  *
@@ -41,14 +44,19 @@ export interface Policy {
   readonly capacity: CapacityChoice;
   /** Where a trim (free_bulk) sends the overflow: the slab at once, or the ttrace lists first. */
   readonly trimVia: 'slab' | 'ttrace';
-  /** Refill takes units from the ttrace lists before the slab (kernel 6.6, reuse before the ttrace GP). */
-  readonly refillFromTtrace: boolean;
+  /**
+   * Refill takes units from the ttrace lists before the slab, reusing them before their ttrace
+   * GP: 'none' (kernel 6.1), 'unsealed' (the list not yet waiting for a GP: 0893d6007db5,
+   * kernels 6.2–6.5), 'all' (both lists: 04fabf00b4d3, kernel 6.6).
+   */
+  readonly refillFromTtrace: 'none' | 'unsealed' | 'all';
   /** Where a unit goes once its rcu GP passed: the kernel's ttrace lists, or the free list (Hou Tao). */
   readonly afterRcuGp: 'ttrace' | 'free-list' | 'slab';
 }
 
 export const PRESET_NAMES = [
   'kernel-6.1',
+  'kernel-6.4',
   'kernel-6.6',
   'kernel-free-rcu',
   'reuse-after-gp',
@@ -64,19 +72,23 @@ const kernel61: Policy = {
   sharing: 'none',
   capacity: 'fixed',
   trimVia: 'ttrace',
-  refillFromTtrace: false,
+  refillFromTtrace: 'none',
   afterRcuGp: 'ttrace',
 };
-const kernel66: Policy = { ...kernel61, remoteFree: 'hint', refillFromTtrace: true };
+const kernel64: Policy = { ...kernel61, refillFromTtrace: 'unsealed' };
+const kernel66: Policy = { ...kernel61, remoteFree: 'hint', refillFromTtrace: 'all' };
 const reuseAfterGp: Policy = {
   ...kernel61,
   reuse: 'after-gp',
-  refillFromTtrace: true,
+  refillFromTtrace: 'all',
   afterRcuGp: 'free-list',
 };
 
 export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
   'kernel-6.1': kernel61,
+  // 0893d6007db5 (Dec 2022): alloc_bulk reuses the trimmed units not yet handed to call_rcu;
+  // the allocator the htab-mem bench was merged against (research/kernel.md §1.12 table A).
+  'kernel-6.4': kernel64,
   'kernel-6.6': kernel66,
   // bpf_mem_free_rcu() everywhere: the kernel 6.6 code with every free deferred by one rcu GP.
   'kernel-free-rcu': { ...kernel66, reuse: 'after-gp' },
@@ -98,7 +110,7 @@ const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
   sharing: ['none'],
   capacity: ['fixed', 'unbounded'],
   trimVia: ['slab', 'ttrace'],
-  refillFromTtrace: [false, true],
+  refillFromTtrace: ['none', 'unsealed', 'all'],
   afterRcuGp: ['ttrace', 'free-list', 'slab'],
 };
 
@@ -151,9 +163,12 @@ export const P_FREE_AFTER_GP = 2;
 export const P_HINT = 1 << 2;
 export const P_UNBOUNDED = 1 << 3;
 export const P_TRIM_TTRACE = 1 << 4;
-export const P_REFILL_TTRACE = 1 << 5;
+/** Refill from the ttrace lists: 0 none, 1 unsealed list only, 2 both (two bits). */
+export const P_REFILL_SHIFT = 5;
+export const P_REFILL_UNSEALED = 1;
+export const P_REFILL_ALL = 2;
 /** After the rcu GP: 0 ttrace lists, 1 free list, 2 slab (two bits). */
-export const P_AFTER_RCU_SHIFT = 6;
+export const P_AFTER_RCU_SHIFT = 7;
 
 export function encodePolicy(p: Policy): number {
   return (
@@ -161,7 +176,7 @@ export function encodePolicy(p: Policy): number {
     (p.remoteFree === 'hint' ? P_HINT : 0) |
     (p.capacity === 'unbounded' ? P_UNBOUNDED : 0) |
     (p.trimVia === 'ttrace' ? P_TRIM_TTRACE : 0) |
-    (p.refillFromTtrace ? P_REFILL_TTRACE : 0) |
+    (choices.refillFromTtrace.indexOf(p.refillFromTtrace) << P_REFILL_SHIFT) |
     (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT)
   );
 }
@@ -173,7 +188,7 @@ export function decodePolicy(bits: number): Policy {
     sharing: 'none',
     capacity: bits & P_UNBOUNDED ? 'unbounded' : 'fixed',
     trimVia: bits & P_TRIM_TTRACE ? 'ttrace' : 'slab',
-    refillFromTtrace: (bits & P_REFILL_TTRACE) !== 0,
+    refillFromTtrace: choices.refillFromTtrace[(bits >> P_REFILL_SHIFT) & 3] as Policy['refillFromTtrace'],
     afterRcuGp: choices.afterRcuGp[(bits >> P_AFTER_RCU_SHIFT) & 3] as Policy['afterRcuGp'],
   };
 }

@@ -35,7 +35,7 @@ function setup(options: Omit<ArenaOptions, 'cpus'> = {}) {
     cpus: 2,
     maxBytes: 8 << 20,
     coordinator: 'manual',
-    policy: { remoteFree: 'local', trimVia: 'slab', refillFromTtrace: false },
+    policy: { remoteFree: 'local', trimVia: 'slab', refillFromTtrace: 'none' },
     ...options,
   });
   const a = arena.attach(0);

@@ -62,6 +62,21 @@ describe('presets', () => {
     else expect(klass(arena).units).toBeGreaterThan(carved);
   });
 
+  it('kernel-6.4 reuses only the trimmed units not yet waiting for the GP (0893d6007db5)', () => {
+    const carvedFor = (policy: PresetName) => {
+      const { arena, a } = setup(policy);
+      const ptrs = Array.from({ length: 300 }, () => a.alloc(SIZE));
+      for (const ptr of ptrs) a.free(ptr);
+      const carved = klass(arena).units;
+      for (let k = 0; k < 250; k++) a.alloc(SIZE);
+      return klass(arena).units - carved;
+    };
+    const [k61, k64, k66] = (['kernel-6.1', 'kernel-6.4', 'kernel-6.6'] as const).map(carvedFor);
+    expect(k66).toBe(0);
+    expect(k64).toBeGreaterThan(0);
+    expect(k64).toBeLessThan(k61 as number);
+  });
+
   it('kernel-6.1: trimmed units reach the slab only after a ttrace GP (and an rcu GP)', () => {
     const { arena, a } = setup('kernel-6.1');
     const ptrs = Array.from({ length: 300 }, () => a.alloc(SIZE));
@@ -92,6 +107,26 @@ describe('presets', () => {
       // The owner takes its inbox at its next refill or poll, and after the GPs hands it to the slab.
       passGps(arena, a, b);
       expect(klass(arena).deferred).toBe(0);
+    },
+  );
+
+  it.each([
+    ['kernel-6.1', 1],
+    ['kernel-free-rcu', 0],
+  ] as const)(
+    '%s: after its rcu GP a remote freeRcu batch waits on CPU %i (6.6: the owner, c->tgt)',
+    (policy, cpu) => {
+      const { arena, a, b } = setup(policy);
+      const ptrs = Array.from({ length: 40 }, () => a.alloc(SIZE));
+      for (const ptr of ptrs) b.freeRcu(ptr);
+      expect(cache(arena, 1).deferred).toBe(40);
+      // The first free sealed a batch of one; the other 39 are sealed at the next poll.
+      for (let round = 0; round < 2; round++) {
+        for (let k = 0; k < 2; k++) arena.advance('rcu');
+        b.poll();
+      }
+      expect(cache(arena, cpu).deferred).toBe(40);
+      expect(cache(arena, 1 - cpu).deferred).toBe(0);
     },
   );
 
