@@ -1,0 +1,65 @@
+/**
+ * Option parsing shared by the CLI's commands: every bad value becomes a `UsageError`, which the
+ * CLI prints with a hint and exit code 2 (as it does for node:util parseArgs errors).
+ *
+ * Who may call: the CLI's command modules (main thread).
+ */
+import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from './policy.js';
+
+/** A bad argument: printed without a stack, exit code 2. */
+export class UsageError extends Error {}
+
+export function integerOption(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got '${value}'`);
+  }
+  return n;
+}
+
+export function numberOption(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be a number from ${min} to ${max}, got '${value}'`);
+  }
+  return n;
+}
+
+export function presetOption(value: string | undefined, fallback: PresetName = DEFAULT_PRESET): PresetName {
+  const policy = (value ?? fallback) as PresetName;
+  if (!PRESET_NAMES.includes(policy)) {
+    throw new UsageError(`--policy must be one of ${PRESET_NAMES.join(', ')}, got '${value}'`);
+  }
+  return policy;
+}
+
+/** --rcu-gp-ms and --ttrace-gp-ms: minimum epoch durations, 0..60000 ms. */
+export function gpTimingOptions(
+  values: { 'rcu-gp-ms'?: string | undefined; 'ttrace-gp-ms'?: string | undefined },
+  fallback = { rcu: 0, ttrace: 0 },
+): { rcu: number; ttrace: number } {
+  return {
+    rcu: integerOption(values['rcu-gp-ms'], 'rcu-gp-ms', fallback.rcu, 0, 60_000),
+    ttrace: integerOption(values['ttrace-gp-ms'], 'ttrace-gp-ms', fallback.ttrace, 0, 60_000),
+  };
+}
+
+/** The parseArgs options every command with GP timing takes. */
+export const gpTimingParseOptions = {
+  'rcu-gp-ms': { type: 'string' },
+  'ttrace-gp-ms': { type: 'string' },
+} as const;
