@@ -23,7 +23,7 @@ import {
   UsageError,
 } from './cli-options.js';
 import { PRESET_NAMES, type PresetName } from './policy.js';
-import { barChartSvg } from './report/charts.js';
+import type { BarChart } from './report/charts.js';
 import { type CaseReport, type ReportSection, reportHtml } from './report/html.js';
 
 const CASES = [...HTAB_USE_CASES, 'xmalloc'] as const;
@@ -136,8 +136,11 @@ export async function report(argv: string[]): Promise<number> {
   }
   const wallS = (performance.now() - started) / 1000;
 
+  // ECharts takes most of a second to load: only the report pays for it, after its runs.
+  const { barChartSvg } = await import('./report/charts.js');
   const sections = cases.map((name) =>
     section(
+      barChartSvg,
       name,
       results.filter((r) => r.useCase === name),
     ),
@@ -173,7 +176,11 @@ function evenProducers(producers: number): number {
   return producers % 2 === 0 ? producers : Math.max(2, producers - 1);
 }
 
-function section(name: CaseName, rows: CaseReport[]): ReportSection {
+function section(
+  barChartSvg: (chart: BarChart) => string,
+  name: CaseName,
+  rows: CaseReport[],
+): ReportSection {
   const categories = rows.map((r) => r.policy);
   const xmalloc = name === 'xmalloc';
   const throughputSvg = barChartSvg({

@@ -49,7 +49,9 @@ import {
   C_X_INBOX_COUNT,
   C_X_INBOX_HEAD,
   CLS_UNIT_SIZE,
+  CPU_ONLINE,
   CPU_X_PENDING,
+  CPU_X_STATE,
   cacheWord,
   classWord,
   cpuWord,
@@ -313,8 +315,12 @@ export class DeferredLists {
       if (prev === seen) break;
       seen = prev;
     }
-    Atomics.or(i32, cpuWord(this.#layout, target) + CPU_X_PENDING, PENDING_TTRACE);
-    ringCoordinator(i32);
+    const rec = cpuWord(this.#layout, target);
+    Atomics.or(i32, rec + CPU_X_PENDING, PENDING_TTRACE);
+    // An online owner takes its inbox at its next refill; only a parked or offline one needs the
+    // coordinator. (A CPU that parks after this load rings the coordinator itself, and its
+    // pending bit is already set.) Ringing on every trim cost a futex wake per batch.
+    if (Atomics.load(i32, rec + CPU_X_STATE) !== CPU_ONLINE) ringCoordinator(i32);
   }
 
   /**

@@ -103,15 +103,14 @@ const M_FLAGS = 5;
 const M_CLASS = 6;
 const M_SEED = 7;
 const M_NULLS_TAG = 8;
-/** Byte offsets of the bucket array and the pool. */
+/** Byte offset of the bucket array. */
 const M_BUCKETS = 9;
-const M_POOL = 10;
-const M_CPUS = 11;
+const M_CPUS = 10;
 /** The global part of the element count, on a line of its own. */
 const M_COUNT = 16;
 const M_PERCPU = 32;
 const HEADER_WORDS = M_PERCPU;
-/** Per-CPU block (one cache line): count delta, extra element, free list head, lock, length. */
+/** Per-CPU block (one cache line): count delta, extra element, pool free list head and its lock. */
 const PC_WORDS = 16;
 const PC_COUNT = 0;
 const PC_EXTRA = 1;
@@ -176,7 +175,7 @@ export class HashMap {
   readonly #keyWords: number;
   readonly #valueOffset: number;
   readonly #elemBytes: number;
-  /** Fixed cache id, or -1 for the general classes. */
+  /** Fixed cache id, negative for the general classes. */
   readonly #fixedId: number;
   readonly #lo: number;
   readonly #hi: number;
@@ -288,7 +287,6 @@ export class HashMap {
     const tag = (Math.random() * 0x4000_0000) | 0;
     i32[m + M_NULLS_TAG] = tag;
     i32[m + M_BUCKETS] = region + bucketsAt;
-    i32[m + M_POOL] = region + poolAt;
     i32[m + M_CPUS] = cpus;
     const b0 = (region + bucketsAt) >> 2;
     for (let b = 0; b < buckets; b++) {

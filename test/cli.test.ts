@@ -1,9 +1,14 @@
 /**
  * The command line, run as a user runs it (the compiled dist/src/cli.js, built by the global
- * setup): bad arguments exit with 2 and a message, a small demo under a GP policy with emulated
- * GP durations exits with 0 and reports the policy and its grace periods.
+ * setup): bad arguments exit with 2 and a message and run nothing; a small demo under a GP
+ * policy with emulated GP durations reports the policy and its grace periods; one-second
+ * benchmark runs print the JSON fields scripts rely on; the report writes its page, charts and
+ * results. These check what the commands produce, not how fast anything is.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -13,11 +18,36 @@ const run = (...args: string[]) =>
 
 describe('percpu-arena CLI', () => {
   it.each([
-    [['demo', '--policy', 'kernel-5.0'], /--policy must be one of kernel-6.1, kernel-6.6/],
+    [['demo', '--policy', 'kernel-5.0'], /--policy must be one of kernel-6.1, kernel-6.4, kernel-6.6/],
     [['demo', '--rcu-gp-ms', '-1'], /--rcu-gp-ms/],
     [['demo', '--ttrace-gp-ms', '1.5'], /--ttrace-gp-ms must be an integer from 0 to 60000/],
     [['demo', '--bogus'], /Unknown option '--bogus'/],
     [['frobnicate'], /unknown command/],
+    [['bench'], /bench needs htab-mem or xmalloc/],
+    [
+      ['bench', 'htab-mem', '--use-case', 'update_all'],
+      /--use-case must be one of overwrite, batch_add_batch_del, add_del_on_diff_cpu/,
+    ],
+    [
+      ['bench', 'htab-mem', '--use-case', 'add_del_on_diff_cpu', '--producers', '3'],
+      /add_del_on_diff_cpu needs an even number of producers/,
+    ],
+    [['bench', 'htab-mem', '--value-size', '0'], /--value-size must be an integer from 1 to 4096/],
+    [['bench', 'htab-mem', '--value-size', '4097'], /--value-size must be an integer from 1 to 4096/],
+    [['bench', 'htab-mem', '--producers', '1.5'], /--producers must be an integer/],
+    [['bench', 'htab-mem', '--duration', 'abc'], /--duration must be a number from 1 to 3600/],
+    [['bench', 'htab-mem', '--warmup=-1'], /--warmup must be a number from 0 to 600/],
+    [
+      ['bench', 'htab-mem', '--preallocated', '--policy', 'kernel-6.6'],
+      /--preallocated is the prealloc preset/,
+    ],
+    [['bench', 'htab-mem', '--policy', 'nope'], /--policy must be one of/],
+    [['bench', 'xmalloc', '--batch', '0'], /--batch must be an integer from 1 to 65536/],
+    [['bench', 'xmalloc', '--size', '5000'], /--size must be an integer from 1 to 4088/],
+    [['bench', 'xmalloc', '--use-case', 'overwrite'], /Unknown option '--use-case'/],
+    [['report', '--presets', 'kernel-6.6,linux'], /--presets: 'linux' is not one of/],
+    [['report', '--cases', 'overwrite,overwrite'], /--cases must name each item once/],
+    [['report', '--duration', '0.5'], /--duration must be a number from 1 to 600/],
   ])('%j exits with 2 and says why', (args, message) => {
     const r = run(...args);
     expect(r.status).toBe(2);
@@ -50,5 +80,69 @@ describe('percpu-arena CLI', () => {
       leaked: 0,
     });
     expect(out.gp.rcu.completed).toBeGreaterThan(0);
+  });
+
+  it('bench htab-mem --json prints one object with the kernel bench fields', () => {
+    const r = run('bench', 'htab-mem', '--producers', '2', '--duration', '1', '--warmup', '0', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ useCase: 'overwrite', policy: 'kernel-6.6', producers: 2, maxEntries: 8192 });
+    expect(out.perProdKops).toBeGreaterThan(0);
+    expect(out.peakMiB).toBeGreaterThanOrEqual(out.avgMiB);
+    expect(out.intervals).toHaveLength(1);
+  });
+
+  it('bench xmalloc --json reports objects freed and memory', () => {
+    const r = run('bench', 'xmalloc', '--duration', '1', '--warmup', '0', '--policy', 'kernel-6.6', '--json');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({
+      useCase: 'xmalloc',
+      policy: 'kernel-6.6',
+      producers: 1,
+      consumers: 1,
+      allocFailures: 0,
+    });
+    expect(out.objectsPerSec).toBeGreaterThan(0);
+    expect(out.peakMiB).toBeGreaterThan(0);
+  });
+
+  it('report writes a self-contained page with its charts, the SVGs and results.json', () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'percpu-report-'));
+    const r = run(
+      'report',
+      '--out',
+      out,
+      '--duration',
+      '1',
+      '--warmup',
+      '0',
+      '--presets',
+      'kernel-6.6,reuse-after-gp',
+      '--cases',
+      'add_del_on_diff_cpu,xmalloc',
+    );
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/add_del_on_diff_cpu .*kernel-6.6/s);
+    expect(readdirSync(out).sort()).toEqual([
+      'add_del_on_diff_cpu-memory.svg',
+      'add_del_on_diff_cpu-throughput.svg',
+      'index.html',
+      'results.json',
+      'xmalloc-memory.svg',
+      'xmalloc-throughput.svg',
+    ]);
+    const html = readFileSync(path.join(out, 'index.html'), 'utf8');
+    expect(html.match(/<svg /g)).toHaveLength(4);
+    expect(html).not.toMatch(/<script|<link|src="http/);
+    expect(html).toContain('every rcu epoch lasts ≥ 10 ms, every ttrace epoch ≥ 100 ms');
+    const results = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8')).results;
+    expect(results.map((x: { useCase: string; policy: string }) => `${x.useCase}/${x.policy}`)).toEqual([
+      'add_del_on_diff_cpu/kernel-6.6',
+      'add_del_on_diff_cpu/reuse-after-gp',
+      'xmalloc/kernel-6.6',
+      'xmalloc/reuse-after-gp',
+    ]);
   });
 });

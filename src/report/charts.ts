@@ -36,9 +36,9 @@ export function barChartSvg(chart: BarChart): string {
     instance.setOption({
       animation: false,
       color: kPalette,
-      title: { text: chart.title, left: 'center', textStyle: { fontSize: 14 } },
-      legend: { top: 26, show: chart.series.length > 1 },
-      grid: { left: 64, right: 16, top: chart.series.length > 1 ? 60 : 44, bottom: 70 },
+      title: { text: chart.title, left: 'center', top: 4, textStyle: { fontSize: 14 } },
+      legend: { top: 30, show: chart.series.length > 1 },
+      grid: { left: 64, right: 16, top: chart.series.length > 1 ? 70 : 48, bottom: 70 },
       xAxis: {
         type: 'category',
         data: [...chart.categories],
