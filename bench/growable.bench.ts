@@ -82,8 +82,9 @@ for (let round = 0; round < rounds; round++) {
   const mark = loadMark();
   for (const [work, fn] of Object.entries(workloads)) {
     for (const [name, s] of Object.entries(subjects)) {
-      const list = ((rates[work] ??= {})[name] ??= []);
-      list.push(fn(s));
+      const byName = rates[work] ?? {};
+      rates[work] = byName;
+      byName[name] = [...(byName[name] ?? []), fn(s)];
     }
   }
   endRound(round, rounds, mark, otherLoads);
@@ -99,7 +100,11 @@ if (flags.json) {
   process.stdout.write(`${JSON.stringify({ conditions, rows })}\n`);
 } else {
   printConditions('growable vs fixed arena (main thread, 1 CPU)', conditions);
-  const table = new Table({ head: ['workload', 'fixed', 'growable', 'fixed / growable'], style: { head: [], border: [] } });
-  for (const r of rows) table.push([r.workload, r.fixed.toFixed(2), r.growable.toFixed(2), `${r.ratio.toFixed(2)}×`]);
+  const table = new Table({
+    head: ['workload', 'fixed', 'growable', 'fixed / growable'],
+    style: { head: [], border: [] },
+  });
+  for (const r of rows)
+    table.push([r.workload, r.fixed.toFixed(2), r.growable.toFixed(2), `${r.ratio.toFixed(2)}×`]);
   console.log(table.toString());
 }
