@@ -168,11 +168,11 @@ function printHtabMem(r: HtabMemReport): void {
     `htab-mem ${r.useCase}, ${r.producers} producers, value ${r.valueSize} B, max_entries ${r.maxEntries}`,
   );
   console.log(conditionsLine(r));
-  r.intervals.forEach((s, i) =>
+  for (const [i, s] of r.intervals.entries()) {
     console.log(
       `Iter ${String(i).padStart(3)}: per-prod-op ${fixed2(s.perProdKops).padStart(8)}k/s, memory usage ${fixed2(s.MiB).padStart(8)}MiB`,
-    ),
-  );
+    );
+  }
   console.log(
     `Summary: per-prod-op ${fixed2(r.perProdKops)} ± ${fixed2(r.perProdKopsStddev)}k/s, ` +
       `memory usage ${fixed2(r.avgMiB)} ± ${fixed2(r.avgMiBStddev)}MiB, peak memory usage ${fixed2(r.peakMiB)}MiB`,

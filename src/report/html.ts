@@ -31,7 +31,7 @@ export interface ReportPage {
   readonly wallS: number;
 }
 
-const escape = (s: string): string =>
+const escapeHtml = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 function rowHtml(r: CaseReport): string {
@@ -40,7 +40,7 @@ function rowHtml(r: CaseReport): string {
       ? `${(r.objectsPerSec / 1e6).toFixed(2)} ± ${(r.objectsPerSecStddev / 1e6).toFixed(2)} M obj/s`
       : `${r.perProdKops.toFixed(2)} ± ${r.perProdKopsStddev.toFixed(2)}k`;
   const failures = r.bench === 'xmalloc' ? r.allocFailures : r.failedUpdates;
-  return `<tr><td>${escape(r.policy)}</td><td>${ops}</td><td>${r.avgMiB.toFixed(2)} ± ${r.avgMiBStddev.toFixed(2)}</td><td>${r.peakMiB.toFixed(2)}</td><td>${r.gp.rcu.completed} / ${r.gp.ttrace.completed}</td><td>${failures}</td></tr>`;
+  return `<tr><td>${escapeHtml(r.policy)}</td><td>${ops}</td><td>${r.avgMiB.toFixed(2)} ± ${r.avgMiBStddev.toFixed(2)}</td><td>${r.peakMiB.toFixed(2)}</td><td>${r.gp.rcu.completed} / ${r.gp.ttrace.completed}</td><td>${failures}</td></tr>`;
 }
 
 export function reportHtml(page: ReportPage): string {
@@ -48,9 +48,9 @@ export function reportHtml(page: ReportPage): string {
   const sections = page.sections
     .map(
       (s) => `
-<section id="${escape(s.id)}">
-  <h2>${escape(s.title)}</h2>
-  <p>${escape(s.description)}</p>
+<section id="${escapeHtml(s.id)}">
+  <h2>${escapeHtml(s.title)}</h2>
+  <p>${escapeHtml(s.description)}</p>
   <div class="charts"><figure>${s.throughputSvg}</figure><figure>${s.memorySvg}</figure></div>
   <table>
     <thead><tr><th>preset</th><th>${s.rows[0]?.bench === 'xmalloc' ? 'objects freed/s' : 'per-producer k ops/s'}</th><th>avg MiB</th><th>peak MiB</th><th>GPs rcu / ttrace</th><th>failed</th></tr></thead>
@@ -85,13 +85,13 @@ The htab-mem cases mirror the kernel's <code>bench htab-mem</code>; xmalloc is m
 cross-thread producer/consumer shape. Presets and how they map to kernel code: docs/design.md and docs/benchmarks.md.</p>
 <h2>Conditions</h2>
 <dl>
-  <dt>CPU</dt><dd>${escape(c.cpuModel)}, ${c.cores} cores available</dd>
-  <dt>Platform</dt><dd>${escape(c.platform)}, Node ${escape(c.node)}</dd>
-  <dt>Date</dt><dd>${escape(c.date)}</dd>
+  <dt>CPU</dt><dd>${escapeHtml(c.cpuModel)}, ${c.cores} cores available</dd>
+  <dt>Platform</dt><dd>${escapeHtml(c.platform)}, Node ${escapeHtml(c.node)}</dd>
+  <dt>Date</dt><dd>${escapeHtml(c.date)}</dd>
   <dt>Producers</dt><dd>htab-mem ${page.producers} (add_del_on_diff_cpu: the largest even count ≥ 2), xmalloc ${Math.max(1, page.producers >> 1)} + as many consumers</dd>
   <dt>Timing</dt><dd>warm-up ${page.warmupS} s, ${page.durationS} s measured per run, memory sampled once a second (1-second intervals)</dd>
   <dt>GP emulation</dt><dd>every rcu epoch lasts ≥ ${page.gpMinMs.rcu} ms, every ttrace epoch ≥ ${page.gpMinMs.ttrace} ms (a grace period spans one to two epochs)</dd>
-  <dt>Command</dt><dd><code>${escape(page.command)}</code> (${page.wallS.toFixed(0)} s)</dd>
+  <dt>Command</dt><dd><code>${escapeHtml(page.command)}</code> (${page.wallS.toFixed(0)} s)</dd>
 </dl>
 ${sections}
 </body>
