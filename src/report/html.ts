@@ -82,7 +82,9 @@ export function reportHtml(page: ReportPage): string {
 <h1>percpu-arena report</h1>
 <p>What each reuse policy costs in throughput and memory, measured with real worker threads on this machine.
 The htab-mem cases mirror the kernel's <code>bench htab-mem</code>; xmalloc is mimalloc-bench's
-cross-thread producer/consumer shape. Presets and how they map to kernel code: docs/design.md and docs/benchmarks.md.</p>
+cross-thread producer/consumer shape. Presets and how they map to kernel code: docs/design.md and docs/benchmarks.md.
+Each configuration runs on its own, one after another: on a shared machine, differences of less than about 20 % between
+presets that run the same code (kernel-6.1, kernel-6.4 and kernel-6.6 on overwrite) are noise.</p>
 <h2>Conditions</h2>
 <dl>
   <dt>CPU</dt><dd>${escapeHtml(c.cpuModel)}, ${c.cores} cores available</dd>
@@ -90,7 +92,7 @@ cross-thread producer/consumer shape. Presets and how they map to kernel code: d
   <dt>Date</dt><dd>${escapeHtml(c.date)}</dd>
   <dt>Producers</dt><dd>htab-mem ${page.producers} (add_del_on_diff_cpu: the largest even count ≥ 2), xmalloc ${Math.max(1, page.producers >> 1)} + as many consumers</dd>
   <dt>Timing</dt><dd>warm-up ${page.warmupS} s, ${page.durationS} s measured per run, memory sampled once a second (1-second intervals)</dd>
-  <dt>GP emulation</dt><dd>every rcu epoch lasts ≥ ${page.gpMinMs.rcu} ms, every ttrace epoch ≥ ${page.gpMinMs.ttrace} ms (a grace period spans one to two epochs)</dd>
+  <dt>GP emulation</dt><dd>every rcu epoch lasts ≥ ${page.gpMinMs.rcu} ms, every ttrace epoch ≥ ${page.gpMinMs.ttrace} ms (a batch sealed in epoch e is past its grace period at e + 2)</dd>
   <dt>Command</dt><dd><code>${escapeHtml(page.command)}</code> (${page.wallS.toFixed(0)} s)</dd>
 </dl>
 ${sections}
