@@ -9,7 +9,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { Arena } from './arena.js';
-import { gpTimingOptions, integerOption, presetOption, UsageError } from './cli-options.js';
+import { gpTimingOptions, integerOption, numberOption, presetOption } from './cli-options.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from './policy.js';
 import { CpuPool, siblingModule } from './pool.js';
 import { PointerQueue } from './ring.js';
@@ -34,14 +34,6 @@ N worker CPUs allocate and free across each other; prints a table per CPU and th
   --json           print one JSON object instead of tables
   -h, --help       show this help
 `;
-
-function fractionOption(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || n > 1)
-    throw new UsageError(`--${name} must be a number from 0 to 1, got '${value}'`);
-  return n;
-}
 
 export async function demo(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -71,7 +63,7 @@ export async function demo(argv: string[]): Promise<number> {
     ops: integerOption(values.ops, 'ops', 200_000, 1, 1e9),
     live: integerOption(values.live, 'live', 1000, 0, 1e6),
     maxSize: integerOption(values['max-size'], 'max-size', 4088, 8, 4088),
-    remoteFraction: fractionOption(values.remote, 'remote', 0.25),
+    remoteFraction: numberOption(values.remote, 'remote', 0.25, 0, 1),
     seed: integerOption(values.seed, 'seed', 1, 0, 2 ** 31 - 1),
   };
   const maxBytes = integerOption(values['max-bytes'], 'max-bytes', 64 << 20, 1 << 20, 1 << 30);

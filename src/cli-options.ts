@@ -9,6 +9,25 @@ import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from './policy.js';
 /** A bad argument: printed without a stack, exit code 2. */
 export class UsageError extends Error {}
 
+/** The number `--name` gave (or `fallback`); a UsageError unless it lies in min..max. */
+function numeric(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  integer: boolean,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !(integer ? Number.isInteger(n) : Number.isFinite(n)) || n < min || n > max) {
+    throw new UsageError(
+      `--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got '${value}'`,
+    );
+  }
+  return n;
+}
+
 export function integerOption(
   value: string | undefined,
   name: string,
@@ -16,12 +35,7 @@ export function integerOption(
   min: number,
   max: number,
 ): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got '${value}'`);
-  }
-  return n;
+  return numeric(value, name, fallback, min, max, true);
 }
 
 export function numberOption(
@@ -31,12 +45,7 @@ export function numberOption(
   min: number,
   max: number,
 ): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be a number from ${min} to ${max}, got '${value}'`);
-  }
-  return n;
+  return numeric(value, name, fallback, min, max, false);
 }
 
 export function presetOption(value: string | undefined, fallback: PresetName = DEFAULT_PRESET): PresetName {

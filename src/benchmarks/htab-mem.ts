@@ -11,7 +11,7 @@ import { Arena } from '../arena.js';
 import type { GpFlavorStats } from '../coordinator.js';
 import { HashMap } from '../hash-map.js';
 import type { PresetName } from '../policy.js';
-import { CpuPool, siblingModule } from '../pool.js';
+import { siblingModule } from '../pool.js';
 import {
   CONTROL_STOP,
   controlWords,
@@ -22,14 +22,7 @@ import {
   initControl,
   runCounterWord,
 } from '../scenarios/htab-mem.js';
-import {
-  type MachineConditions,
-  MiB,
-  machineConditions,
-  meanStddev,
-  measureIntervals,
-  round2,
-} from './measure.js';
+import { type MachineConditions, MiB, machineConditions, meanStddev, round2, sampledRun } from './measure.js';
 
 export { HTAB_USE_CASES, type HtabUseCase };
 
@@ -117,7 +110,6 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
   const buffer = new SharedArrayBuffer(controlWords(producers) * 4);
   const control = new Int32Array(buffer);
   initControl(control, producers);
-  let pool: CpuPool | undefined;
   try {
     const ref = HashMap.create(arena, {
       keySize: 4,
@@ -126,30 +118,19 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       prealloc: preallocated,
       ...(preallocated ? {} : { fixedCache: 0 }),
     });
-    pool = CpuPool.start(arena);
     const args: HtabMemArgs = { ref, useCase, valueSize, control: buffer };
-    const running = pool.run<HtabMemResult>(
-      siblingModule(import.meta.url, '../scenarios/htab-mem'),
-      'htabMemProducer',
+    const { samples, results } = await sampledRun<HtabMemResult>({
+      arena,
+      module: siblingModule(import.meta.url, '../scenarios/htab-mem'),
+      fn: 'htabMemProducer',
       args,
-    );
-    // A producer that fails ends the run early: stop sampling and report its error.
-    let failed: unknown;
-    running.catch((error: unknown) => {
-      failed = error ?? new Error('a producer failed');
-    });
-    const samples = await measureIntervals({
+      readCounters: () =>
+        Array.from({ length: producers }, (_, i) => Atomics.load(control, runCounterWord(i))),
+      stop: () => Atomics.store(control, CONTROL_STOP, 1),
       warmupS: options.warmupS,
       durationS: options.durationS,
-      readCounters: () => {
-        if (failed !== undefined) throw failed;
-        return Array.from({ length: producers }, (_, i) => Atomics.load(control, runCounterWord(i)));
-      },
-      readBytes: () => arena.stats().bytesInUse,
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      onProgress: options.onProgress,
     });
-    Atomics.store(control, CONTROL_STOP, 1);
-    const results = await running;
     const stats = arena.stats();
     const perInterval = samples.map((s) => ({
       perProdKops: s.counts.reduce((a, b) => a + b, 0) / producers / s.seconds / 1000,
@@ -179,8 +160,6 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       conditions,
     };
   } finally {
-    Atomics.store(control, CONTROL_STOP, 1);
-    await pool?.close();
     await arena.close();
   }
 }

@@ -4,11 +4,13 @@
  * counters and the arena's memory in use once per interval (1 s by default); report the mean
  * and sample standard deviation over the intervals, and the peak memory over the whole run.
  *
- * Who may call: the thread that created the arena, while a pool run is in flight. It only reads
- * counters other threads write with Atomics.
+ * Who may call: the thread that created the arena. It only reads counters other threads write
+ * with Atomics.
  */
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Arena } from '../arena.js';
+import { CpuPool } from '../pool.js';
 
 export interface IntervalSample {
   /** Seconds the interval really lasted. */
@@ -62,6 +64,54 @@ export async function measureIntervals(options: MeasureOptions): Promise<Interva
     lastAt = now;
   }
   return samples;
+}
+
+export interface SampledRunOptions {
+  readonly arena: Arena;
+  /** The function every CPU of the arena runs (see `CpuPool.run`). */
+  readonly module: URL;
+  readonly fn: string;
+  readonly args: unknown;
+  /** Reads the CPUs' cumulative counters (Atomics loads). */
+  readonly readCounters: () => readonly number[];
+  /** Tells the CPUs to finish (raises their stop word); called once sampling is done. */
+  readonly stop: () => void;
+  readonly warmupS: number;
+  readonly durationS: number;
+  readonly onProgress?: ((fraction: number) => void) | undefined;
+}
+
+/**
+ * Starts a pool with a worker per CPU of `arena`, runs `fn` on all of them, samples until the
+ * duration has passed, stops them and returns their results with the samples. A CPU that fails
+ * ends the sampling with its error. The pool is closed on return; the arena is the caller's.
+ */
+export async function sampledRun<R>(
+  o: SampledRunOptions,
+): Promise<{ samples: IntervalSample[]; results: R[] }> {
+  const pool = CpuPool.start(o.arena);
+  try {
+    const running = pool.run<R>(o.module, o.fn, o.args);
+    let failed: unknown;
+    running.catch((error: unknown) => {
+      failed = error ?? new Error('a CPU of the run failed');
+    });
+    const samples = await measureIntervals({
+      warmupS: o.warmupS,
+      durationS: o.durationS,
+      readCounters: () => {
+        if (failed !== undefined) throw failed;
+        return o.readCounters();
+      },
+      readBytes: () => o.arena.stats().bytesInUse,
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
+    o.stop();
+    return { samples, results: await running };
+  } finally {
+    o.stop();
+    await pool.close();
+  }
 }
 
 /** Mean and sample standard deviation (n - 1), as the kernel bench's report_final computes them. */

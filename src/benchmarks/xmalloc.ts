@@ -8,7 +8,7 @@
  */
 import { Arena } from '../arena.js';
 import type { PresetName } from '../policy.js';
-import { CpuPool, siblingModule } from '../pool.js';
+import { siblingModule } from '../pool.js';
 import { PointerQueue } from '../ring.js';
 import {
   initXmallocControl,
@@ -19,14 +19,7 @@ import {
   xmallocControlWords,
 } from '../scenarios/xmalloc.js';
 import { type GpSummary, gpSummary } from './htab-mem.js';
-import {
-  type MachineConditions,
-  MiB,
-  machineConditions,
-  meanStddev,
-  measureIntervals,
-  round2,
-} from './measure.js';
+import { type MachineConditions, MiB, machineConditions, meanStddev, round2, sampledRun } from './measure.js';
 
 export interface XmallocOptions {
   /** Producer CPUs; as many consumers run beside them. */
@@ -83,32 +76,19 @@ export async function runXmalloc(options: XmallocOptions): Promise<XmallocReport
   const control = new Int32Array(buffer);
   initXmallocControl(control, producers);
   const queue = new PointerQueue(kQueueBatches);
-  let pool: CpuPool | undefined;
   try {
-    pool = CpuPool.start(arena);
-    const args: XmallocArgs = { producers, batch, size, queue: queue.buffer, control: buffer };
-    const running = pool.run<XmallocResult>(
-      siblingModule(import.meta.url, '../scenarios/xmalloc'),
-      'xmallocCpu',
-      args,
-    );
-    let failed: unknown;
-    running.catch((error: unknown) => {
-      failed = error ?? new Error('a CPU failed');
-    });
     const consumers = Array.from({ length: producers }, (_, i) => producers + i);
-    const samples = await measureIntervals({
+    const { samples, results } = await sampledRun<XmallocResult>({
+      arena,
+      module: siblingModule(import.meta.url, '../scenarios/xmalloc'),
+      fn: 'xmallocCpu',
+      args: { producers, batch, size, queue: queue.buffer, control: buffer } satisfies XmallocArgs,
+      readCounters: () => consumers.map((i) => Atomics.load(control, objectCounterWord(i))),
+      stop: () => Atomics.store(control, XMALLOC_STOP, 1),
       warmupS: options.warmupS,
       durationS: options.durationS,
-      readCounters: () => {
-        if (failed !== undefined) throw failed;
-        return consumers.map((i) => Atomics.load(control, objectCounterWord(i)));
-      },
-      readBytes: () => arena.stats().bytesInUse,
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      onProgress: options.onProgress,
     });
-    Atomics.store(control, XMALLOC_STOP, 1);
-    const results = await running;
     const stats = arena.stats();
     const perSec = meanStddev(samples.map((s) => s.counts.reduce((a, b) => a + b, 0) / s.seconds));
     const mem = meanStddev(samples.map((s) => s.bytes / MiB));
@@ -134,8 +114,6 @@ export async function runXmalloc(options: XmallocOptions): Promise<XmallocReport
       conditions,
     };
   } finally {
-    Atomics.store(control, XMALLOC_STOP, 1);
-    await pool?.close();
     await arena.close();
   }
 }
