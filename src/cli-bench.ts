@@ -4,7 +4,6 @@
  *
  * Who may call: the CLI (main thread).
  */
-import os from 'node:os';
 import { parseArgs } from 'node:util';
 import {
   HTAB_USE_CASES,
@@ -15,6 +14,8 @@ import {
 } from './benchmarks/htab-mem.js';
 import { runXmalloc, type XmallocReport } from './benchmarks/xmalloc.js';
 import {
+  defaultCpus,
+  evenCount,
   gpTimingOptions,
   gpTimingParseOptions,
   integerOption,
@@ -24,8 +25,6 @@ import {
 } from './cli-options.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from './policy.js';
 
-const cores = os.availableParallelism();
-
 const kUsage = `Usage: percpu-arena bench <htab-mem|xmalloc> [options]
 
 htab-mem   the kernel's htab-mem benchmark on the arena's hash map: producer CPUs run programs
@@ -33,13 +32,14 @@ htab-mem   the kernel's htab-mem benchmark on the arena's hash map: producer CPU
            (mean ± stddev over 1-second intervals) and the arena's memory (avg, peak).
   --use-case NAME     ${HTAB_USE_CASES.join(' | ')} (default overwrite)
   --value-size N      value bytes, 1..4096 (default 8)
-  --producers N       producer CPUs (default: the machine's cores, ${cores});
-                      add_del_on_diff_cpu needs an even count
+  --producers N       producer CPUs (default: the machine's cores, ${defaultCpus};
+                      add_del_on_diff_cpu needs an even count and defaults to
+                      the largest even count not above them)
   --preallocated      pre-allocated map (the prealloc preset)
 
 xmalloc    the xmalloc-test shape: N producer CPUs allocate batches, a bounded queue carries
            them, N consumer CPUs free them (every free remote); reports objects/s and memory.
-  --producers N       producer CPUs, as many consumers (default ${Math.max(1, cores >> 1)})
+  --producers N       producer CPUs, as many consumers (default ${Math.max(1, defaultCpus >> 1)})
   --batch N           objects per batch, 1..65536 (default 4096)
   --size N            object bytes, 1..4088 (default 64)
 
@@ -101,10 +101,17 @@ async function htabMem(argv: string[]): Promise<number> {
       `--preallocated is the prealloc preset; it cannot be combined with --policy ${values.policy}`,
     );
   }
+  const useCase = (values['use-case'] ?? 'overwrite') as HtabUseCase;
   const options = {
-    useCase: (values['use-case'] ?? 'overwrite') as HtabUseCase,
+    useCase,
     valueSize: integerOption(values['value-size'], 'value-size', 8, 1, 4096),
-    producers: integerOption(values.producers, 'producers', cores, 1, 64),
+    producers: integerOption(
+      values.producers,
+      'producers',
+      useCase === 'add_del_on_diff_cpu' ? evenCount(defaultCpus) : defaultCpus,
+      1,
+      64,
+    ),
     policy: values.preallocated ? 'prealloc' : presetOption(values.policy),
     gpMinMs: gpTimingOptions(values),
     ...timing(values),
@@ -133,7 +140,7 @@ async function xmalloc(argv: string[]): Promise<number> {
     return 0;
   }
   const report = await runXmalloc({
-    producers: integerOption(values.producers, 'producers', Math.max(1, cores >> 1), 1, 32),
+    producers: integerOption(values.producers, 'producers', Math.max(1, defaultCpus >> 1), 1, 32),
     batch: integerOption(values.batch, 'batch', 4096, 1, 65_536),
     size: integerOption(values.size, 'size', 64, 1, 4088),
     policy: presetOption(values.policy),

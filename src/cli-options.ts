@@ -4,6 +4,7 @@
  *
  * Who may call: the CLI's command modules (main thread).
  */
+import os from 'node:os';
 import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from './policy.js';
 
 /** A bad argument: printed without a stack, exit code 2. */
@@ -72,3 +73,11 @@ export const gpTimingParseOptions = {
   'rcu-gp-ms': { type: 'string' },
   'ttrace-gp-ms': { type: 'string' },
 } as const;
+
+/** The machine's cores, as a default CPU count (at most the arena's 64 CPUs). */
+export const defaultCpus = Math.min(os.availableParallelism(), 64);
+
+/** The largest even count not above `n`, at least 2 (add_del_on_diff_cpu pairs its CPUs). */
+export function evenCount(n: number): number {
+  return n % 2 === 0 ? n : Math.max(2, n - 1);
+}

@@ -7,7 +7,6 @@
  * Who may call: the CLI (main thread).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
@@ -16,6 +15,8 @@ import { HTAB_USE_CASES, runHtabMem } from './benchmarks/htab-mem.js';
 import { machineConditions } from './benchmarks/measure.js';
 import { runXmalloc } from './benchmarks/xmalloc.js';
 import {
+  defaultCpus,
+  evenCount,
   gpTimingOptions,
   gpTimingParseOptions,
   integerOption,
@@ -38,7 +39,7 @@ Runs every htab-mem use case and the xmalloc shape under every preset and writes
 with charts (and the SVGs and results.json) to a folder.
 
   --out DIR           folder to write (default percpu-arena-report)
-  --producers N       htab-mem producers (default: the machine's cores, ${os.availableParallelism()});
+  --producers N       htab-mem producers (default: the machine's cores, ${defaultCpus});
                       xmalloc runs N/2 producers and as many consumers
   --duration S        measured seconds per run, 1..600 (default 2)
   --warmup S          seconds before measuring, 0..60 (default 0.5)
@@ -95,13 +96,17 @@ export async function report(argv: string[]): Promise<number> {
     return 0;
   }
   const out = path.resolve(values.out ?? 'percpu-arena-report');
-  const producers = integerOption(values.producers, 'producers', os.availableParallelism(), 1, 64);
+  const producers = integerOption(values.producers, 'producers', defaultCpus, 1, 64);
   const durationS = numberOption(values.duration, 'duration', 2, 1, 600);
   const warmupS = numberOption(values.warmup, 'warmup', 0.5, 0, 60);
   const gpMinMs = gpTimingOptions(values, REPORT_GP_MS);
   const presets = listOption<PresetName>(values.presets, 'presets', PRESET_NAMES);
   const cases = listOption<CaseName>(values.cases, 'cases', CASES);
-  mkdirSync(out, { recursive: true });
+  try {
+    mkdirSync(out, { recursive: true });
+  } catch (error) {
+    throw new UsageError(`--out: cannot create the folder ${out} (${(error as Error).message})`);
+  }
 
   const runs = cases.flatMap((name) => presets.map((policy) => ({ name, policy })));
   const bar = new SingleBar({
@@ -125,7 +130,7 @@ export async function report(argv: string[]): Promise<number> {
           : await runHtabMem({
               useCase: name,
               policy,
-              producers: name === 'add_del_on_diff_cpu' ? evenProducers(producers) : producers,
+              producers: name === 'add_del_on_diff_cpu' ? evenCount(producers) : producers,
               ...timing,
             }),
       );
@@ -170,10 +175,6 @@ export async function report(argv: string[]): Promise<number> {
     console.log(`Report written to ${path.join(out, 'index.html')} (${wallS.toFixed(0)} s)`);
   }
   return 0;
-}
-
-function evenProducers(producers: number): number {
-  return producers % 2 === 0 ? producers : Math.max(2, producers - 1);
 }
 
 function section(

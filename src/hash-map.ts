@@ -19,7 +19,8 @@
  *
  * Who may call: `HashMap.create` any thread holding the arena; `HashMap.open(cpu, ref)` the
  * thread owning `cpu`, and the view only from that thread. `lookup` only inside the CPU's
- * `readLock()` (or `readLockTrace()`); `update` and `delete` anywhere.
+ * `readLock()` (or `readLockTrace()`); `update` and `delete` in or out of a section, while the
+ * handle is attached (they throw `ECLOSED` on a parked or detached one, before taking a lock).
  *
  * Shared words and who owns them:
  * - header words: written once by `create` before the magic is published, then read-only.
@@ -164,6 +165,8 @@ export class HashMap {
   readonly prealloc: boolean;
   /** Lookups that walked into another chain (a reused element) and started again. */
   restarts = 0;
+  /** Called after every restart of a lookup (tests, and labs that watch reuse). */
+  onRestart: (() => void) | undefined;
   readonly #cpu: CpuHandle;
   readonly #i32: Int32Array;
   readonly #bytes: Uint8Array;
@@ -213,7 +216,8 @@ export class HashMap {
     this.#lo = layout.pagesBase;
     // The arena's full length, not the buffer's current one: a growable buffer grows under us.
     this.#hi = layout.totalBytes - this.#elemBytes;
-    this.#maxSteps = this.maxEntries + 1;
+    // The count may overshoot maxEntries by one entry per CPU (see #reserveEntry).
+    this.#maxSteps = this.maxEntries + this.#cpus + 1;
     this.#count = m + M_COUNT;
     this.#myBlock = m + M_PERCPU + cpu.cpu * PC_WORDS;
     this.#key = new Int32Array(this.#keyWords);
@@ -232,7 +236,7 @@ export class HashMap {
   /**
    * Lays out a new map in pages of its own (counted in the arena's memory in use) and returns
    * its `ref`. Throws `EINVAL` for bad options and `ENOMEM` when the arena's limit leaves no
-   * room for the region; nothing is changed then.
+   * room for the region; nothing is allocated then (the page allocator counts the limit hit).
    */
   static create(arena: Arena | SharedArena, options: HashMapOptions): number {
     const buffer = (arena as { shared?: SharedArena }).shared?.buffer ?? (arena as SharedArena).buffer;
@@ -366,6 +370,7 @@ export class HashMap {
       fail('EINVAL', `HashMap.update: the value must be a Uint8Array of ${this.valueSize} bytes`);
     }
     const hash = this.#loadKey(key);
+    this.#checkAttached();
     const i32 = this.#i32;
     const head = this.#buckets + ((hash & this.#mask) << 1);
     spinLock(i32, head + 1);
@@ -376,7 +381,14 @@ export class HashMap {
       spinUnlock(i32, head + 1);
       return found ? MapStatus.EXISTS : MapStatus.NOT_FOUND;
     }
-    const elem = found ? this.#allocReplacing(old) : this.#allocNew();
+    let elem: number;
+    try {
+      elem = found ? this.#allocReplacing(old) : this.#allocNew();
+    } catch (error) {
+      // A refill that found the arena closed: leave the bucket as it was.
+      spinUnlock(i32, head + 1);
+      throw error;
+    }
     if (elem <= 0) {
       spinUnlock(i32, head + 1);
       return elem === 0 ? MapStatus.NO_MEMORY : MapStatus.FULL;
@@ -400,6 +412,7 @@ export class HashMap {
   /** Removes `key` and frees its element; `NOT_FOUND` if absent. Throws `EINVAL` for a bad key. */
   delete(key: Uint8Array): MapStatus {
     const hash = this.#loadKey(key);
+    this.#checkAttached();
     const i32 = this.#i32;
     const head = this.#buckets + ((hash & this.#mask) << 1);
     spinLock(i32, head + 1);
@@ -410,9 +423,9 @@ export class HashMap {
     }
     Atomics.store(i32, this.#link, i32[elem >> 2] as number);
     spinUnlock(i32, head + 1);
+    this.#bumpCount(-1);
     if (this.prealloc) this.#poolPush(elem);
     else this.#cpu.free(elem);
-    this.#bumpCount(-1);
     return MapStatus.OK;
   }
 
@@ -445,6 +458,11 @@ export class HashMap {
       cpu.readUnlock();
     }
     return keys;
+  }
+
+  /** Updates allocate and free through the CPU: fail before taking a lock, not under it. */
+  #checkAttached(): void {
+    if (!this.#cpu.attached) fail('ECLOSED', `HashMap: CPU ${this.#cpu.cpu} is detached or parked`);
   }
 
   /** Copies `key` into the scratch words and returns its hash. */
@@ -514,6 +532,7 @@ export class HashMap {
       }
       if (elem === end) return 0;
       this.restarts++;
+      this.onRestart?.();
       // Reuse under a reader ends with the writer's next store; a walk that never ends is a
       // corrupt chain (a cycle), not a race.
       if (attempt >= kMaxRestarts) fail('EBADARENA', 'HashMap: a bucket chain is corrupt (it never ends)');
@@ -539,8 +558,12 @@ export class HashMap {
       return elem;
     }
     if (!this.#reserveEntry()) return -1;
-    const elem = this.#fixedId >= 0 ? this.#cpu.allocFixed(this.#fixedId) : this.#cpu.alloc(this.#elemBytes);
-    if (elem === 0) this.#bumpCount(-1);
+    let elem = 0;
+    try {
+      elem = this.#fixedId >= 0 ? this.#cpu.allocFixed(this.#fixedId) : this.#cpu.alloc(this.#elemBytes);
+    } finally {
+      if (elem === 0) this.#bumpCount(-1);
+    }
     return elem;
   }
 
@@ -572,8 +595,10 @@ export class HashMap {
     const mine = this.#myBlock + PC_COUNT;
     const local = (i32[mine] as number) + delta;
     if (local >= COUNT_BATCH || local <= -COUNT_BATCH) {
-      Atomics.add(i32, this.#count, local);
+      // Clear the local part first: a concurrent `size` then undercounts for a moment, which
+      // the slack of #reserveEntry covers, rather than counting the batch twice.
       Atomics.store(i32, mine, 0);
+      Atomics.add(i32, this.#count, local);
     } else {
       Atomics.store(i32, mine, local);
     }

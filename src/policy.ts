@@ -165,7 +165,6 @@ export const P_UNBOUNDED = 1 << 3;
 export const P_TRIM_TTRACE = 1 << 4;
 /** Refill from the ttrace lists: 0 none, 1 unsealed list only, 2 both (two bits). */
 export const P_REFILL_SHIFT = 5;
-export const P_REFILL_UNSEALED = 1;
 export const P_REFILL_ALL = 2;
 /** After the rcu GP: 0 ttrace lists, 1 free list, 2 slab (two bits). */
 export const P_AFTER_RCU_SHIFT = 7;

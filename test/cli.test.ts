@@ -48,6 +48,7 @@ describe('percpu-arena CLI', () => {
     [['report', '--presets', 'kernel-6.6,linux'], /--presets: 'linux' is not one of/],
     [['report', '--cases', 'overwrite,overwrite'], /--cases must name each item once/],
     [['report', '--duration', '0.5'], /--duration must be a number from 1 to 600/],
+    [['report', '--out', '/dev/null/report'], /--out: cannot create the folder \/dev\/null\/report/],
   ])('%j exits with 2 and says why', (args, message) => {
     const r = run(...args);
     expect(r.status).toBe(2);
@@ -94,7 +95,19 @@ describe('percpu-arena CLI', () => {
   });
 
   it('bench xmalloc --json reports objects freed and memory', () => {
-    const r = run('bench', 'xmalloc', '--duration', '1', '--warmup', '0', '--policy', 'kernel-6.6', '--json');
+    const r = run(
+      'bench',
+      'xmalloc',
+      '--producers',
+      '1',
+      '--duration',
+      '1',
+      '--warmup',
+      '0',
+      '--policy',
+      'kernel-6.6',
+      '--json',
+    );
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({

@@ -122,7 +122,7 @@ describe('HashMap against a Map model', () => {
 });
 
 describe('HashMap semantics', () => {
-  it('update replaces in place for readers: lookup finds the key at every step', () => {
+  it('an update links a new element: later lookups find the new value at a new place', () => {
     const { cpus, maps } = setup('kernel-6.6', false);
     const cpu = cpus[0];
     const map = maps[0] as HashMap;
@@ -171,7 +171,48 @@ describe('HashMap semantics', () => {
     expect(arena.stats().liveUnits).toBe(0);
   });
 
-  it('the nulls tag: the map region is in the arena memory in use', () => {
+  it('a lookup that strays into another chain (a reused element) restarts and then finds its key', () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 4 << 20, coordinator: 'manual' });
+    const cpu = arena.attach(0);
+    const options = { keySize: 4, valueSize: VALUE, maxEntries: 2, seed: 1 };
+    const map = HashMap.open(cpu, HashMap.create(arena, options));
+    const other = HashMap.open(cpu, HashMap.create(arena, options));
+    const k = (n: number) => new Uint8Array(new Uint32Array([n]).buffer);
+    const elementOf = (m: HashMap, n: number) => {
+      cpu.readLock();
+      const value = m.lookup(k(n));
+      cpu.readUnlock();
+      return value - 16; // next, hash, the 4-byte key rounded to 8
+    };
+    // Two keys in one bucket: 1 inserted first, then a key n whose element F sits in front of
+    // it (insertion is at the head), so a lookup of 1 walks through F.
+    map.update(k(1), value(1));
+    const behind = elementOf(map, 1);
+    let front = 0;
+    for (let n = 2; front === 0; n++) {
+      if (n > 200) throw new Error('no two keys share a bucket');
+      map.update(k(n), value(n));
+      if (cpu.i32[elementOf(map, n) >> 2] === behind) front = elementOf(map, n);
+      else map.delete(k(n));
+    }
+    other.update(k(999), value(9));
+    // F "was freed and reused" as an element of the other map: its next now leads into that
+    // map's chain, which ends in the other map's nulls marker.
+    cpu.i32[front >> 2] = elementOf(other, 999);
+    // The writer finishes before the reader's second try (what the restart waits for).
+    map.onRestart = () => {
+      cpu.i32[front >> 2] = behind;
+    };
+    expect(map.get(k(1))?.[0]).toBe(1);
+    expect(map.restarts).toBe(1);
+    // Without a nulls check the first walk would have ended at the other map's marker and
+    // reported the key missing; a chain that never comes back is corruption, not a race.
+    map.onRestart = undefined;
+    cpu.i32[front >> 2] = elementOf(other, 999);
+    expect(() => map.get(k(1))).toThrow(/EBADARENA.*never ends/);
+  });
+
+  it('the map region is in the arena memory in use', () => {
     const arena = Arena.create({ cpus: 1, maxBytes: 4 << 20, coordinator: 'manual' });
     const before = arena.stats().bytesInUse;
     HashMap.create(arena, { keySize: 4, valueSize: 8, maxEntries: 8192 });
@@ -222,5 +263,22 @@ describe('HashMap bad input: clear errors, nothing changed', () => {
     expectError(() => map.lookup(key(1)), 'EINVAL', /inside readLock/);
     expect(JSON.stringify(arena.stats())).toBe(stats);
     expect(map.get(key(1))?.[0]).toBe(1);
+  });
+
+  it('update and delete on a parked or detached handle: ECLOSED before any lock is taken', () => {
+    const { cpus, maps } = setup('kernel-6.6', false);
+    const [a, b] = cpus as [NonNullable<(typeof cpus)[0]>, NonNullable<(typeof cpus)[1]>];
+    const [onA, onB] = maps as [HashMap, HashMap];
+    onA.update(key(1), value(1));
+    a.park();
+    expectError(() => onA.update(key(1), value(2)), 'ECLOSED', /detached or parked/);
+    expectError(() => onA.delete(key(1)), 'ECLOSED', /detached or parked/);
+    // The bucket is not left locked: the other CPU updates and deletes the same key.
+    expect(onB.update(key(1), value(3))).toBe(MapStatus.OK);
+    expect(onB.delete(key(1))).toBe(MapStatus.OK);
+    a.unpark();
+    b.detach();
+    expectError(() => onB.update(key(2), value(2)), 'ECLOSED', /detached or parked/);
+    expect(onA.update(key(2), value(2))).toBe(MapStatus.OK);
   });
 });

@@ -84,7 +84,9 @@ export interface SampledRunOptions {
 /**
  * Starts a pool with a worker per CPU of `arena`, runs `fn` on all of them, samples until the
  * duration has passed, stops them and returns their results with the samples. A CPU that fails
- * ends the sampling with its error. The pool is closed on return; the arena is the caller's.
+ * during sampling ends it with its error (the pool's workers are then terminated); the scenarios
+ * make sure the other CPUs also end once stopped when one fails later. The pool is closed on
+ * return; the arena is the caller's.
  */
 export async function sampledRun<R>(
   o: SampledRunOptions,

@@ -61,7 +61,6 @@ export interface HtabMemArgs {
 
 export interface HtabMemResult {
   readonly index: number;
-  readonly runs: number;
   /** Updates that returned FULL or NO_MEMORY (the kernel bench ignores them; we count them). */
   readonly failedUpdates: number;
 }
@@ -75,7 +74,6 @@ export function htabMemProducer(ctx: CpuContext<HtabMemArgs>): HtabMemResult {
   const keyView = new DataView(key.buffer);
   const zeroedValue = new Uint8Array(args.valueSize);
   let failedUpdates = 0;
-  let runs = 0;
 
   const write = (from: number, step: number, flags: UpdateFlag): void => {
     for (let i = 0; i < OP_BATCH; i++) {
@@ -99,9 +97,8 @@ export function htabMemProducer(ctx: CpuContext<HtabMemArgs>): HtabMemResult {
       if (both) remove(index, producers);
       cpu.readUnlock();
       Atomics.add(control, counter, both ? 2 : 1);
-      runs++;
     }
-    return { index, runs, failedUpdates };
+    return { index, failedUpdates };
   }
 
   const pair = pairWord(producers, index >> 1);
@@ -115,7 +112,6 @@ export function htabMemProducer(ctx: CpuContext<HtabMemArgs>): HtabMemResult {
         write(from, step, UpdateFlag.NOEXIST);
         cpu.readUnlock();
         Atomics.add(control, counter, 1);
-        runs++;
       }
       // The deleter reads the pair's stop word only after this barrier.
       Atomics.store(control, pair + PAIR_STOP, stop);
@@ -131,9 +127,8 @@ export function htabMemProducer(ctx: CpuContext<HtabMemArgs>): HtabMemResult {
       remove(from, step);
       cpu.readUnlock();
       Atomics.add(control, counter, 1);
-      runs++;
       barrierWait(control, pair + PAIR_BARRIER, kBarrierTimeoutMs);
     }
   }
-  return { index, runs, failedUpdates };
+  return { index, failedUpdates };
 }

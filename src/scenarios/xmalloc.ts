@@ -65,8 +65,46 @@ export function xmallocCpu(ctx: CpuContext<XmallocArgs>): XmallocResult {
     Atomics.wait(nap, 0, 0, kBackoffMs);
   };
 
+  const freeChain = (first: number): number => {
+    let n = 0;
+    for (let head = first; head !== 0; n++) {
+      const next = i32[head >> 2] as number;
+      cpu.free(head);
+      head = next;
+    }
+    return n;
+  };
+  const stopped = (): boolean => Atomics.load(control, XMALLOC_STOP) !== 0;
+
   if (index < args.producers) {
-    while (Atomics.load(control, XMALLOC_STOP) === 0) {
+    // Counted down however the producer ends, so consumers never wait for a dead one.
+    try {
+      produce();
+    } finally {
+      Atomics.sub(control, PRODUCERS_LEFT, 1);
+    }
+    return { index, role: 'producer', objects, allocFailures: failures };
+  }
+
+  for (;;) {
+    const head = queue.pop();
+    if (head !== 0) {
+      objects += freeChain(head);
+      Atomics.store(control, line + OBJECTS, objects);
+    } else if (Atomics.load(control, PRODUCERS_LEFT) === 0) {
+      // Done once every producer has ended and the queue is drained: nothing stays allocated.
+      const last = queue.pop();
+      if (last === 0) break;
+      objects += freeChain(last);
+      Atomics.store(control, line + OBJECTS, objects);
+    } else {
+      idle();
+    }
+  }
+  return { index, role: 'consumer', objects, allocFailures: 0 };
+
+  function produce(): void {
+    while (!stopped()) {
       let head = 0;
       let made = 0;
       while (made < args.batch) {
@@ -86,31 +124,14 @@ export function xmallocCpu(ctx: CpuContext<XmallocArgs>): XmallocResult {
         idle();
         continue;
       }
-      while (!queue.push(head)) idle();
-    }
-    Atomics.sub(control, PRODUCERS_LEFT, 1);
-    return { index, role: 'producer', objects, allocFailures: failures };
-  }
-
-  for (;;) {
-    let head = queue.pop();
-    if (head === 0) {
-      // Done once every producer has stopped and the queue is drained: nothing stays allocated.
-      if (Atomics.load(control, PRODUCERS_LEFT) === 0) {
-        head = queue.pop();
-        if (head === 0) break;
-      } else {
+      while (!queue.push(head)) {
+        if (stopped()) {
+          // No consumer took it (they may have failed): free the batch here, leak nothing.
+          freeChain(head);
+          return;
+        }
         idle();
-        continue;
       }
     }
-    while (head !== 0) {
-      const next = i32[head >> 2] as number;
-      cpu.free(head);
-      head = next;
-      objects++;
-    }
-    Atomics.store(control, line + OBJECTS, objects);
   }
-  return { index, role: 'consumer', objects, allocFailures: 0 };
 }
