@@ -47,9 +47,11 @@ import {
   C_GATE_LOW,
   C_HIGH,
   C_LOW,
+  C_RCU_COUNT,
   C_REFILL_SHORT,
   C_REFILLS,
   C_TRIM_TO,
+  C_WAIT_COUNT,
   CACHE_SHIFT,
   CLS_BATCH,
   CLS_HIGH,
@@ -315,7 +317,6 @@ export class CpuHandle {
   freeRcu(ptr: number): void {
     if (!this.#attached) this.#closedError();
     const h = this.#allocatedHeader(ptr);
-    this.#checkOpen();
     const cls = (this.i32[h] as number) & HINT_CLASS_MASK;
     this.#deferFree(h, cls, this.#cacheBase + (cls << CACHE_SHIFT));
   }
@@ -422,12 +423,12 @@ export class CpuHandle {
    * comes before anything changes.
    */
   #freeSlow(h: number, cls: number, c: number): void {
-    this.#checkOpen();
     const i32 = this.i32;
     if ((this.#policy & P_REUSE_MASK) !== P_REUSE_IMMEDIATE) {
       this.#deferFree(h, cls, c);
       return;
     }
+    this.#checkOpen();
     // c->tgt = the hint of the unit being freed: free_bulk sends the batch to its owner.
     const target = (i32[h] as number) >> HINT_CLASS_BITS;
     if (this.#lists.poison) this.#lists.poisonUnit(h << 2, cls);
@@ -439,9 +440,20 @@ export class CpuHandle {
   }
 
   #deferFree(h: number, cls: number, c: number): void {
-    this.#lists.deferRcu(cls, h);
-    this.i32[c + C_FREES] = (this.i32[c + C_FREES] as number) + 1;
-    this.#lists.progressRcu(cls, false);
+    const i32 = this.i32;
+    this.#lists.deferRcu(c, h);
+    i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
+    // A lone free seals its batch at once (nothing else is in flight: it must not wait for
+    // company). While a batch is in flight, look at it once per refill batch of frees: reading
+    // the epoch on every free cost more than the free. The CPU's next refill, its doorbell and
+    // the coordinator (for a parked CPU) move it on otherwise, as before.
+    const pile = i32[c + C_RCU_COUNT] as number;
+    if ((pile === 1 && i32[c + C_WAIT_COUNT] === 0) || pile % (i32[c + C_BATCH] as number) === 0) {
+      // Only this step touches shared words (the epoch, the wanted epoch): check for close here,
+      // not on every deferred free (an Atomics load each).
+      this.#checkOpen();
+      this.#lists.progressRcu(cls, false);
+    }
   }
 
   /**

@@ -136,10 +136,9 @@ export class DeferredLists {
     this.cpu = cpu;
   }
 
-  /** Puts the allocated unit at header word `h` on the freeByRcu list of class `cls`. */
-  deferRcu(cls: number, h: number): void {
+  /** Puts the allocated unit at header word `h` on the freeByRcu list of the cache at word `c`. */
+  deferRcu(c: number, h: number): void {
     const i32 = this.#i32;
-    const c = cacheWord(this.#layout, this.cpu, cls);
     const unit = h << 2;
     // unit_free_rcu's c->tgt = the hint, read before the list link overwrites it.
     i32[c + C_RCU_TGT] = (i32[h] as number) >> HINT_CLASS_BITS;

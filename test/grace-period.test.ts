@@ -278,7 +278,10 @@ describe('the automatic coordinator', () => {
       // Its freeRcu calls sealed the first unit and piled up the rest; from here on the worker
       // makes no arena call, so only its doorbell listener can move the pile.
       const deferred = () => arena.stats().cpus[0]?.classes[1]?.deferred;
-      for (let round = 0; round < 50 && deferred() !== 0; round++) {
+      // stats() reads the worker's list words without stopping it: wait on the monotonic
+      // reclaimed count, not on a deferred count that may read 0 halfway through a seal.
+      const reclaimed = () => arena.stats().totals.reclaimed;
+      for (let round = 0; round < 50 && (reclaimed() !== 40 || deferred() !== 0); round++) {
         await arena.synchronize('rcu');
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
