@@ -419,7 +419,7 @@ export class CpuHandle {
 
   /**
    * A free the gate sent here: defer it (policies that reuse after a GP), or push it and trim
-   * the overflow above the high watermark (free_bulk) to where the policy says. The open check
+   * the overflow above the high watermark (free_bulk) to where the policy says. Any open check
    * comes before anything changes.
    */
   #freeSlow(h: number, cls: number, c: number): void {
@@ -441,19 +441,18 @@ export class CpuHandle {
 
   #deferFree(h: number, cls: number, c: number): void {
     const i32 = this.i32;
-    this.#lists.deferRcu(c, h);
-    i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
     // A lone free seals its batch at once (nothing else is in flight: it must not wait for
     // company). While a batch is in flight, look at it once per refill batch of frees: reading
     // the epoch on every free cost more than the free. The CPU's next refill, its doorbell and
     // the coordinator (for a parked CPU) move it on otherwise, as before.
-    const pile = i32[c + C_RCU_COUNT] as number;
-    if ((pile === 1 && i32[c + C_WAIT_COUNT] === 0) || pile % (i32[c + C_BATCH] as number) === 0) {
-      // Only this step touches shared words (the epoch, the wanted epoch): check for close here,
-      // not on every deferred free (an Atomics load each).
-      this.#checkOpen();
-      this.#lists.progressRcu(cls, false);
-    }
+    const pile = (i32[c + C_RCU_COUNT] as number) + 1;
+    const look = (pile === 1 && i32[c + C_WAIT_COUNT] === 0) || pile % (i32[c + C_BATCH] as number) === 0;
+    // Only that look touches shared words (the epoch, the wanted epoch): check for close before
+    // it and before anything changes, not on every deferred free (an Atomics load each).
+    if (look) this.#checkOpen();
+    this.#lists.deferRcu(c, h);
+    i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
+    if (look) this.#lists.progressRcu(cls, false);
   }
 
   /**
