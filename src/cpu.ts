@@ -85,6 +85,7 @@ import {
 } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
 import {
+  P_ADAPTIVE,
   P_HINT,
   P_REFILL_ALL,
   P_REFILL_SHIFT,
@@ -170,6 +171,12 @@ const kTotalStoreOrder = process.arch === 'x64' || process.arch === 'ia32';
 /** Largest int32: a gate that never opens. */
 const kGateClosed = 0x7fffffff;
 
+/** Adaptive capacity: slow-path events, the largest scale, and how long a scale lasts unused. */
+const kUnderflow = 1;
+const kOverflow = 2;
+const kMaxScale = 8;
+const kAdaptDecayMs = 1000;
+
 export class CpuHandle {
   /** This handle's CPU slot. */
   readonly cpu: number;
@@ -210,6 +217,14 @@ export class CpuHandle {
   #nestTtrace = 0;
   #attached = false;
   #parked = false;
+  /**
+   * Adaptive capacity (owner-only state): per class the scale of the watermarks (1..8), the
+   * last slow-path event (UNDERFLOW refill, OVERFLOW trim) and when it happened.
+   */
+  readonly #adaptive: boolean;
+  readonly #scale: Uint8Array;
+  readonly #lastEvent: Uint8Array;
+  readonly #lastEventMs: Float64Array;
 
   /** Use `attach(shared, cpu)` or `arena.attach(cpu)`. */
   constructor(shared: SharedArena, cpu: number) {
@@ -241,6 +256,10 @@ export class CpuHandle {
     this.#pagesEnd = layout.totalBytes;
     this.#unitMap = layout.unitMap;
     this.#policy = i32[H_POLICY] as number;
+    this.#adaptive = (this.#policy & P_ADAPTIVE) !== 0;
+    this.#scale = new Uint8Array(layout.classes).fill(1);
+    this.#lastEvent = new Uint8Array(layout.classes);
+    this.#lastEventMs = new Float64Array(layout.classes);
     const rec = cpuWord(layout, cpu);
     this.#pinRcu = rec + CPU_X_PIN + FLAVOR_RCU;
     this.#pinTtrace = rec + CPU_X_PIN + FLAVOR_TTRACE;
@@ -378,6 +397,7 @@ export class CpuHandle {
   poll(): number {
     if (!this.#attached) this.#closedError();
     this.#checkOpen();
+    this.#decayCapacity(false);
     return this.#lists.pollAll(false);
   }
 
@@ -392,6 +412,7 @@ export class CpuHandle {
     if (this.#nestRcu !== 0 || this.#nestTtrace !== 0) {
       fail('EBUSY', `CPU ${this.cpu}: park() inside a read-side section`);
     }
+    this.#decayCapacity(true);
     this.#attached = false;
     this.#parked = true;
     this.#slot.park();
@@ -435,7 +456,10 @@ export class CpuHandle {
     const count = (i32[c + C_FREE_COUNT] as number) + 1;
     this.#push(h, c, count);
     if (count > (i32[c + C_HIGH] as number) && (this.#policy & P_UNBOUNDED) === 0) {
-      this.#lists.freeBulk(cls, this.#policy & P_HINT ? target : this.cpu);
+      if (this.#adaptive) this.#adapt(cls, kOverflow);
+      // The adaptation may have raised the watermark past the count: then nothing to trim.
+      if (count > (i32[c + C_HIGH] as number))
+        this.#lists.freeBulk(cls, this.#policy & P_HINT ? target : this.cpu);
     }
   }
 
@@ -525,7 +549,10 @@ export class CpuHandle {
     }
     const i32 = this.i32;
     const c = this.#cacheBase + (cls << CACHE_SHIFT);
-    if ((i32[c + C_FREE_COUNT] as number) === 0) this.#allocBulk(cls, i32[c + C_BATCH] as number);
+    if ((i32[c + C_FREE_COUNT] as number) === 0) {
+      if (this.#adaptive) this.#adapt(cls, kUnderflow);
+      this.#allocBulk(cls, i32[c + C_BATCH] as number);
+    }
     const unit = i32[c + C_FREE_HEAD] as number;
     if (unit === 0) return 0;
     const h = unit >> 2;
@@ -536,7 +563,10 @@ export class CpuHandle {
     i32[c + C_ALLOCS] = (i32[c + C_ALLOCS] as number) + 1;
     i32[h] = this.#hintBase | cls;
     i32[h + 1] = (((i32[h + 1] as number) + UNIT_GENERATION_STEP) & ~UNIT_STATE_MASK) | UNIT_ALLOCATED;
-    if (count < (i32[c + C_LOW] as number)) this.#allocBulk(cls, i32[c + C_BATCH] as number);
+    if (count < (i32[c + C_LOW] as number)) {
+      if (this.#adaptive) this.#adapt(cls, kUnderflow);
+      this.#allocBulk(cls, i32[c + C_BATCH] as number);
+    }
     if (this.#handOutTwice) this.#faultUnit = unit;
     return unit + 8;
   }
@@ -600,20 +630,64 @@ export class CpuHandle {
    */
   #prefill(): void {
     const i32 = this.i32;
+    for (let cls = 0; cls < this.#classes; cls++) {
+      this.#setWatermarks(cls, 1);
+      this.#allocBulk(cls, i32[classWord(this.#layout, cls) + CLS_PREFILL] as number);
+    }
+  }
+
+  /**
+   * Sets the cache's watermarks, batch and trim target to `scale` times its class's, and the
+   * fast path's gates to match (closed where the policy or the poison option must see every
+   * free or alloc).
+   */
+  #setWatermarks(cls: number, scale: number): void {
+    const i32 = this.i32;
     const poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
     const deferring = (this.#policy & P_REUSE_MASK) !== P_REUSE_IMMEDIATE;
+    const w = classWord(this.#layout, cls);
+    const c = this.#cacheBase + (cls << CACHE_SHIFT);
+    const low = (i32[w + CLS_LOW] as number) * scale;
+    const high = (i32[w + CLS_HIGH] as number) * scale;
+    i32[c + C_LOW] = low;
+    i32[c + C_HIGH] = high;
+    i32[c + C_GATE_LOW] = poison ? kGateClosed : low;
+    i32[c + C_GATE_HIGH] = poison || deferring ? -1 : this.#policy & P_UNBOUNDED ? kGateClosed : high;
+    i32[c + C_BATCH] = (i32[w + CLS_BATCH] as number) * scale;
+    i32[c + C_TRIM_TO] = trimTarget({ low, high, batch: 0, prefill: 0 });
+    this.#scale[cls] = scale;
+  }
+
+  /**
+   * Adaptive capacity at a slow-path event of class `cls` (a refill: underflow; a trim:
+   * overflow). When the two alternate, units are circulating through the slab a batch at a time
+   * (tcmalloc #286: an overflow/underflow ratio near 1), so the watermarks double, up to 8 times
+   * the kernel's. A class with no event for a second halves back first. Bound: a cache holds at
+   * most 8 × high free units.
+   */
+  #adapt(cls: number, event: number): void {
+    const now = performance.now();
+    let scale = this.#scale[cls] as number;
+    if (scale > 1 && now - (this.#lastEventMs[cls] as number) > kAdaptDecayMs) scale >>= 1;
+    if (this.#lastEvent[cls] !== 0 && this.#lastEvent[cls] !== event && scale < kMaxScale) scale <<= 1;
+    if (scale !== this.#scale[cls]) this.#setWatermarks(cls, scale);
+    this.#lastEvent[cls] = event;
+    this.#lastEventMs[cls] = now;
+  }
+
+  /** A quiet CPU (parked, or polled by its doorbell) gives adapted capacity back. */
+  #decayCapacity(all: boolean): void {
+    if (!this.#adaptive) return;
+    const now = performance.now();
     for (let cls = 0; cls < this.#classes; cls++) {
-      const w = classWord(this.#layout, cls);
+      const scale = this.#scale[cls] as number;
+      if (scale === 1 || (!all && now - (this.#lastEventMs[cls] as number) <= kAdaptDecayMs)) continue;
+      this.#setWatermarks(cls, all ? 1 : scale >> 1);
+      this.#lastEvent[cls] = 0;
       const c = this.#cacheBase + (cls << CACHE_SHIFT);
-      const low = i32[w + CLS_LOW] as number;
-      const high = i32[w + CLS_HIGH] as number;
-      i32[c + C_LOW] = low;
-      i32[c + C_HIGH] = high;
-      i32[c + C_GATE_LOW] = poison ? kGateClosed : low;
-      i32[c + C_GATE_HIGH] = poison || deferring ? -1 : this.#policy & P_UNBOUNDED ? kGateClosed : high;
-      i32[c + C_BATCH] = i32[w + CLS_BATCH] as number;
-      i32[c + C_TRIM_TO] = trimTarget({ low, high, batch: 0, prefill: 0 });
-      this.#allocBulk(cls, i32[w + CLS_PREFILL] as number);
+      if ((this.i32[c + C_FREE_COUNT] as number) > (this.i32[c + C_HIGH] as number)) {
+        this.#lists.freeBulk(cls, this.cpu);
+      }
     }
   }
 

@@ -33,8 +33,12 @@ export type ReuseChoice = 'immediate' | 'after-gp' | 'free-after-gp';
 export type RemoteFreeChoice = 'local' | 'hint';
 /** How caches share units (the depot comes with a later release). */
 export type SharingChoice = 'none';
-/** How many free units a cache keeps: the kernel's watermarks, or unbounded (a pre-allocated pool). */
-export type CapacityChoice = 'fixed' | 'unbounded';
+/**
+ * How many free units a cache keeps: the kernel's watermarks, unbounded (a pre-allocated pool),
+ * or adaptive (the watermarks grow while overflow and underflow alternate, and decay when the CPU
+ * goes quiet; tcmalloc's per-CPU capacity control).
+ */
+export type CapacityChoice = 'fixed' | 'unbounded' | 'adaptive';
 
 /** A policy: four choices and two kernel details. */
 export interface Policy {
@@ -108,7 +112,7 @@ const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
   reuse: ['immediate', 'after-gp', 'free-after-gp'],
   remoteFree: ['local', 'hint'],
   sharing: ['none'],
-  capacity: ['fixed', 'unbounded'],
+  capacity: ['fixed', 'unbounded', 'adaptive'],
   trimVia: ['slab', 'ttrace'],
   refillFromTtrace: ['none', 'unsealed', 'all'],
   afterRcuGp: ['ttrace', 'free-list', 'slab'],
@@ -137,6 +141,10 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
       );
     }
   }
+  if (resolved.capacity === 'adaptive' && resolved.reuse !== 'immediate') {
+    // The deferred lists trim on their own (src/deferred.ts) and do not report to the adaptation.
+    fail('EINVAL', "options.policy: capacity 'adaptive' needs reuse 'immediate' (for now)");
+  }
   if (resolved.reuse === 'free-after-gp' && resolved.afterRcuGp !== 'slab') {
     fail(
       'EINVAL',
@@ -162,6 +170,8 @@ export const P_REUSE_AFTER_GP = 1;
 export const P_FREE_AFTER_GP = 2;
 export const P_HINT = 1 << 2;
 export const P_UNBOUNDED = 1 << 3;
+/** Adaptive capacity (the watermarks scale per CPU and class; src/cpu.ts). */
+export const P_ADAPTIVE = 1 << 9;
 export const P_TRIM_TTRACE = 1 << 4;
 /** Refill from the ttrace lists: 0 none, 1 unsealed list only, 2 both (two bits). */
 export const P_REFILL_SHIFT = 5;
@@ -173,7 +183,7 @@ export function encodePolicy(p: Policy): number {
   return (
     choices.reuse.indexOf(p.reuse) |
     (p.remoteFree === 'hint' ? P_HINT : 0) |
-    (p.capacity === 'unbounded' ? P_UNBOUNDED : 0) |
+    (p.capacity === 'unbounded' ? P_UNBOUNDED : p.capacity === 'adaptive' ? P_ADAPTIVE : 0) |
     (p.trimVia === 'ttrace' ? P_TRIM_TTRACE : 0) |
     (choices.refillFromTtrace.indexOf(p.refillFromTtrace) << P_REFILL_SHIFT) |
     (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT)
@@ -185,7 +195,7 @@ export function decodePolicy(bits: number): Policy {
     reuse: choices.reuse[bits & P_REUSE_MASK] as ReuseChoice,
     remoteFree: bits & P_HINT ? 'hint' : 'local',
     sharing: 'none',
-    capacity: bits & P_UNBOUNDED ? 'unbounded' : 'fixed',
+    capacity: bits & P_UNBOUNDED ? 'unbounded' : bits & P_ADAPTIVE ? 'adaptive' : 'fixed',
     trimVia: bits & P_TRIM_TTRACE ? 'ttrace' : 'slab',
     refillFromTtrace: choices.refillFromTtrace[(bits >> P_REFILL_SHIFT) & 3] as Policy['refillFromTtrace'],
     afterRcuGp: choices.afterRcuGp[(bits >> P_AFTER_RCU_SHIFT) & 3] as Policy['afterRcuGp'],

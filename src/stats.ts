@@ -80,6 +80,12 @@ export interface CpuStats {
   readonly frees: number;
   readonly refills: number;
   readonly trims: number;
+  /**
+   * trims / refills (overflows per underflow) over all classes: near 1 means units circulate
+   * between this CPU's caches and the shared layer a batch at a time (tcmalloc #286); 0 with no
+   * refill yet.
+   */
+  readonly overflowUnderflowRatio: number;
 }
 
 /** One size class (or fixed-size cache) of the slab. */
@@ -169,7 +175,16 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
     }
     const rec = cpuWord(layout, cpu);
     const online = readShared(i32, rec + CPU_X_STATE) === CPU_ONLINE;
-    cpus.push({ cpu, online, threadId: readShared(i32, rec + CPU_X_OWNER) - 1, classes, ...sum });
+    const overflowUnderflowRatio =
+      sum.refills === 0 ? 0 : Math.round((sum.trims / sum.refills) * 1000) / 1000;
+    cpus.push({
+      cpu,
+      online,
+      threadId: readShared(i32, rec + CPU_X_OWNER) - 1,
+      classes,
+      ...sum,
+      overflowUnderflowRatio,
+    });
   }
   const classes: ClassStats[] = [];
   let liveUnits = 0;

@@ -382,6 +382,17 @@ describe('allocator model', () => {
     },
   );
 
+  it('keeps every invariant with adaptive capacity (watermarks that change under the lists)', () => {
+    const coverage = noCoverage();
+    fc.assert(
+      fc.property(opsArb, (ops) =>
+        runModel(ops, { policy: { ...PRESETS['kernel-6.6'], capacity: 'adaptive' } }, coverage),
+      ),
+      { numRuns: 40 },
+    );
+    expect(coverage.trims).toBeGreaterThan(4);
+  });
+
   it('hits the memory limit without breaking any invariant', () => {
     // Spans are per class, shared by the CPUs: the first prefill takes 35 pages (one span of
     // each class) and 40 pages leave room for little more, so allocations often fail and must
