@@ -93,6 +93,7 @@ import {
   P_REUSE_MASK,
   P_UNBOUNDED,
 } from './policy.js';
+import { Shrinker } from './shrinker.js';
 import { GENERAL_CLASS_COUNT, MAX_ALLOC_BYTES, SIZE_TO_CLASS, trimTarget } from './size-class.js';
 import { Slab } from './slab.js';
 
@@ -187,6 +188,7 @@ export class CpuHandle {
   readonly #layout: Layout;
   readonly #slab: Slab;
   readonly #lists: DeferredLists;
+  readonly #shrinker: Shrinker;
   /** SIZE_TO_CLASS, held by the instance so the fast path does not load a module binding. */
   readonly #sizeToClass: Uint8Array = SIZE_TO_CLASS;
   /** Number of general + fixed classes; fixed cache `id` is class GENERAL_CLASS_COUNT + id. */
@@ -240,6 +242,15 @@ export class CpuHandle {
     this.#layout = layout;
     this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
     this.#lists = new DeferredLists(
+      i32,
+      this.bytes,
+      layout,
+      this.#slab,
+      cpu,
+      readBirthMs(shared.buffer),
+      shared.faults?.oneEpochGp === true,
+    );
+    this.#shrinker = new Shrinker(
       i32,
       this.bytes,
       layout,
@@ -612,7 +623,21 @@ export class CpuHandle {
     }
     if (need <= 0) return;
     this.#splice(c, this.#slab.takeBatch(cls, need), this.#slab.lastTail, this.#slab.lastCount);
-    if (this.#slab.lastCount < need) i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
+    if (this.#slab.lastCount >= need) return;
+    i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
+    if ((i32[c + C_FREE_COUNT] as number) !== 0) return;
+    // Nothing at all to hand out: the arena is at its limit. Reclaim, then try once more.
+    this.#shrinker.reclaim();
+    this.#lists.progressRcu(cls, false);
+    this.#lists.progressTtrace(cls);
+    if (refill !== 0) {
+      const head = this.#lists.takeTtrace(cls, want, refill === P_REFILL_ALL);
+      this.#splice(c, head, this.#lists.lastTail, this.#lists.lastCount);
+    }
+    if ((i32[c + C_FREE_COUNT] as number) === 0) {
+      this.#splice(c, this.#slab.takeBatch(cls, want), this.#slab.lastTail, this.#slab.lastCount);
+    }
+    if ((i32[c + C_FREE_COUNT] as number) !== 0) this.#shrinker.succeeded();
   }
 
   /** Puts a chain of `n` free units (head … tail) on the cache's free list at word `c`. */

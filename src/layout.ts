@@ -27,7 +27,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -96,6 +96,15 @@ export const G_LAST_ADVANCE = 3;
 /** Epoch advances in total and those made by CPUs helping (the main thread was busy). */
 export const G_ADVANCES = 4;
 export const G_HELPED = 5;
+/**
+ * The shrinker's counters (src/shrinker.ts): runs (a refill found the slab empty at the memory
+ * limit), parked or offline CPUs it drained, epochs it advanced itself, and runs after which the
+ * refill got units.
+ */
+export const X_RECLAIM_RUNS = 48;
+export const X_RECLAIM_DRAINED = 49;
+export const X_RECLAIM_ADVANCES = 50;
+export const X_RECLAIM_SUCCEEDED = 51;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */
@@ -404,6 +413,10 @@ function checkConstants(): void {
       X_GP_SLEEPING,
       X_GP_COORDINATOR,
       ...Array.from({ length: FLAVORS * GP_WORDS }, (_, k) => X_GP + k),
+      X_RECLAIM_RUNS,
+      X_RECLAIM_DRAINED,
+      X_RECLAIM_ADVANCES,
+      X_RECLAIM_SUCCEEDED,
     ],
   };
   for (const [name, fields] of Object.entries(records)) {

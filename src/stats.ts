@@ -43,6 +43,10 @@ import {
   X_PEAK_PAGES,
   X_POISON_ERRORS,
   X_POISON_FIRST,
+  X_RECLAIM_ADVANCES,
+  X_RECLAIM_DRAINED,
+  X_RECLAIM_RUNS,
+  X_RECLAIM_SUCCEEDED,
 } from './layout.js';
 
 /** Counters of one CPU's cache of one class. */
@@ -135,6 +139,17 @@ export interface ArenaStats {
   readonly gp: GpStats;
   /** The poison debug option: failed checks (writes after free) and the first such pointer. */
   readonly poison: { readonly errors: number; readonly firstPtr: number };
+  /**
+   * The shrinker (src/shrinker.ts), run when a refill found nothing at the memory limit: runs,
+   * parked or offline CPUs it drained, epochs it advanced, and runs after which the refill got
+   * units.
+   */
+  readonly reclaim: {
+    readonly runs: number;
+    readonly drainedCpus: number;
+    readonly gpAdvances: number;
+    readonly succeeded: number;
+  };
 }
 
 export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaStats {
@@ -226,5 +241,11 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
     },
     gp,
     poison: { errors: readShared(i32, X_POISON_ERRORS), firstPtr: readShared(i32, X_POISON_FIRST) },
+    reclaim: {
+      runs: readShared(i32, X_RECLAIM_RUNS),
+      drainedCpus: readShared(i32, X_RECLAIM_DRAINED),
+      gpAdvances: readShared(i32, X_RECLAIM_ADVANCES),
+      succeeded: readShared(i32, X_RECLAIM_SUCCEEDED),
+    },
   };
 }

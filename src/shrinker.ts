@@ -1,0 +1,124 @@
+/**
+ * The shrinker: what a CPU does when a refill finds nothing at all — its deferred lists hold
+ * nothing that passed a GP, and the slab cannot carve because the arena is at `maxBytes` — before
+ * its alloc returns 0. Two steps, each counted in the header (X_RECLAIM_*):
+ *
+ * 1. Drain the CPUs nobody runs: a parked CPU's deferred lists move on and its cached free units
+ *    go back to the slab; an offline CPU's deferred lists move on. Each is claimed through its
+ *    state word (IDLE/OFFLINE → DRAINING, by CAS) exactly as the coordinator does, and put back.
+ * 2. An urgent GP: try to advance both flavors twice (the same rule as the coordinator; it fails
+ *    while a reader pinned at an older epoch holds it, and respects the minimum epoch duration of
+ *    the GP timing emulation), so the caller's own deferred batches may pass their GP.
+ *
+ * The caller then moves its own lists and asks the slab again. Online CPUs' caches are their
+ * owners' (no shared layer yet): units cached on a busy CPU stay there.
+ *
+ * Who may call: a CPU's slow path, on its owner's thread, with the arena open.
+ * Shared words: the X_RECLAIM_* counters (Atomics.add); other CPUs' state words (CAS) and, while
+ * claimed, their cache words (plain: the claim's CAS and the release store order them, as in
+ * src/coordinator.ts); the GP words through src/grace-period.ts.
+ */
+import { DeferredLists } from './deferred.js';
+import { ADVANCED, RACED, tryAdvance } from './grace-period.js';
+import {
+  CPU_DRAINING_IDLE,
+  CPU_DRAINING_OFFLINE,
+  CPU_IDLE,
+  CPU_OFFLINE,
+  CPU_X_STATE,
+  cpuWord,
+  FLAVORS,
+  type Layout,
+  X_RECLAIM_ADVANCES,
+  X_RECLAIM_DRAINED,
+  X_RECLAIM_RUNS,
+  X_RECLAIM_SUCCEEDED,
+} from './layout.js';
+import type { Slab } from './slab.js';
+
+export class Shrinker {
+  readonly #i32: Int32Array;
+  readonly #bytes: Uint8Array;
+  readonly #layout: Layout;
+  readonly #slab: Slab;
+  readonly #self: number;
+  readonly #birthMs: number;
+  readonly #oneEpochGpFault: boolean;
+  /** Lists of the other CPUs, made on first drain. */
+  readonly #lists: (DeferredLists | undefined)[] = [];
+
+  constructor(
+    i32: Int32Array,
+    bytes: Uint8Array,
+    layout: Layout,
+    slab: Slab,
+    self: number,
+    birthMs: number,
+    oneEpochGpFault: boolean,
+  ) {
+    this.#i32 = i32;
+    this.#bytes = bytes;
+    this.#layout = layout;
+    this.#slab = slab;
+    this.#self = self;
+    this.#birthMs = birthMs;
+    this.#oneEpochGpFault = oneEpochGpFault;
+  }
+
+  /** Runs both steps (see the module comment). */
+  reclaim(): void {
+    const i32 = this.#i32;
+    Atomics.add(i32, X_RECLAIM_RUNS, 1);
+    for (let cpu = 0; cpu < this.#layout.cpus; cpu++) {
+      if (cpu !== this.#self && this.#drain(cpu)) Atomics.add(i32, X_RECLAIM_DRAINED, 1);
+    }
+    for (let flavor = 0; flavor < FLAVORS; flavor++) {
+      for (let k = 0; k < 2; k++) {
+        const result = tryAdvance(i32, this.#layout, flavor, this.#birthMs, true);
+        if (result === ADVANCED) Atomics.add(i32, X_RECLAIM_ADVANCES, 1);
+        else if (result !== RACED) break;
+      }
+    }
+  }
+
+  /** Counts a run after which the refill got units. */
+  succeeded(): void {
+    Atomics.add(this.#i32, X_RECLAIM_SUCCEEDED, 1);
+  }
+
+  /** Drains `cpu` if nobody runs it; true if it was drained. */
+  #drain(cpu: number): boolean {
+    const i32 = this.#i32;
+    const state = cpuWord(this.#layout, cpu) + CPU_X_STATE;
+    const was = Atomics.load(i32, state);
+    const draining = was === CPU_IDLE ? CPU_DRAINING_IDLE : was === CPU_OFFLINE ? CPU_DRAINING_OFFLINE : -1;
+    if (draining < 0 || Atomics.compareExchange(i32, state, was, draining) !== was) return false;
+    try {
+      const lists = this.#listsOf(cpu);
+      lists.pollAll(was === CPU_OFFLINE);
+      // A parked CPU's cached units go back to the slab; it refills when it is unparked.
+      if (was === CPU_IDLE) for (let cls = 0; cls < this.#layout.classes; cls++) lists.flushFreeList(cls);
+    } finally {
+      Atomics.store(i32, state, was);
+      Atomics.notify(i32, state);
+    }
+    return true;
+  }
+
+  #listsOf(cpu: number): DeferredLists {
+    let lists = this.#lists[cpu];
+    if (lists === undefined) {
+      lists = new DeferredLists(
+        this.#i32,
+        this.#bytes,
+        this.#layout,
+        this.#slab,
+        cpu,
+        this.#birthMs,
+        this.#oneEpochGpFault,
+      );
+      this.#lists[cpu] = lists;
+    }
+    return lists;
+  }
+}
