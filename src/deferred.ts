@@ -102,7 +102,6 @@ export class DeferredLists {
   readonly #hint: boolean;
   readonly #poison: boolean;
   readonly cpu: number;
-  #helpTicks = 0;
   /** Tail of the chain the last `#popFree` returned. */
   #poppedTail = 0;
   /** Tail and length of the chain the last `takeTtrace` returned. */
@@ -434,10 +433,11 @@ export class DeferredLists {
 
   /**
    * The main thread may be busy: once a pile grows past the bound, this CPU tries the advance
-   * itself (same rule, src/grace-period.ts), on every 16th look so the pin scan stays cheap.
+   * itself (same rule, src/grace-period.ts). Frees look at their batch once per refill batch, so
+   * every look may scan the pins.
    */
   #maybeHelp(flavor: number, c: number, pile: number): void {
-    if (pile < kHelpFactor * (this.#i32[c + C_HIGH] as number) || (++this.#helpTicks & 15) !== 0) return;
+    if (pile < kHelpFactor * (this.#i32[c + C_HIGH] as number)) return;
     tryAdvance(this.#i32, this.#layout, flavor, this.#birthMs, true);
     if (flavor === FLAVOR_TTRACE) tryAdvance(this.#i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
   }
