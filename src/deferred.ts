@@ -22,6 +22,7 @@
  * slab rows (their mutex) and the poison counters. Units on a list belong to the list's holder;
  * a chain pushed to an inbox was written by the sender before the CAS that publishes it.
  */
+import { fail } from './errors.js';
 import { isExpired, readEpoch, requestEpoch, ringCoordinator, tryAdvance } from './grace-period.js';
 import {
   C_FREE_COUNT,
@@ -166,7 +167,7 @@ export class DeferredLists {
       i32[c + C_WAIT_COUNT] = 0;
       i32[c + C_WAIT_HEAD] = 0;
       i32[c + C_RECLAIMED] = (i32[c + C_RECLAIMED] as number) + waiting;
-      this.#markReusable(cls, head);
+      this.#markReusable(cls, head, waiting);
       if (this.#afterRcu === AFTER_FREE_LIST && !offline) {
         i32[tail >> 2] = i32[c + C_FREE_HEAD] as number;
         i32[c + C_FREE_HEAD] = head;
@@ -406,10 +407,13 @@ export class DeferredLists {
     return this.#poison;
   }
 
-  /** Marks a deferred chain FREE (and poisons it): its units may be handed out from now on. */
-  #markReusable(cls: number, head: number): void {
+  /**
+   * Marks the `n` units of a deferred chain FREE (and poisons them): they may be handed out from
+   * now on. Walks by count, so a corrupted chain (a concurrent double free) cannot loop it.
+   */
+  #markReusable(cls: number, head: number, n: number): void {
     const i32 = this.#i32;
-    for (let unit = head; unit !== 0; unit = i32[unit >> 2] as number) {
+    for (let unit = head, k = 0; k < n && unit !== 0; k++, unit = i32[unit >> 2] as number) {
       const h = unit >> 2;
       i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
       if (this.#poison) this.poisonUnit(unit, cls);
@@ -421,9 +425,14 @@ export class DeferredLists {
     const i32 = this.#i32;
     const head = Atomics.exchange(i32, c + C_X_INBOX_HEAD, 0);
     if (head === 0) return;
+    // Pushers add to the count before they publish, so the chain is at most this long; a longer
+    // one is a cycle (a unit freed twice at once on two CPUs), which must not hang this CPU.
+    const bound = Atomics.load(i32, c + C_X_INBOX_COUNT);
     let tail = head;
     let n = 1;
     for (let next = i32[head >> 2] as number; next !== 0; next = i32[next >> 2] as number) {
+      if (n >= bound)
+        fail('EBADARENA', `CPU ${this.cpu}: a remote-free chain is corrupt (a unit freed twice at once?)`);
       tail = next;
       n++;
     }

@@ -56,8 +56,8 @@ describe('shrinker at the memory limit', () => {
     const { arena, a } = setup('reuse-after-gp');
     const first = fill(a);
     for (const ptr of first) a.free(ptr);
-    // (The CPU's own help may already have passed the first small batch.)
-    expect(arena.stats().totals.deferred).toBeGreaterThan(first.length - 48);
+    // (The CPU's own help may already have passed some of them.)
+    expect(arena.stats().totals.deferred).toBeGreaterThan(first.length / 2);
     // No coordinator steps the epochs (manual mode): only the shrinker's advances bring them back.
     expect(fill(a).length).toBe(first.length);
     const reclaim = arena.stats().reclaim;
