@@ -95,10 +95,14 @@ function writer(ctx: CpuContext<ReuseOracleArgs>, control: Int32Array): ReuseOra
     slot = slot + 1 === args.slots ? 0 : slot + 1;
     writes++;
   }
-  // Leave nothing allocated: the close report must show no leak.
+  // Leave nothing allocated: the close report must show no leak. Freed as during the run: a
+  // reader may still be in its last section, and a plain free under an immediate policy would
+  // hand it a unit on a free list (a violation the allocator did not cause).
   for (let s = 0; s < args.slots; s++) {
     const old = Atomics.exchange(control, SLOTS + s, 0);
-    if (old !== 0) cpu.free(old);
+    if (old === 0) continue;
+    if (args.free === 'freeRcu') cpu.freeRcu(old);
+    else cpu.free(old);
   }
   const none = { generation: 0, contents: 0, free: 0 };
   return {
