@@ -30,7 +30,8 @@
  * so its owner is not using them; put back with a store, which publishes the plain writes).
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import { DeferredLists } from './deferred.js';
+import { drainIfIdle } from './cpu-slot.js';
+import { ListsByCpu } from './deferred.js';
 import { ArenaError } from './errors.js';
 import {
   ADVANCED,
@@ -45,10 +46,6 @@ import {
   tryAdvance,
 } from './grace-period.js';
 import {
-  CPU_DRAINING_IDLE,
-  CPU_DRAINING_OFFLINE,
-  CPU_IDLE,
-  CPU_OFFLINE,
   CPU_ONLINE,
   CPU_X_DOORBELL,
   CPU_X_PENDING,
@@ -124,12 +121,10 @@ interface Wave {
 
 export class Coordinator {
   readonly #i32: Int32Array;
-  readonly #bytes: Uint8Array;
   readonly #layout: Layout;
-  readonly #slab: Slab;
   readonly #birthMs: number;
   readonly #manual: boolean;
-  readonly #lists: (DeferredLists | undefined)[];
+  readonly #lists: ListsByCpu;
   readonly #waiters: Waiter[] = [];
   readonly #waves: (Wave | undefined)[] = [undefined, undefined];
   readonly #latency: RecordableHistogram[] = [createHistogram(), createHistogram()];
@@ -144,7 +139,6 @@ export class Coordinator {
   #pendingSeq = 0;
   #wake: (() => void) | undefined;
   #lastServicedRequest = -1;
-  readonly #oneEpochGpFault: boolean;
 
   constructor(
     i32: Int32Array,
@@ -155,14 +149,11 @@ export class Coordinator {
     manual: boolean,
     oneEpochGpFault: boolean,
   ) {
-    this.#oneEpochGpFault = oneEpochGpFault;
     this.#i32 = i32;
-    this.#bytes = bytes;
     this.#layout = layout;
-    this.#slab = slab;
     this.#birthMs = birthMs;
     this.#manual = manual;
-    this.#lists = new Array(layout.cpus).fill(undefined);
+    this.#lists = new ListsByCpu(i32, bytes, layout, slab, birthMs, oneEpochGpFault);
   }
 
   get manual(): boolean {
@@ -370,34 +361,8 @@ export class Coordinator {
         }
         continue;
       }
-      const draining =
-        state === CPU_IDLE ? CPU_DRAINING_IDLE : state === CPU_OFFLINE ? CPU_DRAINING_OFFLINE : -1;
-      if (draining < 0 || Atomics.compareExchange(i32, rec + CPU_X_STATE, state, draining) !== state)
-        continue;
-      try {
-        this.#listsOf(cpu).pollAll(state === CPU_OFFLINE);
-      } finally {
-        Atomics.store(i32, rec + CPU_X_STATE, state);
-        Atomics.notify(i32, rec + CPU_X_STATE);
-      }
+      drainIfIdle(i32, this.#layout, cpu, (offline) => this.#lists.of(cpu).pollAll(offline));
     }
-  }
-
-  #listsOf(cpu: number): DeferredLists {
-    let lists = this.#lists[cpu];
-    if (lists === undefined) {
-      lists = new DeferredLists(
-        this.#i32,
-        this.#bytes,
-        this.#layout,
-        this.#slab,
-        cpu,
-        this.#birthMs,
-        this.#oneEpochGpFault,
-      );
-      this.#lists[cpu] = lists;
-    }
-    return lists;
   }
 
   #settleWaiters(): void {

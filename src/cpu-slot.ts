@@ -119,3 +119,27 @@ export class CpuSlot {
     }
   }
 }
+
+/**
+ * Works on CPU `cpu` if nobody runs it: claims its state word IDLE or OFFLINE → DRAINING by
+ * CAS, calls `work(offline)`, puts the state back and wakes an `unpark` or `attach` waiting for
+ * it. False (nothing done) if the CPU is online or another thread is draining it.
+ */
+export function drainIfIdle(
+  i32: Int32Array,
+  layout: Layout,
+  cpu: number,
+  work: (offline: boolean) => void,
+): boolean {
+  const state = cpuWord(layout, cpu) + CPU_X_STATE;
+  const was = Atomics.load(i32, state);
+  const draining = was === CPU_IDLE ? CPU_DRAINING_IDLE : was === CPU_OFFLINE ? CPU_DRAINING_OFFLINE : -1;
+  if (draining < 0 || !claim(i32, state, was, draining)) return false;
+  try {
+    work(was === CPU_OFFLINE);
+  } finally {
+    publish(i32, state, was);
+    Atomics.notify(i32, state);
+  }
+  return true;
+}

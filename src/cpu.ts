@@ -34,7 +34,7 @@
  */
 import { readShared } from './atomics.js';
 import { CpuSlot } from './cpu-slot.js';
-import { DeferredLists } from './deferred.js';
+import { type DeferredLists, ListsByCpu } from './deferred.js';
 import { ArenaError, fail } from './errors.js';
 import { pinValue, readBirthMs, ringCoordinator } from './grace-period.js';
 import {
@@ -241,24 +241,17 @@ export class CpuHandle {
     this.bytes = new Uint8Array(shared.buffer);
     this.#layout = layout;
     this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
-    this.#lists = new DeferredLists(
+    const birthMs = readBirthMs(shared.buffer);
+    const lists = new ListsByCpu(
       i32,
       this.bytes,
       layout,
       this.#slab,
-      cpu,
-      readBirthMs(shared.buffer),
+      birthMs,
       shared.faults?.oneEpochGp === true,
     );
-    this.#shrinker = new Shrinker(
-      i32,
-      this.bytes,
-      layout,
-      this.#slab,
-      cpu,
-      readBirthMs(shared.buffer),
-      shared.faults?.oneEpochGp === true,
-    );
+    this.#lists = lists.of(cpu);
+    this.#shrinker = new Shrinker(i32, layout, lists, cpu, birthMs);
     this.#handOutTwice = shared.faults?.handOutTwice === true;
     this.#classes = layout.classes;
     this.#cacheBase = cacheWord(layout, cpu, 0);

@@ -467,3 +467,32 @@ export class DeferredLists {
     if ((Atomics.load(this.#i32, index) & bit) === 0) Atomics.or(this.#i32, index, bit);
   }
 }
+
+/**
+ * The deferred lists of every CPU of an arena, made on first use: for a thread that works on
+ * other CPUs' lists (the coordinator, a shrinking CPU), always through a claimed state word.
+ */
+export class ListsByCpu {
+  readonly #lists: (DeferredLists | undefined)[] = [];
+  readonly #make: (cpu: number) => DeferredLists;
+
+  constructor(
+    i32: Int32Array,
+    bytes: Uint8Array,
+    layout: Layout,
+    slab: Slab,
+    birthMs: number,
+    oneEpochGpFault: boolean,
+  ) {
+    this.#make = (cpu) => new DeferredLists(i32, bytes, layout, slab, cpu, birthMs, oneEpochGpFault);
+  }
+
+  of(cpu: number): DeferredLists {
+    let lists = this.#lists[cpu];
+    if (lists === undefined) {
+      lists = this.#make(cpu);
+      this.#lists[cpu] = lists;
+    }
+    return lists;
+  }
+}

@@ -18,15 +18,10 @@
  * claimed, their cache words (plain: the claim's CAS and the release store order them, as in
  * src/coordinator.ts); the GP words through src/grace-period.ts.
  */
-import { DeferredLists } from './deferred.js';
+import { drainIfIdle } from './cpu-slot.js';
+import type { ListsByCpu } from './deferred.js';
 import { ADVANCED, RACED, tryAdvance } from './grace-period.js';
 import {
-  CPU_DRAINING_IDLE,
-  CPU_DRAINING_OFFLINE,
-  CPU_IDLE,
-  CPU_OFFLINE,
-  CPU_X_STATE,
-  cpuWord,
   FLAVORS,
   type Layout,
   X_RECLAIM_ADVANCES,
@@ -34,35 +29,20 @@ import {
   X_RECLAIM_RUNS,
   X_RECLAIM_SUCCEEDED,
 } from './layout.js';
-import type { Slab } from './slab.js';
 
 export class Shrinker {
   readonly #i32: Int32Array;
-  readonly #bytes: Uint8Array;
   readonly #layout: Layout;
-  readonly #slab: Slab;
+  readonly #lists: ListsByCpu;
   readonly #self: number;
   readonly #birthMs: number;
-  readonly #oneEpochGpFault: boolean;
-  /** Lists of the other CPUs, made on first drain. */
-  readonly #lists: (DeferredLists | undefined)[] = [];
 
-  constructor(
-    i32: Int32Array,
-    bytes: Uint8Array,
-    layout: Layout,
-    slab: Slab,
-    self: number,
-    birthMs: number,
-    oneEpochGpFault: boolean,
-  ) {
+  constructor(i32: Int32Array, layout: Layout, lists: ListsByCpu, self: number, birthMs: number) {
     this.#i32 = i32;
-    this.#bytes = bytes;
     this.#layout = layout;
-    this.#slab = slab;
+    this.#lists = lists;
     this.#self = self;
     this.#birthMs = birthMs;
-    this.#oneEpochGpFault = oneEpochGpFault;
   }
 
   /** Runs both steps (see the module comment). */
@@ -70,7 +50,9 @@ export class Shrinker {
     const i32 = this.#i32;
     Atomics.add(i32, X_RECLAIM_RUNS, 1);
     for (let cpu = 0; cpu < this.#layout.cpus; cpu++) {
-      if (cpu !== this.#self && this.#drain(cpu)) Atomics.add(i32, X_RECLAIM_DRAINED, 1);
+      if (cpu !== this.#self && drainIfIdle(i32, this.#layout, cpu, (offline) => this.#drain(cpu, offline))) {
+        Atomics.add(i32, X_RECLAIM_DRAINED, 1);
+      }
     }
     for (let flavor = 0; flavor < FLAVORS; flavor++) {
       for (let k = 0; k < 2; k++) {
@@ -86,39 +68,11 @@ export class Shrinker {
     Atomics.add(this.#i32, X_RECLAIM_SUCCEEDED, 1);
   }
 
-  /** Drains `cpu` if nobody runs it; true if it was drained. */
-  #drain(cpu: number): boolean {
-    const i32 = this.#i32;
-    const state = cpuWord(this.#layout, cpu) + CPU_X_STATE;
-    const was = Atomics.load(i32, state);
-    const draining = was === CPU_IDLE ? CPU_DRAINING_IDLE : was === CPU_OFFLINE ? CPU_DRAINING_OFFLINE : -1;
-    if (draining < 0 || Atomics.compareExchange(i32, state, was, draining) !== was) return false;
-    try {
-      const lists = this.#listsOf(cpu);
-      lists.pollAll(was === CPU_OFFLINE);
-      // A parked CPU's cached units go back to the slab; it refills when it is unparked.
-      if (was === CPU_IDLE) for (let cls = 0; cls < this.#layout.classes; cls++) lists.flushFreeList(cls);
-    } finally {
-      Atomics.store(i32, state, was);
-      Atomics.notify(i32, state);
-    }
-    return true;
-  }
-
-  #listsOf(cpu: number): DeferredLists {
-    let lists = this.#lists[cpu];
-    if (lists === undefined) {
-      lists = new DeferredLists(
-        this.#i32,
-        this.#bytes,
-        this.#layout,
-        this.#slab,
-        cpu,
-        this.#birthMs,
-        this.#oneEpochGpFault,
-      );
-      this.#lists[cpu] = lists;
-    }
-    return lists;
+  /** The work on a claimed CPU: its deferred lists move on; a parked CPU's cached units go back. */
+  #drain(cpu: number, offline: boolean): void {
+    const lists = this.#lists.of(cpu);
+    lists.pollAll(offline);
+    // A parked CPU refills when it is unparked.
+    if (!offline) for (let cls = 0; cls < this.#layout.classes; cls++) lists.flushFreeList(cls);
   }
 }
