@@ -15,6 +15,7 @@
 import { publish, readShared } from './atomics.js';
 import { Coordinator } from './coordinator.js';
 import { type ArenaFaults, attach, type CpuHandle, type SharedArena } from './cpu.js';
+import { ListsByCpu } from './deferred.js';
 import { ArenaError, fail } from './errors.js';
 import { FLAVOR_NAMES, type Flavor, flavorIndex, writeBirthMs } from './grace-period.js';
 import {
@@ -221,15 +222,15 @@ export class Arena {
     this.#i32 = new Int32Array(shared.buffer);
     this.#layout = layout;
     const slab = new Slab(this.#i32, layout, new PageAllocator(this.#i32, layout, shared.buffer));
-    this.#coordinator = new Coordinator(
+    const lists = new ListsByCpu(
       this.#i32,
       new Uint8Array(shared.buffer),
       layout,
       slab,
       birthMs,
-      manual,
       shared.faults?.oneEpochGp === true,
     );
+    this.#coordinator = new Coordinator(this.#i32, layout, lists, birthMs, manual);
     this.#coordinator.start();
   }
 

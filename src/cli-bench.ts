@@ -22,6 +22,7 @@ import {
   numberOption,
   presetOption,
   UsageError,
+  xmallocProducers,
 } from './cli-options.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from './policy.js';
 
@@ -39,7 +40,7 @@ htab-mem   the kernel's htab-mem benchmark on the arena's hash map: producer CPU
 
 xmalloc    the xmalloc-test shape: N producer CPUs allocate batches, a bounded queue carries
            them, N consumer CPUs free them (every free remote); reports objects/s and memory.
-  --producers N       producer CPUs, as many consumers (default ${Math.max(1, defaultCpus >> 1)})
+  --producers N       producer CPUs, as many consumers (default ${xmallocProducers(defaultCpus)})
   --batch N           objects per batch, 1..65536 (default 4096)
   --size N            object bytes, 1..4088 (default 64)
 
@@ -140,7 +141,7 @@ async function xmalloc(argv: string[]): Promise<number> {
     return 0;
   }
   const report = await runXmalloc({
-    producers: integerOption(values.producers, 'producers', Math.max(1, defaultCpus >> 1), 1, 32),
+    producers: integerOption(values.producers, 'producers', xmallocProducers(defaultCpus), 1, 32),
     batch: integerOption(values.batch, 'batch', 4096, 1, 65_536),
     size: integerOption(values.size, 'size', 64, 1, 4088),
     policy: presetOption(values.policy),

@@ -81,3 +81,8 @@ export const defaultCpus = Math.min(os.availableParallelism(), 64);
 export function evenCount(n: number): number {
   return n % 2 === 0 ? n : Math.max(2, n - 1);
 }
+
+/** xmalloc's producers on `cpus` CPUs: half of them (at least 1); as many consumers run beside. */
+export function xmallocProducers(cpus: number): number {
+  return Math.max(1, cpus >> 1);
+}

@@ -22,6 +22,7 @@ import {
   integerOption,
   numberOption,
   UsageError,
+  xmallocProducers,
 } from './cli-options.js';
 import { PRESET_NAMES, type PresetName } from './policy.js';
 import type { BarChart } from './report/charts.js';
@@ -126,7 +127,7 @@ export async function report(argv: string[]): Promise<number> {
       const timing = { durationS, warmupS, gpMinMs, onProgress };
       results.push(
         name === 'xmalloc'
-          ? await runXmalloc({ producers: Math.max(1, producers >> 1), policy, ...timing })
+          ? await runXmalloc({ producers: xmallocProducers(producers), policy, ...timing })
           : await runHtabMem({
               useCase: name,
               policy,
@@ -159,6 +160,7 @@ export async function report(argv: string[]): Promise<number> {
     conditions: machineConditions(),
     gpMinMs,
     producers,
+    xmallocProducers: xmallocProducers(producers),
     durationS,
     warmupS,
     command,

@@ -31,7 +31,7 @@
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { drainIfIdle } from './cpu-slot.js';
-import { ListsByCpu } from './deferred.js';
+import type { ListsByCpu } from './deferred.js';
 import { ArenaError } from './errors.js';
 import {
   ADVANCED,
@@ -64,7 +64,6 @@ import {
   X_GP_REQUEST,
   X_GP_SLEEPING,
 } from './layout.js';
-import type { Slab } from './slab.js';
 
 /** GP counters and latency of one flavor. */
 export interface GpFlavorStats {
@@ -140,20 +139,12 @@ export class Coordinator {
   #wake: (() => void) | undefined;
   #lastServicedRequest = -1;
 
-  constructor(
-    i32: Int32Array,
-    bytes: Uint8Array,
-    layout: Layout,
-    slab: Slab,
-    birthMs: number,
-    manual: boolean,
-    oneEpochGpFault: boolean,
-  ) {
+  constructor(i32: Int32Array, layout: Layout, lists: ListsByCpu, birthMs: number, manual: boolean) {
     this.#i32 = i32;
     this.#layout = layout;
+    this.#lists = lists;
     this.#birthMs = birthMs;
     this.#manual = manual;
-    this.#lists = new ListsByCpu(i32, bytes, layout, slab, birthMs, oneEpochGpFault);
   }
 
   get manual(): boolean {

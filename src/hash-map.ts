@@ -185,6 +185,8 @@ export class HashMap {
   /** Longest chain a walk follows before it calls the chain corrupt and restarts. */
   readonly #maxSteps: number;
   readonly #count: number;
+  /** Word of CPU 0's block in the map header, and of this handle's CPU's. */
+  readonly #blocks: number;
   readonly #myBlock: number;
   /** The key of the current call, zero-padded to words. */
   readonly #key: Int32Array;
@@ -219,7 +221,8 @@ export class HashMap {
     // The count may overshoot maxEntries by one entry per CPU (see #reserveEntry).
     this.#maxSteps = this.maxEntries + this.#cpus + 1;
     this.#count = m + M_COUNT;
-    this.#myBlock = m + M_PERCPU + cpu.cpu * PC_WORDS;
+    this.#blocks = m + M_PERCPU;
+    this.#myBlock = this.#blocks + cpu.cpu * PC_WORDS;
     this.#key = new Int32Array(this.#keyWords);
     this.#keyBytes = new Uint8Array(this.#key.buffer);
   }
@@ -433,8 +436,7 @@ export class HashMap {
   get size(): number {
     const i32 = this.#i32;
     let n = Atomics.load(i32, this.#count);
-    const first = this.#count - M_COUNT + M_PERCPU;
-    for (let c = 0; c < this.#cpus; c++) n += Atomics.load(i32, first + c * PC_WORDS + PC_COUNT);
+    for (let c = 0; c < this.#cpus; c++) n += Atomics.load(i32, this.#blocks + c * PC_WORDS + PC_COUNT);
     return n;
   }
 
@@ -562,11 +564,16 @@ export class HashMap {
     if (!this.#reserveEntry()) return -1;
     let elem = 0;
     try {
-      elem = this.#fixedId >= 0 ? this.#cpu.allocFixed(this.#fixedId) : this.#cpu.alloc(this.#elemBytes);
+      elem = this.#allocElement();
     } finally {
       if (elem === 0) this.#bumpCount(-1);
     }
     return elem;
+  }
+
+  /** One element from the map's fixed-size cache, or from the general classes; 0 if none. */
+  #allocElement(): number {
+    return this.#fixedId >= 0 ? this.#cpu.allocFixed(this.#fixedId) : this.#cpu.alloc(this.#elemBytes);
   }
 
   /**
@@ -575,7 +582,7 @@ export class HashMap {
    */
   #allocReplacing(old: number): number {
     if (!this.prealloc) {
-      return this.#fixedId >= 0 ? this.#cpu.allocFixed(this.#fixedId) : this.#cpu.alloc(this.#elemBytes);
+      return this.#allocElement();
     }
     const extra = this.#i32[this.#myBlock + PC_EXTRA] as number;
     this.#i32[this.#myBlock + PC_EXTRA] = old;
@@ -609,10 +616,9 @@ export class HashMap {
   /** pcpu_freelist_pop: this CPU's list first, then the others in turn. */
   #poolPop(): number {
     const i32 = this.#i32;
-    const first = this.#count - M_COUNT + M_PERCPU;
     const me = this.#cpu.cpu;
     for (let i = 0; i < this.#cpus; i++) {
-      const pc = first + ((me + i) % this.#cpus) * PC_WORDS;
+      const pc = this.#blocks + ((me + i) % this.#cpus) * PC_WORDS;
       if (i32[pc + PC_FREE_HEAD] === 0) continue;
       spinLock(i32, pc + PC_FREE_LOCK);
       const elem = i32[pc + PC_FREE_HEAD] as number;

@@ -24,6 +24,7 @@ export interface ReportPage {
   readonly conditions: MachineConditions;
   readonly gpMinMs: { readonly rcu: number; readonly ttrace: number };
   readonly producers: number;
+  readonly xmallocProducers: number;
   readonly durationS: number;
   readonly warmupS: number;
   readonly command: string;
@@ -90,7 +91,7 @@ presets that run the same code (kernel-6.1, kernel-6.4 and kernel-6.6 on overwri
   <dt>CPU</dt><dd>${escapeHtml(c.cpuModel)}, ${c.cores} cores available</dd>
   <dt>Platform</dt><dd>${escapeHtml(c.platform)}, Node ${escapeHtml(c.node)}</dd>
   <dt>Date</dt><dd>${escapeHtml(c.date)}</dd>
-  <dt>Producers</dt><dd>htab-mem ${page.producers} (add_del_on_diff_cpu: the largest even count not above it, at least 2), xmalloc ${Math.max(1, page.producers >> 1)} + as many consumers</dd>
+  <dt>Producers</dt><dd>htab-mem ${page.producers} (add_del_on_diff_cpu: the largest even count not above it, at least 2), xmalloc ${page.xmallocProducers} + as many consumers</dd>
   <dt>Timing</dt><dd>warm-up ${page.warmupS} s, ${page.durationS} s measured per run, memory sampled once a second (1-second intervals)</dd>
   <dt>GP emulation</dt><dd>every rcu epoch lasts ≥ ${page.gpMinMs.rcu} ms, every ttrace epoch ≥ ${page.gpMinMs.ttrace} ms (a batch sealed in epoch e is past its grace period at e + 2)</dd>
   <dt>Command</dt><dd><code>${escapeHtml(page.command)}</code> (${page.wallS.toFixed(0)} s)</dd>
