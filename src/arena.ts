@@ -230,7 +230,7 @@ export class Arena {
       birthMs,
       shared.faults?.oneEpochGp === true,
     );
-    this.#coordinator = new Coordinator(this.#i32, layout, lists, birthMs, manual);
+    this.#coordinator = new Coordinator(this.#i32, layout, lists, slab, birthMs, manual);
     this.#coordinator.start();
   }
 
@@ -328,6 +328,18 @@ export class Arena {
       fail('EINVAL', "advance() steps a manual coordinator (options.coordinator: 'manual')");
     this.#checkOpen();
     return this.#coordinator.advance(f) === -1;
+  }
+
+  /**
+   * Gives the pages of every span whose units are all free on the slab back to the page
+   * allocator now (the coordinator does it once a second by itself; `malloc_trim` for the
+   * arena) and returns the bytes given back. Units cached by CPUs or waiting for a GP stay.
+   */
+  trim(): number {
+    this.#checkOpen();
+    const before = this.stats().bytesInUse;
+    this.#coordinator.releaseEmptySpans();
+    return before - this.stats().bytesInUse;
   }
 
   /**

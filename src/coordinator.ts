@@ -46,6 +46,7 @@ import {
   tryAdvance,
 } from './grace-period.js';
 import {
+  CPU_IDLE,
   CPU_ONLINE,
   CPU_X_DOORBELL,
   CPU_X_PENDING,
@@ -59,11 +60,14 @@ import {
   G_WANT,
   gpWord,
   H_GP_MIN_MS,
+  H_POLICY,
   type Layout,
   X_GP_COORDINATOR,
   X_GP_REQUEST,
   X_GP_SLEEPING,
 } from './layout.js';
+import { P_ADAPTIVE } from './policy.js';
+import type { Slab } from './slab.js';
 
 /** GP counters and latency of one flavor. */
 export interface GpFlavorStats {
@@ -89,8 +93,9 @@ export interface GpFlavorStats {
 
 export type GpStats = Readonly<Record<Flavor, GpFlavorStats>>;
 
-/** Longest sleep without a request. */
+/** Longest sleep without a request, and the period of the tick. */
 const kIdleSleepMs = 1000;
+const kTickMs = 1000;
 /**
  * While a reader blocks an advance: retry this many times at once (a reader that just left may
  * not have seen the urgent flag: its plain read can pass its own unpin store on x86), then sleep
@@ -124,6 +129,9 @@ export class Coordinator {
   readonly #birthMs: number;
   readonly #manual: boolean;
   readonly #lists: ListsByCpu;
+  readonly #slab: Slab;
+  readonly #adaptive: boolean;
+  #lastTickMs = performance.now();
   readonly #waiters: Waiter[] = [];
   readonly #waves: (Wave | undefined)[] = [undefined, undefined];
   readonly #latency: RecordableHistogram[] = [createHistogram(), createHistogram()];
@@ -139,10 +147,19 @@ export class Coordinator {
   #wake: (() => void) | undefined;
   #lastServicedRequest = -1;
 
-  constructor(i32: Int32Array, layout: Layout, lists: ListsByCpu, birthMs: number, manual: boolean) {
+  constructor(
+    i32: Int32Array,
+    layout: Layout,
+    lists: ListsByCpu,
+    slab: Slab,
+    birthMs: number,
+    manual: boolean,
+  ) {
     this.#i32 = i32;
     this.#layout = layout;
     this.#lists = lists;
+    this.#slab = slab;
+    this.#adaptive = ((i32[H_POLICY] as number) & P_ADAPTIVE) !== 0;
     this.#birthMs = birthMs;
     this.#manual = manual;
   }
@@ -190,6 +207,39 @@ export class Coordinator {
     if (result === ADVANCED) this.#noteProgress(flavor);
     this.#serviceCpus(false);
     return result;
+  }
+
+  /**
+   * The tick (timely return): empty spans back to the page allocator; under adaptive capacity,
+   * every online CPU's doorbell (it trims the classes that went idle) and the caches of parked
+   * CPUs back to the slab (they refill when unparked).
+   */
+  #tick(): void {
+    const i32 = this.#i32;
+    if (this.#adaptive) {
+      for (let cpu = 0; cpu < this.#layout.cpus; cpu++) {
+        const rec = cpuWord(this.#layout, cpu);
+        const state = Atomics.load(i32, rec + CPU_X_STATE);
+        if (state === CPU_ONLINE) {
+          Atomics.add(i32, rec + CPU_X_DOORBELL, 1);
+          Atomics.notify(i32, rec + CPU_X_DOORBELL);
+        } else if (state === CPU_IDLE) {
+          drainIfIdle(i32, this.#layout, cpu, () => {
+            const lists = this.#lists.of(cpu);
+            lists.pollAll(false);
+            for (let cls = 0; cls < this.#layout.classes; cls++) lists.flushFreeList(cls);
+          });
+        }
+      }
+    }
+    this.releaseEmptySpans();
+  }
+
+  /** Gives every class's empty spans back to the page allocator; returns how many. */
+  releaseEmptySpans(): number {
+    let spans = 0;
+    for (let cls = 0; cls < this.#layout.classes; cls++) spans += this.#slab.releaseEmptySpans(cls);
+    return spans;
   }
 
   stats(): GpStats {
@@ -272,7 +322,12 @@ export class Coordinator {
     const i32 = this.#i32;
     let progressed = false;
     let waveDone = false;
-    this.#sleepMs = kIdleSleepMs;
+    const now = performance.now();
+    if (now - this.#lastTickMs >= kTickMs) {
+      this.#lastTickMs = now;
+      this.#tick();
+    }
+    this.#sleepMs = Math.max(1, Math.ceil(this.#lastTickMs + kTickMs - now));
     for (let f = 0; f < FLAVORS; f++) {
       const want = Atomics.load(i32, gpWord(f, G_WANT));
       if (!isBefore(readEpoch(i32, f), want)) {

@@ -46,10 +46,13 @@ import {
   C_GATE_HIGH,
   C_GATE_LOW,
   C_HIGH,
+  C_IDLE_MARK,
   C_LOW,
   C_RCU_COUNT,
   C_REFILL_SHORT,
   C_REFILLS,
+  C_REMOTE_COUNT,
+  C_REMOTE_OWNER,
   C_TRIM_TO,
   C_WAIT_COUNT,
   CACHE_SHIFT,
@@ -87,6 +90,7 @@ import { PageAllocator } from './page-allocator.js';
 import {
   P_ADAPTIVE,
   P_HINT,
+  P_OWNER,
   P_REFILL_ALL,
   P_REFILL_SHIFT,
   P_REUSE_IMMEDIATE,
@@ -133,7 +137,7 @@ const kFastPathLiterals: ReadonlyArray<readonly [name: string, literal: number, 
   ['C_FREES', 3, C_FREES],
   ['C_GATE_LOW', 7, C_GATE_LOW],
   ['C_GATE_HIGH', 8, C_GATE_HIGH],
-  ['CACHE_SHIFT', 5, CACHE_SHIFT],
+  ['CACHE_SHIFT', 6, CACHE_SHIFT],
   ['UNIT_STATE_MASK', 3, UNIT_STATE_MASK],
   ['UNIT_ALLOCATED', 1, UNIT_ALLOCATED],
   ['UNIT_FREE', 2, UNIT_FREE],
@@ -202,6 +206,10 @@ export class CpuHandle {
   readonly #unitMap: number;
   /** The arena's policy bits (H_POLICY). */
   readonly #policy: number;
+  /** Remote frees go back to their owner (policy remoteFree 'owner'). */
+  readonly #ownerReturn: boolean;
+  /** When the doorbell last ran the idle check (timely return). */
+  #lastIdleCheckMs = 0;
   readonly #slot: CpuSlot;
   /** Pin words and the epoch and urgent words of both flavors. */
   readonly #pinRcu: number;
@@ -251,7 +259,7 @@ export class CpuHandle {
       shared.faults?.oneEpochGp === true,
     );
     this.#lists = lists.of(cpu);
-    this.#shrinker = new Shrinker(i32, layout, lists, cpu, birthMs);
+    this.#shrinker = new Shrinker(i32, layout, lists, this.#slab, cpu, birthMs);
     this.#handOutTwice = shared.faults?.handOutTwice === true;
     this.#classes = layout.classes;
     this.#cacheBase = cacheWord(layout, cpu, 0);
@@ -261,6 +269,7 @@ export class CpuHandle {
     this.#unitMap = layout.unitMap;
     this.#policy = i32[H_POLICY] as number;
     this.#adaptive = (this.#policy & P_ADAPTIVE) !== 0;
+    this.#ownerReturn = (this.#policy & P_OWNER) !== 0;
     this.#scale = new Uint8Array(layout.classes).fill(1);
     this.#lastEvent = new Uint8Array(layout.classes);
     this.#lastEventMs = new Float64Array(layout.classes);
@@ -321,9 +330,9 @@ export class CpuHandle {
     if (!this.#attached) this.#closedError();
     const h = this.#allocatedHeader(ptr);
     const i32 = this.i32;
-    // Literals: see kFastPathLiterals (class mask 0xff, cache shift 5, cache word gate high 8).
+    // Literals: see kFastPathLiterals (class mask 0xff, cache shift 6, cache word gate high 8).
     const cls = (i32[h] as number) & 0xff;
-    const c = this.#cacheBase + (cls << 5);
+    const c = this.#cacheBase + (cls << 6);
     const count = (i32[c + 1] as number) + 1;
     if (count > (i32[c + 8] as number)) {
       this.#freeSlow(h, cls, c);
@@ -401,7 +410,7 @@ export class CpuHandle {
   poll(): number {
     if (!this.#attached) this.#closedError();
     this.#checkOpen();
-    this.#decayCapacity(false);
+    this.#returnIdle();
     return this.#lists.pollAll(false);
   }
 
@@ -416,7 +425,7 @@ export class CpuHandle {
     if (this.#nestRcu !== 0 || this.#nestTtrace !== 0) {
       fail('EBUSY', `CPU ${this.cpu}: park() inside a read-side section`);
     }
-    this.#decayCapacity(true);
+    this.#resetCapacity();
     this.#attached = false;
     this.#parked = true;
     this.#slot.park();
@@ -469,6 +478,22 @@ export class CpuHandle {
 
   #deferFree(h: number, cls: number, c: number): void {
     const i32 = this.i32;
+    if (this.#ownerReturn) {
+      const owner = (i32[h] as number) >> HINT_CLASS_BITS;
+      if (owner !== this.cpu) {
+        // Posting (a full buffer, or one for another owner) touches shared words: check first.
+        const buffered = i32[c + C_REMOTE_COUNT] as number;
+        if (
+          buffered + 1 >= (i32[c + C_BATCH] as number) ||
+          (buffered !== 0 && (i32[c + C_REMOTE_OWNER] as number) !== owner)
+        ) {
+          this.#checkOpen();
+        }
+        this.#lists.deferRemote(c, h, owner);
+        i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
+        return;
+      }
+    }
     // A lone free seals its batch at once (nothing else is in flight: it must not wait for
     // company). While a batch is in flight, look at it once per refill batch of frees: reading
     // the epoch on every free cost more than the free. The CPU's next refill, its doorbell and
@@ -517,8 +542,8 @@ export class CpuHandle {
   #unitAlloc(cls: number): number {
     const i32 = this.i32;
     // Literals: see kFastPathLiterals (cache words: head 0, count 1, allocs 2, gate low 7;
-    // cache shift 5; header: generation step 4, state mask 3, ALLOCATED 1).
-    const c = this.#cacheBase + (cls << 5);
+    // cache shift 6; header: generation step 4, state mask 3, ALLOCATED 1).
+    const c = this.#cacheBase + (cls << 6);
     const count = i32[c + 1] as number;
     if (count <= (i32[c + 7] as number)) return this.#unitAllocSlow(cls);
     const unit = i32[c] as number;
@@ -693,18 +718,49 @@ export class CpuHandle {
     this.#lastEventMs[cls] = now;
   }
 
-  /** A quiet CPU (parked, or polled by its doorbell) gives adapted capacity back. */
-  #decayCapacity(all: boolean): void {
+  /** A CPU that parks gives adapted capacity back: kernel watermarks, trimmed to high. */
+  #resetCapacity(): void {
     if (!this.#adaptive) return;
-    const now = performance.now();
     for (let cls = 0; cls < this.#classes; cls++) {
-      const scale = this.#scale[cls] as number;
-      if (scale === 1 || (!all && now - (this.#lastEventMs[cls] as number) <= kAdaptDecayMs)) continue;
-      this.#setWatermarks(cls, all ? 1 : scale >> 1);
+      if (this.#scale[cls] !== 1) this.#setWatermarks(cls, 1);
       this.#lastEvent[cls] = 0;
       const c = this.#cacheBase + (cls << CACHE_SHIFT);
       if ((this.i32[c + C_FREE_COUNT] as number) > (this.i32[c + C_HIGH] as number)) {
         this.#lists.freeBulk(cls, this.cpu);
+      }
+    }
+  }
+
+  /**
+   * Timely return (adaptive capacity), at most once a second, from the doorbell (the
+   * coordinator rings every online CPU once a second) or `poll()`: a class with no alloc and no
+   * free since the last check gives its cached units back down to its prefill and posts its
+   * remote buffer, so nothing strands on a CPU that went quiet; a busy class whose scale was
+   * not needed for a second halves it.
+   */
+  #returnIdle(): void {
+    if (!this.#adaptive) return;
+    const now = performance.now();
+    if (now - this.#lastIdleCheckMs < kAdaptDecayMs) return;
+    this.#lastIdleCheckMs = now;
+    const i32 = this.i32;
+    for (let cls = 0; cls < this.#classes; cls++) {
+      const c = this.#cacheBase + (cls << CACHE_SHIFT);
+      const activity = ((i32[c + C_ALLOCS] as number) + (i32[c + C_FREES] as number)) | 0;
+      const idle = activity === i32[c + C_IDLE_MARK];
+      i32[c + C_IDLE_MARK] = activity;
+      const scale = this.#scale[cls] as number;
+      if (idle) {
+        if (scale !== 1) this.#setWatermarks(cls, 1);
+        this.#lastEvent[cls] = 0;
+        this.#lists.postRemote(c);
+        const keep = i32[classWord(this.#layout, cls) + CLS_PREFILL] as number;
+        if ((i32[c + C_FREE_COUNT] as number) > keep) this.#lists.freeBulk(cls, this.cpu, keep);
+      } else if (scale > 1 && now - (this.#lastEventMs[cls] as number) > kAdaptDecayMs) {
+        this.#setWatermarks(cls, scale >> 1);
+        this.#lastEvent[cls] = 0;
+        if ((i32[c + C_FREE_COUNT] as number) > (i32[c + C_HIGH] as number))
+          this.#lists.freeBulk(cls, this.cpu);
       }
     }
   }
@@ -716,7 +772,10 @@ export class CpuHandle {
   /** The doorbell's work (see CpuSlot.listen); false once the handle is detached. */
   readonly #onDoorbell = (): boolean => {
     if (!this.#attached && !this.#parked) return false;
-    if (this.#attached && readShared(this.i32, X_CLOSED) === 0) this.#lists.pollAll(false);
+    if (this.#attached && readShared(this.i32, X_CLOSED) === 0) {
+      this.#returnIdle();
+      this.#lists.pollAll(false);
+    }
     return true;
   };
 

@@ -6,7 +6,11 @@
  *  freeRcu / deferring free ─► freeByRcu ─seal(epoch)─► waitingForGp ─rcu GP─► free list | ttrace lists | slab  (policy)
  *  trim (free_bulk) ─► freeByRcuTtrace (own, or the owner's inbox) ─seal─► waitingForGpTtrace ─ttrace GP─► slab
  *                      └──────────── kernel 6.6: refill takes units from both ttrace lists first ───────────┘
+ *  owner return: remote free ─► remote buffer (one owner, ≤ batch) ─post─► owner's return inbox ─take─► owner's freeByRcu
  * ```
+ * Owner return (policy remoteFree 'owner') defers a unit on its owner's lists: the owner seals
+ * it after taking it from its inbox, which comes after the free, so the proof in
+ * src/grace-period.ts holds unchanged (the seal loads the epoch after the unlink).
  * One batch per flavor and cache is in flight at a time (call_rcu_in_progress): while it waits,
  * new frees pile up on the `freeBy…` list, and the next operation after the batch's GP moves it
  * and seals the pile. That is the kernel's accumulation, kept on purpose (research/kernel.md
@@ -15,16 +19,18 @@
  *
  * Who may call: the thread that holds the CPU, either as its owner (state ONLINE) or as a
  * drainer that claimed it (DRAINING_IDLE / DRAINING_OFFLINE, src/coordinator.ts); never two at
- * once. Those words (every cache word but the inbox) are owner-only and plain. Shared words:
- * the epochs (read to seal and to test expiry, src/grace-period.ts), the CPU's pending bits
- * (CPU_X_PENDING, Atomics.or / and), the inbox head and count of every cache (other CPUs push
- * with a CAS, the holder takes all with an exchange: no ABA, since nobody pops one unit), the
+ * once. Those words (every cache word but the two inboxes) are owner-only and plain. Shared
+ * words: the epochs (read to seal and to test expiry, src/grace-period.ts), the CPU's pending bits
+ * (CPU_X_PENDING, Atomics.or / and), the ttrace and return inboxes' head and count of every cache
+ * (other CPUs push with a CAS, the holder takes all with an exchange: no ABA, since nobody pops
+ * one unit), the
  * slab rows (their mutex) and the poison counters. Units on a list belong to the list's holder;
  * a chain pushed to an inbox was written by the sender before the CAS that publishes it.
  */
 import { fail } from './errors.js';
 import { isExpired, readEpoch, requestEpoch, ringCoordinator, tryAdvance } from './grace-period.js';
 import {
+  C_BATCH,
   C_FREE_COUNT,
   C_FREE_HEAD,
   C_HIGH,
@@ -33,6 +39,12 @@ import {
   C_RCU_TAIL,
   C_RCU_TGT,
   C_RECLAIMED,
+  C_REMOTE_COUNT,
+  C_REMOTE_HEAD,
+  C_REMOTE_OWNER,
+  C_REMOTE_POSTS,
+  C_REMOTE_TAIL,
+  C_REMOTE_TAKES,
   C_TRIM_TO,
   C_TRIMS,
   C_TT_COUNT,
@@ -49,6 +61,8 @@ import {
   C_WAIT_TAIL,
   C_X_INBOX_COUNT,
   C_X_INBOX_HEAD,
+  C_X_RETURN_COUNT,
+  C_X_RETURN_HEAD,
   CLS_UNIT_SIZE,
   CPU_ONLINE,
   CPU_X_PENDING,
@@ -69,7 +83,15 @@ import {
   X_POISON_ERRORS,
   X_POISON_FIRST,
 } from './layout.js';
-import { P_AFTER_RCU_SHIFT, P_HINT, P_TRIM_TTRACE, P_UNBOUNDED } from './policy.js';
+import {
+  ADAPTIVE_MAX_SCALE,
+  P_ADAPTIVE,
+  P_AFTER_RCU_SHIFT,
+  P_CPU_GP,
+  P_HINT,
+  P_TRIM_TTRACE,
+  P_UNBOUNDED,
+} from './policy.js';
 import type { Slab } from './slab.js';
 
 /** CPU_X_PENDING bits: the CPU holds rcu-deferred units, ttrace-deferred units (or inbox units). */
@@ -101,6 +123,10 @@ export class DeferredLists {
   readonly #trimTtrace: boolean;
   /** Hint policies send ttrace batches to the units' owner (c->tgt), not this CPU. */
   readonly #hint: boolean;
+  /** Adaptive capacity: a batch that passed its GP stays whole, up to ADAPTIVE_MAX_SCALE × high. */
+  readonly #keepBatches: boolean;
+  /** CPUs drive GPs (policy gpDrive 'cpus'): help at every look, ring only for a lone batch. */
+  readonly #selfDrive: boolean;
   readonly #poison: boolean;
   readonly cpu: number;
   /** Tail of the chain the last `#popFree` returned. */
@@ -132,6 +158,8 @@ export class DeferredLists {
     this.#unbounded = (policy & P_UNBOUNDED) !== 0;
     this.#trimTtrace = (policy & P_TRIM_TTRACE) !== 0;
     this.#hint = (policy & P_HINT) !== 0;
+    this.#keepBatches = (policy & P_ADAPTIVE) !== 0;
+    this.#selfDrive = (policy & P_CPU_GP) !== 0;
     this.#poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
     this.cpu = cpu;
   }
@@ -156,6 +184,7 @@ export class DeferredLists {
   progressRcu(cls: number, offline: boolean): void {
     const i32 = this.#i32;
     const c = cacheWord(this.#layout, this.cpu, cls);
+    if (Atomics.load(i32, c + C_X_RETURN_HEAD) !== 0) this.#takeReturns(c);
     const waiting = i32[c + C_WAIT_COUNT] as number;
     if (waiting !== 0) {
       if (!isExpired(i32[c + C_WAIT_EPOCH] as number, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)) {
@@ -172,9 +201,14 @@ export class DeferredLists {
         i32[tail >> 2] = i32[c + C_FREE_HEAD] as number;
         i32[c + C_FREE_HEAD] = head;
         i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + waiting;
-        // A batch that passed its GP may push the free list above high: trim it as a free would.
-        if ((i32[c + C_FREE_COUNT] as number) > (i32[c + C_HIGH] as number) && !this.#unbounded) {
-          this.freeBulk(cls, this.cpu);
+        // A batch that passed its GP may push the free list above high: trim it as a free would
+        // (adaptive capacity keeps it whole: it is what this CPU frees per GP, and it allocates
+        // at that rate again; up to a cap, and until the CPU goes quiet).
+        const keep = this.#keepBatches
+          ? ADAPTIVE_MAX_SCALE * (i32[c + C_HIGH] as number)
+          : (i32[c + C_HIGH] as number);
+        if ((i32[c + C_FREE_COUNT] as number) > keep && !this.#unbounded) {
+          this.freeBulk(cls, this.cpu, this.#keepBatches ? keep : i32[c + C_TRIM_TO]);
         }
       } else if (this.#afterRcu === AFTER_TTRACE) {
         // __free_by_rcu: to tgt's free_by_rcu_ttrace (kernel 6.6), or here (6.1, no hint yet).
@@ -194,7 +228,12 @@ export class DeferredLists {
     i32[c + C_WAIT_EPOCH] = epoch;
     i32[c + C_RCU_HEAD] = 0;
     i32[c + C_RCU_COUNT] = 0;
-    requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0);
+    requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0, this.#ringFor(c, pile));
+  }
+
+  /** Whether a seal of `pile` units at cache word `c` rings the coordinator (see #selfDrive). */
+  #ringFor(c: number, pile: number): boolean {
+    return !this.#selfDrive || pile < (this.#i32[c + C_BATCH] as number);
   }
 
   /**
@@ -230,19 +269,20 @@ export class DeferredLists {
     i32[c + C_TTW_EPOCH_RCU] = epochRcu;
     i32[c + C_TT_HEAD] = 0;
     i32[c + C_TT_COUNT] = 0;
-    requestEpoch(i32, FLAVOR_TTRACE, (epoch + 2) | 0);
-    requestEpoch(i32, FLAVOR_RCU, (epochRcu + 2) | 0);
+    const ring = this.#ringFor(c, pile);
+    requestEpoch(i32, FLAVOR_TTRACE, (epoch + 2) | 0, ring);
+    requestEpoch(i32, FLAVOR_RCU, (epochRcu + 2) | 0, ring);
   }
 
   /**
-   * free_bulk: trims the free list of `cls` to (low + high) / 2 in one batch, to the slab or (as
-   * the policy says) to the freeByRcuTtrace list of `target`: the hint of the last free, or
-   * this CPU.
+   * free_bulk: trims the free list of `cls` to `keep` units ((low + high) / 2 unless told) in
+   * one batch, to the slab or (as the policy says) to the freeByRcuTtrace list of `target`: the
+   * hint of the last free, or this CPU.
    */
-  freeBulk(cls: number, target: number): void {
+  freeBulk(cls: number, target: number, keep?: number): void {
     const i32 = this.#i32;
     const c = cacheWord(this.#layout, this.cpu, cls);
-    const n = (i32[c + C_FREE_COUNT] as number) - (i32[c + C_TRIM_TO] as number);
+    const n = (i32[c + C_FREE_COUNT] as number) - (keep ?? (i32[c + C_TRIM_TO] as number));
     i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
     if (n <= 0) return;
     const head = this.#popFree(c, n);
@@ -282,6 +322,61 @@ export class DeferredLists {
     return head;
   }
 
+  /**
+   * Owner return: puts the allocated unit at header word `h` (allocated by CPU `owner`, not this
+   * one) in the remote buffer of the cache at word `c`. The buffer holds units of one owner; it
+   * is posted first if it holds another owner's, and posted once it reaches a refill batch.
+   * True if this call posted (it touched shared words).
+   */
+  deferRemote(c: number, h: number, owner: number): boolean {
+    const i32 = this.#i32;
+    const unit = h << 2;
+    let posted = false;
+    if ((i32[c + C_REMOTE_COUNT] as number) !== 0 && (i32[c + C_REMOTE_OWNER] as number) !== owner) {
+      this.postRemote(c);
+      posted = true;
+    }
+    i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_DEFERRED;
+    const count = (i32[c + C_REMOTE_COUNT] as number) + 1;
+    if (count === 1) {
+      i32[c + C_REMOTE_TAIL] = unit;
+      i32[c + C_REMOTE_OWNER] = owner;
+      i32[h] = 0;
+    } else {
+      i32[h] = i32[c + C_REMOTE_HEAD] as number;
+    }
+    i32[c + C_REMOTE_HEAD] = unit;
+    i32[c + C_REMOTE_COUNT] = count;
+    if (count >= (i32[c + C_BATCH] as number)) {
+      this.postRemote(c);
+      posted = true;
+    }
+    return posted;
+  }
+
+  /**
+   * Posts the remote buffer of the cache at word `c` to its owner's return inbox in one CAS
+   * (llist_add of a whole chain); the owner's pending bit says it has units to take, and a
+   * parked or offline owner gets the coordinator rung for it.
+   */
+  postRemote(c: number): void {
+    const i32 = this.#i32;
+    const n = i32[c + C_REMOTE_COUNT] as number;
+    if (n === 0) return;
+    const owner = i32[c + C_REMOTE_OWNER] as number;
+    const head = i32[c + C_REMOTE_HEAD] as number;
+    const tail = i32[c + C_REMOTE_TAIL] as number;
+    i32[c + C_REMOTE_COUNT] = 0;
+    i32[c + C_REMOTE_HEAD] = 0;
+    i32[c + C_REMOTE_POSTS] = (i32[c + C_REMOTE_POSTS] as number) + 1;
+    this.#pushChain(this.#ownerCache(c, owner) + C_X_RETURN_HEAD, head, tail, n, owner, PENDING_RCU);
+  }
+
+  /** The cache word of CPU `owner` for the class of this CPU's cache word `c`. */
+  #ownerCache(c: number, owner: number): number {
+    return c + (cacheWord(this.#layout, owner, 0) - cacheWord(this.#layout, this.cpu, 0));
+  }
+
   /** Adds a chain of reusable units to this CPU's freeByRcuTtrace of class `cls`. */
   appendTtrace(cls: number, head: number, tail: number, n: number): void {
     const i32 = this.#i32;
@@ -303,22 +398,36 @@ export class DeferredLists {
       this.appendTtrace(cls, head, tail, n);
       return;
     }
+    this.#pushChain(
+      cacheWord(this.#layout, target, cls) + C_X_INBOX_HEAD,
+      head,
+      tail,
+      n,
+      target,
+      PENDING_TTRACE,
+    );
+  }
+
+  /**
+   * llist_add of a whole chain (head … tail, `n` units) to the inbox whose head is at word
+   * `headWord` (its count follows it) of CPU `target`, then sets the target's `pending` bit. An
+   * online target takes its inbox at its next refill or doorbell; only a parked or offline one
+   * needs the coordinator. (A CPU that parks after this load rings the coordinator itself, and
+   * its pending bit is already set.) Ringing on every push cost a futex wake per batch.
+   */
+  #pushChain(headWord: number, head: number, tail: number, n: number, target: number, pending: number): void {
     const i32 = this.#i32;
-    const c = cacheWord(this.#layout, target, cls);
     // Counted before the chain is published, so that the taker never subtracts first.
-    Atomics.add(i32, c + C_X_INBOX_COUNT, n);
-    let seen = Atomics.load(i32, c + C_X_INBOX_HEAD);
+    Atomics.add(i32, headWord + 1, n);
+    let seen = Atomics.load(i32, headWord);
     for (;;) {
       i32[tail >> 2] = seen;
-      const prev = Atomics.compareExchange(i32, c + C_X_INBOX_HEAD, seen, head);
+      const prev = Atomics.compareExchange(i32, headWord, seen, head);
       if (prev === seen) break;
       seen = prev;
     }
     const rec = cpuWord(this.#layout, target);
-    Atomics.or(i32, rec + CPU_X_PENDING, PENDING_TTRACE);
-    // An online owner takes its inbox at its next refill; only a parked or offline one needs the
-    // coordinator. (A CPU that parks after this load rings the coordinator itself, and its
-    // pending bit is already set.) Ringing on every trim cost a futex wake per batch.
+    Atomics.or(i32, rec + CPU_X_PENDING, pending);
     if (Atomics.load(i32, rec + CPU_X_STATE) !== CPU_ONLINE) ringCoordinator(i32);
   }
 
@@ -354,8 +463,8 @@ export class DeferredLists {
   }
 
   /**
-   * Moves every list of every class as far as the epochs allow (the doorbell's work, and a
-   * drainer's) and clears the pending bits of flavors with nothing left. Returns the units still
+   * Posts the remote buffers and moves every list of every class as far as the epochs allow
+   * (the doorbell's work, and a drainer's) and clears the pending bits of flavors with nothing left. Returns the units still
    * deferred.
    */
   pollAll(offline: boolean): number {
@@ -366,10 +475,14 @@ export class DeferredLists {
     let rcu = 0;
     let ttrace = 0;
     for (let cls = 0; cls < this.#layout.classes; cls++) {
+      const c = cacheWord(this.#layout, this.cpu, cls);
+      this.postRemote(c);
       this.progressRcu(cls, offline);
       this.progressTtrace(cls);
-      const c = cacheWord(this.#layout, this.cpu, cls);
-      rcu += (i32[c + C_RCU_COUNT] as number) + (i32[c + C_WAIT_COUNT] as number);
+      rcu +=
+        (i32[c + C_RCU_COUNT] as number) +
+        (i32[c + C_WAIT_COUNT] as number) +
+        Atomics.load(i32, c + C_X_RETURN_COUNT);
       ttrace +=
         (i32[c + C_TT_COUNT] as number) +
         (i32[c + C_TTW_COUNT] as number) +
@@ -420,14 +533,39 @@ export class DeferredLists {
     }
   }
 
-  /** llist_del_all on the inbox, appended to freeByRcuTtrace. */
+  /** llist_del_all on the ttrace inbox, appended to freeByRcuTtrace. */
   #takeInbox(cls: number, c: number): void {
+    const head = this.#takeChain(c + C_X_INBOX_HEAD);
+    if (head !== 0) this.appendTtrace(cls, head, this.#poppedTail, this.lastTaken);
+  }
+
+  /** Owner return: llist_del_all on the return inbox, appended to freeByRcu (sealed with it). */
+  #takeReturns(c: number): void {
     const i32 = this.#i32;
-    const head = Atomics.exchange(i32, c + C_X_INBOX_HEAD, 0);
+    const head = this.#takeChain(c + C_X_RETURN_HEAD);
     if (head === 0) return;
+    if ((i32[c + C_RCU_COUNT] as number) === 0) i32[c + C_RCU_TAIL] = this.#poppedTail;
+    i32[this.#poppedTail >> 2] = i32[c + C_RCU_HEAD] as number;
+    i32[c + C_RCU_HEAD] = head;
+    i32[c + C_RCU_COUNT] = (i32[c + C_RCU_COUNT] as number) + this.lastTaken;
+    i32[c + C_REMOTE_TAKES] = (i32[c + C_REMOTE_TAKES] as number) + 1;
+    this.#setPending(PENDING_RCU);
+  }
+
+  /** Units in the chain the last `#takeChain` returned (its tail is in `#poppedTail`). */
+  lastTaken = 0;
+
+  /**
+   * Takes the whole chain of the inbox whose head is at `headWord` (count at `headWord + 1`)
+   * with an exchange and returns its head (0 if empty).
+   */
+  #takeChain(headWord: number): number {
+    const i32 = this.#i32;
+    const head = Atomics.exchange(i32, headWord, 0);
+    if (head === 0) return 0;
     // Pushers add to the count before they publish, so the chain is at most this long; a longer
     // one is a cycle (a unit freed twice at once on two CPUs), which must not hang this CPU.
-    const bound = Atomics.load(i32, c + C_X_INBOX_COUNT);
+    const bound = Atomics.load(i32, headWord + 1);
     let tail = head;
     let n = 1;
     for (let next = i32[head >> 2] as number; next !== 0; next = i32[next >> 2] as number) {
@@ -436,8 +574,10 @@ export class DeferredLists {
       tail = next;
       n++;
     }
-    Atomics.sub(i32, c + C_X_INBOX_COUNT, n);
-    this.appendTtrace(cls, head, tail, n);
+    Atomics.sub(i32, headWord + 1, n);
+    this.#poppedTail = tail;
+    this.lastTaken = n;
+    return head;
   }
 
   /**
@@ -446,7 +586,7 @@ export class DeferredLists {
    * every look may scan the pins.
    */
   #maybeHelp(flavor: number, c: number, pile: number): void {
-    if (pile < kHelpFactor * (this.#i32[c + C_HIGH] as number)) return;
+    if (!this.#selfDrive && pile < kHelpFactor * (this.#i32[c + C_HIGH] as number)) return;
     tryAdvance(this.#i32, this.#layout, flavor, this.#birthMs, true);
     if (flavor === FLAVOR_TTRACE) tryAdvance(this.#i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
   }

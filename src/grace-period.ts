@@ -117,16 +117,17 @@ export function writeBirthMs(buffer: SharedArrayBuffer, ms: number): void {
 
 /**
  * Raises the epoch somebody waits for to at least `target` (wrap-safe CAS loop) and rings the
- * coordinator if this call raised it: a coordinator that already knows of a later target is
- * working towards it, or waiting on a reader that will ring it.
+ * coordinator if this call raised it and `ring` is set: a coordinator that already knows of a
+ * later target is working towards it, or waiting on a reader that will ring it. Without `ring`
+ * (CPUs that drive GPs themselves) the coordinator finds the request at its next tick.
  */
-export function requestEpoch(i32: Int32Array, flavor: number, target: number): void {
+export function requestEpoch(i32: Int32Array, flavor: number, target: number, ring = true): void {
   const index = gpWord(flavor, G_WANT);
   let seen = Atomics.load(i32, index);
   while (isBefore(seen, target)) {
     const prev = Atomics.compareExchange(i32, index, seen, target);
     if (prev === seen) {
-      ringCoordinator(i32);
+      if (ring) ringCoordinator(i32);
       return;
     }
     seen = prev;

@@ -3,7 +3,7 @@
  * here, derived from three numbers (CPUs, classes, pages) and checked when this module loads.
  *
  * ```
- * | header + GP state | CPU table [cpu] | class table [class] | caches [cpu][class] | slab directory [class] | unit-start map | pages ... |
+ * | header + GP state | CPU table [cpu] | class table [class] | caches [cpu][class] | slab directory [class] | unit-start map | page table | pages ... |
  * ```
  *
  * - A pointer is a byte offset into the arena; 0 is null. A unit starts with its 8-byte header
@@ -14,8 +14,9 @@
  *   table, header geometry) or owned by one party: a cache by its CPU, a slab row by whoever
  *   holds that row's mutex, the unit-start map words of a span by the row that took the span.
  * - Records are 16 words (64 bytes, one cache line) so that two CPUs' records never share a
- *   line; a cache record is two lines: the fast path's words in the first, the deferred lists
- *   and the remote-free inbox (written by other CPUs) in the second.
+ *   line; a cache record is four lines: the fast path's words in the first, the deferred lists
+ *   and the ttrace inbox (written by other CPUs) in the second, the owner-return buffer in the
+ *   third, the owner-return inbox (written by other CPUs) in the fourth.
  *
  * Who may call: anyone; this module only computes numbers.
  */
@@ -27,7 +28,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -105,6 +106,13 @@ export const X_RECLAIM_RUNS = 48;
 export const X_RECLAIM_DRAINED = 49;
 export const X_RECLAIM_ADVANCES = 50;
 export const X_RECLAIM_SUCCEEDED = 51;
+/**
+ * Spans the slabs gave back (every unit free on the slab): a list through the spans' first
+ * words (next, pages) guarded by X_PAGE_LOCK, the pages on it, and spans released in total.
+ */
+export const X_FREE_SPANS = 52;
+export const X_FREE_SPAN_PAGES = 53;
+export const X_SPANS_RELEASED = 54;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */
@@ -140,10 +148,10 @@ export const CLS_SPAN_UNITS = 6;
 export const CLS_OBJECT_SIZE = 7;
 
 /**
- * Cache record (per CPU and class), 2 lines: owner CPU only (or whoever holds the CPU in a
+ * Cache record (per CPU and class), 4 lines: owner CPU only (or whoever holds the CPU in a
  * DRAINING state), read racily by `stats()`; except the X_ inbox words, which other CPUs push to.
  */
-export const CACHE_SHIFT = 5;
+export const CACHE_SHIFT = 6;
 export const CACHE_WORDS = 1 << CACHE_SHIFT;
 export const C_FREE_HEAD = 0;
 export const C_FREE_COUNT = 1;
@@ -203,6 +211,26 @@ export const C_TTW_EPOCH_RCU = 15;
  */
 export const C_X_INBOX_HEAD = 30;
 export const C_X_INBOX_COUNT = 31;
+/**
+ * Owner return (policy remoteFree 'owner'): frees of units another CPU allocated collect here,
+ * all for one owner (C_REMOTE_OWNER), until a batch is full or the owner changes; then the
+ * chain goes to that owner's return inbox in one CAS. Owner-only.
+ */
+export const C_REMOTE_HEAD = 32;
+export const C_REMOTE_TAIL = 33;
+export const C_REMOTE_COUNT = 34;
+export const C_REMOTE_OWNER = 35;
+/** Batches this cache posted to owners, and chains it took from its own return inbox. */
+export const C_REMOTE_POSTS = 36;
+export const C_REMOTE_TAKES = 37;
+/**
+ * The allocs + frees count the last idle check saw (src/cpu.ts: a class whose count did not
+ * move between two coordinator ticks is idle and gives its cached units back).
+ */
+export const C_IDLE_MARK = 38;
+/** The owner-return inbox: other CPUs push chains (CAS on the head), the holder takes all. */
+export const C_X_RETURN_HEAD = 48;
+export const C_X_RETURN_COUNT = 49;
 
 /** Slab row (per class): guarded by the row's mutex at SLAB_X_LOCK. */
 export const SLAB_X_LOCK = 0;
@@ -254,6 +282,7 @@ export interface Layout {
   readonly caches: number;
   readonly slabs: number;
   readonly unitMap: number;
+  readonly pageTable: number;
   /** Byte offset of page 0. */
   readonly pagesBase: number;
   /** Byte length of the whole arena at its limit. */
@@ -269,7 +298,8 @@ export function computeLayout(cpus: number, classes: number, maxPages: number): 
   const caches = classTable + classes * RECORD_WORDS;
   const slabs = caches + cpus * classes * CACHE_WORDS;
   const unitMap = slabs + classes * RECORD_WORDS;
-  const pagesBase = alignUp((unitMap + maxPages * UNIT_MAP_WORDS_PER_PAGE) * 4, PAGE_BYTES);
+  const pageTable = unitMap + maxPages * UNIT_MAP_WORDS_PER_PAGE;
+  const pagesBase = alignUp((pageTable + maxPages) * 4, PAGE_BYTES);
   return {
     cpus,
     classes,
@@ -279,6 +309,7 @@ export function computeLayout(cpus: number, classes: number, maxPages: number): 
     caches,
     slabs,
     unitMap,
+    pageTable,
     pagesBase,
     totalBytes: pagesBase + maxPages * PAGE_BYTES,
   };
@@ -374,6 +405,15 @@ function checkConstants(): void {
       C_TTW_EPOCH,
       C_X_INBOX_HEAD,
       C_X_INBOX_COUNT,
+      C_REMOTE_HEAD,
+      C_REMOTE_TAIL,
+      C_REMOTE_COUNT,
+      C_REMOTE_OWNER,
+      C_REMOTE_POSTS,
+      C_REMOTE_TAKES,
+      C_IDLE_MARK,
+      C_X_RETURN_HEAD,
+      C_X_RETURN_COUNT,
     ],
     slab: [
       SLAB_X_LOCK,
@@ -417,6 +457,9 @@ function checkConstants(): void {
       X_RECLAIM_DRAINED,
       X_RECLAIM_ADVANCES,
       X_RECLAIM_SUCCEEDED,
+      X_FREE_SPANS,
+      X_FREE_SPAN_PAGES,
+      X_SPANS_RELEASED,
     ],
   };
   for (const [name, fields] of Object.entries(records)) {
@@ -429,7 +472,8 @@ function checkConstants(): void {
     PAGE_BYTES % 64 !== 0 ||
     (UNIT_GENERATION_STEP & UNIT_STATE_MASK) !== 0 ||
     H_BIRTH_MS % 2 !== 0 ||
-    C_X_INBOX_HEAD >> RECORD_SHIFT === 0
+    C_X_INBOX_HEAD >> RECORD_SHIFT === 0 ||
+    C_X_RETURN_HEAD >> RECORD_SHIFT === C_REMOTE_HEAD >> RECORD_SHIFT
   ) {
     throw new Error('percpu-arena layout: page size or unit header encoding is inconsistent');
   }

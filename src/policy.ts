@@ -12,7 +12,7 @@
  * reuse-after-gp  rcu lists              rcu lists            own ttrace lists              own free list            slab; refill reuses the ttrace lists first
  * free-after-gp   rcu lists              rcu lists            (never: free list only refills) slab                  —
  * prealloc        own free list          rcu lists            never (the pool only grows)   ttrace lists             slab
- * arena           = reuse-after-gp for now (the next release makes it cheaper)
+ * arena           rcu lists              rcu lists            slab (cap 8 × high; idle: all) own free list            —; remote frees go to the owner's rcu lists
  * ```
  * "tgt" is the kernel's hint: the owner of the unit whose free triggered the trim (one field per
  * cache, "the hint is not accurate"). Reusing the ttrace lists is the kernels' shortcut (the
@@ -29,23 +29,41 @@ import { fail } from './errors.js';
 
 /** When a freed unit may be handed out again. */
 export type ReuseChoice = 'immediate' | 'after-gp' | 'free-after-gp';
-/** Where a free of a unit another CPU allocated sends the overflow of the freeing CPU's cache. */
-export type RemoteFreeChoice = 'local' | 'hint';
+/**
+ * Where a free of a unit another CPU allocated goes: into the freeing CPU's cache (`local`; its
+ * overflow goes to the slab), the overflow to the last freed unit's owner (`hint`, kernel 6.6's
+ * c->tgt), or every such unit back to its owner (`owner`: mimalloc's and snmalloc's remote
+ * frees; buffered per owner and posted a batch at a time; needs a deferring reuse choice, whose
+ * frees all take the slow path where the owner is read).
+ */
+export type RemoteFreeChoice = 'local' | 'hint' | 'owner';
 /** How caches share units (the depot comes with a later release). */
 export type SharingChoice = 'none';
 /**
  * How many free units a cache keeps: the kernel's watermarks, unbounded (a pre-allocated pool),
- * or adaptive (the watermarks grow while overflow and underflow alternate, and decay when the CPU
- * goes quiet; tcmalloc's per-CPU capacity control).
+ * or adaptive (tcmalloc's per-CPU capacity control): under immediate reuse the watermarks grow
+ * while overflow and underflow alternate; under a deferring reuse a batch that passed its GP
+ * stays whole on the free list (up to ADAPTIVE_MAX_SCALE × high) instead of being trimmed at
+ * once. Either way a class that goes quiet for a coordinator tick gives its units back (timely
+ * return, src/cpu.ts).
  */
 export type CapacityChoice = 'fixed' | 'unbounded' | 'adaptive';
 
-/** A policy: four choices and two kernel details. */
+/**
+ * Who drives grace periods: the coordinator on the main thread, rung with a futex wake when a
+ * CPU seals a batch (the kernel's RCU machinery), or the CPUs themselves: a CPU whose batch
+ * waits tries the advance at each look (crossbeam-epoch's collector) and rings the coordinator
+ * only for a lone batch (it may go quiet after it); the coordinator's tick is the backstop.
+ */
+export type GpDriveChoice = 'coordinator' | 'cpus';
+
+/** A policy: five choices and three kernel details. */
 export interface Policy {
   readonly reuse: ReuseChoice;
   readonly remoteFree: RemoteFreeChoice;
   readonly sharing: SharingChoice;
   readonly capacity: CapacityChoice;
+  readonly gpDrive: GpDriveChoice;
   /** Where a trim (free_bulk) sends the overflow: the slab at once, or the ttrace lists first. */
   readonly trimVia: 'slab' | 'ttrace';
   /**
@@ -75,6 +93,7 @@ const kernel61: Policy = {
   remoteFree: 'local',
   sharing: 'none',
   capacity: 'fixed',
+  gpDrive: 'coordinator',
   trimVia: 'ttrace',
   refillFromTtrace: 'none',
   afterRcuGp: 'ttrace',
@@ -102,17 +121,27 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
   'free-after-gp': { ...kernel61, reuse: 'free-after-gp', trimVia: 'slab', afterRcuGp: 'slab' },
   // pcpu_freelist of the pre-allocated hash map: every element stays in a per-CPU pool.
   prealloc: { ...kernel61, capacity: 'unbounded', trimVia: 'slab' },
-  // Ours; for now the same choices as reuse-after-gp.
-  arena: reuseAfterGp,
+  // Ours: reuse only after an rcu GP, remote frees back to their owner, batches that passed
+  // their GP kept whole and given back when the CPU goes quiet; trims go straight to the slab
+  // (every unit on a free list already passed its GP).
+  arena: {
+    ...reuseAfterGp,
+    remoteFree: 'owner',
+    capacity: 'adaptive',
+    gpDrive: 'cpus',
+    trimVia: 'slab',
+    refillFromTtrace: 'none',
+  },
 });
 
 export const DEFAULT_PRESET: PresetName = 'kernel-6.6';
 
 const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
   reuse: ['immediate', 'after-gp', 'free-after-gp'],
-  remoteFree: ['local', 'hint'],
+  remoteFree: ['local', 'hint', 'owner'],
   sharing: ['none'],
   capacity: ['fixed', 'unbounded', 'adaptive'],
+  gpDrive: ['coordinator', 'cpus'],
   trimVia: ['slab', 'ttrace'],
   refillFromTtrace: ['none', 'unsealed', 'all'],
   afterRcuGp: ['ttrace', 'free-list', 'slab'],
@@ -141,9 +170,15 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
       );
     }
   }
-  if (resolved.capacity === 'adaptive' && resolved.reuse !== 'immediate') {
-    // The deferred lists trim on their own (src/deferred.ts) and do not report to the adaptation.
-    fail('EINVAL', "options.policy: capacity 'adaptive' needs reuse 'immediate' (for now)");
+  if (resolved.remoteFree === 'owner' && resolved.reuse === 'immediate') {
+    // Immediate frees stay on the fast path, which does not read the owner.
+    fail('EINVAL', "options.policy: remoteFree 'owner' needs reuse 'after-gp' or 'free-after-gp'");
+  }
+  if (resolved.capacity === 'adaptive' && resolved.reuse === 'free-after-gp') {
+    fail(
+      'EINVAL',
+      "options.policy: capacity 'adaptive' keeps reusable units; reuse 'free-after-gp' has none",
+    );
   }
   if (resolved.reuse === 'free-after-gp' && resolved.afterRcuGp !== 'slab') {
     fail(
@@ -154,7 +189,7 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
   return resolved;
 }
 
-/** The name of the first preset equal to `policy` (arena equals reuse-after-gp for now), or undefined. */
+/** The name of the first preset equal to `policy`, or undefined. */
 export function presetOf(policy: Policy): PresetName | undefined {
   return PRESET_NAMES.find((name) => sameChoices(PRESETS[name], policy));
 }
@@ -172,6 +207,12 @@ export const P_HINT = 1 << 2;
 export const P_UNBOUNDED = 1 << 3;
 /** Adaptive capacity (the watermarks scale per CPU and class; src/cpu.ts). */
 export const P_ADAPTIVE = 1 << 9;
+/** Remote frees go back to their owner (src/deferred.ts). */
+export const P_OWNER = 1 << 10;
+/** CPUs drive GPs themselves (src/deferred.ts). */
+export const P_CPU_GP = 1 << 11;
+/** Largest multiple of the kernel's watermarks an adaptive cache holds. */
+export const ADAPTIVE_MAX_SCALE = 8;
 export const P_TRIM_TTRACE = 1 << 4;
 /** Refill from the ttrace lists: 0 none, 1 unsealed list only, 2 both (two bits). */
 export const P_REFILL_SHIFT = 5;
@@ -182,8 +223,9 @@ export const P_AFTER_RCU_SHIFT = 7;
 export function encodePolicy(p: Policy): number {
   return (
     choices.reuse.indexOf(p.reuse) |
-    (p.remoteFree === 'hint' ? P_HINT : 0) |
+    (p.remoteFree === 'hint' ? P_HINT : p.remoteFree === 'owner' ? P_OWNER : 0) |
     (p.capacity === 'unbounded' ? P_UNBOUNDED : p.capacity === 'adaptive' ? P_ADAPTIVE : 0) |
+    (p.gpDrive === 'cpus' ? P_CPU_GP : 0) |
     (p.trimVia === 'ttrace' ? P_TRIM_TTRACE : 0) |
     (choices.refillFromTtrace.indexOf(p.refillFromTtrace) << P_REFILL_SHIFT) |
     (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT)
@@ -193,9 +235,10 @@ export function encodePolicy(p: Policy): number {
 export function decodePolicy(bits: number): Policy {
   return {
     reuse: choices.reuse[bits & P_REUSE_MASK] as ReuseChoice,
-    remoteFree: bits & P_HINT ? 'hint' : 'local',
+    remoteFree: bits & P_HINT ? 'hint' : bits & P_OWNER ? 'owner' : 'local',
     sharing: 'none',
     capacity: bits & P_UNBOUNDED ? 'unbounded' : bits & P_ADAPTIVE ? 'adaptive' : 'fixed',
+    gpDrive: bits & P_CPU_GP ? 'cpus' : 'coordinator',
     trimVia: bits & P_TRIM_TTRACE ? 'ttrace' : 'slab',
     refillFromTtrace: choices.refillFromTtrace[(bits >> P_REFILL_SHIFT) & 3] as Policy['refillFromTtrace'],
     afterRcuGp: choices.afterRcuGp[(bits >> P_AFTER_RCU_SHIFT) & 3] as Policy['afterRcuGp'],

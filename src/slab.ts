@@ -14,7 +14,15 @@
  * inside the critical section, whose unlock publishes them. `stats()` reads the counters
  * without the lock (racy by design: a snapshot, exact only when the arena is quiet).
  * A batch handed out is an exclusively owned chain: its units' headers belong to the taker
- * from then on.
+ * from then on. The page-table words of a row's spans are the row's too (written when it takes
+ * or releases a span, under its mutex).
+ *
+ * Empty spans go back to the page allocator (`releaseEmptySpans`, called by the coordinator
+ * once a second and by the shrinker): a span all of whose units are on the row's free list is
+ * unlinked from it, its unit-start bits cleared (a stale pointer into it is then rejected by
+ * `free()`) and its pages given back. The units on the slab's free list are reusable already
+ * (every policy puts a unit there only when it may be handed out again), so no reader can be
+ * relying on them.
  */
 import {
   CLS_SPAN_PAGES,
@@ -22,6 +30,7 @@ import {
   CLS_UNIT_SIZE,
   classWord,
   type Layout,
+  PAGE_SHIFT,
   SLAB_CARVE_END,
   SLAB_CARVE_NEXT,
   SLAB_FREE_COUNT,
@@ -31,6 +40,7 @@ import {
   SLAB_X_LOCK,
   slabWord,
   UNIT_FREE,
+  UNIT_MAP_WORDS_PER_PAGE,
 } from './layout.js';
 import type { PageAllocator } from './page-allocator.js';
 import { mutexLock, mutexUnlock } from './sync.js';
@@ -121,6 +131,11 @@ export class Slab {
       next = span;
       end = span + (i32[klass + CLS_SPAN_UNITS] as number) * unitSize;
       this.#markUnitStarts(span, end, unitSize);
+      this.#setPageTable(
+        span,
+        i32[klass + CLS_SPAN_PAGES] as number,
+        ((span - this.#layout.pagesBase) >> PAGE_SHIFT) + 1,
+      );
       i32[row + SLAB_SPANS] = (i32[row + SLAB_SPANS] as number) + 1;
     }
     const count = Math.min(want, (end - next) / unitSize);
@@ -137,6 +152,77 @@ export class Slab {
     this.lastTail = prev;
     this.lastCount = count;
     return first;
+  }
+
+  /**
+   * Gives the spans of class `cls` whose units are all on the row's free list back to the page
+   * allocator (see the module comment); returns how many. O(units on the free list) under the
+   * row mutex, so callers run it rarely; it does nothing unless a whole span's worth is free.
+   */
+  releaseEmptySpans(cls: number): number {
+    const i32 = this.#i32;
+    const layout = this.#layout;
+    const row = slabWord(layout, cls);
+    const klass = classWord(layout, cls);
+    const spanUnits = i32[klass + CLS_SPAN_UNITS] as number;
+    const spanPages = i32[klass + CLS_SPAN_PAGES] as number;
+    if ((i32[row + SLAB_FREE_COUNT] as number) < spanUnits) return 0;
+    mutexLock(i32, row + SLAB_X_LOCK);
+    try {
+      const count = i32[row + SLAB_FREE_COUNT] as number;
+      // Free units per span (keyed by the span's first page + 1), walking by count.
+      const perSpan = new Map<number, number>();
+      for (let unit = i32[row + SLAB_FREE_HEAD] as number, k = 0; k < count; k++) {
+        const span = this.#spanOf(unit);
+        perSpan.set(span, (perSpan.get(span) ?? 0) + 1);
+        unit = i32[unit >> 2] as number;
+      }
+      const empty = new Set<number>();
+      for (const [span, n] of perSpan) if (n === spanUnits) empty.add(span);
+      if (empty.size === 0) return 0;
+      // Relink the free list without the empty spans' units.
+      let head = 0;
+      let tail = 0;
+      let kept = 0;
+      for (let unit = i32[row + SLAB_FREE_HEAD] as number, k = 0; k < count; k++) {
+        const next = i32[unit >> 2] as number;
+        if (!empty.has(this.#spanOf(unit))) {
+          if (tail === 0) head = unit;
+          else i32[tail >> 2] = unit;
+          tail = unit;
+          kept++;
+        }
+        unit = next;
+      }
+      if (tail !== 0) i32[tail >> 2] = 0;
+      i32[row + SLAB_FREE_HEAD] = head;
+      i32[row + SLAB_FREE_COUNT] = kept;
+      i32[row + SLAB_UNITS] = (i32[row + SLAB_UNITS] as number) - empty.size * spanUnits;
+      i32[row + SLAB_SPANS] = (i32[row + SLAB_SPANS] as number) - empty.size;
+      for (const firstPage of empty) {
+        const start = layout.pagesBase + ((firstPage - 1) << PAGE_SHIFT);
+        // The unit-start map words of a span's pages are the span's alone.
+        const map = layout.unitMap + (firstPage - 1) * UNIT_MAP_WORDS_PER_PAGE;
+        i32.fill(0, map, map + spanPages * UNIT_MAP_WORDS_PER_PAGE);
+        this.#setPageTable(start, spanPages, 0);
+        // The carve frontier may still point at the end of this span: then it is used up.
+        this.#pages.freeSpan(start, spanPages);
+      }
+      return empty.size;
+    } finally {
+      mutexUnlock(i32, row + SLAB_X_LOCK);
+    }
+  }
+
+  /** Page-table entry (first page + 1) of the span holding `unit`. */
+  #spanOf(unit: number): number {
+    return this.#i32[this.#layout.pageTable + ((unit - this.#layout.pagesBase) >> PAGE_SHIFT)] as number;
+  }
+
+  /** Sets the page-table words of the `pages` pages from byte `start` to `value`. */
+  #setPageTable(start: number, pages: number, value: number): void {
+    const first = this.#layout.pageTable + ((start - this.#layout.pagesBase) >> PAGE_SHIFT);
+    this.#i32.fill(value, first, first + pages);
   }
 
   /**

@@ -18,11 +18,15 @@ import {
   C_RECLAIMED,
   C_REFILL_SHORT,
   C_REFILLS,
+  C_REMOTE_COUNT,
+  C_REMOTE_POSTS,
+  C_REMOTE_TAKES,
   C_TRIMS,
   C_TT_COUNT,
   C_TTW_COUNT,
   C_WAIT_COUNT,
   C_X_INBOX_COUNT,
+  C_X_RETURN_COUNT,
   CLS_OBJECT_SIZE,
   CLS_SPAN_PAGES,
   CLS_UNIT_SIZE,
@@ -47,6 +51,7 @@ import {
   X_RECLAIM_DRAINED,
   X_RECLAIM_RUNS,
   X_RECLAIM_SUCCEEDED,
+  X_SPANS_RELEASED,
 } from './layout.js';
 
 /** Counters of one CPU's cache of one class. */
@@ -61,10 +66,13 @@ export interface CacheStats {
   readonly free: number;
   /**
    * Freed units waiting for a GP on this cache's deferred lists (freeByRcu, waitingForGp and
-   * the ttrace pair) or in its inbox. Under kernel 6.6 units on the ttrace lists may still be
-   * reused before their GP.
+   * the ttrace pair), in its inboxes, or in its owner-return buffer. Under kernel 6.6 units on
+   * the ttrace lists may still be reused before their GP.
    */
   readonly deferred: number;
+  /** Owner return: batches this cache posted to their owners, and chains it took back. */
+  readonly returnPosts: number;
+  readonly returnTakes: number;
   /** Units that passed an rcu GP on this cache. */
   readonly reclaimed: number;
   /** The cache's watermarks (0 while its CPU has never been online). */
@@ -124,6 +132,8 @@ export interface ArenaStats {
   readonly liveUnits: number;
   /** Times a slab could not grow because of the memory limit. */
   readonly limitHits: number;
+  /** Spans the slabs gave back to the page allocator once all their units were free on the slab. */
+  readonly spansReleased: number;
   readonly classes: readonly ClassStats[];
   readonly cpus: readonly CpuStats[];
   /** Sums over every CPU and class. */
@@ -174,7 +184,11 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
           (i32[c + C_WAIT_COUNT] as number) +
           (i32[c + C_TT_COUNT] as number) +
           (i32[c + C_TTW_COUNT] as number) +
-          Atomics.load(i32, c + C_X_INBOX_COUNT),
+          (i32[c + C_REMOTE_COUNT] as number) +
+          Atomics.load(i32, c + C_X_INBOX_COUNT) +
+          Atomics.load(i32, c + C_X_RETURN_COUNT),
+        returnPosts: i32[c + C_REMOTE_POSTS] as number,
+        returnTakes: i32[c + C_REMOTE_TAKES] as number,
         reclaimed: i32[c + C_RECLAIMED] as number,
         low: i32[c + C_LOW] as number,
         high: i32[c + C_HIGH] as number,
@@ -229,6 +243,7 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
     maxBytes: layout.maxPages * PAGE_BYTES,
     liveUnits,
     limitHits: readShared(i32, X_PAGE_LIMIT_HITS),
+    spansReleased: readShared(i32, X_SPANS_RELEASED),
     classes,
     cpus,
     totals: {

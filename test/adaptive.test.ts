@@ -93,9 +93,50 @@ describe('adaptive capacity', () => {
     expect((await arena.close()).leaked).toBe(0);
   });
 
-  it('is refused with a deferring reuse choice (their trims do not report to it yet)', () => {
+  it('is refused with free-after-gp (nothing reusable to keep); owner return with immediate reuse', () => {
     expect(() =>
-      Arena.create({ cpus: 1, policy: { ...PRESETS['reuse-after-gp'], capacity: 'adaptive' } }),
-    ).toThrow(/EINVAL.*capacity 'adaptive' needs reuse 'immediate'/);
+      Arena.create({ cpus: 1, policy: { ...PRESETS['free-after-gp'], capacity: 'adaptive' } }),
+    ).toThrow(/EINVAL.*capacity 'adaptive'/);
+    expect(() =>
+      Arena.create({ cpus: 1, policy: { ...PRESETS['kernel-6.6'], remoteFree: 'owner' } }),
+    ).toThrow(/EINVAL.*remoteFree 'owner' needs reuse/);
+  });
+
+  it.each([
+    ['reuse-after-gp', 64],
+    ['arena', 500],
+  ] as const)('%s: a batch that passed its GP leaves %i units on the free list', (policy, kept) => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 8 << 20, coordinator: 'manual', policy });
+    const cpu = arena.attach(0);
+    const ptrs = Array.from({ length: 600 }, () => cpu.alloc(SIZE));
+    const before = cache(arena).free;
+    for (const ptr of ptrs) cpu.free(ptr);
+    for (let k = 0; k < 4; k++) arena.advance('rcu');
+    cpu.poll();
+    // Fixed capacity trims the batch to (low + high) / 2 = 64; adaptive keeps it whole (600 is
+    // under 8 × high = 768), except what the refills on the way already took back.
+    expect(cache(arena).free).toBeGreaterThanOrEqual(kept - before);
+  });
+
+  it('arena: a class that stays quiet for a second gives its units back (timely return)', async () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 8 << 20, coordinator: 'manual', policy: 'arena' });
+    const cpu = arena.attach(0);
+    const ptrs = Array.from({ length: 600 }, () => cpu.alloc(SIZE));
+    for (const ptr of ptrs) cpu.free(ptr);
+    for (let k = 0; k < 4; k++) arena.advance('rcu');
+    cpu.poll();
+    expect(cache(arena).free).toBeGreaterThan(400);
+    // The first check after a second marks the activity; the next one, a second later with no
+    // alloc or free in between, finds the class idle.
+    for (let check = 0; check < 2; check++) {
+      await new Promise((resolve) => setTimeout(resolve, 1050));
+      cpu.poll();
+    }
+    expect(cache(arena).free).toBeLessThanOrEqual(4);
+    expect(arena.stats().classes[CLS]?.slabFree).toBeGreaterThan(500);
+    // Every unit of those spans is on the slab now: trim() gives their pages back.
+    expect(arena.trim()).toBeGreaterThan(0);
+    expect(arena.stats().spansReleased).toBeGreaterThan(0);
+    await arena.close();
   });
 });

@@ -38,6 +38,8 @@ import {
   C_FREE_HEAD,
   C_RCU_COUNT,
   C_RCU_HEAD,
+  C_REMOTE_COUNT,
+  C_REMOTE_HEAD,
   C_TT_COUNT,
   C_TT_HEAD,
   C_TTW_COUNT,
@@ -46,6 +48,8 @@ import {
   C_WAIT_HEAD,
   C_X_INBOX_COUNT,
   C_X_INBOX_HEAD,
+  C_X_RETURN_COUNT,
+  C_X_RETURN_HEAD,
   cacheWord,
   FLAVOR_RCU,
   G_EPOCH,
@@ -74,7 +78,8 @@ type Op =
   | { kind: 'gp'; flavor: 'rcu' | 'ttrace' }
   | { kind: 'fixed'; cpu: number; id: number }
   | { kind: 'burst'; from: number; to: number; size: number; count: number }
-  | { kind: 'replug'; cpu: number };
+  | { kind: 'replug'; cpu: number }
+  | { kind: 'trim' };
 
 interface Live {
   readonly size: number;
@@ -98,6 +103,7 @@ interface Coverage {
   trims: number;
   limitHits: number;
   replugs: number;
+  spansReleased: number;
 }
 
 /**
@@ -224,6 +230,8 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
           [C_TT_HEAD, C_TT_COUNT, UNIT_FREE],
           [C_TTW_HEAD, C_TTW_COUNT, UNIT_FREE],
           [C_X_INBOX_HEAD, C_X_INBOX_COUNT, UNIT_FREE],
+          [C_REMOTE_HEAD, C_REMOTE_COUNT, UNIT_DEFERRED],
+          [C_X_RETURN_HEAD, C_X_RETURN_COUNT, UNIT_DEFERRED],
         ] as const;
         for (const [head, length, state] of lists) {
           n += walk(word(c + head), cls, `list ${head} of ${cpu}/${cls}`, word(c + length), n, state);
@@ -293,6 +301,10 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
         while (order.length > first) freeOn(op.to, order.length - 1);
         break;
       }
+      case 'trim':
+        // Spans whose units are all on the slab go back to the page allocator.
+        arena.trim();
+        break;
       case 'replug':
         if (coverage) coverage.replugs++;
         handle(op.cpu).detach();
@@ -317,12 +329,19 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
   });
   if (coverage) {
     coverage.limitHits += stats.limitHits;
+    coverage.spansReleased += stats.spansReleased;
     // Cache counters live in the CPU slot and survive detach + reattach.
     coverage.trims += stats.cpus.reduce((sum, c) => sum + c.trims, 0);
   }
 }
 
-const noCoverage = (): Coverage => ({ crossCpuFrees: 0, trims: 0, limitHits: 0, replugs: 0 });
+const noCoverage = (): Coverage => ({
+  crossCpuFrees: 0,
+  trims: 0,
+  limitHits: 0,
+  replugs: 0,
+  spansReleased: 0,
+});
 
 const cpuArb = fc.integer({ min: 0, max: CPUS - 1 });
 /** Mostly small sizes (the classes up to 256 bytes), sometimes anything up to 4088. */
@@ -360,6 +379,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('replug' as const), cpu: cpuArb }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('trim' as const) }) },
 );
 const opsArb = fc.array(opArb, { maxLength: 300, size: 'max' });
 
@@ -375,6 +395,7 @@ describe('allocator model', () => {
       // The runs reached the paths the audit is for (counts are summed over the 100 runs).
       expect(coverage.crossCpuFrees).toBeGreaterThan(40);
       expect(coverage.replugs).toBeGreaterThan(4);
+      expect(coverage.spansReleased).toBeGreaterThan(0);
       // Deferring presets never push a free on the free list, so only immediate ones trim.
       if (PRESETS[preset as PresetName].reuse === 'immediate' && preset !== 'prealloc') {
         expect(coverage.trims).toBeGreaterThan(4);
