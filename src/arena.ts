@@ -12,8 +12,9 @@
  * worker that receives it (postMessage and workerData are synchronising hand-offs) sees it
  * initialised.
  */
+import type { Worker } from 'node:worker_threads';
 import { publish, readShared } from './atomics.js';
-import { Coordinator } from './coordinator.js';
+import { Coordinator, type StallReport, type StallWatch } from './coordinator.js';
 import { type ArenaFaults, attach, type CpuHandle, type SharedArena } from './cpu.js';
 import { ListsByCpu } from './deferred.js';
 import { ArenaError, fail } from './errors.js';
@@ -50,6 +51,7 @@ import {
 } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
 import { encodePolicy, type Policy, type PresetName, resolvePolicy } from './policy.js';
+import { type RecoveryReport, recoverThread } from './recovery.js';
 import {
   CLASS_UNIT_SIZES,
   fixedUnitSize,
@@ -107,8 +109,28 @@ export interface ArenaOptions {
    * `stats().poison`. Every alloc and free takes the slow path then.
    */
   readonly debug?: { readonly poison?: boolean };
+  /**
+   * Report a CPU that holds a grace period back (stays inside a read-side section) for this
+   * many milliseconds, once per stall: the RCU CPU-stall warning. 0 turns it off.
+   * @defaultValue 10000
+   */
+  readonly stallWarningMs?: number;
+  /**
+   * Called with each stall report.
+   * @defaultValue a `process.emitWarning` naming the CPU, its thread, the flavor and the time
+   */
+  readonly onStall?: (stall: StallReport) => void;
   /** Test-only fault injection, to prove that a stress oracle detects what it looks for. */
   readonly faults?: ArenaFaults;
+}
+
+const kDefaultStallWarningMs = 10_000;
+
+function warnStall(stall: StallReport): void {
+  process.emitWarning(
+    `CPU ${stall.cpu} (thread ${stall.threadId}) has held back the ${stall.flavor} grace period for ${stall.ms} ms`,
+    { code: 'PERCPU_ARENA_STALL' },
+  );
 }
 
 /** What `close()` reports (the kernel's check_leaked_objs). */
@@ -147,6 +169,7 @@ function validateOptions(options: ArenaOptions): {
   maxPages: number;
   unitSizes: number[];
   objectSizes: number[];
+  stall: StallWatch;
 } {
   if (options === null || typeof options !== 'object') fail('EINVAL', 'Arena.create needs an options object');
   const { cpus, maxBytes = kDefaultMaxBytes, fixedSizes = [] } = options;
@@ -193,7 +216,13 @@ function validateOptions(options: ArenaOptions): {
   if (coordinator !== 'auto' && coordinator !== 'manual') {
     fail('EINVAL', `options.coordinator must be 'auto' or 'manual', got ${String(coordinator)}`);
   }
+  const { stallWarningMs = kDefaultStallWarningMs, onStall = warnStall } = options;
+  if (!Number.isInteger(stallWarningMs) || stallWarningMs < 0) {
+    fail('EINVAL', `options.stallWarningMs must be an integer >= 0, got ${String(stallWarningMs)}`);
+  }
+  if (typeof onStall !== 'function') fail('EINVAL', 'options.onStall must be a function');
   return {
+    stall: { afterMs: stallWarningMs, report: onStall },
     cpus,
     policy: resolvePolicy(options.policy),
     minMs,
@@ -214,14 +243,26 @@ export class Arena {
   readonly policy: Policy;
   readonly #localHandles = new Set<CpuHandle>();
   readonly #coordinator: Coordinator;
+  readonly #slab: Slab;
+  readonly #lists: ListsByCpu;
+  readonly #recoveries: RecoveryReport[] = [];
+  readonly #watched = new WeakSet<Worker>();
   #closeReport: CloseReport | undefined;
 
-  private constructor(shared: SharedArena, layout: Layout, policy: Policy, manual: boolean, birthMs: number) {
+  private constructor(
+    shared: SharedArena,
+    layout: Layout,
+    policy: Policy,
+    manual: boolean,
+    birthMs: number,
+    stall: StallWatch,
+  ) {
     this.shared = shared;
     this.policy = policy;
     this.#i32 = new Int32Array(shared.buffer);
     this.#layout = layout;
-    const slab = new Slab(this.#i32, layout, new PageAllocator(this.#i32, layout, shared.buffer));
+    // This thread recovers dead workers' locks from its event loop, so it must never wait on one.
+    const slab = new Slab(this.#i32, layout, new PageAllocator(this.#i32, layout, shared.buffer), true);
     const lists = new ListsByCpu(
       this.#i32,
       new Uint8Array(shared.buffer),
@@ -230,13 +271,15 @@ export class Arena {
       birthMs,
       shared.faults?.oneEpochGp === true,
     );
-    this.#coordinator = new Coordinator(this.#i32, layout, lists, slab, birthMs, manual);
+    this.#slab = slab;
+    this.#lists = lists;
+    this.#coordinator = new Coordinator(this.#i32, layout, lists, slab, birthMs, manual, stall);
     this.#coordinator.start();
   }
 
   /** Lays out a new arena. Throws `EINVAL` for bad options (naming the option). */
   static create(options: ArenaOptions): Arena {
-    const { cpus, policy, minMs, manual, poison, maxPages, unitSizes, objectSizes } =
+    const { cpus, policy, minMs, manual, poison, maxPages, unitSizes, objectSizes, stall } =
       validateOptions(options);
     const layout = computeLayout(cpus, unitSizes.length, maxPages);
     if (layout.totalBytes > MAX_ARENA_BYTES) {
@@ -279,7 +322,12 @@ export class Arena {
     // The magic goes last: a buffer is an arena only once its header is complete.
     publish(i32, H_MAGIC, ARENA_MAGIC);
     const shared: SharedArena = options.faults ? { buffer, faults: { ...options.faults } } : { buffer };
-    return new Arena(shared, layout, policy, manual, birthMs);
+    return new Arena(shared, layout, policy, manual, birthMs, stall);
+  }
+
+  /** True once `close()` has been called. */
+  get closed(): boolean {
+    return readShared(this.#i32, X_CLOSED) !== 0 || this.#closeReport !== undefined;
   }
 
   /** Number of CPU slots. */
@@ -328,6 +376,46 @@ export class Arena {
       fail('EINVAL', "advance() steps a manual coordinator (options.coordinator: 'manual')");
     this.#checkOpen();
     return this.#coordinator.advance(f) === -1;
+  }
+
+  /**
+   * Watches a worker thread: when it exits — by `terminate()`, an uncaught exception, or the
+   * end of its script — every CPU its thread still holds goes offline, wherever the thread
+   * stopped (src/recovery.ts), and the slot can be attached again. Watch every worker that
+   * attaches CPUs (`CpuPool` watches its own). Throws `EINVAL` for anything but a running
+   * `Worker` of this process.
+   */
+  watch(worker: Worker): void {
+    this.#checkOpen();
+    const threadId = (worker as { threadId?: unknown } | null)?.threadId;
+    if (typeof threadId !== 'number' || typeof worker.once !== 'function') {
+      fail('EINVAL', 'watch(worker) needs a worker_threads Worker');
+    }
+    if (threadId < 0) fail('EINVAL', 'watch(worker): the worker has already exited');
+    if (this.#watched.has(worker)) return;
+    this.#watched.add(worker);
+    worker.once('exit', () => this.recoverThread(threadId));
+  }
+
+  /**
+   * Takes the CPUs of thread `threadId`, which has exited, offline (see `watch`); returns what
+   * it found. For threads the arena does not watch; calling it for a live thread corrupts the
+   * arena. Does nothing after `close()`.
+   */
+  recoverThread(threadId: number): RecoveryReport {
+    if (!Number.isInteger(threadId) || threadId < 0)
+      fail('EINVAL', `recoverThread(${String(threadId)}): not a threadId`);
+    if (readShared(this.#i32, X_CLOSED) !== 0) {
+      return { threadId, cpus: [], locksReleased: 0, droppedUnits: 0, leakedByCpu: {} };
+    }
+    const report = recoverThread(this.#i32, this.#layout, this.#slab, this.#lists, threadId);
+    if (report.cpus.length > 0 || report.locksReleased > 0) this.#recoveries.push(report);
+    return report;
+  }
+
+  /** What recovering exited threads found, one report per thread that held CPUs or locks. */
+  get recoveries(): readonly RecoveryReport[] {
+    return this.#recoveries;
   }
 
   /**

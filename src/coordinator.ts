@@ -16,7 +16,8 @@
  * pin, so a reader that leaves while an advance is blocked on it normally rings; its read is
  * plain (one Atomics operation per section), so it can miss the flag by an instant: the
  * coordinator then retries and sleeps at most 16 ms. A CPU that never leaves its section (a
- * worker killed or blocked inside it) holds the GP back; stall reports come with crash handling.
+ * worker blocked inside it, or killed there without being watched: src/recovery.ts) holds the
+ * GP back; after `stallWarningMs` the coordinator reports it (the RCU CPU-stall warning).
  *
  * A pending `Atomics.waitAsync` does not keep Node's event loop alive, so an idle arena never
  * keeps a process alive; while `synchronize()` callers wait, a ref'd timer does.
@@ -49,6 +50,7 @@ import {
   CPU_IDLE,
   CPU_ONLINE,
   CPU_X_DOORBELL,
+  CPU_X_OWNER,
   CPU_X_PENDING,
   CPU_X_STATE,
   cpuWord,
@@ -65,6 +67,7 @@ import {
   X_GP_COORDINATOR,
   X_GP_REQUEST,
   X_GP_SLEEPING,
+  X_STALLS,
 } from './layout.js';
 import { P_ADAPTIVE } from './policy.js';
 import type { Slab } from './slab.js';
@@ -110,6 +113,27 @@ const kBusyRoundsPerYield = 64;
 /** Advances `synchronize()` tries in the manual mode before it reports a blocking reader. */
 const kManualSteps = 8;
 
+/** A CPU-stall report: `cpu` has held back the `flavor` GP for `ms` milliseconds. */
+export interface StallReport {
+  readonly cpu: number;
+  /** threadId of the thread that owns the CPU (-1 if none). */
+  readonly threadId: number;
+  readonly flavor: Flavor;
+  readonly ms: number;
+}
+
+/** Stall detection: report a CPU that blocks an advance for `afterMs` (0: never) to `report`. */
+export interface StallWatch {
+  readonly afterMs: number;
+  readonly report: (stall: StallReport) => void;
+}
+
+interface Blocked {
+  readonly cpu: number;
+  readonly sinceMs: number;
+  reported: boolean;
+}
+
 interface Waiter {
   readonly flavor: number;
   readonly target: number;
@@ -134,6 +158,9 @@ export class Coordinator {
   #lastTickMs = performance.now();
   readonly #waiters: Waiter[] = [];
   readonly #waves: (Wave | undefined)[] = [undefined, undefined];
+  readonly #stall: StallWatch;
+  /** Per flavor: the CPU whose pin blocks the advance now, and since when. */
+  readonly #blocked: (Blocked | undefined)[] = [undefined, undefined];
   readonly #latency: RecordableHistogram[] = [createHistogram(), createHistogram()];
   readonly #completed = [0, 0];
   readonly #urgent = [0, 0];
@@ -154,7 +181,9 @@ export class Coordinator {
     slab: Slab,
     birthMs: number,
     manual: boolean,
+    stall: StallWatch,
   ) {
+    this.#stall = stall;
     this.#i32 = i32;
     this.#layout = layout;
     this.#lists = lists;
@@ -352,6 +381,7 @@ export class Coordinator {
         result = tryAdvance(i32, this.#layout, f, this.#birthMs, false);
       }
       if (result === ADVANCED || result === RACED || result === TOO_EARLY) {
+        this.#blocked[f] = undefined;
         Atomics.store(i32, gpWord(f, G_URGENT), 0);
         if (result === TOO_EARLY) this.#sleepMs = Math.min(this.#sleepMs, 1);
         else progressed = true;
@@ -359,6 +389,7 @@ export class Coordinator {
         waveDone = this.#finishWave(f) || waveDone;
       } else {
         (this.#waves[f] as Wave).urgent = true;
+        this.#noteBlocked(f, result);
         this.#sleepMs = Math.min(this.#sleepMs, this.#readerSleepMs);
         this.#readerSleepMs = Math.min(kReaderSleepMaxMs, this.#readerSleepMs * 2);
       }
@@ -369,6 +400,30 @@ export class Coordinator {
     }
     this.#settleWaiters();
     return progressed;
+  }
+
+  /**
+   * The RCU CPU-stall warning: CPU `cpu` blocks the advance of `flavor`; once it has done so for
+   * `afterMs` without a break, report it (once per stall; a worker killed inside a section
+   * that nobody watches, or a thread stuck in one, is reported instead of waited for silently).
+   */
+  #noteBlocked(f: number, cpu: number): void {
+    const now = performance.now();
+    const blocked = this.#blocked[f];
+    if (blocked === undefined || blocked.cpu !== cpu) {
+      this.#blocked[f] = { cpu, sinceMs: now, reported: false };
+      return;
+    }
+    if (blocked.reported || this.#stall.afterMs === 0 || now - blocked.sinceMs < this.#stall.afterMs) return;
+    blocked.reported = true;
+    Atomics.add(this.#i32, X_STALLS, 1);
+    const owner = Atomics.load(this.#i32, cpuWord(this.#layout, cpu) + CPU_X_OWNER) - 1;
+    this.#stall.report({
+      cpu,
+      threadId: owner,
+      flavor: FLAVOR_NAMES[f] as Flavor,
+      ms: Math.round(now - blocked.sinceMs),
+    });
   }
 
   /** Records the current wave of `flavor` if the epoch reached its target; true if it did. */

@@ -165,6 +165,26 @@ export function attach(shared: SharedArena, cpu: number): CpuHandle {
 }
 
 /**
+ * Attaches the first CPU slot of the arena that nobody holds (a worker of a pool that grows
+ * and shrinks takes whichever slot is free; watch the worker with `arena.watch` so that its
+ * slot comes back when it exits). Throws `EBUSY` when every slot is held, and as `attach`.
+ */
+export function attachFree(shared: SharedArena): CpuHandle {
+  if (shared === null || typeof shared !== 'object' || !(shared.buffer instanceof SharedArrayBuffer)) {
+    fail('EINVAL', 'attachFree(shared) needs the `arena.shared` object of an arena');
+  }
+  const cpus = readLayout(new Int32Array(shared.buffer)).cpus;
+  for (let cpu = 0; cpu < cpus; cpu++) {
+    try {
+      return new CpuHandle(shared, cpu);
+    } catch (error) {
+      if (!(error instanceof ArenaError) || error.code !== 'EBUSY') throw error;
+    }
+  }
+  fail('EBUSY', `every one of the arena's ${cpus} CPU slots is attached`);
+}
+
+/**
  * x86 is TSO: a plain store is never reordered before earlier loads, so on x86 `readUnlock` may
  * clear its pin with a plain store (V8 keeps typed-array accesses in program order). Elsewhere
  * (arm64) it needs the release that only an Atomics store gives. See src/grace-period.ts.

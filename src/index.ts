@@ -4,8 +4,8 @@
  * allocates from its own caches without atomics on the fast path.
  */
 export { Arena, type ArenaOptions, type CloseReport } from './arena.js';
-export type { GpFlavorStats, GpStats } from './coordinator.js';
-export { type ArenaFaults, attach, CpuHandle, type SharedArena } from './cpu.js';
+export type { GpFlavorStats, GpStats, StallReport } from './coordinator.js';
+export { type ArenaFaults, attach, attachFree, CpuHandle, type SharedArena } from './cpu.js';
 export type { CpuContext, CpuFunction } from './cpu-context.js';
 export { ArenaError, type ArenaErrorCode } from './errors.js';
 export type { Flavor } from './grace-period.js';
@@ -23,6 +23,7 @@ export {
   type SharingChoice,
 } from './policy.js';
 export { CpuPool, type CpuPoolOptions } from './pool.js';
+export type { RecoveryReport } from './recovery.js';
 export { PointerQueue } from './ring.js';
 export {
   CLASS_UNIT_SIZES,

@@ -113,6 +113,11 @@ export const X_RECLAIM_SUCCEEDED = 51;
 export const X_FREE_SPANS = 52;
 export const X_FREE_SPAN_PAGES = 53;
 export const X_SPANS_RELEASED = 54;
+/** threadId + 1 of the thread holding X_PAGE_LOCK (a robust mutex), or 0. */
+export const X_PAGE_HOLDER = 55;
+/** CPUs taken offline because their thread exited while it held them, and CPU stalls reported. */
+export const X_CPUS_RECOVERED = 56;
+export const X_STALLS = 57;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */
@@ -242,6 +247,15 @@ export const SLAB_CARVE_END = 4;
 /** Units ever carved into this class and spans taken from the page allocator. */
 export const SLAB_UNITS = 5;
 export const SLAB_SPANS = 6;
+/** threadId + 1 of the thread holding the row mutex (a robust mutex, src/sync.ts), or 0. */
+export const SLAB_X_HOLDER = 7;
+/**
+ * Units returned by a thread that must not block (the creating thread: its event loop is where
+ * a dead lock holder is recovered): a lock-free stack of chains (CAS push, exchange take) that
+ * whoever next holds the row's mutex moves onto the free list.
+ */
+export const SLAB_X_RETURNS = 8;
+export const SLAB_X_RETURN_COUNT = 9;
 
 /**
  * Unit-start map: one bit per 8 bytes of the page region, set for every unit start of every
@@ -423,6 +437,9 @@ function checkConstants(): void {
       SLAB_CARVE_END,
       SLAB_UNITS,
       SLAB_SPANS,
+      SLAB_X_HOLDER,
+      SLAB_X_RETURNS,
+      SLAB_X_RETURN_COUNT,
     ],
     header: [
       H_MAGIC,
@@ -460,6 +477,9 @@ function checkConstants(): void {
       X_FREE_SPANS,
       X_FREE_SPAN_PAGES,
       X_SPANS_RELEASED,
+      X_PAGE_HOLDER,
+      X_CPUS_RECOVERED,
+      X_STALLS,
     ],
   };
   for (const [name, fields] of Object.entries(records)) {

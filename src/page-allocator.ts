@@ -9,7 +9,7 @@
  *
  * Who may call: any thread, through a slab that holds its row mutex (lock order: slab row, then
  * the page lock) or a hash map being created.
- * Shared words: X_PAGE_LOCK guards X_PAGES_NEXT, X_PAGES_IN_USE, X_PEAK_PAGES, X_PAGE_LIMIT_HITS,
+ * Shared words: X_PAGE_LOCK (a robust mutex; X_PAGE_HOLDER names the thread inside) guards X_PAGES_NEXT, X_PAGES_IN_USE, X_PEAK_PAGES, X_PAGE_LIMIT_HITS,
  * the free-span list (X_FREE_SPANS and the first two words of each free span, plain), its page
  * count and growing the buffer; the counters are written with Atomics so `stats()` may read
  * them unlocked.
@@ -20,6 +20,7 @@ import {
   PAGE_BYTES,
   X_FREE_SPAN_PAGES,
   X_FREE_SPANS,
+  X_PAGE_HOLDER,
   X_PAGE_LIMIT_HITS,
   X_PAGE_LOCK,
   X_PAGES_IN_USE,
@@ -27,7 +28,7 @@ import {
   X_PEAK_PAGES,
   X_SPANS_RELEASED,
 } from './layout.js';
-import { mutexLock, mutexUnlock } from './sync.js';
+import { robustLock, robustTryLock, robustUnlock } from './sync.js';
 
 export class PageAllocator {
   readonly #i32: Int32Array;
@@ -47,7 +48,7 @@ export class PageAllocator {
   allocSpan(pages: number): number {
     const i32 = this.#i32;
     const layout = this.#layout;
-    mutexLock(i32, X_PAGE_LOCK);
+    robustLock(i32, X_PAGE_LOCK, X_PAGE_HOLDER);
     try {
       const reused = this.#takeFreeSpan(pages);
       if (reused !== 0) {
@@ -68,24 +69,37 @@ export class PageAllocator {
       raiseShared(i32, X_PEAK_PAGES, addShared(i32, X_PAGES_IN_USE, pages));
       return start;
     } finally {
-      mutexUnlock(i32, X_PAGE_LOCK);
+      robustUnlock(i32, X_PAGE_LOCK, X_PAGE_HOLDER);
     }
   }
 
   /**
-   * Takes back a span of `pages` pages starting at byte `start` (no unit or map of it is in use
-   * any more): it goes on the free-span list and no longer counts as memory in use.
+   * Takes the page lock for `freeSpanLocked` calls (only trying, for a caller that must not
+   * block); false if it is busy.
    */
-  freeSpan(start: number, pages: number): void {
+  lock(tryOnly: boolean): boolean {
+    if (tryOnly) return robustTryLock(this.#i32, X_PAGE_LOCK, X_PAGE_HOLDER);
+    robustLock(this.#i32, X_PAGE_LOCK, X_PAGE_HOLDER);
+    return true;
+  }
+
+  unlock(): void {
+    robustUnlock(this.#i32, X_PAGE_LOCK, X_PAGE_HOLDER);
+  }
+
+  /**
+   * Takes back a span of `pages` pages starting at byte `start` (no unit or map of it is in use
+   * any more): it goes on the free-span list and no longer counts as memory in use. Caller
+   * holds the page lock (`lock`).
+   */
+  freeSpanLocked(start: number, pages: number): void {
     const i32 = this.#i32;
-    mutexLock(i32, X_PAGE_LOCK);
     i32[start >> 2] = readShared(i32, X_FREE_SPANS);
     i32[(start >> 2) + 1] = pages;
     publish(i32, X_FREE_SPANS, start);
     addShared(i32, X_FREE_SPAN_PAGES, pages);
     addShared(i32, X_PAGES_IN_USE, -pages);
     addShared(i32, X_SPANS_RELEASED, 1);
-    mutexUnlock(i32, X_PAGE_LOCK);
   }
 
   /** First fit on the free-span list, split if larger, zeroed; 0 if none fits. Caller holds the page lock. */

@@ -9,6 +9,10 @@
  * that way), so it must not use top-level await; from TypeScript sources (tests, development)
  * the workers register tsx, which makes `.ts` modules loadable the same way.
  *
+ * The pool watches its workers (`arena.watch`), those piscina starts later included: a worker
+ * that dies in a run (terminate, uncaught exception) has its CPU taken offline wherever it
+ * stopped, and its replacement attaches the slot again.
+ *
  * Who may call: the thread that created the arena; one run at a time per arena (the start
  * barrier lives in the arena header, X_BARRIER).
  */
@@ -95,6 +99,13 @@ export class CpuPool {
       // From sources, workers load .ts through tsx's require hook (see js-ecosystem notes).
       execArgv: kIsTypeScript ? ['--import', import.meta.resolve('tsx')] : [],
     });
+    const watchAll = (): void => {
+      // A worker piscina starts after the arena closed needs no watching.
+      if (arena.closed) return;
+      for (const worker of piscina.threads) arena.watch(worker);
+    };
+    watchAll();
+    piscina.on('workerCreate', watchAll);
     return new CpuPool(arena, piscina, cpus, options.barrierTimeoutMs ?? 30_000);
   }
 

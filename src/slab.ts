@@ -6,7 +6,9 @@
  *
  * Who may call: any thread with an attached CPU (its caches are the only source and destination
  * of batches).
- * Shared words: the row's SLAB_X_LOCK (a futex mutex, src/sync.ts) guards every other word of
+ * Shared words: the row's SLAB_X_LOCK (a robust futex mutex, src/sync.ts: SLAB_X_HOLDER names
+ * the thread inside, so src/recovery.ts can repair the row and release it when that thread
+ * dies) guards every other word of
  * the row, the links of the units on the row's free list and the unit-start map words of the
  * row's spans (read without the lock by `free()`: a caller that legitimately holds a pointer got
  * it, through some synchronising hand-off, from an allocation made after the bits were set; a
@@ -23,7 +25,14 @@
  * `free()`) and its pages given back. The units on the slab's free list are reusable already
  * (every policy puts a unit there only when it may be handed out again), so no reader can be
  * relying on them.
+ *
+ * The creating thread never blocks on a row mutex (`nonBlocking`): a worker that died holding
+ * it is recovered from that thread's event loop (src/recovery.ts), so waiting there could wait
+ * forever. Its returns go to the row's lock-free return stack when the mutex is busy, and its
+ * span releases skip a busy row.
  */
+
+import { fail } from './errors.js';
 import {
   CLS_SPAN_PAGES,
   CLS_SPAN_UNITS,
@@ -37,13 +46,16 @@ import {
   SLAB_FREE_HEAD,
   SLAB_SPANS,
   SLAB_UNITS,
+  SLAB_X_HOLDER,
   SLAB_X_LOCK,
+  SLAB_X_RETURN_COUNT,
+  SLAB_X_RETURNS,
   slabWord,
   UNIT_FREE,
   UNIT_MAP_WORDS_PER_PAGE,
 } from './layout.js';
 import type { PageAllocator } from './page-allocator.js';
-import { mutexLock, mutexUnlock } from './sync.js';
+import { robustLock, robustTryLock, robustUnlock } from './sync.js';
 
 export class Slab {
   readonly #i32: Int32Array;
@@ -53,10 +65,14 @@ export class Slab {
   lastTail = 0;
   lastCount = 0;
 
-  constructor(i32: Int32Array, layout: Layout, pages: PageAllocator) {
+  /** Never wait for a row mutex (the creating thread; see the module comment). */
+  readonly #nonBlocking: boolean;
+
+  constructor(i32: Int32Array, layout: Layout, pages: PageAllocator, nonBlocking = false) {
     this.#i32 = i32;
     this.#layout = layout;
     this.#pages = pages;
+    this.#nonBlocking = nonBlocking;
   }
 
   /**
@@ -71,8 +87,9 @@ export class Slab {
     let head = 0;
     let tail = 0;
     let got = 0;
-    mutexLock(i32, row + SLAB_X_LOCK);
+    robustLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
     try {
+      if (Atomics.load(i32, row + SLAB_X_RETURNS) !== 0) this.#takeReturns(row);
       let unit = i32[row + SLAB_FREE_HEAD] as number;
       if (unit !== 0) {
         head = unit;
@@ -95,7 +112,7 @@ export class Slab {
         got += this.lastCount;
       }
     } finally {
-      mutexUnlock(i32, row + SLAB_X_LOCK);
+      robustUnlock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
     }
     if (tail !== 0) i32[tail >> 2] = 0;
     this.lastTail = tail;
@@ -107,11 +124,25 @@ export class Slab {
   returnBatch(cls: number, head: number, tail: number, count: number): void {
     const i32 = this.#i32;
     const row = slabWord(this.#layout, cls);
-    mutexLock(i32, row + SLAB_X_LOCK);
+    if (this.#nonBlocking) {
+      if (!robustTryLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER)) {
+        // Counted before the chain is published, so that the taker never subtracts first.
+        Atomics.add(i32, row + SLAB_X_RETURN_COUNT, count);
+        let seen = Atomics.load(i32, row + SLAB_X_RETURNS);
+        for (;;) {
+          i32[tail >> 2] = seen;
+          const prev = Atomics.compareExchange(i32, row + SLAB_X_RETURNS, seen, head);
+          if (prev === seen) return;
+          seen = prev;
+        }
+      }
+    } else {
+      robustLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
+    }
     i32[tail >> 2] = i32[row + SLAB_FREE_HEAD] as number;
     i32[row + SLAB_FREE_HEAD] = head;
     i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) + count;
-    mutexUnlock(i32, row + SLAB_X_LOCK);
+    robustUnlock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
   }
 
   /**
@@ -166,9 +197,16 @@ export class Slab {
     const klass = classWord(layout, cls);
     const spanUnits = i32[klass + CLS_SPAN_UNITS] as number;
     const spanPages = i32[klass + CLS_SPAN_PAGES] as number;
-    if ((i32[row + SLAB_FREE_COUNT] as number) < spanUnits) return 0;
-    mutexLock(i32, row + SLAB_X_LOCK);
+    if ((i32[row + SLAB_FREE_COUNT] as number) + Atomics.load(i32, row + SLAB_X_RETURN_COUNT) < spanUnits) {
+      return 0;
+    }
+    if (this.#nonBlocking) {
+      if (!robustTryLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER)) return 0;
+    } else {
+      robustLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
+    }
     try {
+      if (Atomics.load(i32, row + SLAB_X_RETURNS) !== 0) this.#takeReturns(row);
       const count = i32[row + SLAB_FREE_COUNT] as number;
       // Free units per span (keyed by the span's first page + 1), walking by count.
       const perSpan = new Map<number, number>();
@@ -179,7 +217,8 @@ export class Slab {
       }
       const empty = new Set<number>();
       for (const [span, n] of perSpan) if (n === spanUnits) empty.add(span);
-      if (empty.size === 0) return 0;
+      // Lock order: row, then pages; the pages are freed only after their units left the list.
+      if (empty.size === 0 || !this.#pages.lock(this.#nonBlocking)) return 0;
       // Relink the free list without the empty spans' units.
       let head = 0;
       let tail = 0;
@@ -206,12 +245,33 @@ export class Slab {
         i32.fill(0, map, map + spanPages * UNIT_MAP_WORDS_PER_PAGE);
         this.#setPageTable(start, spanPages, 0);
         // The carve frontier may still point at the end of this span: then it is used up.
-        this.#pages.freeSpan(start, spanPages);
+        this.#pages.freeSpanLocked(start, spanPages);
       }
+      this.#pages.unlock();
       return empty.size;
     } finally {
-      mutexUnlock(i32, row + SLAB_X_LOCK);
+      robustUnlock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
     }
+  }
+
+  /** Moves the row's return stack onto its free list. Caller holds the row mutex. */
+  #takeReturns(row: number): void {
+    const i32 = this.#i32;
+    const head = Atomics.exchange(i32, row + SLAB_X_RETURNS, 0);
+    if (head === 0) return;
+    // Pushers count before they publish: a longer chain is a cycle, which must not hang us.
+    const bound = Atomics.load(i32, row + SLAB_X_RETURN_COUNT);
+    let tail = head;
+    let n = 1;
+    for (let next = i32[head >> 2] as number; next !== 0; next = i32[next >> 2] as number) {
+      if (n >= bound) fail('EBADARENA', 'a slab return chain is corrupt (a unit freed twice at once?)');
+      tail = next;
+      n++;
+    }
+    Atomics.sub(i32, row + SLAB_X_RETURN_COUNT, n);
+    i32[tail >> 2] = i32[row + SLAB_FREE_HEAD] as number;
+    i32[row + SLAB_FREE_HEAD] = head;
+    i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) + n;
   }
 
   /** Page-table entry (first page + 1) of the span holding `unit`. */

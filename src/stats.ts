@@ -41,7 +41,9 @@ import {
   SLAB_FREE_COUNT,
   SLAB_SPANS,
   SLAB_UNITS,
+  SLAB_X_RETURN_COUNT,
   slabWord,
+  X_CPUS_RECOVERED,
   X_PAGE_LIMIT_HITS,
   X_PAGES_IN_USE,
   X_PEAK_PAGES,
@@ -52,6 +54,7 @@ import {
   X_RECLAIM_RUNS,
   X_RECLAIM_SUCCEEDED,
   X_SPANS_RELEASED,
+  X_STALLS,
 } from './layout.js';
 
 /** Counters of one CPU's cache of one class. */
@@ -134,6 +137,10 @@ export interface ArenaStats {
   readonly limitHits: number;
   /** Spans the slabs gave back to the page allocator once all their units were free on the slab. */
   readonly spansReleased: number;
+  /** CPUs taken offline because their thread exited holding them (src/recovery.ts). */
+  readonly cpusRecovered: number;
+  /** CPU stalls reported (a CPU held a GP back for `stallWarningMs`). */
+  readonly stalls: number;
   readonly classes: readonly ClassStats[];
   readonly cpus: readonly CpuStats[];
   /** Sums over every CPU and class. */
@@ -220,7 +227,7 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
   for (let cls = 0; cls < layout.classes; cls++) {
     const row = slabWord(layout, cls);
     const units = i32[row + SLAB_UNITS] as number;
-    const slabFree = i32[row + SLAB_FREE_COUNT] as number;
+    const slabFree = (i32[row + SLAB_FREE_COUNT] as number) + Atomics.load(i32, row + SLAB_X_RETURN_COUNT);
     const cached = cachedPerClass[cls] as number;
     const deferred = deferredPerClass[cls] as number;
     const live = units - slabFree - cached - deferred;
@@ -244,6 +251,8 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
     liveUnits,
     limitHits: readShared(i32, X_PAGE_LIMIT_HITS),
     spansReleased: readShared(i32, X_SPANS_RELEASED),
+    cpusRecovered: readShared(i32, X_CPUS_RECOVERED),
+    stalls: readShared(i32, X_STALLS),
     classes,
     cpus,
     totals: {

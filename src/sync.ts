@@ -12,6 +12,7 @@
  * with Atomics only. A mutex or spinlock release is a sequentially consistent Atomics operation, so plain
  * writes made inside the critical section are visible to the next holder.
  */
+import { threadId } from 'node:worker_threads';
 import { ArenaError } from './errors.js';
 
 const UNLOCKED = 0;
@@ -54,6 +55,51 @@ export function mutexUnlock(i32: Int32Array, index: number): void {
     Atomics.store(i32, index, UNLOCKED);
     Atomics.notify(i32, index, 1);
   }
+}
+
+/**
+ * A robust mutex: the mutex at `index` plus a holder word at `holderIndex` naming the thread
+ * inside (threadId + 1), so that when a thread dies holding it, `mutexRecover` can tell and
+ * release it. The holder is stored right after the lock is taken and cleared right before it is
+ * released: a thread killed in between those and the lock operations themselves (a few
+ * instructions) is not recognised.
+ */
+export function robustLock(i32: Int32Array, index: number, holderIndex: number): void {
+  mutexLock(i32, index);
+  Atomics.store(i32, holderIndex, threadId + 1);
+}
+
+/** Tries to take the robust mutex without waiting; true on success. */
+export function robustTryLock(i32: Int32Array, index: number, holderIndex: number): boolean {
+  if (!mutexTryLock(i32, index)) return false;
+  Atomics.store(i32, holderIndex, threadId + 1);
+  return true;
+}
+
+export function robustUnlock(i32: Int32Array, index: number, holderIndex: number): void {
+  Atomics.store(i32, holderIndex, 0);
+  mutexUnlock(i32, index);
+}
+
+/**
+ * Releases the robust mutex at `index` if its holder word names thread `deadThreadId`, which
+ * has exited (the caller knows: a Worker's 'exit' event); wakes every sleeper. True if it did:
+ * the words it guards may be half-updated and the caller repairs them first (it is called with
+ * the lock still held, so nobody else sees them in between).
+ */
+export function mutexRecover(
+  i32: Int32Array,
+  index: number,
+  holderIndex: number,
+  deadThreadId: number,
+  repair: () => void,
+): boolean {
+  if (Atomics.load(i32, holderIndex) !== deadThreadId + 1) return false;
+  repair();
+  Atomics.store(i32, holderIndex, 0);
+  Atomics.store(i32, index, UNLOCKED);
+  Atomics.notify(i32, index);
+  return true;
 }
 
 /** Takes a spinlock (never sleeps): for critical sections of a few dozen instructions. */

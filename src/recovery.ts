@@ -1,0 +1,256 @@
+/**
+ * Crash recovery: when a thread that held CPUs has exited (a `Worker`'s 'exit' event: killed by
+ * `terminate()`, ended by an uncaught exception, or simply finished without `detach()`), its
+ * CPUs go offline wherever the thread stopped — inside a read-side section, halfway through a
+ * list update, holding a slab row's mutex — so that grace periods go on and the slots can be
+ * attached again:
+ *
+ * 1. Locks: every robust mutex (slab rows, the page lock; src/sync.ts) whose holder word names
+ *    the thread is repaired and released. A row's free list is walked by its count and cut at
+ *    the first unit that is not a free unit of the row's class (the thread may have died between
+ *    moving the head and fixing the count); the units cut off are reported as dropped.
+ * 2. CPUs: each CPU whose owner word names the thread is claimed (ONLINE or IDLE → DRAINING, by
+ *    CAS), its pins cleared, and each of its lists checked the same way: a list that is not a
+ *    chain of exactly its count of units in the state the list holds is dropped (reported), a
+ *    sound one is kept. The free lists go back to the slab; the deferred lists, the remote
+ *    buffer and the inboxes move on over their GPs as any offline CPU's do (src/deferred.ts).
+ * 3. Leaks: units still allocated whose owner hint names one of those CPUs are reported as
+ *    leaked by it (the thread may have handed some to others that still use them; the arena
+ *    cannot tell, as the kernel's check_leaked_objs cannot).
+ *
+ * What it cannot see: a chain the thread held only in its locals (taken from a list, not yet
+ * put on another) is lost — neither on a list nor allocated; a hash-map bucket spinlock the
+ * thread held stays locked (the map's words are not the arena's; see docs/design.md).
+ *
+ * Who may call: the arena's creating thread, once the thread is known to have exited (it can
+ * never write again, so its owner-only words are plain memory now). Shared words: the CPUs'
+ * state, owner and pin words (Atomics), the robust mutexes' lock and holder words, the slab rows
+ * and lists under those locks or a claimed CPU state, as the coordinator does.
+ */
+import { claim, publish } from './atomics.js';
+import type { ListsByCpu } from './deferred.js';
+import { ringCoordinator } from './grace-period.js';
+import {
+  C_FREE_COUNT,
+  C_FREE_HEAD,
+  C_RCU_COUNT,
+  C_RCU_HEAD,
+  C_REMOTE_COUNT,
+  C_REMOTE_HEAD,
+  C_TT_COUNT,
+  C_TT_HEAD,
+  C_TTW_COUNT,
+  C_TTW_HEAD,
+  C_WAIT_COUNT,
+  C_WAIT_HEAD,
+  CLS_UNIT_SIZE,
+  CPU_DRAINING_OFFLINE,
+  CPU_IDLE,
+  CPU_OFFLINE,
+  CPU_ONLINE,
+  CPU_X_OWNER,
+  CPU_X_PIN,
+  CPU_X_STATE,
+  cacheWord,
+  classWord,
+  cpuWord,
+  FLAVORS,
+  HINT_CLASS_BITS,
+  HINT_CLASS_MASK,
+  type Layout,
+  PAGE_BYTES,
+  SLAB_FREE_COUNT,
+  SLAB_FREE_HEAD,
+  SLAB_X_HOLDER,
+  SLAB_X_LOCK,
+  slabWord,
+  UNIT_ALLOCATED,
+  UNIT_DEFERRED,
+  UNIT_FREE,
+  UNIT_STATE_MASK,
+  X_CPUS_RECOVERED,
+  X_PAGE_HOLDER,
+  X_PAGE_LOCK,
+  X_PAGES_NEXT,
+} from './layout.js';
+import type { Slab } from './slab.js';
+import { mutexRecover } from './sync.js';
+
+/** What recovering one exited thread found. */
+export interface RecoveryReport {
+  /** threadId of the thread that exited. */
+  readonly threadId: number;
+  /** CPUs it held, now offline. */
+  readonly cpus: readonly number[];
+  /** Robust mutexes it held when it died, repaired and released. */
+  readonly locksReleased: number;
+  /** Units on lists it was changing when it died (not sound chains), taken off those lists. */
+  readonly droppedUnits: number;
+  /** Units still allocated whose owner hint names one of its CPUs, per CPU. */
+  readonly leakedByCpu: Readonly<Record<number, number>>;
+}
+
+/** Cache lists as [head word, count word, state of their units]. */
+const kCacheLists = [
+  [C_FREE_HEAD, C_FREE_COUNT, UNIT_FREE],
+  [C_RCU_HEAD, C_RCU_COUNT, UNIT_DEFERRED],
+  [C_WAIT_HEAD, C_WAIT_COUNT, UNIT_DEFERRED],
+  [C_TT_HEAD, C_TT_COUNT, UNIT_FREE],
+  [C_TTW_HEAD, C_TTW_COUNT, UNIT_FREE],
+  [C_REMOTE_HEAD, C_REMOTE_COUNT, UNIT_DEFERRED],
+] as const;
+
+/** How long to wait for another drainer to hand back a CPU of the dead thread. */
+const kClaimWaitMs = 1000;
+
+export function recoverThread(
+  i32: Int32Array,
+  layout: Layout,
+  slab: Slab,
+  lists: ListsByCpu,
+  deadThreadId: number,
+): RecoveryReport {
+  let locksReleased = 0;
+  let droppedUnits = 0;
+  for (let cls = 0; cls < layout.classes; cls++) {
+    const row = slabWord(layout, cls);
+    const repair = (): void => {
+      const count = i32[row + SLAB_FREE_COUNT] as number;
+      const sound = soundPrefix(i32, layout, i32[row + SLAB_FREE_HEAD] as number, count, cls, UNIT_FREE);
+      if (sound < count) {
+        droppedUnits += count - sound;
+        cutAfter(i32, row + SLAB_FREE_HEAD, sound);
+        i32[row + SLAB_FREE_COUNT] = sound;
+      }
+    };
+    if (mutexRecover(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER, deadThreadId, repair)) locksReleased++;
+  }
+  if (mutexRecover(i32, X_PAGE_LOCK, X_PAGE_HOLDER, deadThreadId, () => {})) locksReleased++;
+
+  const cpus: number[] = [];
+  for (let cpu = 0; cpu < layout.cpus; cpu++) {
+    const rec = cpuWord(layout, cpu);
+    if (Atomics.load(i32, rec + CPU_X_OWNER) !== deadThreadId + 1) continue;
+    const was = claimDeadCpu(i32, rec);
+    if (was < 0) continue;
+    // Grace periods go on at once.
+    for (let f = 0; f < FLAVORS; f++) publish(i32, rec + CPU_X_PIN + f, 0);
+    for (let cls = 0; cls < layout.classes; cls++) {
+      const c = cacheWord(layout, cpu, cls);
+      for (const [headWord, countWord, state] of kCacheLists) {
+        const count = i32[c + countWord] as number;
+        if (soundPrefix(i32, layout, i32[c + headWord] as number, count, cls, state) !== count) {
+          droppedUnits += Math.max(0, count);
+          i32[c + headWord] = 0;
+          i32[c + countWord] = 0;
+        }
+      }
+    }
+    const cpuLists = lists.of(cpu);
+    for (let cls = 0; cls < layout.classes; cls++) cpuLists.flushFreeList(cls);
+    cpuLists.pollAll(true);
+    publish(i32, rec + CPU_X_OWNER, 0);
+    publish(i32, rec + CPU_X_STATE, CPU_OFFLINE);
+    Atomics.notify(i32, rec + CPU_X_STATE);
+    Atomics.add(i32, X_CPUS_RECOVERED, 1);
+    cpus.push(cpu);
+  }
+  if (cpus.length > 0) ringCoordinator(i32);
+  return {
+    threadId: deadThreadId,
+    cpus,
+    locksReleased,
+    droppedUnits,
+    leakedByCpu: cpus.length > 0 ? countAllocatedBy(i32, layout, new Set(cpus)) : {},
+  };
+}
+
+/**
+ * Claims a dead thread's CPU (ONLINE or IDLE → DRAINING_OFFLINE), waiting while another drainer
+ * holds an IDLE one; returns the state it had, or -1 if it is not the dead thread's any more.
+ */
+function claimDeadCpu(i32: Int32Array, rec: number): number {
+  const deadline = Date.now() + kClaimWaitMs;
+  for (;;) {
+    const state = Atomics.load(i32, rec + CPU_X_STATE);
+    if (
+      (state === CPU_ONLINE || state === CPU_IDLE) &&
+      claim(i32, rec + CPU_X_STATE, state, CPU_DRAINING_OFFLINE)
+    ) {
+      return state;
+    }
+    if (state === CPU_OFFLINE || Date.now() > deadline) return -1;
+    Atomics.wait(i32, rec + CPU_X_STATE, state, 1);
+  }
+}
+
+/**
+ * How many units from `head`, up to `count`, form a sound chain: each a unit start of class
+ * `cls` (unit-start bit set, inside the carved pages) in header state `state`.
+ */
+function soundPrefix(
+  i32: Int32Array,
+  layout: Layout,
+  head: number,
+  count: number,
+  cls: number,
+  state: number,
+): number {
+  const end = layout.pagesBase + (Atomics.load(i32, X_PAGES_NEXT) as number) * PAGE_BYTES;
+  const unitSize = i32[classWord(layout, cls) + CLS_UNIT_SIZE] as number;
+  let unit = head;
+  for (let k = 0; k < count; k++) {
+    if (
+      unit < layout.pagesBase ||
+      unit + unitSize > end ||
+      (unit & 7) !== 0 ||
+      !isUnitStart(i32, layout, unit)
+    ) {
+      return k;
+    }
+    if (((i32[(unit >> 2) + 1] as number) & UNIT_STATE_MASK) !== state) return k;
+    unit = i32[unit >> 2] as number;
+  }
+  return count;
+}
+
+/** Ends the chain whose head is at word `headWord` after its first `n` units. */
+function cutAfter(i32: Int32Array, headWord: number, n: number): void {
+  if (n === 0) {
+    i32[headWord] = 0;
+    return;
+  }
+  let unit = i32[headWord] as number;
+  for (let k = 1; k < n; k++) unit = i32[unit >> 2] as number;
+  i32[unit >> 2] = 0;
+}
+
+function isUnitStart(i32: Int32Array, layout: Layout, unit: number): boolean {
+  const bit = (unit - layout.pagesBase) >> 3;
+  return ((i32[layout.unitMap + (bit >> 5)] as number) & (1 << (bit & 31))) !== 0;
+}
+
+/** Allocated units whose owner hint names one of `cpus`, per CPU (a scan of the unit-start map). */
+function countAllocatedBy(
+  i32: Int32Array,
+  layout: Layout,
+  cpus: ReadonlySet<number>,
+): Record<number, number> {
+  const counts: Record<number, number> = {};
+  const words = (Atomics.load(i32, X_PAGES_NEXT) as number) * (PAGE_BYTES >> 8);
+  for (let w = 0; w < words; w++) {
+    let bits = i32[layout.unitMap + w] as number;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      bits ^= low;
+      const unit = layout.pagesBase + ((w * 32 + (31 - Math.clz32(low))) << 3);
+      const h = unit >> 2;
+      if (((i32[h + 1] as number) & UNIT_STATE_MASK) !== UNIT_ALLOCATED) continue;
+      const cpu = (i32[h] as number) >> HINT_CLASS_BITS;
+      if (cpus.has(cpu) && ((i32[h] as number) & HINT_CLASS_MASK) < layout.classes) {
+        counts[cpu] = (counts[cpu] ?? 0) + 1;
+      }
+    }
+  }
+  return counts;
+}

@@ -1,0 +1,135 @@
+/**
+ * Exact accounting of a quiet arena (no CPU running): walks every list (each CPU's free list,
+ * deferred lists, remote buffer and both inboxes; each slab row) by its count, and scans every
+ * unit start of the unit-start map. Each unit must be on at most one list, in the state that
+ * list holds; off the lists it is allocated (live or leaked) or lost (free but on no list: a
+ * chain a killed thread held in its locals).
+ */
+import {
+  C_FREE_COUNT,
+  C_FREE_HEAD,
+  C_RCU_COUNT,
+  C_RCU_HEAD,
+  C_REMOTE_COUNT,
+  C_REMOTE_HEAD,
+  C_TT_COUNT,
+  C_TT_HEAD,
+  C_TTW_COUNT,
+  C_TTW_HEAD,
+  C_WAIT_COUNT,
+  C_WAIT_HEAD,
+  C_X_INBOX_COUNT,
+  C_X_INBOX_HEAD,
+  C_X_RETURN_COUNT,
+  C_X_RETURN_HEAD,
+  cacheWord,
+  HINT_CLASS_BITS,
+  PAGE_BYTES,
+  readLayout,
+  SLAB_FREE_COUNT,
+  SLAB_FREE_HEAD,
+  SLAB_X_RETURN_COUNT,
+  SLAB_X_RETURNS,
+  slabWord,
+  UNIT_ALLOCATED,
+  UNIT_DEFERRED,
+  UNIT_FREE,
+  UNIT_STATE_MASK,
+  X_PAGES_NEXT,
+} from '../../src/layout.js';
+
+export interface Audit {
+  /** Units on lists, allocated, and free on no list. */
+  readonly onLists: number;
+  readonly allocated: number;
+  readonly lost: number;
+  /** Allocated units per owner CPU (from their hint). */
+  readonly allocatedByCpu: Readonly<Record<number, number>>;
+  /** Problems found: a unit on two lists, in the wrong state, a list whose count lies. */
+  readonly problems: readonly string[];
+}
+
+const kCacheLists = [
+  [C_FREE_HEAD, C_FREE_COUNT, UNIT_FREE],
+  [C_RCU_HEAD, C_RCU_COUNT, UNIT_DEFERRED],
+  [C_WAIT_HEAD, C_WAIT_COUNT, UNIT_DEFERRED],
+  [C_TT_HEAD, C_TT_COUNT, UNIT_FREE],
+  [C_TTW_HEAD, C_TTW_COUNT, UNIT_FREE],
+  [C_X_INBOX_HEAD, C_X_INBOX_COUNT, UNIT_FREE],
+  [C_REMOTE_HEAD, C_REMOTE_COUNT, UNIT_DEFERRED],
+  [C_X_RETURN_HEAD, C_X_RETURN_COUNT, UNIT_DEFERRED],
+] as const;
+
+export function auditArena(buffer: SharedArrayBuffer): Audit {
+  const i32 = new Int32Array(buffer);
+  const layout = readLayout(i32);
+  const problems: string[] = [];
+  const seen = new Map<number, string>();
+  const walk = (head: number, count: number, state: number, where: string): void => {
+    let unit = head;
+    for (let k = 0; k < count; k++) {
+      if (unit === 0) {
+        problems.push(`${where}: chain ends after ${k} of ${count} units`);
+        return;
+      }
+      const other = seen.get(unit);
+      if (other !== undefined) {
+        problems.push(`unit ${unit} is on ${where} and on ${other}`);
+        return;
+      }
+      seen.set(unit, where);
+      if (((i32[(unit >> 2) + 1] as number) & UNIT_STATE_MASK) !== state) {
+        problems.push(
+          `unit ${unit} on ${where} has state ${(i32[(unit >> 2) + 1] as number) & 3}, not ${state}`,
+        );
+      }
+      unit = i32[unit >> 2] as number;
+    }
+  };
+  for (let cpu = 0; cpu < layout.cpus; cpu++) {
+    for (let cls = 0; cls < layout.classes; cls++) {
+      const c = cacheWord(layout, cpu, cls);
+      for (const [head, count, state] of kCacheLists) {
+        walk(
+          Atomics.load(i32, c + head),
+          Atomics.load(i32, c + count),
+          state,
+          `cpu ${cpu} class ${cls} list ${head}`,
+        );
+      }
+    }
+  }
+  for (let cls = 0; cls < layout.classes; cls++) {
+    const row = slabWord(layout, cls);
+    walk(i32[row + SLAB_FREE_HEAD] as number, i32[row + SLAB_FREE_COUNT] as number, UNIT_FREE, `slab ${cls}`);
+    walk(
+      Atomics.load(i32, row + SLAB_X_RETURNS),
+      Atomics.load(i32, row + SLAB_X_RETURN_COUNT),
+      UNIT_FREE,
+      `slab ${cls} returns`,
+    );
+  }
+  let allocated = 0;
+  let lost = 0;
+  const allocatedByCpu: Record<number, number> = {};
+  const words = Atomics.load(i32, X_PAGES_NEXT) * (PAGE_BYTES >> 8);
+  for (let w = 0; w < words; w++) {
+    let bits = i32[layout.unitMap + w] as number;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      bits ^= low;
+      const unit = layout.pagesBase + ((w * 32 + (31 - Math.clz32(low))) << 3);
+      if (seen.has(unit)) continue;
+      const state = (i32[(unit >> 2) + 1] as number) & UNIT_STATE_MASK;
+      if (state === UNIT_ALLOCATED) {
+        allocated++;
+        const cpu = (i32[unit >> 2] as number) >> HINT_CLASS_BITS;
+        allocatedByCpu[cpu] = (allocatedByCpu[cpu] ?? 0) + 1;
+      } else if (state !== 0) {
+        // Carved and freed, on no list. (State 0: not carved yet, the frontier's rest.)
+        lost++;
+      }
+    }
+  }
+  return { onLists: seen.size, allocated, lost, allocatedByCpu, problems };
+}
