@@ -243,7 +243,6 @@ export class Arena {
   readonly policy: Policy;
   readonly #localHandles = new Set<CpuHandle>();
   readonly #coordinator: Coordinator;
-  readonly #slab: Slab;
   readonly #lists: ListsByCpu;
   readonly #recoveries: RecoveryReport[] = [];
   readonly #watched = new WeakSet<Worker>();
@@ -271,7 +270,7 @@ export class Arena {
       birthMs,
       shared.faults?.oneEpochGp === true,
     );
-    this.#slab = slab;
+
     this.#lists = lists;
     this.#coordinator = new Coordinator(this.#i32, layout, lists, slab, birthMs, manual, stall);
     this.#coordinator.start();
@@ -408,7 +407,7 @@ export class Arena {
     if (readShared(this.#i32, X_CLOSED) !== 0) {
       return { threadId, cpus: [], locksReleased: 0, droppedUnits: 0, leakedByCpu: {} };
     }
-    const report = recoverThread(this.#i32, this.#layout, this.#slab, this.#lists, threadId);
+    const report = recoverThread(this.#i32, this.#layout, this.#lists, threadId);
     if (report.cpus.length > 0 || report.locksReleased > 0) this.#recoveries.push(report);
     return report;
   }

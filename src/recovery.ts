@@ -73,7 +73,6 @@ import {
   X_PAGE_LOCK,
   X_PAGES_NEXT,
 } from './layout.js';
-import type { Slab } from './slab.js';
 import { mutexRecover } from './sync.js';
 
 /** What recovering one exited thread found. */
@@ -106,7 +105,6 @@ const kClaimWaitMs = 1000;
 export function recoverThread(
   i32: Int32Array,
   layout: Layout,
-  slab: Slab,
   lists: ListsByCpu,
   deadThreadId: number,
 ): RecoveryReport {
