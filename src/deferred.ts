@@ -231,10 +231,17 @@ export class DeferredLists {
     requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0, this.#ringFor(c, pile));
   }
 
-  /** Whether a seal of `pile` units at cache word `c` rings the coordinator (see #selfDrive). */
+  /**
+   * Whether a seal of `pile` units at cache word `c` rings the coordinator (see #selfDrive): a
+   * self-driving CPU rings for a lone batch, and from `pollAll` (the doorbell or a drain: no
+   * look of its own may follow).
+   */
   #ringFor(c: number, pile: number): boolean {
-    return !this.#selfDrive || pile < (this.#i32[c + C_BATCH] as number);
+    return !this.#selfDrive || this.#polling || pile < (this.#i32[c + C_BATCH] as number);
   }
+
+  /** True while `pollAll` runs. */
+  #polling = false;
 
   /**
    * do_call_rcu_ttrace and __free_rcu: takes the inbox; if the batch in flight is past both GPs,
@@ -474,19 +481,24 @@ export class DeferredLists {
     Atomics.store(i32, pendingWord, 0);
     let rcu = 0;
     let ttrace = 0;
-    for (let cls = 0; cls < this.#layout.classes; cls++) {
-      const c = cacheWord(this.#layout, this.cpu, cls);
-      this.postRemote(c);
-      this.progressRcu(cls, offline);
-      this.progressTtrace(cls);
-      rcu +=
-        (i32[c + C_RCU_COUNT] as number) +
-        (i32[c + C_WAIT_COUNT] as number) +
-        Atomics.load(i32, c + C_X_RETURN_COUNT);
-      ttrace +=
-        (i32[c + C_TT_COUNT] as number) +
-        (i32[c + C_TTW_COUNT] as number) +
-        Atomics.load(i32, c + C_X_INBOX_COUNT);
+    this.#polling = true;
+    try {
+      for (let cls = 0; cls < this.#layout.classes; cls++) {
+        const c = cacheWord(this.#layout, this.cpu, cls);
+        this.postRemote(c);
+        this.progressRcu(cls, offline);
+        this.progressTtrace(cls);
+        rcu +=
+          (i32[c + C_RCU_COUNT] as number) +
+          (i32[c + C_WAIT_COUNT] as number) +
+          Atomics.load(i32, c + C_X_RETURN_COUNT);
+        ttrace +=
+          (i32[c + C_TT_COUNT] as number) +
+          (i32[c + C_TTW_COUNT] as number) +
+          Atomics.load(i32, c + C_X_INBOX_COUNT);
+      }
+    } finally {
+      this.#polling = false;
     }
     const bits = (rcu !== 0 ? PENDING_RCU : 0) | (ttrace !== 0 ? PENDING_TTRACE : 0);
     if (bits !== 0) Atomics.or(i32, pendingWord, bits);

@@ -22,7 +22,7 @@ export {
   type ReuseChoice,
   type SharingChoice,
 } from './policy.js';
-export { CpuPool, type CpuPoolOptions } from './pool.js';
+export { CpuPool, type CpuPoolOptions, watchPool } from './pool.js';
 export type { RecoveryReport } from './recovery.js';
 export { PointerQueue } from './ring.js';
 export {

@@ -62,6 +62,38 @@ export function siblingModule(base: string, path: string): URL {
   return new URL(`${path}${base.endsWith('.ts') ? '.ts' : '.js'}`, base);
 }
 
+/**
+ * Watches every worker of a piscina pool with `arena.watch`, those it starts later included (a
+ * pool that grows and shrinks): when piscina ends a worker (idle timeout, `destroy()`, a crash),
+ * the CPUs its thread held go offline and their slots can be attached by the next worker
+ * (`attachFree`).
+ *
+ * Workers that keep a CPU attached between tasks need piscina's `atomics: 'async'` (or
+ * `'disabled'`): with the default `'sync'` an idle worker blocks in `Atomics.wait`, its event
+ * loop never runs, and its CPU's doorbell (deferred lists, timely return) is never served —
+ * the stranded-cache problem. Warns once per pool in that case.
+ */
+export function watchPool(arena: Arena, piscina: Piscina): void {
+  if ((piscina.options as { atomics?: string }).atomics === 'sync') {
+    process.emitWarning(
+      "watchPool: this piscina pool uses atomics: 'sync'; idle workers cannot serve their CPU's doorbell (use atomics: 'async')",
+      { code: 'PERCPU_ARENA_SYNC_ATOMICS' },
+    );
+  }
+  watchWorkers(arena, piscina);
+}
+
+/** `watchPool` without the check: for `CpuPool`, whose tasks detach their CPU before they end. */
+function watchWorkers(arena: Arena, piscina: Piscina): void {
+  const watchAll = (): void => {
+    // A worker piscina starts after the arena closed needs no watching.
+    if (arena.closed) return;
+    for (const worker of piscina.threads) arena.watch(worker);
+  };
+  watchAll();
+  piscina.on('workerCreate', watchAll);
+}
+
 export class CpuPool {
   readonly #arena: Arena;
   readonly #piscina: Piscina;
@@ -99,13 +131,7 @@ export class CpuPool {
       // From sources, workers load .ts through tsx's require hook (see js-ecosystem notes).
       execArgv: kIsTypeScript ? ['--import', import.meta.resolve('tsx')] : [],
     });
-    const watchAll = (): void => {
-      // A worker piscina starts after the arena closed needs no watching.
-      if (arena.closed) return;
-      for (const worker of piscina.threads) arena.watch(worker);
-    };
-    watchAll();
-    piscina.on('workerCreate', watchAll);
+    watchWorkers(arena, piscina);
     return new CpuPool(arena, piscina, cpus, options.barrierTimeoutMs ?? 30_000);
   }
 

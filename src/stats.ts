@@ -10,6 +10,7 @@ import { readShared } from './atomics.js';
 import type { GpStats } from './coordinator.js';
 import {
   C_ALLOCS,
+  C_BATCH,
   C_FREE_COUNT,
   C_FREES,
   C_HIGH,
@@ -78,9 +79,10 @@ export interface CacheStats {
   readonly returnTakes: number;
   /** Units that passed an rcu GP on this cache. */
   readonly reclaimed: number;
-  /** The cache's watermarks (0 while its CPU has never been online). */
+  /** The cache's watermarks and refill batch (0 while its CPU has never been online). */
   readonly low: number;
   readonly high: number;
+  readonly batch: number;
 }
 
 /** One CPU slot. */
@@ -199,6 +201,7 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
         reclaimed: i32[c + C_RECLAIMED] as number,
         low: i32[c + C_LOW] as number,
         high: i32[c + C_HIGH] as number,
+        batch: i32[c + C_BATCH] as number,
       };
       classes.push(s);
       cachedPerClass[cls] = (cachedPerClass[cls] as number) + s.free;
