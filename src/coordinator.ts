@@ -264,10 +264,17 @@ export class Coordinator {
     this.releaseEmptySpans();
   }
 
-  /** Gives every class's empty spans back to the page allocator; returns how many. */
+  /**
+   * Sends the depot's parked batches to the slab and gives every class's empty spans back to the
+   * page allocator; returns how many spans.
+   */
   releaseEmptySpans(): number {
+    const depot = this.#lists.of(0).depot;
     let spans = 0;
-    for (let cls = 0; cls < this.#layout.classes; cls++) spans += this.#slab.releaseEmptySpans(cls);
+    for (let cls = 0; cls < this.#layout.classes; cls++) {
+      depot?.drainTo(this.#slab, cls);
+      spans += this.#slab.releaseEmptySpans(cls);
+    }
     return spans;
   }
 

@@ -660,6 +660,14 @@ export class CpuHandle {
       need -= this.#lists.lastCount;
     }
     if (need <= 0) return;
+    const depot = this.#lists.depot;
+    if (depot !== undefined) {
+      // A whole parked batch, whatever its length: one CAS and one store.
+      const head = depot.take(cls);
+      this.#splice(c, head, depot.lastTail, depot.lastCount);
+      need -= depot.lastCount;
+      if (need <= 0) return;
+    }
     this.#splice(c, this.#slab.takeBatch(cls, need), this.#slab.lastTail, this.#slab.lastCount);
     if (this.#slab.lastCount >= need) return;
     i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
@@ -746,7 +754,7 @@ export class CpuHandle {
       this.#lastEvent[cls] = 0;
       const c = this.#cacheBase + (cls << CACHE_SHIFT);
       if ((this.i32[c + C_FREE_COUNT] as number) > (this.i32[c + C_HIGH] as number)) {
-        this.#lists.freeBulk(cls, this.cpu);
+        this.#lists.freeBulk(cls, this.cpu, undefined, false);
       }
     }
   }
@@ -775,7 +783,8 @@ export class CpuHandle {
         this.#lastEvent[cls] = 0;
         this.#lists.postRemote(c);
         const keep = i32[classWord(this.#layout, cls) + CLS_PREFILL] as number;
-        if ((i32[c + C_FREE_COUNT] as number) > keep) this.#lists.freeBulk(cls, this.cpu, keep);
+        // To the slab, not the depot: the point is that memory can go back to the pages.
+        if ((i32[c + C_FREE_COUNT] as number) > keep) this.#lists.freeBulk(cls, this.cpu, keep, false);
       } else if (scale > 1 && now - (this.#lastEventMs[cls] as number) > kAdaptDecayMs) {
         this.#setWatermarks(cls, scale >> 1);
         this.#lastEvent[cls] = 0;

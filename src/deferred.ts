@@ -27,6 +27,8 @@
  * slab rows (their mutex) and the poison counters. Units on a list belong to the list's holder;
  * a chain pushed to an inbox was written by the sender before the CAS that publishes it.
  */
+
+import { Depot } from './depot.js';
 import { fail } from './errors.js';
 import { isExpired, readEpoch, requestEpoch, ringCoordinator, tryAdvance } from './grace-period.js';
 import {
@@ -45,6 +47,8 @@ import {
   C_REMOTE_POSTS,
   C_REMOTE_TAIL,
   C_REMOTE_TAKES,
+  C_TAKING_INBOX,
+  C_TAKING_RETURN,
   C_TRIM_TO,
   C_TRIMS,
   C_TT_COUNT,
@@ -88,6 +92,7 @@ import {
   P_ADAPTIVE,
   P_AFTER_RCU_SHIFT,
   P_CPU_GP,
+  P_DEPOT,
   P_HINT,
   P_TRIM_TTRACE,
   P_UNBOUNDED,
@@ -127,6 +132,8 @@ export class DeferredLists {
   readonly #keepBatches: boolean;
   /** CPUs drive GPs (policy gpDrive 'cpus'): help at every look, ring only for a lone batch. */
   readonly #selfDrive: boolean;
+  /** Trims park whole batches in the depot (policy sharing 'depot'), if a slot is free. */
+  readonly depot: Depot | undefined;
   readonly #poison: boolean;
   readonly cpu: number;
   /** Tail of the chain the last `#popFree` returned. */
@@ -160,6 +167,7 @@ export class DeferredLists {
     this.#hint = (policy & P_HINT) !== 0;
     this.#keepBatches = (policy & P_ADAPTIVE) !== 0;
     this.#selfDrive = (policy & P_CPU_GP) !== 0;
+    this.depot = (policy & P_DEPOT) !== 0 ? new Depot(i32, layout) : undefined;
     this.#poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
     this.cpu = cpu;
   }
@@ -283,16 +291,18 @@ export class DeferredLists {
 
   /**
    * free_bulk: trims the free list of `cls` to `keep` units ((low + high) / 2 unless told) in
-   * one batch, to the slab or (as the policy says) to the freeByRcuTtrace list of `target`: the
-   * hint of the last free, or this CPU.
+   * one batch, to the depot (if the policy has one and `park`, and a slot is free), the slab or
+   * (as the policy says) to the freeByRcuTtrace list of `target`: the hint of the last free, or
+   * this CPU.
    */
-  freeBulk(cls: number, target: number, keep?: number): void {
+  freeBulk(cls: number, target: number, keep?: number, park = true): void {
     const i32 = this.#i32;
     const c = cacheWord(this.#layout, this.cpu, cls);
     const n = (i32[c + C_FREE_COUNT] as number) - (keep ?? (i32[c + C_TRIM_TO] as number));
     i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
     if (n <= 0) return;
     const head = this.#popFree(c, n);
+    if (park && this.depot?.park(cls, head, this.#poppedTail, n)) return;
     if (this.#trimTtrace) {
       this.sendTtrace(cls, target, head, this.#poppedTail, n);
       this.progressTtrace(cls);
@@ -547,14 +557,14 @@ export class DeferredLists {
 
   /** llist_del_all on the ttrace inbox, appended to freeByRcuTtrace. */
   #takeInbox(cls: number, c: number): void {
-    const head = this.#takeChain(c + C_X_INBOX_HEAD);
+    const head = this.#takeChain(c + C_X_INBOX_HEAD, c + C_TAKING_INBOX);
     if (head !== 0) this.appendTtrace(cls, head, this.#poppedTail, this.lastTaken);
   }
 
   /** Owner return: llist_del_all on the return inbox, appended to freeByRcu (sealed with it). */
   #takeReturns(c: number): void {
     const i32 = this.#i32;
-    const head = this.#takeChain(c + C_X_RETURN_HEAD);
+    const head = this.#takeChain(c + C_X_RETURN_HEAD, c + C_TAKING_RETURN);
     if (head === 0) return;
     if ((i32[c + C_RCU_COUNT] as number) === 0) i32[c + C_RCU_TAIL] = this.#poppedTail;
     i32[this.#poppedTail >> 2] = i32[c + C_RCU_HEAD] as number;
@@ -571,10 +581,13 @@ export class DeferredLists {
    * Takes the whole chain of the inbox whose head is at `headWord` (count at `headWord + 1`)
    * with an exchange and returns its head (0 if empty).
    */
-  #takeChain(headWord: number): number {
+  #takeChain(headWord: number, takingWord: number): number {
     const i32 = this.#i32;
     const head = Atomics.exchange(i32, headWord, 0);
     if (head === 0) return 0;
+    // No interrupt check between the exchange and this store (no call into JS, no loop), so a
+    // terminate() cannot fall between them; one in the walk below leaves the chain named here.
+    i32[takingWord] = head;
     // Pushers add to the count before they publish, so the chain is at most this long; a longer
     // one is a cycle (a unit freed twice at once on two CPUs), which must not hang this CPU.
     const bound = Atomics.load(i32, headWord + 1);
@@ -587,6 +600,7 @@ export class DeferredLists {
       n++;
     }
     Atomics.sub(i32, headWord + 1, n);
+    i32[takingWord] = 0;
     this.#poppedTail = tail;
     this.lastTaken = n;
     return head;

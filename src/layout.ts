@@ -3,7 +3,7 @@
  * here, derived from three numbers (CPUs, classes, pages) and checked when this module loads.
  *
  * ```
- * | header + GP state | CPU table [cpu] | class table [class] | caches [cpu][class] | slab directory [class] | unit-start map | page table | pages ... |
+ * | header + GP state | CPU table [cpu] | class table [class] | caches [cpu][class] | slab directory [class] | depot [class] | unit-start map | page table | pages ... |
  * ```
  *
  * - A pointer is a byte offset into the arena; 0 is null. A unit starts with its 8-byte header
@@ -118,6 +118,9 @@ export const X_PAGE_HOLDER = 55;
 /** CPUs taken offline because their thread exited while it held them, and CPU stalls reported. */
 export const X_CPUS_RECOVERED = 56;
 export const X_STALLS = 57;
+/** Depot traffic: batches parked there and taken from it (src/depot.ts). */
+export const X_DEPOT_PARKS = 58;
+export const X_DEPOT_TAKES = 59;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */
@@ -233,6 +236,13 @@ export const C_REMOTE_TAKES = 37;
  * move between two coordinator ticks is idle and gives its cached units back).
  */
 export const C_IDLE_MARK = 38;
+/**
+ * The chain an inbox taker (the ttrace inbox, the return inbox) has exchanged out of the inbox
+ * but not yet subtracted from its count: a thread killed in that walk leaves it here, and
+ * recovery finishes the subtraction (src/recovery.ts). Owner-only.
+ */
+export const C_TAKING_INBOX = 39;
+export const C_TAKING_RETURN = 40;
 /** The owner-return inbox: other CPUs push chains (CAS on the head), the holder takes all. */
 export const C_X_RETURN_HEAD = 48;
 export const C_X_RETURN_COUNT = 49;
@@ -256,6 +266,19 @@ export const SLAB_X_HOLDER = 7;
  */
 export const SLAB_X_RETURNS = 8;
 export const SLAB_X_RETURN_COUNT = 9;
+
+/**
+ * Depot (policy sharing 'depot'): per class DEPOT_SLOTS slots of whole batches, each slot
+ * DEPOT_SLOT_WORDS words: head (0 empty, DEPOT_BUSY while a CPU fills or empties it), tail,
+ * count. A CPU claims a slot with one CAS, writes or reads the chain's tail and count, and
+ * releases it with one store (src/depot.ts).
+ */
+export const DEPOT_SLOTS = 16;
+export const DEPOT_SLOT_WORDS = 4;
+export const DEPOT_X_HEAD = 0;
+export const DEPOT_TAIL = 1;
+export const DEPOT_COUNT = 2;
+export const DEPOT_BUSY = -1;
 
 /**
  * Unit-start map: one bit per 8 bytes of the page region, set for every unit start of every
@@ -295,6 +318,7 @@ export interface Layout {
   readonly classTable: number;
   readonly caches: number;
   readonly slabs: number;
+  readonly depot: number;
   readonly unitMap: number;
   readonly pageTable: number;
   /** Byte offset of page 0. */
@@ -311,7 +335,8 @@ export function computeLayout(cpus: number, classes: number, maxPages: number): 
   const classTable = cpuTable + cpus * RECORD_WORDS;
   const caches = classTable + classes * RECORD_WORDS;
   const slabs = caches + cpus * classes * CACHE_WORDS;
-  const unitMap = slabs + classes * RECORD_WORDS;
+  const depot = slabs + classes * RECORD_WORDS;
+  const unitMap = depot + classes * DEPOT_SLOTS * DEPOT_SLOT_WORDS;
   const pageTable = unitMap + maxPages * UNIT_MAP_WORDS_PER_PAGE;
   const pagesBase = alignUp((pageTable + maxPages) * 4, PAGE_BYTES);
   return {
@@ -322,6 +347,7 @@ export function computeLayout(cpus: number, classes: number, maxPages: number): 
     classTable,
     caches,
     slabs,
+    depot,
     unitMap,
     pageTable,
     pagesBase,
@@ -347,6 +373,11 @@ export function gpWord(flavor: number, g: number): number {
 /** Word index of the class table record of `cls`. */
 export function classWord(layout: Layout, cls: number): number {
   return layout.classTable + (cls << RECORD_SHIFT);
+}
+
+/** Word index of depot slot `slot` of class `cls`. */
+export function depotWord(layout: Layout, cls: number, slot: number): number {
+  return layout.depot + (cls * DEPOT_SLOTS + slot) * DEPOT_SLOT_WORDS;
 }
 
 /** Word index of the slab row of `cls`. */
@@ -426,6 +457,8 @@ function checkConstants(): void {
       C_REMOTE_POSTS,
       C_REMOTE_TAKES,
       C_IDLE_MARK,
+      C_TAKING_INBOX,
+      C_TAKING_RETURN,
       C_X_RETURN_HEAD,
       C_X_RETURN_COUNT,
     ],
@@ -480,6 +513,8 @@ function checkConstants(): void {
       X_PAGE_HOLDER,
       X_CPUS_RECOVERED,
       X_STALLS,
+      X_DEPOT_PARKS,
+      X_DEPOT_TAKES,
     ],
   };
   for (const [name, fields] of Object.entries(records)) {

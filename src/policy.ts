@@ -12,7 +12,7 @@
  * reuse-after-gp  rcu lists              rcu lists            own ttrace lists              own free list            slab; refill reuses the ttrace lists first
  * free-after-gp   rcu lists              rcu lists            (never: free list only refills) slab                  —
  * prealloc        own free list          rcu lists            never (the pool only grows)   ttrace lists             slab
- * arena           rcu lists              rcu lists            slab (cap 8 × high; idle: all) own free list            —; remote frees go to the owner's rcu lists
+ * arena           rcu lists              rcu lists            depot, else slab (cap 8 × high; idle: slab) own free list  —; remote frees go to the owner's rcu lists
  * ```
  * "tgt" is the kernel's hint: the owner of the unit whose free triggered the trim (one field per
  * cache, "the hint is not accurate"). Reusing the ttrace lists is the kernels' shortcut (the
@@ -37,8 +37,12 @@ export type ReuseChoice = 'immediate' | 'after-gp' | 'free-after-gp';
  * frees all take the slow path where the owner is read).
  */
 export type RemoteFreeChoice = 'local' | 'hint' | 'owner';
-/** How caches share units (the depot comes with a later release). */
-export type SharingChoice = 'none';
+/**
+ * How caches share units besides the slab: not at all, or through a depot of whole batches
+ * (src/depot.ts): trims park there, refills take from there before the slab. Needs trims that
+ * go to the slab (trimVia 'slab'): a parked unit is reusable at once.
+ */
+export type SharingChoice = 'none' | 'depot';
 /**
  * How many free units a cache keeps: the kernel's watermarks, unbounded (a pre-allocated pool),
  * or adaptive (tcmalloc's per-CPU capacity control): under immediate reuse the watermarks grow
@@ -127,6 +131,7 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
   arena: {
     ...reuseAfterGp,
     remoteFree: 'owner',
+    sharing: 'depot',
     capacity: 'adaptive',
     gpDrive: 'cpus',
     trimVia: 'slab',
@@ -139,7 +144,7 @@ export const DEFAULT_PRESET: PresetName = 'kernel-6.6';
 const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
   reuse: ['immediate', 'after-gp', 'free-after-gp'],
   remoteFree: ['local', 'hint', 'owner'],
-  sharing: ['none'],
+  sharing: ['none', 'depot'],
   capacity: ['fixed', 'unbounded', 'adaptive'],
   gpDrive: ['coordinator', 'cpus'],
   trimVia: ['slab', 'ttrace'],
@@ -173,6 +178,12 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
   if (resolved.remoteFree === 'owner' && resolved.reuse === 'immediate') {
     // Immediate frees stay on the fast path, which does not read the owner.
     fail('EINVAL', "options.policy: remoteFree 'owner' needs reuse 'after-gp' or 'free-after-gp'");
+  }
+  if (resolved.sharing === 'depot' && resolved.trimVia !== 'slab') {
+    fail(
+      'EINVAL',
+      "options.policy: sharing 'depot' needs trimVia 'slab' (parked units are reusable at once)",
+    );
   }
   if (resolved.capacity === 'adaptive' && resolved.reuse === 'free-after-gp') {
     fail(
@@ -209,6 +220,8 @@ export const P_UNBOUNDED = 1 << 3;
 export const P_ADAPTIVE = 1 << 9;
 /** Remote frees go back to their owner (src/deferred.ts). */
 export const P_OWNER = 1 << 10;
+/** Trims park whole batches in the depot (src/depot.ts). */
+export const P_DEPOT = 1 << 12;
 /** CPUs drive GPs themselves (src/deferred.ts). */
 export const P_CPU_GP = 1 << 11;
 /** Largest multiple of the kernel's watermarks an adaptive cache holds. */
@@ -226,6 +239,7 @@ export function encodePolicy(p: Policy): number {
     (p.remoteFree === 'hint' ? P_HINT : p.remoteFree === 'owner' ? P_OWNER : 0) |
     (p.capacity === 'unbounded' ? P_UNBOUNDED : p.capacity === 'adaptive' ? P_ADAPTIVE : 0) |
     (p.gpDrive === 'cpus' ? P_CPU_GP : 0) |
+    (p.sharing === 'depot' ? P_DEPOT : 0) |
     (p.trimVia === 'ttrace' ? P_TRIM_TTRACE : 0) |
     (choices.refillFromTtrace.indexOf(p.refillFromTtrace) << P_REFILL_SHIFT) |
     (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT)
@@ -236,7 +250,7 @@ export function decodePolicy(bits: number): Policy {
   return {
     reuse: choices.reuse[bits & P_REUSE_MASK] as ReuseChoice,
     remoteFree: bits & P_HINT ? 'hint' : bits & P_OWNER ? 'owner' : 'local',
-    sharing: 'none',
+    sharing: bits & P_DEPOT ? 'depot' : 'none',
     capacity: bits & P_UNBOUNDED ? 'unbounded' : bits & P_ADAPTIVE ? 'adaptive' : 'fixed',
     gpDrive: bits & P_CPU_GP ? 'cpus' : 'coordinator',
     trimVia: bits & P_TRIM_TTRACE ? 'ttrace' : 'slab',

@@ -37,12 +37,16 @@ import {
   C_RCU_HEAD,
   C_REMOTE_COUNT,
   C_REMOTE_HEAD,
+  C_TAKING_INBOX,
+  C_TAKING_RETURN,
   C_TT_COUNT,
   C_TT_HEAD,
   C_TTW_COUNT,
   C_TTW_HEAD,
   C_WAIT_COUNT,
   C_WAIT_HEAD,
+  C_X_INBOX_COUNT,
+  C_X_RETURN_COUNT,
   CLS_UNIT_SIZE,
   CPU_DRAINING_OFFLINE,
   CPU_IDLE,
@@ -63,6 +67,8 @@ import {
   SLAB_FREE_HEAD,
   SLAB_X_HOLDER,
   SLAB_X_LOCK,
+  SLAB_X_RETURN_COUNT,
+  SLAB_X_RETURNS,
   slabWord,
   UNIT_ALLOCATED,
   UNIT_DEFERRED,
@@ -99,6 +105,12 @@ const kCacheLists = [
   [C_REMOTE_HEAD, C_REMOTE_COUNT, UNIT_DEFERRED],
 ] as const;
 
+/** Inbox takes as [taking word, the inbox's count word]. */
+const kTakings = [
+  [C_TAKING_INBOX, C_X_INBOX_COUNT],
+  [C_TAKING_RETURN, C_X_RETURN_COUNT],
+] as const;
+
 /** How long to wait for another drainer to hand back a CPU of the dead thread. */
 const kClaimWaitMs = 1000;
 
@@ -113,6 +125,12 @@ export function recoverThread(
   for (let cls = 0; cls < layout.classes; cls++) {
     const row = slabWord(layout, cls);
     const repair = (): void => {
+      // Only this thread pushes to the return stack, so its count can be made exact here (a
+      // taker killed in its walk took a chain and left the count).
+      const returns = Atomics.load(i32, row + SLAB_X_RETURN_COUNT);
+      const onStack = chainLength(i32, Atomics.load(i32, row + SLAB_X_RETURNS), returns);
+      droppedUnits += returns - onStack;
+      Atomics.store(i32, row + SLAB_X_RETURN_COUNT, onStack);
       const count = i32[row + SLAB_FREE_COUNT] as number;
       const sound = soundPrefix(i32, layout, i32[row + SLAB_FREE_HEAD] as number, count, cls, UNIT_FREE);
       if (sound < count) {
@@ -135,6 +153,16 @@ export function recoverThread(
     for (let f = 0; f < FLAVORS; f++) publish(i32, rec + CPU_X_PIN + f, 0);
     for (let cls = 0; cls < layout.classes; cls++) {
       const c = cacheWord(layout, cpu, cls);
+      // An inbox take cut short in its walk: the chain is out of the inbox, its count not yet
+      // subtracted. Subtract it; the chain itself is lost with the thread's locals.
+      for (const [takingWord, countWord] of kTakings) {
+        const taken = i32[c + takingWord] as number;
+        if (taken === 0) continue;
+        const n = chainLength(i32, taken, Atomics.load(i32, c + countWord));
+        Atomics.sub(i32, c + countWord, n);
+        droppedUnits += n;
+        i32[c + takingWord] = 0;
+      }
       for (const [headWord, countWord, state] of kCacheLists) {
         const count = i32[c + countWord] as number;
         if (soundPrefix(i32, layout, i32[c + headWord] as number, count, cls, state) !== count) {
@@ -210,6 +238,13 @@ function soundPrefix(
     unit = i32[unit >> 2] as number;
   }
   return count;
+}
+
+/** Length of the 0-terminated chain from `head`, at most `bound`. */
+function chainLength(i32: Int32Array, head: number, bound: number): number {
+  let n = 0;
+  for (let unit = head; unit !== 0 && n < bound; unit = i32[unit >> 2] as number) n++;
+  return n;
 }
 
 /** Ends the chain whose head is at word `headWord` after its first `n` units. */

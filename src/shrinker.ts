@@ -6,8 +6,8 @@
  * 1. Drain the CPUs nobody runs: a parked CPU's deferred lists move on and its cached free units
  *    go back to the slab; an offline CPU's deferred lists move on. Each is claimed through its
  *    state word (IDLE/OFFLINE → DRAINING, by CAS) exactly as the coordinator does, and put back.
- *    Then the slabs' empty spans go back to the page allocator (another class's empty spans
- *    become this class's pages).
+ *    Then the depot's parked batches go to the slab and the slabs' empty spans go back to the
+ *    page allocator (another class's empty spans become this class's pages).
  * 2. An urgent GP: try to advance both flavors twice (the same rule as the coordinator; it fails
  *    while a reader pinned at an older epoch holds it, and respects the minimum epoch duration of
  *    the GP timing emulation), so the caller's own deferred batches may pass their GP.
@@ -59,7 +59,11 @@ export class Shrinker {
         Atomics.add(i32, X_RECLAIM_DRAINED, 1);
       }
     }
-    for (let cls = 0; cls < this.#layout.classes; cls++) this.#slab.releaseEmptySpans(cls);
+    const depot = this.#lists.of(this.#self).depot;
+    for (let cls = 0; cls < this.#layout.classes; cls++) {
+      depot?.drainTo(this.#slab, cls);
+      this.#slab.releaseEmptySpans(cls);
+    }
     for (let flavor = 0; flavor < FLAVORS; flavor++) {
       for (let k = 0; k < 2; k++) {
         const result = tryAdvance(i32, this.#layout, flavor, this.#birthMs, true);

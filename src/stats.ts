@@ -37,6 +37,10 @@ import {
   cacheWord,
   classWord,
   cpuWord,
+  DEPOT_COUNT,
+  DEPOT_SLOTS,
+  DEPOT_X_HEAD,
+  depotWord,
   type Layout,
   PAGE_BYTES,
   SLAB_FREE_COUNT,
@@ -45,6 +49,8 @@ import {
   SLAB_X_RETURN_COUNT,
   slabWord,
   X_CPUS_RECOVERED,
+  X_DEPOT_PARKS,
+  X_DEPOT_TAKES,
   X_PAGE_LIMIT_HITS,
   X_PAGES_IN_USE,
   X_PEAK_PAGES,
@@ -119,9 +125,11 @@ export interface ClassStats {
   readonly slabFree: number;
   /** Units on the CPUs' cache free lists. */
   readonly cached: number;
+  /** Free units parked in the depot (policy sharing 'depot'). */
+  readonly depot: number;
   /** Units on the CPUs' deferred lists and inboxes. */
   readonly deferred: number;
-  /** Units allocated and not freed: units − slabFree − cached − deferred. */
+  /** Units allocated and not freed: units − slabFree − cached − depot − deferred. */
   readonly live: number;
 }
 
@@ -141,6 +149,8 @@ export interface ArenaStats {
   readonly spansReleased: number;
   /** CPUs taken offline because their thread exited holding them (src/recovery.ts). */
   readonly cpusRecovered: number;
+  /** Depot traffic: batches parked and taken (policy sharing 'depot'). */
+  readonly depot: { readonly parks: number; readonly takes: number };
   /** CPU stalls reported (a CPU held a GP back for `stallWarningMs`). */
   readonly stalls: number;
   readonly classes: readonly ClassStats[];
@@ -169,6 +179,16 @@ export interface ArenaStats {
     readonly gpAdvances: number;
     readonly succeeded: number;
   };
+}
+
+/** Units parked in the depot slots of class `cls` (racy snapshot). */
+function depotUnits(i32: Int32Array, layout: Layout, cls: number): number {
+  let n = 0;
+  for (let slot = 0; slot < DEPOT_SLOTS; slot++) {
+    const w = depotWord(layout, cls, slot);
+    if (Atomics.load(i32, w + DEPOT_X_HEAD) > 0) n += i32[w + DEPOT_COUNT] as number;
+  }
+  return n;
 }
 
 export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaStats {
@@ -233,7 +253,8 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
     const slabFree = (i32[row + SLAB_FREE_COUNT] as number) + Atomics.load(i32, row + SLAB_X_RETURN_COUNT);
     const cached = cachedPerClass[cls] as number;
     const deferred = deferredPerClass[cls] as number;
-    const live = units - slabFree - cached - deferred;
+    const depot = depotUnits(i32, layout, cls);
+    const live = units - slabFree - cached - depot - deferred;
     liveUnits += live;
     classes.push({
       unitSize: i32[classWord(layout, cls) + CLS_UNIT_SIZE] as number,
@@ -243,6 +264,7 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
       units,
       slabFree,
       cached,
+      depot,
       deferred,
       live,
     });
@@ -255,6 +277,7 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
     limitHits: readShared(i32, X_PAGE_LIMIT_HITS),
     spansReleased: readShared(i32, X_SPANS_RELEASED),
     cpusRecovered: readShared(i32, X_CPUS_RECOVERED),
+    depot: { parks: readShared(i32, X_DEPOT_PARKS), takes: readShared(i32, X_DEPOT_TAKES) },
     stalls: readShared(i32, X_STALLS),
     classes,
     cpus,

@@ -106,7 +106,7 @@ describe('crash recovery', () => {
       expect(stats.cpus.every((c) => !c.online)).toBe(true);
       expect(stats.cpusRecovered).toBe(rounds);
       const audit = auditArena(arena.shared.buffer);
-      expect(audit.problems).toEqual([]);
+      expect(audit.problems.join('\n')).toBe('');
       expect(audit.allocated + audit.lost).toBe(stats.liveUnits);
       // Only crashers' units are still allocated (the survivor freed its own and the mail).
       expect(audit.allocatedByCpu[survivorCpu] ?? 0).toBe(0);

@@ -51,6 +51,10 @@ import {
   C_X_RETURN_COUNT,
   C_X_RETURN_HEAD,
   cacheWord,
+  DEPOT_COUNT,
+  DEPOT_SLOTS,
+  DEPOT_X_HEAD,
+  depotWord,
   FLAVOR_RCU,
   G_EPOCH,
   gpWord,
@@ -104,6 +108,8 @@ interface Coverage {
   limitHits: number;
   replugs: number;
   spansReleased: number;
+  depotParks: number;
+  depotTakes: number;
 }
 
 /**
@@ -239,6 +245,12 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
       }
       const row = slabWord(layout, cls);
       n += walk(word(row + SLAB_FREE_HEAD), cls, `slab ${cls}`, word(row + SLAB_FREE_COUNT), n);
+      for (let slot = 0; slot < DEPOT_SLOTS; slot++) {
+        const w = depotWord(layout, cls, slot);
+        if (word(w + DEPOT_X_HEAD) !== 0) {
+          n += walk(word(w + DEPOT_X_HEAD), cls, `depot ${cls}/${slot}`, word(w + DEPOT_COUNT), n);
+        }
+      }
       const { live: liveUnits = -1, units = -1 } = stats.classes[cls] ?? {};
       const modelLive = liveByClass[cls] as number;
       if (liveUnits !== modelLive) expect.fail(`class ${cls}: ${liveUnits} live units, model ${modelLive}`);
@@ -330,6 +342,8 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
   if (coverage) {
     coverage.limitHits += stats.limitHits;
     coverage.spansReleased += stats.spansReleased;
+    coverage.depotParks += stats.depot.parks;
+    coverage.depotTakes += stats.depot.takes;
     // Cache counters live in the CPU slot and survive detach + reattach.
     coverage.trims += stats.cpus.reduce((sum, c) => sum + c.trims, 0);
   }
@@ -341,6 +355,8 @@ const noCoverage = (): Coverage => ({
   limitHits: 0,
   replugs: 0,
   spansReleased: 0,
+  depotParks: 0,
+  depotTakes: 0,
 });
 
 const cpuArb = fc.integer({ min: 0, max: CPUS - 1 });
@@ -413,6 +429,22 @@ describe('allocator model', () => {
     );
     expect(coverage.trims).toBeGreaterThan(4);
   });
+
+  it.each([
+    ['immediate reuse', { ...PRESETS['kernel-6.6'], trimVia: 'slab', sharing: 'depot' }],
+    ['reuse after a GP', { ...PRESETS.arena, capacity: 'fixed' }],
+  ] as const)(
+    'keeps every invariant with a depot (%s: trims park batches, refills take them)',
+    (_, policy) => {
+      const coverage = noCoverage();
+      fc.assert(
+        fc.property(opsArb, (ops) => runModel(ops, { policy }, coverage)),
+        { numRuns: 40 },
+      );
+      expect(coverage.depotParks).toBeGreaterThan(4);
+      expect(coverage.depotTakes).toBeGreaterThan(4);
+    },
+  );
 
   it('hits the memory limit without breaking any invariant', () => {
     // Spans are per class, shared by the CPUs: the first prefill takes 35 pages (one span of

@@ -190,6 +190,34 @@ describe('presets', () => {
     },
   );
 
+  it('depot: a CPU over its high watermark parks a whole batch, another under its low takes it instead of the slab', () => {
+    const arena = Arena.create({
+      cpus: 2,
+      maxBytes: 4 << 20,
+      coordinator: 'manual',
+      policy: { ...PRESETS['kernel-6.6'], trimVia: 'slab', sharing: 'depot' },
+    });
+    const a = arena.attach(0);
+    const b = arena.attach(1);
+    const ptrs = Array.from({ length: 200 }, () => a.alloc(SIZE));
+    for (const ptr of ptrs) a.free(ptr);
+    const parked = arena.stats();
+    expect(parked.depot.parks).toBeGreaterThan(0);
+    expect(parked.classes[CLS]?.depot).toBeGreaterThan(0);
+    // CPU 1 drains its prefill and refills: a whole parked batch first (one step), the rest of
+    // its refill batch from the slab.
+    const got = Array.from({ length: 40 }, () => b.alloc(SIZE));
+    expect(new Set(got).size).toBe(40);
+    const after = arena.stats();
+    expect(after.depot.takes).toBeGreaterThan(0);
+    expect(after.classes[CLS]?.depot).toBeLessThan(parked.classes[CLS]?.depot as number);
+    // Units came from CPU 0's trims.
+    expect(got.filter((p) => ptrs.includes(p)).length).toBeGreaterThan(0);
+    expect(() => Arena.create({ cpus: 1, policy: { ...PRESETS['kernel-6.6'], sharing: 'depot' } })).toThrow(
+      /EINVAL.*sharing 'depot' needs trimVia 'slab'/,
+    );
+  });
+
   it('prealloc: the per-CPU pool never trims', () => {
     const { arena, a } = setup('prealloc');
     const ptrs = Array.from({ length: 1000 }, () => a.alloc(SIZE));

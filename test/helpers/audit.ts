@@ -1,6 +1,7 @@
 /**
  * Exact accounting of a quiet arena (no CPU running): walks every list (each CPU's free list,
- * deferred lists, remote buffer and both inboxes; each slab row) by its count, and scans every
+ * deferred lists, remote buffer and both inboxes; each slab row, its return stack and the
+ * depot's slots) by its count, and scans every
  * unit start of the unit-start map. Each unit must be on at most one list, in the state that
  * list holds; off the lists it is allocated (live or leaked) or lost (free but on no list: a
  * chain a killed thread held in its locals).
@@ -23,6 +24,10 @@ import {
   C_X_RETURN_COUNT,
   C_X_RETURN_HEAD,
   cacheWord,
+  DEPOT_COUNT,
+  DEPOT_SLOTS,
+  DEPOT_X_HEAD,
+  depotWord,
   HINT_CLASS_BITS,
   PAGE_BYTES,
   readLayout,
@@ -102,6 +107,11 @@ export function auditArena(buffer: SharedArrayBuffer): Audit {
   for (let cls = 0; cls < layout.classes; cls++) {
     const row = slabWord(layout, cls);
     walk(i32[row + SLAB_FREE_HEAD] as number, i32[row + SLAB_FREE_COUNT] as number, UNIT_FREE, `slab ${cls}`);
+    for (let slot = 0; slot < DEPOT_SLOTS; slot++) {
+      const w = depotWord(layout, cls, slot);
+      const head = Atomics.load(i32, w + DEPOT_X_HEAD);
+      if (head > 0) walk(head, i32[w + DEPOT_COUNT] as number, UNIT_FREE, `depot ${cls}/${slot}`);
+    }
     walk(
       Atomics.load(i32, row + SLAB_X_RETURNS),
       Atomics.load(i32, row + SLAB_X_RETURN_COUNT),
