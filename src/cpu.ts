@@ -67,6 +67,7 @@ import {
   classWord,
   cpuWord,
   DEBUG_POISON,
+  DEPOT_SLOTS,
   FLAVOR_RCU,
   FLAVOR_TTRACE,
   G_EPOCH,
@@ -662,10 +663,13 @@ export class CpuHandle {
     if (need <= 0) return;
     const depot = this.#lists.depot;
     if (depot !== undefined) {
-      // A whole parked batch, whatever its length: one CAS and one store.
-      const head = depot.take(cls);
-      this.#splice(c, head, depot.lastTail, depot.lastCount);
-      need -= depot.lastCount;
+      // Whole parked batches, whatever their length: one CAS and one store each.
+      for (let k = 0; k < DEPOT_SLOTS && need > 0; k++) {
+        const head = depot.take(cls);
+        if (head === 0) break;
+        this.#splice(c, head, depot.lastTail, depot.lastCount);
+        need -= depot.lastCount;
+      }
       if (need <= 0) return;
     }
     this.#splice(c, this.#slab.takeBatch(cls, need), this.#slab.lastTail, this.#slab.lastCount);

@@ -302,7 +302,9 @@ export class DeferredLists {
     i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
     if (n <= 0) return;
     const head = this.#popFree(c, n);
-    if (park && this.depot?.park(cls, head, this.#poppedTail, n)) return;
+    // The depot holds refill-sized batches (a larger one would overshoot the taker's refill).
+    if (park && n <= 2 * (i32[c + C_BATCH] as number) && this.depot?.park(cls, head, this.#poppedTail, n))
+      return;
     if (this.#trimTtrace) {
       this.sendTtrace(cls, target, head, this.#poppedTail, n);
       this.progressTtrace(cls);

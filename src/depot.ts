@@ -1,7 +1,8 @@
 /**
  * The depot (policy sharing 'depot'; tcmalloc's transfer cache, jemalloc's bins between tcache
  * and slab): per class a few slots of whole batches shared by all CPUs. A CPU over its high
- * watermark parks the batch it trims there; a CPU under its low watermark takes one before it
+ * watermark parks the batch it trims there (up to two refill batches: a larger one would
+ * overshoot the taker's refill); a CPU under its low watermark takes parked batches before it
  * goes to the slab. Moving a batch costs a CAS and a store, whatever its length, and no mutex.
  *
  * ```
