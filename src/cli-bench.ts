@@ -198,7 +198,8 @@ function printXmalloc(r: XmallocReport): void {
   console.log(
     `Summary: ${(r.objectsPerSec / 1e6).toFixed(2)} ± ${(r.objectsPerSecStddev / 1e6).toFixed(2)} M objects/s ` +
       `(${fixed2(r.perProdKops)}k/s per producer), memory usage ${fixed2(r.avgMiB)} ± ${fixed2(r.avgMiBStddev)}MiB, ` +
-      `peak memory usage ${fixed2(r.peakMiB)}MiB`,
+      `peak memory usage ${fixed2(r.peakMiB)}MiB ` +
+      `(${r.peakMiB <= r.boundMiB ? 'within' : 'above'} the bound of ${fixed2(r.boundMiB)}MiB: live + caches + depot + nine epochs of frees)`,
   );
   console.log(
     gpLine(r) + (r.allocFailures > 0 ? `; ${r.allocFailures} allocations failed (memory limit)` : ''),

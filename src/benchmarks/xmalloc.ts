@@ -7,7 +7,8 @@
  * Who may call: any thread; it creates and closes its own arena and pool.
  */
 import { Arena } from '../arena.js';
-import type { PresetName } from '../policy.js';
+import { DEPOT_SLOTS } from '../layout.js';
+import { ADAPTIVE_MAX_SCALE, type PresetName } from '../policy.js';
 import { siblingModule } from '../pool.js';
 import { PointerQueue } from '../ring.js';
 import {
@@ -18,6 +19,8 @@ import {
   type XmallocResult,
   xmallocControlWords,
 } from '../scenarios/xmalloc.js';
+import { UNIT_HEADER_BYTES } from '../size-class.js';
+import type { ArenaStats } from '../stats.js';
 import { type GpSummary, gpSummary } from './htab-mem.js';
 import { type MachineConditions, MiB, machineConditions, meanStddev, round2, sampledRun } from './measure.js';
 
@@ -58,11 +61,47 @@ export interface XmallocReport {
   readonly peakMiB: number;
   /** Allocations that returned 0 (the memory limit was reached). */
   readonly allocFailures: number;
+  /**
+   * What memory may be with every free remote when freed units go home within their GP
+   * (`memoryBound`): live objects at most (the queue full, a batch in every CPU's hands) +
+   * every cache at 8 × high + a full depot + the objects freed during nine epochs: a unit waits
+   * behind the batch in flight (a GP), then for its own GP, and a batch that passed lands at once
+   * and is handed out again over the next GP; each GP takes the rest of its sealing epoch and
+   * two more. An epoch is the longer of the minimum and the run's mean. `peakMiB` above it means
+   * freed memory piles up.
+   */
+  readonly boundMiB: number;
   readonly gp: { readonly rcu: GpSummary; readonly ttrace: GpSummary };
   readonly conditions: MachineConditions;
 }
 
 const kQueueBatches = 128;
+
+/** Bytes of the bound in `XmallocReport.boundMiB`. */
+export function memoryBound(o: {
+  readonly stats: ArenaStats;
+  readonly batch: number;
+  readonly size: number;
+  readonly cpus: number;
+  readonly queueBatches: number;
+  readonly objectsPerSec: number;
+  readonly gpMinMs: { readonly rcu: number };
+  /** Seconds the run took, warm-up included (for the mean epoch). */
+  readonly seconds: number;
+}): number {
+  const cls = o.stats.classes.findIndex(
+    (c) => c.objectSize === 0 && c.unitSize >= o.size + UNIT_HEADER_BYTES,
+  );
+  const unit = o.stats.classes[cls]?.unitSize ?? 0;
+  const cache = o.stats.cpus[0]?.classes[cls];
+  const live = (o.queueBatches + o.cpus) * o.batch;
+  const caches = o.cpus * ADAPTIVE_MAX_SCALE * (cache?.high ?? 0);
+  const depot = DEPOT_SLOTS * 2 * (cache?.batch ?? 0);
+  const meanEpochMs = (1000 * o.seconds) / Math.max(1, o.stats.gp.rcu.advances);
+  const epochS = Math.max(o.gpMinMs.rcu, meanEpochMs) / 1000;
+  const deferred = o.objectsPerSec * 9 * epochS;
+  return (live + caches + depot + deferred) * unit;
+}
 
 export async function runXmalloc(options: XmallocOptions): Promise<XmallocReport> {
   const { producers, policy } = options;
@@ -110,6 +149,19 @@ export async function runXmalloc(options: XmallocOptions): Promise<XmallocReport
       avgMiBStddev: round2(mem.stddev),
       peakMiB: round2(stats.peakBytes / MiB),
       allocFailures: results.reduce((n, r) => n + r.allocFailures, 0),
+      boundMiB: round2(
+        memoryBound({
+          stats,
+          batch,
+          size,
+          cpus,
+          queueBatches: kQueueBatches,
+          // The fastest interval: the peak may come from any of them.
+          objectsPerSec: Math.max(...samples.map((s) => s.counts.reduce((a, b) => a + b, 0) / s.seconds)),
+          gpMinMs,
+          seconds: options.warmupS + samples.reduce((t, s) => t + s.seconds, 0),
+        }) / MiB,
+      ),
       gp: { rcu: gpSummary(stats.gp.rcu), ttrace: gpSummary(stats.gp.ttrace) },
       conditions,
     };
