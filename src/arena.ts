@@ -405,10 +405,11 @@ export class Arena {
     if (!Number.isInteger(threadId) || threadId < 0)
       fail('EINVAL', `recoverThread(${String(threadId)}): not a threadId`);
     if (readShared(this.#i32, X_CLOSED) !== 0) {
-      return { threadId, cpus: [], locksReleased: 0, droppedUnits: 0, leakedByCpu: {} };
+      return { threadId, cpus: [], drainedCpus: [], locksReleased: 0, droppedUnits: 0, leakedByCpu: {} };
     }
     const report = recoverThread(this.#i32, this.#layout, this.#lists, threadId);
-    if (report.cpus.length > 0 || report.locksReleased > 0) this.#recoveries.push(report);
+    if (report.cpus.length + report.drainedCpus.length + report.locksReleased > 0)
+      this.#recoveries.push(report);
     return report;
   }
 

@@ -53,6 +53,7 @@ import {
   CPU_X_OWNER,
   CPU_X_PENDING,
   CPU_X_STATE,
+  cpuState,
   cpuWord,
   FLAVORS,
   G_ADVANCES,
@@ -245,20 +246,21 @@ export class Coordinator {
    */
   #tick(): void {
     const i32 = this.#i32;
-    if (this.#adaptive) {
-      for (let cpu = 0; cpu < this.#layout.cpus; cpu++) {
-        const rec = cpuWord(this.#layout, cpu);
-        const state = Atomics.load(i32, rec + CPU_X_STATE);
-        if (state === CPU_ONLINE) {
-          Atomics.add(i32, rec + CPU_X_DOORBELL, 1);
-          Atomics.notify(i32, rec + CPU_X_DOORBELL);
-        } else if (state === CPU_IDLE) {
-          drainIfIdle(i32, this.#layout, cpu, () => {
-            const lists = this.#lists.of(cpu);
-            lists.pollAll(false);
-            for (let cls = 0; cls < this.#layout.classes; cls++) lists.flushFreeList(cls);
-          });
-        }
+    for (let cpu = 0; cpu < this.#layout.cpus; cpu++) {
+      const rec = cpuWord(this.#layout, cpu);
+      const state = cpuState(Atomics.load(i32, rec + CPU_X_STATE));
+      // Every policy: a CPU with pending work hears its doorbell at least once a tick (a remote
+      // buffer that never fills, a batch nobody asked a GP for).
+      const pending = Atomics.load(i32, rec + CPU_X_PENDING) !== 0;
+      if (state === CPU_ONLINE && (this.#adaptive || pending)) {
+        Atomics.add(i32, rec + CPU_X_DOORBELL, 1);
+        Atomics.notify(i32, rec + CPU_X_DOORBELL);
+      } else if (this.#adaptive && state === CPU_IDLE) {
+        drainIfIdle(i32, this.#layout, cpu, () => {
+          const lists = this.#lists.of(cpu);
+          lists.pollAll(false);
+          for (let cls = 0; cls < this.#layout.classes; cls++) lists.flushFreeList(cls);
+        });
       }
     }
     this.releaseEmptySpans();
@@ -461,7 +463,7 @@ export class Coordinator {
     for (let cpu = 0; cpu < this.#layout.cpus; cpu++) {
       const rec = cpuWord(this.#layout, cpu);
       if (Atomics.load(i32, rec + CPU_X_PENDING) === 0) continue;
-      const state = Atomics.load(i32, rec + CPU_X_STATE);
+      const state = cpuState(Atomics.load(i32, rec + CPU_X_STATE));
       if (state === CPU_ONLINE) {
         if (ringOnline) {
           Atomics.add(i32, rec + CPU_X_DOORBELL, 1);

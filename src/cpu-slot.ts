@@ -7,7 +7,8 @@
  *     └──► DRAINING_OFFLINE ──┘            └──► DRAINING_IDLE ──┘      (a drainer: src/coordinator.ts)
  * ```
  * The owner moves the word between OFFLINE, ONLINE and IDLE; anybody may claim IDLE or OFFLINE
- * for a drain by CAS and must put back what it found. Attach and unpark wait (briefly, with
+ * for a drain by CAS and must put back what it found. The word also names the thread holding the
+ * slot (the owner, or the drainer; src/layout.ts), so that a thread killed at any moment is found. Attach and unpark wait (briefly, with
  * Atomics.wait) while a drain holds the slot.
  *
  * Who may call: the thread of the handle that owns (or is about to own) the slot. Shared words:
@@ -28,6 +29,9 @@ import {
   CPU_X_OWNER,
   CPU_X_PIN,
   CPU_X_STATE,
+  cpuState,
+  cpuStateWord,
+  cpuThread,
   cpuWord,
   FLAVORS,
   type Layout,
@@ -54,7 +58,7 @@ export class CpuSlot {
   /** OFFLINE → ONLINE for this thread; throws EBUSY if another handle owns the slot. */
   claimOnline(): void {
     if (!this.#claimFrom(CPU_OFFLINE, CPU_DRAINING_OFFLINE)) {
-      const owner = readShared(this.#i32, this.#record + CPU_X_OWNER) - 1;
+      const owner = cpuThread(readShared(this.#i32, this.#state));
       fail('EBUSY', `CPU ${this.#cpu} is already attached (by thread ${owner})`);
     }
     publish(this.#i32, this.#record + CPU_X_OWNER, threadId + 1);
@@ -62,13 +66,13 @@ export class CpuSlot {
 
   /** ONLINE → IDLE: from now on a drainer may work on the CPU's lists. */
   park(): void {
-    publish(this.#i32, this.#state, CPU_IDLE);
+    publish(this.#i32, this.#state, cpuStateWord(CPU_IDLE, threadId));
     ringCoordinator(this.#i32);
   }
 
   /** IDLE → ONLINE, waiting while a drain holds the slot; throws ETIMEDOUT if it never ends. */
   unpark(): void {
-    if (!this.#claimFrom(CPU_IDLE, CPU_DRAINING_IDLE)) {
+    if (!this.#claimFrom(cpuStateWord(CPU_IDLE, threadId), CPU_DRAINING_IDLE)) {
       fail('ETIMEDOUT', `CPU ${this.#cpu}: the coordinator did not hand the CPU back in ${kDrainWaitMs} ms`);
     }
   }
@@ -81,8 +85,8 @@ export class CpuSlot {
   release(): void {
     const i32 = this.#i32;
     for (let f = 0; f < FLAVORS; f++) publish(i32, this.#record + CPU_X_PIN + f, 0);
-    publish(i32, this.#record + CPU_X_OWNER, 0);
     publish(i32, this.#state, CPU_OFFLINE);
+    publish(i32, this.#record + CPU_X_OWNER, 0);
     Atomics.notify(i32, this.#state);
     ringCoordinator(i32);
     Atomics.add(i32, this.#doorbell, 1);
@@ -107,15 +111,18 @@ export class CpuSlot {
   }
 
   /**
-   * Moves the state word from `from` to ONLINE, waiting while a drainer holds it in `draining`;
-   * false if the word holds anything else (another owner) or the wait times out.
+   * Moves the state word from `from` to ONLINE for this thread, waiting while a drainer holds it
+   * in state `draining`; false if the word holds anything else (another owner) or the wait times
+   * out.
    */
   #claimFrom(from: number, draining: number): boolean {
     const deadline = Date.now() + kDrainWaitMs;
+    const online = cpuStateWord(CPU_ONLINE, threadId);
     for (;;) {
-      if (claim(this.#i32, this.#state, from, CPU_ONLINE)) return true;
-      if (readShared(this.#i32, this.#state) !== draining || Date.now() > deadline) return false;
-      Atomics.wait(this.#i32, this.#state, draining, 1);
+      if (claim(this.#i32, this.#state, from, online)) return true;
+      const word = readShared(this.#i32, this.#state);
+      if (cpuState(word) !== draining || Date.now() > deadline) return false;
+      Atomics.wait(this.#i32, this.#state, word, 1);
     }
   }
 }
@@ -133,10 +140,11 @@ export function drainIfIdle(
 ): boolean {
   const state = cpuWord(layout, cpu) + CPU_X_STATE;
   const was = Atomics.load(i32, state);
-  const draining = was === CPU_IDLE ? CPU_DRAINING_IDLE : was === CPU_OFFLINE ? CPU_DRAINING_OFFLINE : -1;
-  if (draining < 0 || !claim(i32, state, was, draining)) return false;
+  const s = cpuState(was);
+  const draining = s === CPU_IDLE ? CPU_DRAINING_IDLE : s === CPU_OFFLINE ? CPU_DRAINING_OFFLINE : -1;
+  if (draining < 0 || !claim(i32, state, was, cpuStateWord(draining, threadId))) return false;
   try {
-    work(was === CPU_OFFLINE);
+    work(s === CPU_OFFLINE);
   } finally {
     publish(i32, state, was);
     Atomics.notify(i32, state);

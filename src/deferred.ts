@@ -73,6 +73,7 @@ import {
   CPU_X_STATE,
   cacheWord,
   classWord,
+  cpuState,
   cpuWord,
   DEBUG_POISON,
   FLAVOR_RCU,
@@ -361,6 +362,8 @@ export class DeferredLists {
       i32[c + C_REMOTE_TAIL] = unit;
       i32[c + C_REMOTE_OWNER] = owner;
       i32[h] = 0;
+      // The doorbell (pollAll) posts a buffer that never fills.
+      this.#setPending(PENDING_RCU);
     } else {
       i32[h] = i32[c + C_REMOTE_HEAD] as number;
     }
@@ -447,7 +450,7 @@ export class DeferredLists {
     }
     const rec = cpuWord(this.#layout, target);
     Atomics.or(i32, rec + CPU_X_PENDING, pending);
-    if (Atomics.load(i32, rec + CPU_X_STATE) !== CPU_ONLINE) ringCoordinator(i32);
+    if (cpuState(Atomics.load(i32, rec + CPU_X_STATE)) !== CPU_ONLINE) ringCoordinator(i32);
   }
 
   /**
@@ -587,8 +590,9 @@ export class DeferredLists {
     const i32 = this.#i32;
     const head = Atomics.exchange(i32, headWord, 0);
     if (head === 0) return 0;
-    // No interrupt check between the exchange and this store (no call into JS, no loop), so a
-    // terminate() cannot fall between them; one in the walk below leaves the chain named here.
+    // A terminate() in the walk below leaves the chain named here for recovery. One that falls
+    // between the exchange and this store (V8 may stop a thread there too) loses the chain and
+    // leaves the count too high: not repaired.
     i32[takingWord] = head;
     // Pushers add to the count before they publish, so the chain is at most this long; a longer
     // one is a cycle (a unit freed twice at once on two CPUs), which must not hang this CPU.

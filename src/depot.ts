@@ -6,10 +6,12 @@
  * goes to the slab. Moving a batch costs a CAS and a store, whatever its length, and no mutex.
  *
  * ```
- *  slot: | head (0 empty · BUSY · chain head) | tail | count |
+ *  slot: | head (0 empty · BUSY = -(threadId + 1) · chain head) | tail | count |
  *  park: CAS head 0 → BUSY, write tail and count, store head     (no empty slot: the caller uses the slab)
  *  take: CAS head h → BUSY, read tail and count, store 0         (no full slot: the caller uses the slab)
  * ```
+ * BUSY names the claiming thread, so that recovery (src/recovery.ts) frees a slot whose
+ * claimant died in between (the batch it held is lost with it and reported).
  * A slot is only ever moved from 0 or from a chain head to BUSY by CAS, and back by its
  * claimant's store, so the claimant alone touches the tail and count words in between: no ABA
  * (a chain head that comes back is a whole new batch parked by a claimant that owned the slot).
@@ -21,8 +23,8 @@
  * (`drainTo`). Shared words: the depot slots (heads by CAS and store, tail and count plainly
  * while the slot is BUSY; the release store publishes them), X_DEPOT_PARKS / X_DEPOT_TAKES.
  */
+import { threadId } from 'node:worker_threads';
 import {
-  DEPOT_BUSY,
   DEPOT_COUNT,
   DEPOT_SLOTS,
   DEPOT_TAIL,
@@ -33,6 +35,26 @@ import {
   X_DEPOT_TAKES,
 } from './layout.js';
 import type { Slab } from './slab.js';
+
+/** A slot this thread has claimed. */
+const kBusy = -(threadId + 1);
+
+/**
+ * Recovery: frees the depot slots thread `dead` had claimed (it died between the claim and the
+ * release); returns the units their batches held as far as the slots say (lost with the thread).
+ */
+export function releaseDeadClaims(i32: Int32Array, layout: Layout, dead: number): number {
+  let lost = 0;
+  for (let cls = 0; cls < layout.classes; cls++) {
+    for (let slot = 0; slot < DEPOT_SLOTS; slot++) {
+      const w = depotWord(layout, cls, slot);
+      if (Atomics.compareExchange(i32, w + DEPOT_X_HEAD, -(dead + 1), 0) === -(dead + 1)) {
+        lost += i32[w + DEPOT_COUNT] as number;
+      }
+    }
+  }
+  return lost;
+}
 
 export class Depot {
   readonly #i32: Int32Array;
@@ -52,7 +74,7 @@ export class Depot {
     for (let slot = 0; slot < DEPOT_SLOTS; slot++) {
       const w = depotWord(this.#layout, cls, slot);
       if (Atomics.load(i32, w + DEPOT_X_HEAD) !== 0) continue;
-      if (Atomics.compareExchange(i32, w + DEPOT_X_HEAD, 0, DEPOT_BUSY) !== 0) continue;
+      if (Atomics.compareExchange(i32, w + DEPOT_X_HEAD, 0, kBusy) !== 0) continue;
       i32[tail >> 2] = 0;
       i32[w + DEPOT_TAIL] = tail;
       i32[w + DEPOT_COUNT] = n;
@@ -73,7 +95,7 @@ export class Depot {
       const w = depotWord(this.#layout, cls, slot);
       const head = Atomics.load(i32, w + DEPOT_X_HEAD);
       if (head <= 0) continue;
-      if (Atomics.compareExchange(i32, w + DEPOT_X_HEAD, head, DEPOT_BUSY) !== head) continue;
+      if (Atomics.compareExchange(i32, w + DEPOT_X_HEAD, head, kBusy) !== head) continue;
       this.lastTail = i32[w + DEPOT_TAIL] as number;
       this.lastCount = i32[w + DEPOT_COUNT] as number;
       Atomics.store(i32, w + DEPOT_X_HEAD, 0);

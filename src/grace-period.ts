@@ -2,8 +2,8 @@
  * Grace periods: per flavor (`rcu`, `ttrace`) one global epoch word, and per CPU one pin word.
  *
  * Who may call: pins only the CPU's owner (the pin word is written by its owner alone; detach
- * clears it for a CPU that leaves; a worker killed inside a section is not handled yet and holds
- * GPs back until its slot is released);
+ * clears it for a CPU that leaves, and recovery for a watched worker that died inside a section,
+ * src/recovery.ts; an unwatched one holds GPs back and is reported as stalled);
  * `tryAdvance` any thread: the main thread's coordinator, or a CPU helping when its deferred
  * lists grow (src/deferred.ts), or `close()`. Shared words: the GP block of each flavor
  * (G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE, G_ADVANCES, G_HELPED), the CPUs' pin words,

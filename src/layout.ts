@@ -55,7 +55,10 @@ export const DEBUG_POISON = 1;
 export const H_BIRTH_MS = 10;
 /** Set once by `close()`; attached handles see it on their next slow path. */
 export const X_CLOSED = 16;
-/** Page allocator mutex (src/sync.ts) guarding the words below up to X_PEAK_PAGES. */
+/**
+ * Page allocator mutex (a robust mutex, src/sync.ts) guarding the words below up to
+ * X_PAGE_LIMIT_HITS and the free-span list (X_FREE_SPANS, X_FREE_SPAN_PAGES).
+ */
 export const X_PAGE_LOCK = 17;
 /** Pages ever carved off the top of the page region (high-water mark). */
 export const X_PAGES_NEXT = 18;
@@ -113,8 +116,6 @@ export const X_RECLAIM_SUCCEEDED = 51;
 export const X_FREE_SPANS = 52;
 export const X_FREE_SPAN_PAGES = 53;
 export const X_SPANS_RELEASED = 54;
-/** threadId + 1 of the thread holding X_PAGE_LOCK (a robust mutex), or 0. */
-export const X_PAGE_HOLDER = 55;
 /** CPUs taken offline because their thread exited while it held them, and CPU stalls reported. */
 export const X_CPUS_RECOVERED = 56;
 export const X_STALLS = 57;
@@ -136,13 +137,34 @@ export const CPU_X_PENDING = 5;
 /**
  * CPU states. The owner moves ONLINE <-> IDLE (park) and ONLINE -> OFFLINE (detach); anybody
  * may claim IDLE or OFFLINE -> DRAINING to work on the CPU's lists and must put back what it
- * found. Attach and unpark wait while a CPU is DRAINING.
+ * found. Attach and unpark wait while a CPU is DRAINING. The state word is
+ * `(threadId + 1) << CPU_STATE_BITS | state`: the owner's thread while ONLINE or IDLE, the
+ * drainer's while DRAINING, none while OFFLINE — so that one CAS both changes the state and names
+ * the thread responsible, and a thread killed at any moment is found by recovery
+ * (src/recovery.ts). CPU_X_OWNER keeps the owner's thread while a drainer holds an IDLE CPU.
  */
 export const CPU_OFFLINE = 0;
 export const CPU_ONLINE = 1;
 export const CPU_IDLE = 2;
 export const CPU_DRAINING_OFFLINE = 3;
 export const CPU_DRAINING_IDLE = 4;
+export const CPU_STATE_BITS = 3;
+export const CPU_STATE_MASK = (1 << CPU_STATE_BITS) - 1;
+
+/** The state in a CPU state word. */
+export function cpuState(word: number): number {
+  return word & CPU_STATE_MASK;
+}
+
+/** The thread a CPU state word names (owner or drainer), or -1. */
+export function cpuThread(word: number): number {
+  return (word >>> CPU_STATE_BITS) - 1;
+}
+
+/** A CPU state word: `state`, held by thread `threadId`. */
+export function cpuStateWord(state: number, threadId: number): number {
+  return state === CPU_OFFLINE ? CPU_OFFLINE : ((threadId + 1) << CPU_STATE_BITS) | state;
+}
 
 /** Class table record: immutable after create. */
 export const CLS_UNIT_SIZE = 0;
@@ -257,8 +279,6 @@ export const SLAB_CARVE_END = 4;
 /** Units ever carved into this class and spans taken from the page allocator. */
 export const SLAB_UNITS = 5;
 export const SLAB_SPANS = 6;
-/** threadId + 1 of the thread holding the row mutex (a robust mutex, src/sync.ts), or 0. */
-export const SLAB_X_HOLDER = 7;
 /**
  * Units returned by a thread that must not block (the creating thread: its event loop is where
  * a dead lock holder is recovered): a lock-free stack of chains (CAS push, exchange take) that
@@ -269,16 +289,15 @@ export const SLAB_X_RETURN_COUNT = 9;
 
 /**
  * Depot (policy sharing 'depot'): per class DEPOT_SLOTS slots of whole batches, each slot
- * DEPOT_SLOT_WORDS words: head (0 empty, DEPOT_BUSY while a CPU fills or empties it), tail,
- * count. A CPU claims a slot with one CAS, writes or reads the chain's tail and count, and
- * releases it with one store (src/depot.ts).
+ * DEPOT_SLOT_WORDS words: head (0 empty, -(threadId + 1) while that thread fills or empties it,
+ * else the chain's head), tail, count. A CPU claims a slot with one CAS, writes or reads the
+ * chain's tail and count, and releases it with one store (src/depot.ts).
  */
 export const DEPOT_SLOTS = 16;
 export const DEPOT_SLOT_WORDS = 4;
 export const DEPOT_X_HEAD = 0;
 export const DEPOT_TAIL = 1;
 export const DEPOT_COUNT = 2;
-export const DEPOT_BUSY = -1;
 
 /**
  * Unit-start map: one bit per 8 bytes of the page region, set for every unit start of every
@@ -470,7 +489,6 @@ function checkConstants(): void {
       SLAB_CARVE_END,
       SLAB_UNITS,
       SLAB_SPANS,
-      SLAB_X_HOLDER,
       SLAB_X_RETURNS,
       SLAB_X_RETURN_COUNT,
     ],
@@ -510,7 +528,6 @@ function checkConstants(): void {
       X_FREE_SPANS,
       X_FREE_SPAN_PAGES,
       X_SPANS_RELEASED,
-      X_PAGE_HOLDER,
       X_CPUS_RECOVERED,
       X_STALLS,
       X_DEPOT_PARKS,

@@ -9,7 +9,7 @@
  *
  * Who may call: any thread, through a slab that holds its row mutex (lock order: slab row, then
  * the page lock) or a hash map being created.
- * Shared words: X_PAGE_LOCK (a robust mutex; X_PAGE_HOLDER names the thread inside) guards X_PAGES_NEXT, X_PAGES_IN_USE, X_PEAK_PAGES, X_PAGE_LIMIT_HITS,
+ * Shared words: X_PAGE_LOCK (a robust mutex: its word names the thread inside) guards X_PAGES_NEXT, X_PAGES_IN_USE, X_PEAK_PAGES, X_PAGE_LIMIT_HITS,
  * the free-span list (X_FREE_SPANS and the first two words of each free span, plain), its page
  * count and growing the buffer; the counters are written with Atomics so `stats()` may read
  * them unlocked.
@@ -20,7 +20,6 @@ import {
   PAGE_BYTES,
   X_FREE_SPAN_PAGES,
   X_FREE_SPANS,
-  X_PAGE_HOLDER,
   X_PAGE_LIMIT_HITS,
   X_PAGE_LOCK,
   X_PAGES_IN_USE,
@@ -48,7 +47,7 @@ export class PageAllocator {
   allocSpan(pages: number): number {
     const i32 = this.#i32;
     const layout = this.#layout;
-    robustLock(i32, X_PAGE_LOCK, X_PAGE_HOLDER);
+    robustLock(i32, X_PAGE_LOCK);
     try {
       const reused = this.#takeFreeSpan(pages);
       if (reused !== 0) {
@@ -69,7 +68,7 @@ export class PageAllocator {
       raiseShared(i32, X_PEAK_PAGES, addShared(i32, X_PAGES_IN_USE, pages));
       return start;
     } finally {
-      robustUnlock(i32, X_PAGE_LOCK, X_PAGE_HOLDER);
+      robustUnlock(i32, X_PAGE_LOCK);
     }
   }
 
@@ -78,13 +77,13 @@ export class PageAllocator {
    * block); false if it is busy.
    */
   lock(tryOnly: boolean): boolean {
-    if (tryOnly) return robustTryLock(this.#i32, X_PAGE_LOCK, X_PAGE_HOLDER);
-    robustLock(this.#i32, X_PAGE_LOCK, X_PAGE_HOLDER);
+    if (tryOnly) return robustTryLock(this.#i32, X_PAGE_LOCK);
+    robustLock(this.#i32, X_PAGE_LOCK);
     return true;
   }
 
   unlock(): void {
-    robustUnlock(this.#i32, X_PAGE_LOCK, X_PAGE_HOLDER);
+    robustUnlock(this.#i32, X_PAGE_LOCK);
   }
 
   /**

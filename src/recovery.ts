@@ -5,30 +5,41 @@
  * list update, holding a slab row's mutex — so that grace periods go on and the slots can be
  * attached again:
  *
- * 1. Locks: every robust mutex (slab rows, the page lock; src/sync.ts) whose holder word names
- *    the thread is repaired and released. A row's free list is walked by its count and cut at
+ * 1. Locks: every robust mutex (slab rows, the page lock; src/sync.ts) whose word names the
+ *    thread is repaired and released. A row's free list is walked by its count and cut at
  *    the first unit that is not a free unit of the row's class (the thread may have died between
  *    moving the head and fixing the count); the units cut off are reported as dropped.
- * 2. CPUs: each CPU whose owner word names the thread is claimed (ONLINE or IDLE → DRAINING, by
- *    CAS), its pins cleared, and each of its lists checked the same way: a list that is not a
- *    chain of exactly its count of units in the state the list holds is dropped (reported), a
- *    sound one is kept. The free lists go back to the slab; the deferred lists, the remote
- *    buffer and the inboxes move on over their GPs as any offline CPU's do (src/deferred.ts).
+ * 2. CPUs: each CPU whose state word names the thread — as its owner (ONLINE or IDLE) or as
+ *    the drainer of someone else's parked or offline CPU — is claimed by CAS, its pins cleared
+ *    (an owner's), and each of its lists checked the same way: a list that is not a chain of
+ *    exactly its count of units in the state the list holds is dropped (reported), a sound one
+ *    is kept. An owner's CPU goes offline: its free lists go back to the slab, its deferred
+ *    lists, remote buffer and inboxes move on over their GPs as any offline CPU's do
+ *    (src/deferred.ts). A parked CPU whose drainer died goes back to its owner.
+ *    Depot slots the thread had claimed are freed (the batch it held is lost and reported).
  * 3. Leaks: units still allocated whose owner hint names one of those CPUs are reported as
  *    leaked by it (the thread may have handed some to others that still use them; the arena
  *    cannot tell, as the kernel's check_leaked_objs cannot).
  *
  * What it cannot see: a chain the thread held only in its locals (taken from a list, not yet
- * put on another) is lost — neither on a list nor allocated; a hash-map bucket spinlock the
- * thread held stays locked (the map's words are not the arena's; see docs/design.md).
+ * put on another) is lost — neither on a list nor allocated; a push to another CPU's inbox cut
+ * between its count and its CAS leaves that count too high (stats only: takers walk to the
+ * chain's end); the page allocator's counters if it died inside the page lock; a hash-map
+ * bucket spinlock the thread held stays locked (the map's words are not the arena's). V8 stops
+ * a terminated thread at function entries, loop back-edges and, as measured, right around
+ * calls into its Atomics builtins — so any gap between two shared writes is a possible kill
+ * point; the state words, mutexes and depot slots name their thread in the same word they
+ * change, which is what makes them recoverable.
  *
  * Who may call: the arena's creating thread, once the thread is known to have exited (it can
  * never write again, so its owner-only words are plain memory now). Shared words: the CPUs'
- * state, owner and pin words (Atomics), the robust mutexes' lock and holder words, the slab rows
+ * state, owner and pin words (Atomics), the robust mutexes' words, the depot slots, the slab rows
  * and lists under those locks or a claimed CPU state, as the coordinator does.
  */
+import { threadId } from 'node:worker_threads';
 import { claim, publish } from './atomics.js';
 import type { ListsByCpu } from './deferred.js';
+import { releaseDeadClaims } from './depot.js';
 import { ringCoordinator } from './grace-period.js';
 import {
   C_FREE_COUNT,
@@ -48,15 +59,18 @@ import {
   C_X_INBOX_COUNT,
   C_X_RETURN_COUNT,
   CLS_UNIT_SIZE,
+  CPU_DRAINING_IDLE,
   CPU_DRAINING_OFFLINE,
   CPU_IDLE,
   CPU_OFFLINE,
-  CPU_ONLINE,
   CPU_X_OWNER,
   CPU_X_PIN,
   CPU_X_STATE,
   cacheWord,
   classWord,
+  cpuState,
+  cpuStateWord,
+  cpuThread,
   cpuWord,
   FLAVORS,
   HINT_CLASS_BITS,
@@ -65,7 +79,6 @@ import {
   PAGE_BYTES,
   SLAB_FREE_COUNT,
   SLAB_FREE_HEAD,
-  SLAB_X_HOLDER,
   SLAB_X_LOCK,
   SLAB_X_RETURN_COUNT,
   SLAB_X_RETURNS,
@@ -75,7 +88,6 @@ import {
   UNIT_FREE,
   UNIT_STATE_MASK,
   X_CPUS_RECOVERED,
-  X_PAGE_HOLDER,
   X_PAGE_LOCK,
   X_PAGES_NEXT,
 } from './layout.js';
@@ -87,6 +99,8 @@ export interface RecoveryReport {
   readonly threadId: number;
   /** CPUs it held, now offline. */
   readonly cpus: readonly number[];
+  /** CPUs it was draining (as the coordinator or a shrinker does), repaired and handed back. */
+  readonly drainedCpus: readonly number[];
   /** Robust mutexes it held when it died, repaired and released. */
   readonly locksReleased: number;
   /** Units on lists it was changing when it died (not sound chains), taken off those lists. */
@@ -139,52 +153,47 @@ export function recoverThread(
         i32[row + SLAB_FREE_COUNT] = sound;
       }
     };
-    if (mutexRecover(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER, deadThreadId, repair)) locksReleased++;
+    if (mutexRecover(i32, row + SLAB_X_LOCK, deadThreadId, repair)) locksReleased++;
   }
-  if (mutexRecover(i32, X_PAGE_LOCK, X_PAGE_HOLDER, deadThreadId, () => {})) locksReleased++;
+  if (mutexRecover(i32, X_PAGE_LOCK, deadThreadId, () => {})) locksReleased++;
+  droppedUnits += releaseDeadClaims(i32, layout, deadThreadId);
 
   const cpus: number[] = [];
+  const drained: number[] = [];
   for (let cpu = 0; cpu < layout.cpus; cpu++) {
     const rec = cpuWord(layout, cpu);
-    if (Atomics.load(i32, rec + CPU_X_OWNER) !== deadThreadId + 1) continue;
-    const was = claimDeadCpu(i32, rec);
-    if (was < 0) continue;
-    // Grace periods go on at once.
-    for (let f = 0; f < FLAVORS; f++) publish(i32, rec + CPU_X_PIN + f, 0);
-    for (let cls = 0; cls < layout.classes; cls++) {
-      const c = cacheWord(layout, cpu, cls);
-      // An inbox take cut short in its walk: the chain is out of the inbox, its count not yet
-      // subtracted. Subtract it; the chain itself is lost with the thread's locals.
-      for (const [takingWord, countWord] of kTakings) {
-        const taken = i32[c + takingWord] as number;
-        if (taken === 0) continue;
-        const n = chainLength(i32, taken, Atomics.load(i32, c + countWord));
-        Atomics.sub(i32, c + countWord, n);
-        droppedUnits += n;
-        i32[c + takingWord] = 0;
-      }
-      for (const [headWord, countWord, state] of kCacheLists) {
-        const count = i32[c + countWord] as number;
-        if (soundPrefix(i32, layout, i32[c + headWord] as number, count, cls, state) !== count) {
-          droppedUnits += Math.max(0, count);
-          i32[c + headWord] = 0;
-          i32[c + countWord] = 0;
-        }
-      }
-    }
+    const claimed = claimDeadCpu(i32, rec, deadThreadId);
+    if (claimed === undefined) continue;
+    const { word, asDrainer } = claimed;
+    // Grace periods go on at once (a drainer holds no pins of the CPU it drains).
+    if (!asDrainer) for (let f = 0; f < FLAVORS; f++) publish(i32, rec + CPU_X_PIN + f, 0);
+    droppedUnits += repairLists(i32, layout, cpu);
     const cpuLists = lists.of(cpu);
+    if (asDrainer && cpuState(word) === CPU_DRAINING_IDLE) {
+      // The drainer died on a parked CPU whose owner lives: hand it back to its owner.
+      const owner = Atomics.load(i32, rec + CPU_X_OWNER) - 1;
+      publish(i32, rec + CPU_X_STATE, cpuStateWord(CPU_IDLE, owner));
+      Atomics.notify(i32, rec + CPU_X_STATE);
+      drained.push(cpu);
+      continue;
+    }
     for (let cls = 0; cls < layout.classes; cls++) cpuLists.flushFreeList(cls);
     cpuLists.pollAll(true);
-    publish(i32, rec + CPU_X_OWNER, 0);
     publish(i32, rec + CPU_X_STATE, CPU_OFFLINE);
+    publish(i32, rec + CPU_X_OWNER, 0);
     Atomics.notify(i32, rec + CPU_X_STATE);
+    if (asDrainer) {
+      drained.push(cpu);
+      continue;
+    }
     Atomics.add(i32, X_CPUS_RECOVERED, 1);
     cpus.push(cpu);
   }
-  if (cpus.length > 0) ringCoordinator(i32);
+  if (cpus.length + drained.length > 0) ringCoordinator(i32);
   return {
     threadId: deadThreadId,
     cpus,
+    drainedCpus: drained,
     locksReleased,
     droppedUnits,
     leakedByCpu: cpus.length > 0 ? countAllocatedBy(i32, layout, new Set(cpus)) : {},
@@ -192,22 +201,59 @@ export function recoverThread(
 }
 
 /**
- * Claims a dead thread's CPU (ONLINE or IDLE → DRAINING_OFFLINE), waiting while another drainer
- * holds an IDLE one; returns the state it had, or -1 if it is not the dead thread's any more.
+ * Claims CPU record `rec` if thread `dead` held it: as its owner (ONLINE or IDLE; waiting while
+ * a live drainer holds the parked CPU) or as its drainer (DRAINING). Returns the word it found
+ * and which, or undefined if the CPU is not the dead thread's.
  */
-function claimDeadCpu(i32: Int32Array, rec: number): number {
+function claimDeadCpu(
+  i32: Int32Array,
+  rec: number,
+  dead: number,
+): { readonly word: number; readonly asDrainer: boolean } | undefined {
   const deadline = Date.now() + kClaimWaitMs;
   for (;;) {
-    const state = Atomics.load(i32, rec + CPU_X_STATE);
-    if (
-      (state === CPU_ONLINE || state === CPU_IDLE) &&
-      claim(i32, rec + CPU_X_STATE, state, CPU_DRAINING_OFFLINE)
-    ) {
-      return state;
+    const word = Atomics.load(i32, rec + CPU_X_STATE);
+    const state = cpuState(word);
+    if (cpuThread(word) === dead) {
+      const asDrainer = state === CPU_DRAINING_IDLE || state === CPU_DRAINING_OFFLINE;
+      const next = cpuStateWord(asDrainer ? state : CPU_DRAINING_OFFLINE, threadId);
+      if (claim(i32, rec + CPU_X_STATE, word, next)) return { word, asDrainer };
+      continue;
     }
-    if (state === CPU_OFFLINE || Date.now() > deadline) return -1;
-    Atomics.wait(i32, rec + CPU_X_STATE, state, 1);
+    // A live drainer holds the dead owner's parked CPU: wait until it hands the CPU back.
+    const ownerDied = Atomics.load(i32, rec + CPU_X_OWNER) === dead + 1;
+    if (!ownerDied || state !== CPU_DRAINING_IDLE || Date.now() > deadline) return undefined;
+    Atomics.wait(i32, rec + CPU_X_STATE, word, 1);
   }
+}
+
+/**
+ * Makes the lists of CPU `cpu` sound: finishes an inbox take cut short in its walk (the chain
+ * is out of the inbox, its count not yet subtracted; the chain itself is lost with the thread's
+ * locals), and drops each list that is not a sound chain of its count. Returns the units dropped.
+ */
+function repairLists(i32: Int32Array, layout: Layout, cpu: number): number {
+  let dropped = 0;
+  for (let cls = 0; cls < layout.classes; cls++) {
+    const c = cacheWord(layout, cpu, cls);
+    for (const [takingWord, countWord] of kTakings) {
+      const taken = i32[c + takingWord] as number;
+      if (taken === 0) continue;
+      const n = chainLength(i32, taken, Atomics.load(i32, c + countWord));
+      Atomics.sub(i32, c + countWord, n);
+      dropped += n;
+      i32[c + takingWord] = 0;
+    }
+    for (const [headWord, countWord, state] of kCacheLists) {
+      const count = i32[c + countWord] as number;
+      if (soundPrefix(i32, layout, i32[c + headWord] as number, count, cls, state) !== count) {
+        dropped += Math.max(0, count);
+        i32[c + headWord] = 0;
+        i32[c + countWord] = 0;
+      }
+    }
+  }
+  return dropped;
 }
 
 /**

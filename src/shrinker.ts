@@ -13,7 +13,7 @@
  *    the GP timing emulation), so the caller's own deferred batches may pass their GP.
  *
  * The caller then moves its own lists and asks the slab again. Online CPUs' caches are their
- * owners' (no shared layer yet): units cached on a busy CPU stay there.
+ * owners': units cached on a busy CPU stay there (the depot holds only what their trims parked).
  *
  * Who may call: a CPU's slow path, on its owner's thread, with the arena open.
  * Shared words: the X_RECLAIM_* counters (Atomics.add); other CPUs' state words (CAS) and, while

@@ -5,10 +5,11 @@
  * against kmalloc), so the row mutex is taken once per batch, never per unit.
  *
  * Who may call: any thread with an attached CPU (its caches are the only source and destination
- * of batches).
- * Shared words: the row's SLAB_X_LOCK (a robust futex mutex, src/sync.ts: SLAB_X_HOLDER names
- * the thread inside, so src/recovery.ts can repair the row and release it when that thread
- * dies) guards every other word of
+ * of batches), and the creating thread for the coordinator, recovery and `arena.trim()` (with a
+ * non-blocking instance).
+ * Shared words: the row's SLAB_X_LOCK (a robust futex mutex, src/sync.ts: the word names the
+ * thread inside, so src/recovery.ts can repair the row and release it when that thread dies)
+ * guards every other word of
  * the row, the links of the units on the row's free list and the unit-start map words of the
  * row's spans (read without the lock by `free()`: a caller that legitimately holds a pointer got
  * it, through some synchronising hand-off, from an allocation made after the bits were set; a
@@ -20,11 +21,12 @@
  * or releases a span, under its mutex).
  *
  * Empty spans go back to the page allocator (`releaseEmptySpans`, called by the coordinator
- * once a second and by the shrinker): a span all of whose units are on the row's free list is
- * unlinked from it, its unit-start bits cleared (a stale pointer into it is then rejected by
- * `free()`) and its pages given back. The units on the slab's free list are reusable already
- * (every policy puts a unit there only when it may be handed out again), so no reader can be
- * relying on them.
+ * once a second, `arena.trim()` and the shrinker): a span all of whose units are on the row's
+ * free list, unchanged since both flavors' GPs passed (the first call sees it and asks for the
+ * GPs, a later one releases it), is unlinked from the list, its unit-start bits cleared (a
+ * stale pointer into it is rejected by `free()` until the pages are reused) and its pages given
+ * back. The wait matters under immediate policies: a unit freed to the slab may still be read
+ * by a reader that found it before the free, and the pages may go to another class.
  *
  * The creating thread never blocks on a row mutex (`nonBlocking`): a worker that died holding
  * it is recovered from that thread's event loop (src/recovery.ts), so waiting there could wait
@@ -33,11 +35,14 @@
  */
 
 import { fail } from './errors.js';
+import { isExpired, readEpoch, requestEpoch } from './grace-period.js';
 import {
   CLS_SPAN_PAGES,
   CLS_SPAN_UNITS,
   CLS_UNIT_SIZE,
   classWord,
+  FLAVOR_RCU,
+  FLAVOR_TTRACE,
   type Layout,
   PAGE_SHIFT,
   SLAB_CARVE_END,
@@ -46,7 +51,6 @@ import {
   SLAB_FREE_HEAD,
   SLAB_SPANS,
   SLAB_UNITS,
-  SLAB_X_HOLDER,
   SLAB_X_LOCK,
   SLAB_X_RETURN_COUNT,
   SLAB_X_RETURNS,
@@ -56,6 +60,13 @@ import {
 } from './layout.js';
 import type { PageAllocator } from './page-allocator.js';
 import { robustLock, robustTryLock, robustUnlock } from './sync.js';
+
+/** A span seen with every unit free on the slab: the sum of its header words and the epochs then. */
+interface EmptySpan {
+  readonly signature: number;
+  readonly rcu: number;
+  readonly ttrace: number;
+}
 
 export class Slab {
   readonly #i32: Int32Array;
@@ -87,7 +98,7 @@ export class Slab {
     let head = 0;
     let tail = 0;
     let got = 0;
-    robustLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
+    robustLock(i32, row + SLAB_X_LOCK);
     try {
       if (Atomics.load(i32, row + SLAB_X_RETURNS) !== 0) this.#takeReturns(row);
       let unit = i32[row + SLAB_FREE_HEAD] as number;
@@ -112,7 +123,7 @@ export class Slab {
         got += this.lastCount;
       }
     } finally {
-      robustUnlock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
+      robustUnlock(i32, row + SLAB_X_LOCK);
     }
     if (tail !== 0) i32[tail >> 2] = 0;
     this.lastTail = tail;
@@ -125,7 +136,7 @@ export class Slab {
     const i32 = this.#i32;
     const row = slabWord(this.#layout, cls);
     if (this.#nonBlocking) {
-      if (!robustTryLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER)) {
+      if (!robustTryLock(i32, row + SLAB_X_LOCK)) {
         // Counted before the chain is published, so that the taker never subtracts first.
         Atomics.add(i32, row + SLAB_X_RETURN_COUNT, count);
         let seen = Atomics.load(i32, row + SLAB_X_RETURNS);
@@ -137,12 +148,12 @@ export class Slab {
         }
       }
     } else {
-      robustLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
+      robustLock(i32, row + SLAB_X_LOCK);
     }
     i32[tail >> 2] = i32[row + SLAB_FREE_HEAD] as number;
     i32[row + SLAB_FREE_HEAD] = head;
     i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) + count;
-    robustUnlock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
+    robustUnlock(i32, row + SLAB_X_LOCK);
   }
 
   /**
@@ -201,22 +212,43 @@ export class Slab {
       return 0;
     }
     if (this.#nonBlocking) {
-      if (!robustTryLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER)) return 0;
+      if (!robustTryLock(i32, row + SLAB_X_LOCK)) return 0;
     } else {
-      robustLock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
+      robustLock(i32, row + SLAB_X_LOCK);
     }
     try {
       if (Atomics.load(i32, row + SLAB_X_RETURNS) !== 0) this.#takeReturns(row);
       const count = i32[row + SLAB_FREE_COUNT] as number;
-      // Free units per span (keyed by the span's first page + 1), walking by count.
+      // Free units per span (keyed by the span's first page + 1) and the sum of their header
+      // words (generations: any reuse in between changes it), walking by count.
       const perSpan = new Map<number, number>();
+      const signature = new Map<number, number>();
       for (let unit = i32[row + SLAB_FREE_HEAD] as number, k = 0; k < count; k++) {
         const span = this.#spanOf(unit);
         perSpan.set(span, (perSpan.get(span) ?? 0) + 1);
+        signature.set(span, ((signature.get(span) ?? 0) + (i32[(unit >> 2) + 1] as number)) | 0);
         unit = i32[unit >> 2] as number;
       }
+      // A span goes only after both flavors' GPs since it was first seen empty and unchanged:
+      // under an immediate policy a reader may still hold a unit freed to the slab a moment ago,
+      // and the pages may become another class's (zeroed, generations restarted).
+      const seen = this.#emptySince(cls);
+      const epochRcu = readEpoch(i32, FLAVOR_RCU);
+      const epochTtrace = readEpoch(i32, FLAVOR_TTRACE);
       const empty = new Set<number>();
-      for (const [span, n] of perSpan) if (n === spanUnits) empty.add(span);
+      for (const [span, n] of perSpan) {
+        if (n !== spanUnits) continue;
+        const since = seen.get(span);
+        if (since === undefined || since.signature !== signature.get(span)) {
+          seen.set(span, { signature: signature.get(span) as number, rcu: epochRcu, ttrace: epochTtrace });
+          requestEpoch(i32, FLAVOR_RCU, (epochRcu + 2) | 0, !this.#nonBlocking);
+          requestEpoch(i32, FLAVOR_TTRACE, (epochTtrace + 2) | 0, !this.#nonBlocking);
+        } else if (isExpired(since.rcu, epochRcu) && isExpired(since.ttrace, epochTtrace)) {
+          empty.add(span);
+        }
+      }
+      for (const span of seen.keys())
+        if (perSpan.get(span) !== spanUnits || empty.has(span)) seen.delete(span);
       // Lock order: row, then pages; the pages are freed only after their units left the list.
       if (empty.size === 0 || !this.#pages.lock(this.#nonBlocking)) return 0;
       // Relink the free list without the empty spans' units.
@@ -250,7 +282,7 @@ export class Slab {
       this.#pages.unlock();
       return empty.size;
     } finally {
-      robustUnlock(i32, row + SLAB_X_LOCK, row + SLAB_X_HOLDER);
+      robustUnlock(i32, row + SLAB_X_LOCK);
     }
   }
 
@@ -272,6 +304,18 @@ export class Slab {
     i32[tail >> 2] = i32[row + SLAB_FREE_HEAD] as number;
     i32[row + SLAB_FREE_HEAD] = head;
     i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) + n;
+  }
+
+  /** Per class, the spans seen empty: when (both epochs) and with which signature. */
+  readonly #empty = new Map<number, Map<number, EmptySpan>>();
+
+  #emptySince(cls: number): Map<number, EmptySpan> {
+    let seen = this.#empty.get(cls);
+    if (seen === undefined) {
+      seen = new Map();
+      this.#empty.set(cls, seen);
+    }
+    return seen;
   }
 
   /** Page-table entry (first page + 1) of the span holding `unit`. */

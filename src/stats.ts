@@ -36,6 +36,7 @@ import {
   CPU_X_STATE,
   cacheWord,
   classWord,
+  cpuState,
   cpuWord,
   DEPOT_COUNT,
   DEPOT_SLOTS,
@@ -233,7 +234,7 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
       sum.trims += s.trims;
     }
     const rec = cpuWord(layout, cpu);
-    const online = readShared(i32, rec + CPU_X_STATE) === CPU_ONLINE;
+    const online = cpuState(readShared(i32, rec + CPU_X_STATE)) === CPU_ONLINE;
     const overflowUnderflowRatio =
       sum.refills === 0 ? 0 : Math.round((sum.trims / sum.refills) * 1000) / 1000;
     cpus.push({

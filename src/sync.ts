@@ -58,45 +58,65 @@ export function mutexUnlock(i32: Int32Array, index: number): void {
 }
 
 /**
- * A robust mutex: the mutex at `index` plus a holder word at `holderIndex` naming the thread
- * inside (threadId + 1), so that when a thread dies holding it, `mutexRecover` can tell and
- * release it. The holder is stored right after the lock is taken and cleared right before it is
- * released: a thread killed in between those and the lock operations themselves (a few
- * instructions) is not recognised.
+ * A robust mutex: the lock word holds its holder, `(threadId + 1) << 2 | state` (state 1
+ * locked, 2 locked and a waiter may sleep), so that one CAS both takes the lock and names the
+ * holder, and one exchange both releases it and clears the name: a thread killed at any point
+ * leaves either a free word or a word naming it, which `mutexRecover` can release. Waiters mark
+ * the word contended by CAS (keeping the holder) and sleep on that value; a thread that takes the
+ * lock after sleeping takes it contended, so its unlock wakes the next one.
  */
-export function robustLock(i32: Int32Array, index: number, holderIndex: number): void {
-  mutexLock(i32, index);
-  Atomics.store(i32, holderIndex, threadId + 1);
+export function robustLock(i32: Int32Array, index: number): void {
+  const me = (threadId + 1) << 2;
+  if (Atomics.compareExchange(i32, index, UNLOCKED, me | LOCKED) === UNLOCKED) return;
+  for (let spin = 0; spin < kMutexSpins; spin++) {
+    if (
+      Atomics.load(i32, index) === UNLOCKED &&
+      Atomics.compareExchange(i32, index, UNLOCKED, me | LOCKED) === UNLOCKED
+    ) {
+      return;
+    }
+  }
+  for (;;) {
+    const word = Atomics.load(i32, index);
+    if (word === UNLOCKED) {
+      if (Atomics.compareExchange(i32, index, UNLOCKED, me | CONTENDED) === UNLOCKED) return;
+      continue;
+    }
+    if ((word & CONTENDED) === 0 && Atomics.compareExchange(i32, index, word, word | CONTENDED) !== word)
+      continue;
+    Atomics.wait(i32, index, word | CONTENDED);
+  }
 }
 
 /** Tries to take the robust mutex without waiting; true on success. */
-export function robustTryLock(i32: Int32Array, index: number, holderIndex: number): boolean {
-  if (!mutexTryLock(i32, index)) return false;
-  Atomics.store(i32, holderIndex, threadId + 1);
-  return true;
+export function robustTryLock(i32: Int32Array, index: number): boolean {
+  return Atomics.compareExchange(i32, index, UNLOCKED, ((threadId + 1) << 2) | LOCKED) === UNLOCKED;
 }
 
-export function robustUnlock(i32: Int32Array, index: number, holderIndex: number): void {
-  Atomics.store(i32, holderIndex, 0);
-  mutexUnlock(i32, index);
+/** Releases the robust mutex; wakes one sleeper if the word says one may sleep. */
+export function robustUnlock(i32: Int32Array, index: number): void {
+  if ((Atomics.exchange(i32, index, UNLOCKED) & CONTENDED) !== 0) Atomics.notify(i32, index, 1);
+}
+
+/** threadId of the holder of the robust mutex at `index`, or -1 when it is free. */
+export function robustHolder(i32: Int32Array, index: number): number {
+  return (Atomics.load(i32, index) >>> 2) - 1;
 }
 
 /**
- * Releases the robust mutex at `index` if its holder word names thread `deadThreadId`, which
- * has exited (the caller knows: a Worker's 'exit' event); wakes every sleeper. True if it did:
- * the words it guards may be half-updated and the caller repairs them first (it is called with
- * the lock still held, so nobody else sees them in between).
+ * Releases the robust mutex at `index` if its word names thread `deadThreadId`, which has
+ * exited (the caller knows: a Worker's 'exit' event); wakes every sleeper. True if it did:
+ * the words it guards may be half-updated and `repair` fixes them first (it runs with the lock
+ * still held, so nobody else sees them in between).
  */
 export function mutexRecover(
   i32: Int32Array,
   index: number,
-  holderIndex: number,
   deadThreadId: number,
   repair: () => void,
 ): boolean {
-  if (Atomics.load(i32, holderIndex) !== deadThreadId + 1) return false;
+  if (robustHolder(i32, index) !== deadThreadId) return false;
   repair();
-  Atomics.store(i32, holderIndex, 0);
   Atomics.store(i32, index, UNLOCKED);
   Atomics.notify(i32, index);
   return true;

@@ -314,7 +314,13 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
         break;
       }
       case 'trim':
-        // Spans whose units are all on the slab go back to the page allocator.
+        // Spans whose units are all on the slab go back to the page allocator once both
+        // flavors' GPs have passed since trim() first saw them empty.
+        arena.trim();
+        for (let k = 0; k < 2; k++) {
+          arena.advance('rcu');
+          arena.advance('ttrace');
+        }
         arena.trim();
         break;
       case 'replug':

@@ -218,6 +218,39 @@ describe('presets', () => {
     );
   });
 
+  it('empty spans go back to the page allocator only after both GPs: never under a reader that may still hold a unit', () => {
+    // Immediate reuse with trims straight to the slab: freed units reach the slab at once.
+    const arena = Arena.create({
+      cpus: 2,
+      maxBytes: 4 << 20,
+      coordinator: 'manual',
+      policy: { ...PRESETS['kernel-6.6'], trimVia: 'slab' },
+    });
+    const a = arena.attach(0);
+    const b = arena.attach(1);
+    const ptrs = Array.from({ length: 2000 }, () => a.alloc(SIZE));
+    const peak = arena.stats().bytesInUse;
+    b.readLock();
+    for (const ptr of ptrs) a.free(ptr);
+    a.detach();
+    expect(klass(arena).slabFree).toBeGreaterThan(1900);
+    // Seen empty; the rcu GP it asks for cannot complete while CPU 1 reads.
+    expect(arena.trim()).toBe(0);
+    for (let k = 0; k < 4; k++) {
+      arena.advance('rcu');
+      arena.advance('ttrace');
+    }
+    expect(arena.trim()).toBe(0);
+    expect(arena.stats().bytesInUse).toBe(peak);
+    b.readUnlock();
+    for (let k = 0; k < 2; k++) {
+      arena.advance('rcu');
+      arena.advance('ttrace');
+    }
+    expect(arena.trim()).toBeGreaterThan(0);
+    expect(arena.stats().spansReleased).toBeGreaterThan(0);
+  });
+
   it('prealloc: the per-CPU pool never trims', () => {
     const { arena, a } = setup('prealloc');
     const ptrs = Array.from({ length: 1000 }, () => a.alloc(SIZE));

@@ -74,6 +74,13 @@ describe('futex mutex', () => {
     const { i32 } = await runWorkers(4, { task: 'counter', lock: 'none', iters: ITERS });
     expect(i32[WORDS.counter]).toBeLessThan(4 * ITERS);
   });
+
+  it('the robust mutex (holder in the lock word) keeps it exact too, through its futex path', async () => {
+    const { i32, results } = await runWorkers(4, { task: 'counter', lock: 'robust', iters: ITERS });
+    expect(i32[WORDS.counter]).toBe(4 * ITERS);
+    expect(sum(results, 'contended')).toBeGreaterThan(0);
+    expect(i32[WORDS.lock]).toBe(0);
+  });
 });
 
 describe('try-lock on the main thread', () => {

@@ -110,6 +110,7 @@ export function auditArena(buffer: SharedArrayBuffer): Audit {
     for (let slot = 0; slot < DEPOT_SLOTS; slot++) {
       const w = depotWord(layout, cls, slot);
       const head = Atomics.load(i32, w + DEPOT_X_HEAD);
+      if (head < 0) problems.push(`depot ${cls}/${slot} is still claimed by thread ${-head - 1}`);
       if (head > 0) walk(head, i32[w + DEPOT_COUNT] as number, UNIT_FREE, `depot ${cls}/${slot}`);
     }
     walk(
