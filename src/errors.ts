@@ -20,7 +20,9 @@ export type ArenaErrorCode =
   /** The arena's memory limit leaves no room for a structure being created (not the alloc path). */
   | 'ENOMEM'
   /** A wait (barrier, pool start) did not complete in time. */
-  | 'ETIMEDOUT';
+  | 'ETIMEDOUT'
+  /** A generation reference names a unit that was freed since (src/unit-ref.ts). */
+  | 'ESTALE';
 
 /** The one error type percpu-arena throws for misuse; `code` is stable, `message` is for people. */
 export class ArenaError extends Error {

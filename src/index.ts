@@ -34,3 +34,4 @@ export {
   watermarksFor,
 } from './size-class.js';
 export type { ArenaStats, CacheStats, ClassStats, CpuStats } from './stats.js';
+export { CheckedUnit, UnitRefs } from './unit-ref.js';
