@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * The percpu-arena command line: `report` (the main job), `bench htab-mem|xmalloc`, `demo`.
- * Bad arguments print a message and exit with code 2; a demo that saw corruption exits with 1.
+ * The percpu-arena command line: `report` (the main job), `bench htab-mem|xmalloc`, `demo`,
+ * `torture`. Bad arguments print a message and exit with code 2; a demo that saw corruption and
+ * a torture run that saw errors exit with 1.
  *
  * Who may call: a shell. One command per process.
  */
@@ -9,6 +10,7 @@ import { bench } from './cli-bench.js';
 import { demo } from './cli-demo.js';
 import { UsageError } from './cli-options.js';
 import { report } from './cli-report.js';
+import { torture } from './cli-torture.js';
 
 const kUsage = `Usage: percpu-arena <command> [options]
 
@@ -18,6 +20,7 @@ Commands:
   bench htab-mem     the kernel's htab-mem benchmark on the arena's hash map
   bench xmalloc      producer CPUs allocate, consumer CPUs free (all frees remote)
   demo               N worker CPUs allocate and free across each other; a table per CPU
+  torture            readers check that what they hold is never reused (rcutorture); exit 1 on errors
 
 Run 'percpu-arena <command> --help' for a command's options.
 `;
@@ -28,6 +31,7 @@ async function main(argv: string[]): Promise<number> {
     if (command === 'report') return await report(rest);
     if (command === 'bench') return await bench(rest);
     if (command === 'demo') return await demo(rest);
+    if (command === 'torture') return await torture(rest);
     if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
       process.stdout.write(kUsage);
       return command === undefined ? 2 : 0;

@@ -159,3 +159,25 @@ describe('percpu-arena CLI', () => {
     ]);
   });
 });
+
+describe('percpu-arena torture', () => {
+  it('exits 1 when readers saw errors (kernel-6.6), 0 with --expect-errors, and prints one JSON object', () => {
+    const failing = run('torture', '--policy', 'kernel-6.6', '--seconds', '0.5');
+    expect(failing.status, failing.stderr).toBe(1);
+    expect(failing.stdout).toMatch(/errors [1-9]/);
+    const shown = run('torture', '--policy', 'kernel-6.6', '--seconds', '0.5', '--expect-errors', '--json');
+    expect(shown.status, shown.stderr).toBe(0);
+    const report = JSON.parse(shown.stdout);
+    expect(report).toMatchObject({ policy: 'kernel-6.6' });
+    for (const key of ['operations', 'errors', 'recycled']) expect(typeof report[key]).toBe('number');
+    expect(report.errors).toBeGreaterThan(0);
+  });
+
+  it('exits 2 for bad arguments', () => {
+    for (const args of [['--cpus', '1'], ['--seconds', 'x'], ['--policy', 'nope'], ['--bogus']]) {
+      const bad = run('torture', ...args);
+      expect(bad.status, args.join(' ')).toBe(2);
+      expect(bad.stderr).toMatch(/percpu-arena:/);
+    }
+  });
+});

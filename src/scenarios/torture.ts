@@ -1,0 +1,200 @@
+/**
+ * The torture run (rcutorture for the arena; `percpu-arena torture`, src/torture.ts). CPU 0 is
+ * the writer; with 3 or more CPUs, CPU 1 is a fake writer; the others are readers.
+ *
+ * - The writer keeps a table of published elements (shared slots, Atomics). In a loop it
+ *   allocates an element, stamps it (its pointer and a sequence number in every word), publishes
+ *   it with an exchange, marks the element it replaced as retired at the current rcu epoch and
+ *   frees it through the allocator (the policy decides when it may be reused). An element whose
+ *   unit has been handed out before counts as recycled: memory really went round the free lists
+ *   (rcutorture's warning: an empty free list makes a broken RCU look correct). Stutter: the
+ *   writer pauses for `stutterMs` every `stutterMs`.
+ * - The fake writer allocates and frees batches of the same size, so freed units are wanted at
+ *   once (it presses on the free lists as rcutorture's fake writers press on GPs).
+ * - A reader, inside `readLock()`, loads a slot, reads the element's generation and words, reads
+ *   them again a few times, and at the end computes the element's age: epochs since it was
+ *   retired (0 if it is still published). Errors: a changed generation, a changed word, a unit
+ *   on a free list, or an age above 1 (a reader that pinned at epoch p found the element before
+ *   it was retired, at r ≥ p; while pinned the epoch cannot pass p + 1). Ages go to a histogram.
+ *   Hot-plug: every 4096 sections a reader parks for a moment and comes back.
+ *
+ * Who may call: a CPU pool (src/pool.ts) with at least 2 CPUs. Shared words: the slot table and
+ * the stop word in `args.control` (Atomics); element words are read plainly by readers, which is
+ * the point: they are what a lock-free reader sees.
+ */
+import type { CpuContext } from '../cpu-context.js';
+import { FLAVOR_RCU, G_EPOCH, gpWord } from '../layout.js';
+
+export interface TortureArgs {
+  /** Slots in the table. */
+  readonly slots: number;
+  /** Bytes per element (a multiple of 4, at least 16). */
+  readonly size: number;
+  /** Writer pause and run length (0: no stutter). */
+  readonly stutterMs: number;
+  /** [stop, slots ...]: (1 + slots) words. */
+  readonly control: SharedArrayBuffer;
+}
+
+/** Age histogram buckets: 0, 1, 2, 3 or more epochs. */
+export const AGE_BUCKETS = 4;
+
+export interface TortureResult {
+  readonly role: 'writer' | 'fake-writer' | 'reader';
+  /** Reader sections, writer replacements, fake-writer alloc+free pairs. */
+  readonly operations: number;
+  readonly recycled: number;
+  readonly allocFailures: number;
+  readonly errors: {
+    readonly generation: number;
+    readonly contents: number;
+    readonly freed: number;
+    readonly age: number;
+  };
+  readonly ages: readonly number[];
+  readonly samples: readonly string[];
+}
+
+const STOP = 0;
+const SLOTS = 1;
+/** Element words: 0 sequence, 1 retired epoch + 1 (0 while published), 2.. the stamp. */
+const SEQ = 0;
+const RETIRED = 1;
+const STAMP = 2;
+const STATE_MASK = 3;
+const STATE_FREE = 2;
+
+const stamp = (ptr: number, seq: number, k: number): number => (Math.imul(seq, 0x9e3779b1) ^ (ptr + k)) | 0;
+
+export function torture(ctx: CpuContext<TortureArgs>): TortureResult {
+  const control = new Int32Array(ctx.args.control);
+  if (ctx.index === 0) return writer(ctx, control);
+  if (ctx.index === 1 && ctx.cpus >= 3) return fakeWriter(ctx, control);
+  return reader(ctx, control);
+}
+
+const noErrors = { generation: 0, contents: 0, freed: 0, age: 0 };
+
+function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
+  const { cpu, args } = ctx;
+  const i32 = cpu.i32;
+  const words = args.size >> 2;
+  const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
+  let operations = 0;
+  let recycled = 0;
+  let allocFailures = 0;
+  let slot = 0;
+  let phaseStart = performance.now();
+  while (Atomics.load(control, STOP) === 0) {
+    if (args.stutterMs > 0 && (operations & 255) === 0 && performance.now() - phaseStart > args.stutterMs) {
+      // Stutter: stop writing for a while (readers go on), then resume.
+      cpu.park();
+      Atomics.wait(control, STOP, 0, args.stutterMs);
+      cpu.unpark();
+      phaseStart = performance.now();
+    }
+    const ptr = cpu.alloc(args.size);
+    if (ptr === 0) {
+      allocFailures++;
+      cpu.poll();
+      continue;
+    }
+    const base = ptr >> 2;
+    if ((i32[base - 1] as number) >>> 2 > 1) recycled++;
+    i32[base + SEQ] = operations;
+    i32[base + RETIRED] = 0;
+    for (let k = STAMP; k < words; k++) i32[base + k] = stamp(ptr, operations, k);
+    const old = Atomics.exchange(control, SLOTS + slot, ptr);
+    if (old !== 0) {
+      i32[(old >> 2) + RETIRED] = (Atomics.load(i32, epochWord) + 1) | 0;
+      cpu.free(old);
+    }
+    slot = slot + 1 === args.slots ? 0 : slot + 1;
+    operations++;
+  }
+  for (let s = 0; s < args.slots; s++) {
+    const old = Atomics.exchange(control, SLOTS + s, 0);
+    if (old !== 0) cpu.free(old);
+  }
+  return { role: 'writer', operations, recycled, allocFailures, errors: noErrors, ages: [], samples: [] };
+}
+
+function fakeWriter(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
+  const { cpu, args } = ctx;
+  const held: number[] = [];
+  let operations = 0;
+  let allocFailures = 0;
+  while (Atomics.load(control, STOP) === 0) {
+    for (let k = 0; k < 64; k++) {
+      const ptr = cpu.alloc(args.size);
+      if (ptr === 0) allocFailures++;
+      else held.push(ptr);
+    }
+    while (held.length > 0) cpu.free(held.pop() as number);
+    operations += 64;
+  }
+  return {
+    role: 'fake-writer',
+    operations,
+    recycled: 0,
+    allocFailures,
+    errors: noErrors,
+    ages: [],
+    samples: [],
+  };
+}
+
+function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
+  const { cpu, args } = ctx;
+  const i32 = cpu.i32;
+  const words = args.size >> 2;
+  const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
+  const errors = { generation: 0, contents: 0, freed: 0, age: 0 };
+  const ages = new Array<number>(AGE_BUCKETS).fill(0);
+  const samples: string[] = [];
+  const note = (what: string): void => {
+    if (samples.length < 5) samples.push(what);
+  };
+  let operations = 0;
+  let slot = ctx.index;
+  while (Atomics.load(control, STOP) === 0) {
+    if ((operations & 4095) === 4095) {
+      // Hot-plug: off for a moment (a parked CPU holds no GP back), then on again.
+      cpu.park();
+      cpu.unpark();
+    }
+    cpu.readLock();
+    const ptr = Atomics.load(control, SLOTS + slot);
+    if (ptr !== 0) {
+      const base = ptr >> 2;
+      const header = i32[base - 1] as number;
+      const seq = i32[base + SEQ] as number;
+      let bad = -1;
+      for (let round = 0; round < 4 && bad < 0; round++) {
+        for (let k = STAMP; k < words; k++) if (i32[base + k] !== stamp(ptr, seq, k)) bad = k;
+      }
+      const retired = i32[base + RETIRED] as number;
+      const age = retired === 0 ? 0 : (Atomics.load(i32, epochWord) - (retired - 1)) | 0;
+      const again = i32[base - 1] as number;
+      const bucket = Math.min(Math.max(age, 0), AGE_BUCKETS - 1);
+      ages[bucket] = (ages[bucket] as number) + 1;
+      if (again >>> 2 !== header >>> 2) {
+        errors.generation++;
+        note(`element ${ptr}: generation ${header >>> 2} became ${again >>> 2} inside a read section`);
+      } else if (bad >= 0) {
+        errors.contents++;
+        note(`element ${ptr}: word ${bad} changed inside a read section`);
+      } else if ((again & STATE_MASK) === STATE_FREE) {
+        errors.freed++;
+        note(`element ${ptr}: on a free list inside a read section`);
+      } else if (age > 1) {
+        errors.age++;
+        note(`element ${ptr}: age ${age} epochs inside a read section`);
+      }
+    }
+    cpu.readUnlock();
+    slot = slot + 7 >= args.slots ? (slot + 7) % args.slots : slot + 7;
+    operations++;
+  }
+  return { role: 'reader', operations, recycled: 0, allocFailures: 0, errors, ages, samples };
+}

@@ -1,0 +1,105 @@
+/**
+ * `percpu-arena torture`: runs the torture scenario (src/scenarios/torture.ts) on a pool of
+ * worker CPUs for a number of seconds and sums what the writer, fake writer and readers saw:
+ * operations, errors by kind (generation, contents, freed, age), the readers' age histogram and
+ * how many units went round the free lists (`recycled`). A stress test for people, not a
+ * benchmark: its answer is the error count, not a speed.
+ *
+ * Who may call: any thread; it creates and closes its own arena and pool.
+ */
+import { Arena } from './arena.js';
+import { type MachineConditions, machineConditions } from './benchmarks/measure.js';
+import type { PresetName } from './policy.js';
+import { CpuPool, siblingModule } from './pool.js';
+import { AGE_BUCKETS, type TortureArgs, type TortureResult } from './scenarios/torture.js';
+
+export interface TortureOptions {
+  readonly policy: PresetName;
+  /** Worker CPUs: 1 writer, 1 fake writer (from 3 CPUs on), readers. At least 2. */
+  readonly cpus: number;
+  readonly seconds: number;
+  readonly gpMinMs?: { readonly rcu?: number; readonly ttrace?: number };
+  /** Writer stutter period in ms (0: none). @defaultValue 100 */
+  readonly stutterMs?: number;
+}
+
+export interface TortureReport {
+  readonly policy: PresetName;
+  readonly cpus: number;
+  readonly seconds: number;
+  readonly gpMinMs: { readonly rcu: number; readonly ttrace: number };
+  /** Reader sections + writer replacements + fake-writer alloc/free pairs. */
+  readonly operations: number;
+  readonly readerSections: number;
+  readonly writes: number;
+  /** Errors of every kind, summed. */
+  readonly errors: number;
+  readonly errorKinds: {
+    readonly generation: number;
+    readonly contents: number;
+    readonly freed: number;
+    readonly age: number;
+  };
+  /** Elements whose unit had been handed out before: memory went round the free lists. */
+  readonly recycled: number;
+  /** Reader observations by element age in epochs: 0, 1, 2, 3 or more. */
+  readonly ages: readonly number[];
+  /** The first few errors, described. */
+  readonly samples: readonly string[];
+  readonly allocFailures: number;
+  readonly conditions: MachineConditions;
+}
+
+const kSlots = 16;
+const kElementBytes = 48;
+
+export async function runTorture(options: TortureOptions): Promise<TortureReport> {
+  const gpMinMs = { rcu: options.gpMinMs?.rcu ?? 0, ttrace: options.gpMinMs?.ttrace ?? 0 };
+  const arena = Arena.create({ cpus: options.cpus, maxBytes: 64 << 20, policy: options.policy, gpMinMs });
+  const conditions = machineConditions();
+  const control = new SharedArrayBuffer(4 * (1 + kSlots));
+  const pool = CpuPool.start(arena);
+  try {
+    const args: TortureArgs = {
+      slots: kSlots,
+      size: kElementBytes,
+      stutterMs: options.stutterMs ?? 100,
+      control,
+    };
+    const running = pool.run<TortureResult>(
+      siblingModule(import.meta.url, './scenarios/torture'),
+      'torture',
+      args,
+    );
+    await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
+    Atomics.store(new Int32Array(control), 0, 1);
+    const results = await running;
+    const sum = (pick: (r: TortureResult) => number): number => results.reduce((n, r) => n + pick(r), 0);
+    const errorKinds = {
+      generation: sum((r) => r.errors.generation),
+      contents: sum((r) => r.errors.contents),
+      freed: sum((r) => r.errors.freed),
+      age: sum((r) => r.errors.age),
+    };
+    const ages = Array.from({ length: AGE_BUCKETS }, (_, b) => sum((r) => r.ages[b] ?? 0));
+    return {
+      policy: options.policy,
+      cpus: options.cpus,
+      seconds: options.seconds,
+      gpMinMs,
+      operations: sum((r) => r.operations),
+      readerSections: sum((r) => (r.role === 'reader' ? r.operations : 0)),
+      writes: sum((r) => (r.role === 'writer' ? r.operations : 0)),
+      errors: errorKinds.generation + errorKinds.contents + errorKinds.freed + errorKinds.age,
+      errorKinds,
+      recycled: sum((r) => r.recycled),
+      ages,
+      samples: results.flatMap((r) => r.samples).slice(0, 5),
+      allocFailures: sum((r) => r.allocFailures),
+      conditions,
+    };
+  } finally {
+    await pool.close();
+    await arena.close();
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * The torture run (src/torture.ts, `percpu-arena torture`) with real workers: under kernel-6.6
+ * (immediate reuse) readers see elements reused inside their sections — the lab can fail — and
+ * under the policies that reuse only after a GP they see none, while memory really goes round the
+ * free lists (recycled units) in every run. Seconds per run from TORTURE_SECONDS (1).
+ */
+import { describe, expect, it } from 'vitest';
+import { runTorture } from '../src/torture.js';
+
+const seconds = Number(process.env.TORTURE_SECONDS ?? 1);
+
+describe('torture', () => {
+  it('kernel-6.6: readers see reuse inside their sections (the lab can fail)', async () => {
+    const r = await runTorture({ policy: 'kernel-6.6', cpus: 3, seconds });
+    expect(r.recycled).toBeGreaterThan(1000);
+    expect(r.errors).toBeGreaterThan(0);
+    expect(r.samples.length).toBeGreaterThan(0);
+  });
+
+  it.each(['arena', 'reuse-after-gp', 'kernel-free-rcu'] as const)(
+    '%s: no error, and units went round the free lists',
+    async (policy) => {
+      const r = await runTorture({ policy, cpus: 3, seconds });
+      expect(r.errors, r.samples.join('\n')).toBe(0);
+      expect(r.recycled).toBeGreaterThan(1000);
+      expect(r.readerSections).toBeGreaterThan(1000);
+      expect(r.ages.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    },
+  );
+});
