@@ -13,6 +13,7 @@ import {
   integerOption,
   numberOption,
   presetOption,
+  UsageError,
 } from './cli-options.js';
 import { runTorture } from './torture.js';
 
@@ -30,6 +31,9 @@ readers go offline and online during the run.
   --rcu-gp-ms N      minimum rcu epoch in ms (default 0)
   --ttrace-gp-ms N   minimum ttrace epoch in ms (default 0)
   --stutter-ms N     writer pause and run period, 0 for none (default 100)
+  --structure S      element (default), or refcount: ref-counted objects (the bpf_cpumask shape)
+                     that readers acquire (kptr_get) and release; an acquisition of an object
+                     that was freed and re-created is an error
   --expect-errors    exit 0 even if errors were seen (to show what immediate reuse does)
   --json             print one JSON object
   -h, --help         show this help
@@ -43,6 +47,7 @@ export async function torture(argv: string[]): Promise<number> {
       cpus: { type: 'string' },
       seconds: { type: 'string' },
       'stutter-ms': { type: 'string' },
+      structure: { type: 'string' },
       'expect-errors': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -54,7 +59,12 @@ export async function torture(argv: string[]): Promise<number> {
     process.stdout.write(kHelp);
     return 0;
   }
+  const structure = values.structure ?? 'element';
+  if (structure !== 'element' && structure !== 'refcount') {
+    throw new UsageError(`--structure must be element or refcount, got '${structure}'`);
+  }
   const report = await runTorture({
+    structure,
     policy: presetOption(values.policy),
     cpus: integerOption(values.cpus, 'cpus', 3, 2, 64),
     seconds: numberOption(values.seconds, 'seconds', 2, 0.1, 3600),
@@ -67,7 +77,7 @@ export async function torture(argv: string[]): Promise<number> {
     const k = report.errorKinds;
     console.log(
       `${report.conditions.cpuModel}, ${report.conditions.cores} cores, Node ${report.conditions.node}; ` +
-        `policy ${report.policy}, ${report.cpus} CPUs, ${report.seconds} s, epochs ≥ ${report.gpMinMs.rcu} / ${report.gpMinMs.ttrace} ms`,
+        `policy ${report.policy}, ${report.structure}s, ${report.cpus} CPUs, ${report.seconds} s, epochs ≥ ${report.gpMinMs.rcu} / ${report.gpMinMs.ttrace} ms`,
     );
     console.log(
       `operations ${report.operations} (reader sections ${report.readerSections}, writes ${report.writes}); ` +
@@ -75,7 +85,7 @@ export async function torture(argv: string[]): Promise<number> {
     );
     console.log(`ages (epochs 0 / 1 / 2 / 3+): ${report.ages.join(' / ')}`);
     console.log(
-      `errors ${report.errors} (generation ${k.generation}, contents ${k.contents}, freed ${k.freed}, age ${k.age})`,
+      `errors ${report.errors} (generation ${k.generation}, contents ${k.contents}, freed ${k.freed}, age ${k.age}, recreated ${k.recreated})`,
     );
     for (const sample of report.samples) console.log(`  ${sample}`);
     if (report.recycled === 0)

@@ -24,6 +24,7 @@ export {
 } from './policy.js';
 export { CpuPool, type CpuPoolOptions, watchPool } from './pool.js';
 export type { RecoveryReport } from './recovery.js';
+export { REF_PAYLOAD_OFFSET, RefCounts } from './refcount.js';
 export { PointerQueue } from './ring.js';
 export {
   CLASS_UNIT_SIZES,

@@ -1,8 +1,9 @@
 /**
  * `percpu-arena torture`: runs the torture scenario (src/scenarios/torture.ts) on a pool of
  * worker CPUs for a number of seconds and sums what the writer, fake writer and readers saw:
- * operations, errors by kind (generation, contents, freed, age), the readers' age histogram and
- * how many units went round the free lists (`recycled`). A stress test for people, not a
+ * operations, errors by kind (generation, contents, freed, age; recreated for ref-counted
+ * objects), the readers' age histogram (elements only) and how many units went round the free
+ * lists (`recycled`). A stress test for people, not a
  * benchmark: its answer is the error count, not a speed.
  *
  * Who may call: any thread; it creates and closes its own arena and pool.
@@ -21,10 +22,13 @@ export interface TortureOptions {
   readonly gpMinMs?: { readonly rcu?: number; readonly ttrace?: number };
   /** Writer stutter period in ms (0: none). @defaultValue 100 */
   readonly stutterMs?: number;
+  /** Published elements, or ref-counted objects (the `bpf_cpumask` shape). @defaultValue 'element' */
+  readonly structure?: 'element' | 'refcount';
 }
 
 export interface TortureReport {
   readonly policy: PresetName;
+  readonly structure: 'element' | 'refcount';
   readonly cpus: number;
   readonly seconds: number;
   readonly gpMinMs: { readonly rcu: number; readonly ttrace: number };
@@ -39,6 +43,7 @@ export interface TortureReport {
     readonly contents: number;
     readonly freed: number;
     readonly age: number;
+    readonly recreated: number;
   };
   /** Elements whose unit had been handed out before: memory went round the free lists. */
   readonly recycled: number;
@@ -57,13 +62,16 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
   const gpMinMs = { rcu: options.gpMinMs?.rcu ?? 0, ttrace: options.gpMinMs?.ttrace ?? 0 };
   const arena = Arena.create({ cpus: options.cpus, maxBytes: 64 << 20, policy: options.policy, gpMinMs });
   const conditions = machineConditions();
-  const control = new SharedArrayBuffer(4 * (1 + kSlots));
+  const control = new SharedArrayBuffer(4 * (2 + kSlots));
+  const words = new Int32Array(control);
   const pool = CpuPool.start(arena);
   try {
+    const structure = options.structure ?? 'element';
     const args: TortureArgs = {
       slots: kSlots,
       size: kElementBytes,
       stutterMs: options.stutterMs ?? 100,
+      structure,
       control,
     };
     const running = pool.run<TortureResult>(
@@ -71,8 +79,12 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       'torture',
       args,
     );
+    // The clock starts once every CPU runs (worker start-up can take a second under load).
+    for (let waited = 0; Atomics.load(words, 1) < options.cpus && waited < 60_000; waited += 10) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
-    Atomics.store(new Int32Array(control), 0, 1);
+    Atomics.store(words, 0, 1);
     const results = await running;
     const sum = (pick: (r: TortureResult) => number): number => results.reduce((n, r) => n + pick(r), 0);
     const errorKinds = {
@@ -80,17 +92,19 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       contents: sum((r) => r.errors.contents),
       freed: sum((r) => r.errors.freed),
       age: sum((r) => r.errors.age),
+      recreated: sum((r) => r.errors.recreated),
     };
     const ages = Array.from({ length: AGE_BUCKETS }, (_, b) => sum((r) => r.ages[b] ?? 0));
     return {
       policy: options.policy,
+      structure,
       cpus: options.cpus,
       seconds: options.seconds,
       gpMinMs,
       operations: sum((r) => r.operations),
       readerSections: sum((r) => (r.role === 'reader' ? r.operations : 0)),
       writes: sum((r) => (r.role === 'writer' ? r.operations : 0)),
-      errors: errorKinds.generation + errorKinds.contents + errorKinds.freed + errorKinds.age,
+      errors: Object.values(errorKinds).reduce((a, b) => a + b, 0),
       errorKinds,
       recycled: sum((r) => r.recycled),
       ages,

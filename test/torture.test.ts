@@ -1,8 +1,9 @@
 /**
  * The torture run (src/torture.ts, `percpu-arena torture`) with real workers: under kernel-6.6
- * (immediate reuse) readers see elements reused inside their sections — the lab can fail — and
- * under the policies that reuse only after a GP they see none, while memory really goes round the
- * free lists (recycled units) in every run. Seconds per run from TORTURE_SECONDS (1).
+ * (immediate reuse) readers see elements reused inside their sections, and acquire ref-counted
+ * objects that were freed and re-created — the lab can fail — and under the policies that reuse
+ * only after a GP they see neither, while memory really goes round the free lists (recycled
+ * units) in every run. Seconds per run from TORTURE_SECONDS (1).
  */
 import { describe, expect, it } from 'vitest';
 import { runTorture } from '../src/torture.js';
@@ -12,18 +13,38 @@ const seconds = Number(process.env.TORTURE_SECONDS ?? 1);
 describe('torture', () => {
   it('kernel-6.6: readers see reuse inside their sections (the lab can fail)', async () => {
     const r = await runTorture({ policy: 'kernel-6.6', cpus: 3, seconds });
-    expect(r.recycled).toBeGreaterThan(1000);
+    expect(r.recycled, JSON.stringify(r.errorKinds)).toBeGreaterThan(100);
     expect(r.errors).toBeGreaterThan(0);
     expect(r.samples.length).toBeGreaterThan(0);
   });
+
+  it('kernel-6.6, ref-counted objects: readers acquire objects that were freed and re-created', async () => {
+    const r = await runTorture({
+      policy: 'kernel-6.6',
+      cpus: 3,
+      seconds: seconds + 0.5,
+      structure: 'refcount',
+    });
+    expect(r.recycled, JSON.stringify(r.errorKinds)).toBeGreaterThan(100);
+    expect(r.errorKinds.recreated).toBeGreaterThan(0);
+  });
+
+  it.each(['arena', 'reuse-after-gp'] as const)(
+    '%s, ref-counted objects: never an acquisition of a re-created object',
+    async (policy) => {
+      const r = await runTorture({ policy, cpus: 3, seconds, structure: 'refcount' });
+      expect(r.errors, `${JSON.stringify(r.errorKinds)} ${r.samples.join('; ')}`).toBe(0);
+      expect(r.recycled, JSON.stringify(r.errorKinds)).toBeGreaterThan(100);
+    },
+  );
 
   it.each(['arena', 'reuse-after-gp', 'kernel-free-rcu'] as const)(
     '%s: no error, and units went round the free lists',
     async (policy) => {
       const r = await runTorture({ policy, cpus: 3, seconds });
-      expect(r.errors, r.samples.join('\n')).toBe(0);
-      expect(r.recycled).toBeGreaterThan(1000);
-      expect(r.readerSections).toBeGreaterThan(1000);
+      expect(r.errors, `${JSON.stringify(r.errorKinds)} ${r.samples.join('; ')}`).toBe(0);
+      expect(r.recycled, JSON.stringify(r.errorKinds)).toBeGreaterThan(100);
+      expect(r.readerSections).toBeGreaterThan(100);
       expect(r.ages.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     },
   );

@@ -17,6 +17,13 @@
  *   on a free list, or an age above 1 (a reader that pinned at epoch p found the element before
  *   it was retired, at r ≥ p; while pinned the epoch cannot pass p + 1). Ages go to a histogram.
  *   Hot-plug: every 4096 sections a reader parks for a moment and comes back.
+ * - Structure 'refcount' (the `bpf_cpumask` shape, src/refcount.ts): the table holds ref-counted
+ *   objects (the slot's reference is the one `create` gives); the writer releases the object it
+ *   replaces instead of freeing it; a reader acquires the object it found (kptr_get: only a
+ *   non-zero count), checks that it is still the object that slot published (its generation,
+ *   its stamp and the slot index it carries) and releases it — the last release frees it. An
+ *   acquisition of an object that was freed and re-created is an error (`recreated`), counted
+ *   and dropped without a free (its count is restored), so that the run goes on.
  *
  * Who may call: a CPU pool (src/pool.ts) with at least 2 CPUs. Shared words: the slot table and
  * the stop word in `args.control` (Atomics); element words are read plainly by readers, which is
@@ -24,6 +31,7 @@
  */
 import type { CpuContext } from '../cpu-context.js';
 import { FLAVOR_RCU, G_EPOCH, gpWord } from '../layout.js';
+import { RefCounts } from '../refcount.js';
 
 export interface TortureArgs {
   /** Slots in the table. */
@@ -32,7 +40,9 @@ export interface TortureArgs {
   readonly size: number;
   /** Writer pause and run length (0: no stutter). */
   readonly stutterMs: number;
-  /** [stop, slots ...]: (1 + slots) words. */
+  /** Published elements, or ref-counted objects. */
+  readonly structure: 'element' | 'refcount';
+  /** [stop, started, slots ...]: (2 + slots) words. */
   readonly control: SharedArrayBuffer;
 }
 
@@ -50,17 +60,26 @@ export interface TortureResult {
     readonly contents: number;
     readonly freed: number;
     readonly age: number;
+    /** Acquisitions of an object that was freed and re-created (structure 'refcount'). */
+    readonly recreated: number;
   };
   readonly ages: readonly number[];
   readonly samples: readonly string[];
 }
 
 const STOP = 0;
-const SLOTS = 1;
-/** Element words: 0 sequence, 1 retired epoch + 1 (0 while published), 2.. the stamp. */
+/** CPUs that started: the run's clock starts when all have (worker start-up is not the run). */
+const STARTED = 1;
+const SLOTS = 2;
+/**
+ * Element words: 0 sequence, 1 retired epoch + 1 (0 while published), 2 the slot it was
+ * published in, 3.. the stamp. A ref-counted object's count is word 0 of its unit, so its
+ * element words start at REF_PAYLOAD_OFFSET.
+ */
 const SEQ = 0;
 const RETIRED = 1;
-const STAMP = 2;
+const HOME = 2;
+const STAMP = 3;
 const STATE_MASK = 3;
 const STATE_FREE = 2;
 
@@ -68,17 +87,20 @@ const stamp = (ptr: number, seq: number, k: number): number => (Math.imul(seq, 0
 
 export function torture(ctx: CpuContext<TortureArgs>): TortureResult {
   const control = new Int32Array(ctx.args.control);
+  Atomics.add(control, STARTED, 1);
   if (ctx.index === 0) return writer(ctx, control);
   if (ctx.index === 1 && ctx.cpus >= 3) return fakeWriter(ctx, control);
   return reader(ctx, control);
 }
 
-const noErrors = { generation: 0, contents: 0, freed: 0, age: 0 };
+const noErrors = { generation: 0, contents: 0, freed: 0, age: 0, recreated: 0 };
 
 function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
   const { cpu, args } = ctx;
   const i32 = cpu.i32;
-  const words = args.size >> 2;
+  const refs = args.structure === 'refcount' ? new RefCounts(cpu) : undefined;
+  const skip = refs ? 2 : 0;
+  const words = (args.size >> 2) - skip;
   const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
   let operations = 0;
   let recycled = 0;
@@ -93,28 +115,31 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
       cpu.unpark();
       phaseStart = performance.now();
     }
-    const ptr = cpu.alloc(args.size);
+    const ptr = refs ? refs.create(args.size - 8) : cpu.alloc(args.size);
     if (ptr === 0) {
       allocFailures++;
       cpu.poll();
       continue;
     }
-    const base = ptr >> 2;
-    if ((i32[base - 1] as number) >>> 2 > 1) recycled++;
+    if ((i32[(ptr >> 2) - 1] as number) >>> 2 > 1) recycled++;
+    const base = (ptr >> 2) + skip;
     i32[base + SEQ] = operations;
     i32[base + RETIRED] = 0;
+    i32[base + HOME] = slot;
     for (let k = STAMP; k < words; k++) i32[base + k] = stamp(ptr, operations, k);
     const old = Atomics.exchange(control, SLOTS + slot, ptr);
     if (old !== 0) {
-      i32[(old >> 2) + RETIRED] = (Atomics.load(i32, epochWord) + 1) | 0;
-      cpu.free(old);
+      i32[(old >> 2) + skip + RETIRED] = (Atomics.load(i32, epochWord) + 1) | 0;
+      if (refs) refs.release(old);
+      else cpu.free(old);
     }
     slot = slot + 1 === args.slots ? 0 : slot + 1;
     operations++;
   }
   for (let s = 0; s < args.slots; s++) {
     const old = Atomics.exchange(control, SLOTS + s, 0);
-    if (old !== 0) cpu.free(old);
+    if (old !== 0 && refs) refs.release(old);
+    else if (old !== 0) cpu.free(old);
   }
   return { role: 'writer', operations, recycled, allocFailures, errors: noErrors, ages: [], samples: [] };
 }
@@ -127,8 +152,15 @@ function fakeWriter(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureR
   while (Atomics.load(control, STOP) === 0) {
     for (let k = 0; k < 64; k++) {
       const ptr = cpu.alloc(args.size);
-      if (ptr === 0) allocFailures++;
-      else held.push(ptr);
+      if (ptr === 0) {
+        allocFailures++;
+        continue;
+      }
+      // Neither an element nor an object: word 0 (an element's sequence, an object's count) and
+      // word 2 (an object's sequence) are -1, which no stamp matches and no acquire takes.
+      cpu.i32[ptr >> 2] = -1;
+      cpu.i32[(ptr >> 2) + 2] = -1;
+      held.push(ptr);
     }
     while (held.length > 0) cpu.free(held.pop() as number);
     operations += 64;
@@ -147,9 +179,11 @@ function fakeWriter(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureR
 function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
   const { cpu, args } = ctx;
   const i32 = cpu.i32;
-  const words = args.size >> 2;
+  const refs = args.structure === 'refcount' ? new RefCounts(cpu) : undefined;
+  const skip = refs ? 2 : 0;
+  const words = (args.size >> 2) - skip;
   const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
-  const errors = { generation: 0, contents: 0, freed: 0, age: 0 };
+  const errors = { generation: 0, contents: 0, freed: 0, age: 0, recreated: 0 };
   const ages = new Array<number>(AGE_BUCKETS).fill(0);
   const samples: string[] = [];
   const note = (what: string): void => {
@@ -165,7 +199,9 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     }
     cpu.readLock();
     const ptr = Atomics.load(control, SLOTS + slot);
-    if (ptr !== 0) {
+    if (ptr !== 0 && refs) {
+      checkAcquire(refs, i32, ptr, slot, words, errors, note);
+    } else if (ptr !== 0) {
       const base = ptr >> 2;
       const header = i32[base - 1] as number;
       const seq = i32[base + SEQ] as number;
@@ -197,4 +233,38 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     operations++;
   }
   return { role: 'reader', operations, recycled: 0, allocFailures: 0, errors, ages, samples };
+}
+
+/**
+ * Structure 'refcount': acquires the object found in `slot` and checks that it is the object
+ * that slot published — same generation before and after the acquire, a valid stamp, its home
+ * slot — then releases it. An acquisition of anything else (an object freed and re-created, a
+ * unit reused by someone else) is counted and undone without a free.
+ */
+function checkAcquire(
+  refs: RefCounts,
+  i32: Int32Array,
+  ptr: number,
+  slot: number,
+  words: number,
+  errors: { recreated: number },
+  note: (what: string) => void,
+): void {
+  const header = i32[(ptr >> 2) - 1] as number;
+  if (!refs.acquire(ptr)) return; // on its way out: kptr_get fails, as it should
+  const base = (ptr >> 2) + 2;
+  const seq = i32[base + SEQ] as number;
+  let stampOk = true;
+  for (let k = STAMP; k < words && stampOk; k++) stampOk = i32[base + k] === stamp(ptr, seq, k);
+  const again = i32[(ptr >> 2) - 1] as number;
+  if (again !== header || !stampOk || i32[base + HOME] !== slot) {
+    errors.recreated++;
+    note(
+      `object ${ptr}: acquired after it was freed and re-created (generation ${header >>> 2} → ${again >>> 2})`,
+    );
+    // Undo the increment without freeing: the unit is someone else's now.
+    Atomics.sub(i32, ptr >> 2, 1);
+    return;
+  }
+  refs.release(ptr);
 }
