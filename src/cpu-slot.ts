@@ -73,7 +73,11 @@ export class CpuSlot {
   /** IDLE → ONLINE, waiting while a drain holds the slot; throws ETIMEDOUT if it never ends. */
   unpark(): void {
     if (!this.#claimFrom(cpuStateWord(CPU_IDLE, threadId), CPU_DRAINING_IDLE)) {
-      fail('ETIMEDOUT', `CPU ${this.#cpu}: the coordinator did not hand the CPU back in ${kDrainWaitMs} ms`);
+      const word = readShared(this.#i32, this.#state);
+      fail(
+        'ETIMEDOUT',
+        `CPU ${this.#cpu}: a drainer (thread ${cpuThread(word)}, state ${cpuState(word)}) did not hand the CPU back in ${kDrainWaitMs} ms`,
+      );
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * The xmalloc shape (every free remote) against its memory bound (src/benchmarks/xmalloc.ts
- * `memoryBound`: live objects + caches + depot + nine epochs of frees), with the kernel-like GP
- * timing of the report (10 ms rcu / 100 ms ttrace epochs): the `arena` preset stays within it;
+ * `memoryBound`: live objects + caches + depot + nine epochs of frees), with kernel-like GP
+ * timing (10 ms rcu / 300 ms ttrace epochs): the `arena` preset stays within it;
  * `kernel-6.1`, whose remote frees wait on the freeing CPU's ttrace lists, goes far above it —
  * so the check can fail. Real workers, 1 producer and 1 consumer, 1 s measured.
  */
@@ -18,7 +18,9 @@ describe('xmalloc memory bound', () => {
       policy,
       warmupS: 0.5,
       durationS: 1,
-      gpMinMs: { rcu: 10, ttrace: 100 },
+      // A long ttrace epoch keeps kernel-6.1 far above the bound even on a loaded machine (its
+      // remote frees wait on the consumer's ttrace lists); the bound depends on rcu epochs only.
+      gpMinMs: { rcu: 10, ttrace: 300 },
     });
     expect(r.objectsPerSec).toBeGreaterThan(0);
     expect(
