@@ -125,6 +125,8 @@ export class CpuSlot {
     for (;;) {
       if (claim(this.#i32, this.#state, from, online)) return true;
       const word = readShared(this.#i32, this.#state);
+      // The drainer may have handed it back between the CAS and this load: try again.
+      if (word === from) continue;
       if (cpuState(word) !== draining || Date.now() > deadline) return false;
       Atomics.wait(this.#i32, this.#state, word, 1);
     }
