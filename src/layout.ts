@@ -325,6 +325,25 @@ export const UNIT_DEFERRED = 3;
 export const UNIT_STATE_MASK = 3;
 export const UNIT_GENERATION_STEP = 4;
 
+/**
+ * Every chain a cache record holds, as [head word, count word, header state of its units,
+ * shared]: the free list, the four deferred lists, the owner-return buffer, and the two inboxes
+ * other CPUs push to (`shared`: read their words with Atomics). For whoever audits or repairs a
+ * cache (src/recovery.ts, the tests' audits).
+ */
+export const CACHE_LISTS: ReadonlyArray<
+  readonly [head: number, count: number, state: number, shared: boolean]
+> = [
+  [C_FREE_HEAD, C_FREE_COUNT, UNIT_FREE, false],
+  [C_RCU_HEAD, C_RCU_COUNT, UNIT_DEFERRED, false],
+  [C_WAIT_HEAD, C_WAIT_COUNT, UNIT_DEFERRED, false],
+  [C_TT_HEAD, C_TT_COUNT, UNIT_FREE, false],
+  [C_TTW_HEAD, C_TTW_COUNT, UNIT_FREE, false],
+  [C_REMOTE_HEAD, C_REMOTE_COUNT, UNIT_DEFERRED, false],
+  [C_X_INBOX_HEAD, C_X_INBOX_COUNT, UNIT_FREE, true],
+  [C_X_RETURN_HEAD, C_X_RETURN_COUNT, UNIT_DEFERRED, true],
+];
+
 /** Largest arena: pointers are int32 byte offsets. */
 export const MAX_ARENA_BYTES = 0x7fff_f000;
 

@@ -42,22 +42,11 @@ import type { ListsByCpu } from './deferred.js';
 import { releaseDeadClaims } from './depot.js';
 import { ringCoordinator } from './grace-period.js';
 import {
-  C_FREE_COUNT,
-  C_FREE_HEAD,
-  C_RCU_COUNT,
-  C_RCU_HEAD,
-  C_REMOTE_COUNT,
-  C_REMOTE_HEAD,
   C_TAKING_INBOX,
   C_TAKING_RETURN,
-  C_TT_COUNT,
-  C_TT_HEAD,
-  C_TTW_COUNT,
-  C_TTW_HEAD,
-  C_WAIT_COUNT,
-  C_WAIT_HEAD,
   C_X_INBOX_COUNT,
   C_X_RETURN_COUNT,
+  CACHE_LISTS,
   CLS_UNIT_SIZE,
   CPU_DRAINING_IDLE,
   CPU_DRAINING_OFFLINE,
@@ -84,7 +73,6 @@ import {
   SLAB_X_RETURNS,
   slabWord,
   UNIT_ALLOCATED,
-  UNIT_DEFERRED,
   UNIT_FREE,
   UNIT_STATE_MASK,
   X_CPUS_RECOVERED,
@@ -108,16 +96,6 @@ export interface RecoveryReport {
   /** Units still allocated whose owner hint names one of its CPUs, per CPU. */
   readonly leakedByCpu: Readonly<Record<number, number>>;
 }
-
-/** Cache lists as [head word, count word, state of their units]. */
-const kCacheLists = [
-  [C_FREE_HEAD, C_FREE_COUNT, UNIT_FREE],
-  [C_RCU_HEAD, C_RCU_COUNT, UNIT_DEFERRED],
-  [C_WAIT_HEAD, C_WAIT_COUNT, UNIT_DEFERRED],
-  [C_TT_HEAD, C_TT_COUNT, UNIT_FREE],
-  [C_TTW_HEAD, C_TTW_COUNT, UNIT_FREE],
-  [C_REMOTE_HEAD, C_REMOTE_COUNT, UNIT_DEFERRED],
-] as const;
 
 /** Inbox takes as [taking word, the inbox's count word]. */
 const kTakings = [
@@ -244,7 +222,9 @@ function repairLists(i32: Int32Array, layout: Layout, cpu: number): number {
       dropped += n;
       i32[c + takingWord] = 0;
     }
-    for (const [headWord, countWord, state] of kCacheLists) {
+    for (const [headWord, countWord, state, shared] of CACHE_LISTS) {
+      // The inboxes are other CPUs' to push to: their chains are whole by construction.
+      if (shared) continue;
       const count = i32[c + countWord] as number;
       if (soundPrefix(i32, layout, i32[c + headWord] as number, count, cls, state) !== count) {
         dropped += Math.max(0, count);

@@ -35,21 +35,7 @@ import {
 } from '../src/index.js';
 import {
   C_FREE_COUNT,
-  C_FREE_HEAD,
-  C_RCU_COUNT,
-  C_RCU_HEAD,
-  C_REMOTE_COUNT,
-  C_REMOTE_HEAD,
-  C_TT_COUNT,
-  C_TT_HEAD,
-  C_TTW_COUNT,
-  C_TTW_HEAD,
-  C_WAIT_COUNT,
-  C_WAIT_HEAD,
-  C_X_INBOX_COUNT,
-  C_X_INBOX_HEAD,
-  C_X_RETURN_COUNT,
-  C_X_RETURN_HEAD,
+  CACHE_LISTS,
   cacheWord,
   DEPOT_COUNT,
   DEPOT_SLOTS,
@@ -64,7 +50,6 @@ import {
   SLAB_FREE_HEAD,
   slabWord,
   UNIT_ALLOCATED,
-  UNIT_DEFERRED,
   UNIT_FREE,
   UNIT_STATE_MASK,
   X_PAGE_LIMIT_HITS,
@@ -228,18 +213,7 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
         const c = cacheWord(layout, cpu, cls);
         const count = word(c + C_FREE_COUNT);
         if (!handle(cpu).attached && count !== 0) expect.fail(`detached CPU ${cpu} caches ${count} units`);
-        n += walk(word(c + C_FREE_HEAD), cls, `cache ${cpu}/${cls}`, count, n);
-        // Deferred lists as [head word, count word, header state of their units].
-        const lists = [
-          [C_RCU_HEAD, C_RCU_COUNT, UNIT_DEFERRED],
-          [C_WAIT_HEAD, C_WAIT_COUNT, UNIT_DEFERRED],
-          [C_TT_HEAD, C_TT_COUNT, UNIT_FREE],
-          [C_TTW_HEAD, C_TTW_COUNT, UNIT_FREE],
-          [C_X_INBOX_HEAD, C_X_INBOX_COUNT, UNIT_FREE],
-          [C_REMOTE_HEAD, C_REMOTE_COUNT, UNIT_DEFERRED],
-          [C_X_RETURN_HEAD, C_X_RETURN_COUNT, UNIT_DEFERRED],
-        ] as const;
-        for (const [head, length, state] of lists) {
+        for (const [head, length, state] of CACHE_LISTS) {
           n += walk(word(c + head), cls, `list ${head} of ${cpu}/${cls}`, word(c + length), n, state);
         }
       }

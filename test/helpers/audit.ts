@@ -7,22 +7,7 @@
  * chain a killed thread held in its locals).
  */
 import {
-  C_FREE_COUNT,
-  C_FREE_HEAD,
-  C_RCU_COUNT,
-  C_RCU_HEAD,
-  C_REMOTE_COUNT,
-  C_REMOTE_HEAD,
-  C_TT_COUNT,
-  C_TT_HEAD,
-  C_TTW_COUNT,
-  C_TTW_HEAD,
-  C_WAIT_COUNT,
-  C_WAIT_HEAD,
-  C_X_INBOX_COUNT,
-  C_X_INBOX_HEAD,
-  C_X_RETURN_COUNT,
-  C_X_RETURN_HEAD,
+  CACHE_LISTS,
   cacheWord,
   DEPOT_COUNT,
   DEPOT_SLOTS,
@@ -37,7 +22,6 @@ import {
   SLAB_X_RETURNS,
   slabWord,
   UNIT_ALLOCATED,
-  UNIT_DEFERRED,
   UNIT_FREE,
   UNIT_STATE_MASK,
   X_PAGES_NEXT,
@@ -53,17 +37,6 @@ export interface Audit {
   /** Problems found: a unit on two lists, in the wrong state, a list whose count lies. */
   readonly problems: readonly string[];
 }
-
-const kCacheLists = [
-  [C_FREE_HEAD, C_FREE_COUNT, UNIT_FREE],
-  [C_RCU_HEAD, C_RCU_COUNT, UNIT_DEFERRED],
-  [C_WAIT_HEAD, C_WAIT_COUNT, UNIT_DEFERRED],
-  [C_TT_HEAD, C_TT_COUNT, UNIT_FREE],
-  [C_TTW_HEAD, C_TTW_COUNT, UNIT_FREE],
-  [C_X_INBOX_HEAD, C_X_INBOX_COUNT, UNIT_FREE],
-  [C_REMOTE_HEAD, C_REMOTE_COUNT, UNIT_DEFERRED],
-  [C_X_RETURN_HEAD, C_X_RETURN_COUNT, UNIT_DEFERRED],
-] as const;
 
 export function auditArena(buffer: SharedArrayBuffer): Audit {
   const i32 = new Int32Array(buffer);
@@ -94,7 +67,7 @@ export function auditArena(buffer: SharedArrayBuffer): Audit {
   for (let cpu = 0; cpu < layout.cpus; cpu++) {
     for (let cls = 0; cls < layout.classes; cls++) {
       const c = cacheWord(layout, cpu, cls);
-      for (const [head, count, state] of kCacheLists) {
+      for (const [head, count, state] of CACHE_LISTS) {
         walk(
           Atomics.load(i32, c + head),
           Atomics.load(i32, c + count),
