@@ -90,7 +90,8 @@ export class CpuSlot {
     const i32 = this.#i32;
     for (let f = 0; f < FLAVORS; f++) publish(i32, this.#record + CPU_X_PIN + f, 0);
     publish(i32, this.#state, CPU_OFFLINE);
-    publish(i32, this.#record + CPU_X_OWNER, 0);
+    // Only if still ours: a thread may have attached the slot since the store above.
+    Atomics.compareExchange(i32, this.#record + CPU_X_OWNER, threadId + 1, 0);
     Atomics.notify(i32, this.#state);
     ringCoordinator(i32);
     Atomics.add(i32, this.#doorbell, 1);

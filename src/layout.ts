@@ -122,6 +122,8 @@ export const X_STALLS = 57;
 /** Depot traffic: batches parked there and taken from it (src/depot.ts). */
 export const X_DEPOT_PARKS = 58;
 export const X_DEPOT_TAKES = 59;
+/** Spans carved from reused pages so far: their generation bases (SLAB_CARVE_GEN). */
+export const X_SPAN_GENERATIONS = 60;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */
@@ -279,6 +281,13 @@ export const SLAB_CARVE_END = 4;
 /** Units ever carved into this class and spans taken from the page allocator. */
 export const SLAB_UNITS = 5;
 export const SLAB_SPANS = 6;
+/**
+ * Generation the units of the row's current span start from: 0 for pages never used before; for
+ * a span taken from the free-span list, a fresh base from X_SPAN_GENERATIONS, so that units in
+ * pages a released span gave back do not restart at a generation an old reference still holds
+ * (src/unit-ref.ts).
+ */
+export const SLAB_CARVE_GEN = 7;
 /**
  * Units returned by a thread that must not block (the creating thread: its event loop is where
  * a dead lock holder is recovered): a lock-free stack of chains (CAS push, exchange take) that
@@ -508,6 +517,7 @@ function checkConstants(): void {
       SLAB_CARVE_END,
       SLAB_UNITS,
       SLAB_SPANS,
+      SLAB_CARVE_GEN,
       SLAB_X_RETURNS,
       SLAB_X_RETURN_COUNT,
     ],
@@ -551,6 +561,7 @@ function checkConstants(): void {
       X_STALLS,
       X_DEPOT_PARKS,
       X_DEPOT_TAKES,
+      X_SPAN_GENERATIONS,
     ],
   };
   for (const [name, fields] of Object.entries(records)) {

@@ -33,6 +33,8 @@ export class PageAllocator {
   readonly #i32: Int32Array;
   readonly #layout: Layout;
   readonly #buffer: SharedArrayBuffer;
+  /** Whether the last span `allocSpan` returned came from the free-span list (pages used before). */
+  lastReused = false;
 
   constructor(i32: Int32Array, layout: Layout, buffer: SharedArrayBuffer) {
     this.#i32 = i32;
@@ -50,6 +52,7 @@ export class PageAllocator {
     robustLock(i32, X_PAGE_LOCK);
     try {
       const reused = this.#takeFreeSpan(pages);
+      this.lastReused = reused !== 0;
       if (reused !== 0) {
         raiseShared(i32, X_PEAK_PAGES, addShared(i32, X_PAGES_IN_USE, pages));
         return reused;

@@ -134,6 +134,10 @@ export function recoverThread(
     if (mutexRecover(i32, row + SLAB_X_LOCK, deadThreadId, repair)) locksReleased++;
   }
   if (mutexRecover(i32, X_PAGE_LOCK, deadThreadId, () => {})) locksReleased++;
+  // A sleeper the dead thread's unlock woke may have been the dead thread itself, which then
+  // never took the lock: wake every sleeper on every mutex; they re-check the word.
+  for (let cls = 0; cls < layout.classes; cls++) Atomics.notify(i32, slabWord(layout, cls) + SLAB_X_LOCK);
+  Atomics.notify(i32, X_PAGE_LOCK);
   droppedUnits += releaseDeadClaims(i32, layout, deadThreadId);
 
   const cpus: number[] = [];

@@ -41,11 +41,14 @@ import {
   CLS_SPAN_UNITS,
   CLS_UNIT_SIZE,
   classWord,
+  DEBUG_POISON,
   FLAVOR_RCU,
   FLAVOR_TTRACE,
+  H_DEBUG,
   type Layout,
   PAGE_SHIFT,
   SLAB_CARVE_END,
+  SLAB_CARVE_GEN,
   SLAB_CARVE_NEXT,
   SLAB_FREE_COUNT,
   SLAB_FREE_HEAD,
@@ -56,7 +59,9 @@ import {
   SLAB_X_RETURNS,
   slabWord,
   UNIT_FREE,
+  UNIT_GENERATION_STEP,
   UNIT_MAP_WORDS_PER_PAGE,
+  X_SPAN_GENERATIONS,
 } from './layout.js';
 import type { PageAllocator } from './page-allocator.js';
 import { robustLock, robustTryLock, robustUnlock } from './sync.js';
@@ -68,6 +73,12 @@ interface EmptySpan {
   readonly ttrace: number;
 }
 
+/** Span generation bases step by 2^10 and stay within the header's 30 generation bits. */
+const kSpanGenerationShift = 10;
+const kGenerationMask = (1 << 30) - 1;
+/** The poison byte (src/deferred.ts). */
+const kPoisonByte = 0x6b;
+
 export class Slab {
   readonly #i32: Int32Array;
   readonly #layout: Layout;
@@ -78,12 +89,16 @@ export class Slab {
 
   /** Never wait for a row mutex (the creating thread; see the module comment). */
   readonly #nonBlocking: boolean;
+  readonly #poison: boolean;
+  readonly #bytes: Uint8Array;
 
   constructor(i32: Int32Array, layout: Layout, pages: PageAllocator, nonBlocking = false) {
     this.#i32 = i32;
     this.#layout = layout;
     this.#pages = pages;
     this.#nonBlocking = nonBlocking;
+    this.#poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
+    this.#bytes = new Uint8Array(i32.buffer);
   }
 
   /**
@@ -172,6 +187,10 @@ export class Slab {
       if (span === 0) return 0;
       next = span;
       end = span + (i32[klass + CLS_SPAN_UNITS] as number) * unitSize;
+      // Pages used before: the units' generations continue from a fresh base (see layout.ts).
+      i32[row + SLAB_CARVE_GEN] = this.#pages.lastReused
+        ? ((Atomics.add(i32, X_SPAN_GENERATIONS, 1) + 1) << kSpanGenerationShift) & kGenerationMask
+        : 0;
       this.#markUnitStarts(span, end, unitSize);
       this.#setPageTable(
         span,
@@ -183,9 +202,13 @@ export class Slab {
     const count = Math.min(want, (end - next) / unitSize);
     const first = next;
     let prev = prevTail;
+    const header = ((i32[row + SLAB_CARVE_GEN] as number) * UNIT_GENERATION_STEP) | UNIT_FREE;
     for (let k = 0; k < count; k++, next += unitSize) {
       if (prev !== 0) i32[prev >> 2] = next;
-      i32[(next >> 2) + 1] = UNIT_FREE;
+      i32[(next >> 2) + 1] = header;
+      // The poison option checks reused units for its byte; a fresh unit of reused (zeroed)
+      // pages gets it here (generation 0 means never used, which the check skips).
+      if (this.#poison && header !== UNIT_FREE) this.#bytes.fill(kPoisonByte, next + 8, next + unitSize);
       prev = next;
     }
     i32[row + SLAB_CARVE_NEXT] = next;

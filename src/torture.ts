@@ -85,6 +85,8 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     }
     await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
     Atomics.store(words, 0, 1);
+    // A stuttering writer sleeps on the stop word.
+    Atomics.notify(words, 0);
     const results = await running;
     const sum = (pick: (r: TortureResult) => number): number => results.reduce((n, r) => n + pick(r), 0);
     const errorKinds = {

@@ -1,16 +1,20 @@
 /**
  * Generation references: a number that names a unit *as it was when the reference was taken*,
- * so that a service holding it can check, with one load, one mask and one compare, that the unit
- * has not been freed and handed out again since (the seed's version numbers, made general: the
- * unit header already counts every allocation of the unit).
+ * so that a service holding it can check, with two loads and two compares, that the unit has
+ * not been freed and handed out again since (the seed's version numbers, made general: the unit
+ * header already counts every allocation of the unit).
  *
  * ```
  *  ref = (header word 1 & 0x7fffff) * 2^28 + (ptr >>> 3)        (< 2^51: an exact JS number)
  *  header word 1 = generation << 2 | state   →  the low 23 bits: 21 bits of generation, state ALLOCATED
- *  current(ref)  ⇔  (i32[ptr/4 − 1] & 0x7fffff) === ref / 2^28
+ *  current(ref)  ⇔  a unit still starts at ptr (unit-start map)  and  (i32[ptr/4 − 1] & 0x7fffff) === ref / 2^28
  * ```
  * 21 bits of generation: a unit that is freed and reallocated exactly a multiple of 2^21 times
  * between the reference and the check passes it (ABA); any other reuse, and any free, fails it.
+ * Pages a released span gave back may hold another class's units later: the unit-start bit says
+ * whether a unit still starts there (else the header word could be anybody's bytes), and units
+ * carved from reused pages continue from a fresh generation base (src/slab.ts), so a unit at
+ * the same place does not restart at a generation an old reference holds.
  * The check says nothing about memory safety by itself: read the unit inside a read-side section
  * (or hold it otherwise), and check after reading, as a seqlock reader does: the bytes read are
  * the unit's if the generation still matches afterwards.
@@ -25,7 +29,7 @@
 
 import type { SharedArena } from './cpu.js';
 import { ArenaError, fail } from './errors.js';
-import { readLayout, UNIT_ALLOCATED, UNIT_STATE_MASK } from './layout.js';
+import { readLayout, UNIT_ALLOCATED, UNIT_MAP_SHIFT, UNIT_STATE_MASK } from './layout.js';
 
 /** The header bits a reference keeps: the state and 21 bits of generation. */
 const kKeptBits = 0x7fffff;
@@ -38,6 +42,7 @@ export class UnitRefs {
   readonly #view: DataView;
   readonly #pagesBase: number;
   readonly #end: number;
+  readonly #unitMap: number;
 
   /** References for the arena described by `shared` (`arena.shared`, on any thread). */
   constructor(shared: SharedArena) {
@@ -50,6 +55,7 @@ export class UnitRefs {
     this.#view = new DataView(shared.buffer);
     this.#pagesBase = layout.pagesBase;
     this.#end = layout.totalBytes;
+    this.#unitMap = layout.unitMap;
   }
 
   /**
@@ -72,10 +78,19 @@ export class UnitRefs {
     return (ref % kPtrScale) * 8;
   }
 
-  /** True while the referenced unit has not been freed since the reference was taken. */
+  /**
+   * True while the referenced unit has not been freed since the reference was taken; false for
+   * anything that is not a reference of this arena.
+   */
   isCurrent(ref: number): boolean {
-    const ptr = (ref % kPtrScale) * 8;
-    return ((this.#i32[(ptr >> 2) - 1] as number) & kKeptBits) === Math.floor(ref / kPtrScale);
+    const kept = Math.floor(ref / kPtrScale);
+    const unit = (ref % kPtrScale) * 8 - 8;
+    if ((kept & UNIT_STATE_MASK) !== UNIT_ALLOCATED || unit < this.#pagesBase || unit >= this.#end)
+      return false;
+    const offset = unit - this.#pagesBase;
+    const bits = this.#i32[this.#unitMap + (offset >> UNIT_MAP_SHIFT)] as number;
+    if ((bits & (1 << ((offset >> 3) & 31))) === 0) return false;
+    return ((this.#i32[(unit >> 2) + 1] as number) & kKeptBits) === kept;
   }
 
   /** The pointer if the reference is current, else 0. */
@@ -88,8 +103,9 @@ export class UnitRefs {
    * throws `ESTALE` once the unit was freed (and maybe reused). Offsets are from the user pointer.
    */
   checked(ref: number): CheckedUnit {
-    if (!Number.isSafeInteger(ref) || ref < 0)
-      fail('EINVAL', `UnitRefs.checked(${String(ref)}): not a reference`);
+    if (!Number.isSafeInteger(ref) || ref < 0 || !this.isCurrent(ref)) {
+      fail('EINVAL', `UnitRefs.checked(${String(ref)}): not a reference to a current unit`);
+    }
     return new CheckedUnit(this, ref, this.#bytes, this.#view);
   }
 }

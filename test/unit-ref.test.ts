@@ -27,6 +27,28 @@ describe('generation references', () => {
     await arena.close();
   });
 
+  it("stay stale when the unit's span was released and its pages carved again", async () => {
+    const arena = Arena.create({ cpus: 1, coordinator: 'manual', policy: { trimVia: 'slab' } });
+    const cpu = arena.attach(0);
+    const refs = new UnitRefs(arena.shared);
+    const ptrs = Array.from({ length: 3000 }, () => cpu.alloc(24));
+    const old = ptrs.map((p) => refs.of(p));
+    for (const p of ptrs) cpu.free(p);
+    cpu.detach();
+    arena.trim();
+    for (let k = 0; k < 2; k++) {
+      arena.advance('rcu');
+      arena.advance('ttrace');
+    }
+    expect(arena.trim()).toBeGreaterThan(0);
+    // The same pages, carved again for the same class: no old reference comes back to life.
+    const again = arena.attach(0);
+    const fresh = new Set(Array.from({ length: 3000 }, () => again.alloc(24)));
+    expect(old.some((ref) => fresh.has(refs.pointer(ref)))).toBe(true);
+    expect(old.filter((ref) => refs.isCurrent(ref))).toEqual([]);
+    await arena.close();
+  });
+
   it('checked views throw ESTALE on any access after the free; bad input is EINVAL', async () => {
     const arena = Arena.create({ cpus: 1, coordinator: 'manual' });
     const cpu = arena.attach(0);
@@ -42,6 +64,10 @@ describe('generation references', () => {
     expect(() => refs.of(ptr)).toThrow(/EINVAL.*not allocated/);
     expect(() => refs.of(3)).toThrow(/EINVAL/);
     expect(() => refs.checked(-1)).toThrow(/EINVAL/);
+    // Not references at all: never current, and no view over the arena's control words.
+    expect(refs.isCurrent(0)).toBe(false);
+    expect(refs.isCurrent(5)).toBe(false);
+    expect(() => refs.checked(5)).toThrow(/EINVAL/);
     expect(() => new UnitRefs({} as never)).toThrow(/EINVAL/);
     await arena.close();
   });

@@ -22,8 +22,8 @@
  *   replaces instead of freeing it; a reader acquires the object it found (kptr_get: only a
  *   non-zero count), checks that it is still the object that slot published (its generation,
  *   its stamp and the slot index it carries) and releases it — the last release frees it. An
- *   acquisition of an object that was freed and re-created is an error (`recreated`), counted
- *   and dropped without a free (its count is restored), so that the run goes on.
+ *   acquisition of an object that was freed and re-created is an error (`recreated`), counted,
+ *   and its reference released like any other, so that the run goes on.
  *
  * Who may call: a CPU pool (src/pool.ts) with at least 2 CPUs. Shared words: the slot table and
  * the stop word in `args.control` (Atomics); element words are read plainly by readers, which is
@@ -238,8 +238,8 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
 /**
  * Structure 'refcount': acquires the object found in `slot` and checks that it is the object
  * that slot published — same generation before and after the acquire, a valid stamp, its home
- * slot — then releases it. An acquisition of anything else (an object freed and re-created, a
- * unit reused by someone else) is counted and undone without a free.
+ * slot — then releases it. An acquisition of anything else (an object freed and re-created in
+ * the same unit) is counted; its reference is released as any other.
  */
 function checkAcquire(
   refs: RefCounts,
@@ -260,10 +260,10 @@ function checkAcquire(
   if (again !== header || !stampOk || i32[base + HOME] !== slot) {
     errors.recreated++;
     note(
-      `object ${ptr}: acquired after it was freed and re-created (generation ${header >>> 2} → ${again >>> 2})`,
+      `object ${ptr}: acquired, but it is not the object its slot published (generation ${header >>> 2} → ${again >>> 2})`,
     );
-    // Undo the increment without freeing: the unit is someone else's now.
-    Atomics.sub(i32, ptr >> 2, 1);
+    // The reference is real (acquire succeeds only on a live object's count): give it back.
+    refs.release(ptr);
     return;
   }
   refs.release(ptr);
