@@ -166,8 +166,9 @@ const fixed2 = (x: number): string => x.toFixed(2);
 
 function gpLine(r: HtabMemReport | XmallocReport): string {
   return (
-    `GPs completed: rcu ${r.gp.rcu.completed} (p50 ${Math.round(r.gp.rcu.p50Us)} µs), ` +
-    `ttrace ${r.gp.ttrace.completed} (p50 ${Math.round(r.gp.ttrace.p50Us)} µs)`
+    `GPs completed by the coordinator: rcu ${r.gp.rcu.completed} (p50 ${Math.round(r.gp.rcu.p50Us)} µs), ` +
+    `ttrace ${r.gp.ttrace.completed} (p50 ${Math.round(r.gp.ttrace.p50Us)} µs); ` +
+    `epoch advances: rcu ${r.gp.rcu.advances}, ttrace ${r.gp.ttrace.advances}`
   );
 }
 

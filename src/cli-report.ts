@@ -218,7 +218,7 @@ function section(
 
 function printTable(results: CaseReport[]): void {
   const table = new Table({
-    head: ['case', 'preset', 'throughput', 'avg MiB', 'peak MiB', 'GPs rcu/ttrace', 'failed'],
+    head: ['case', 'preset', 'throughput', 'avg MiB', 'peak MiB', 'epoch advances rcu/ttrace', 'failed'],
     style: { head: [], border: [] },
   });
   for (const r of results) {
@@ -230,7 +230,7 @@ function printTable(results: CaseReport[]): void {
         : `${r.perProdKops.toFixed(2)} ± ${r.perProdKopsStddev.toFixed(2)}k/s per producer`,
       `${r.avgMiB.toFixed(2)} ± ${r.avgMiBStddev.toFixed(2)}`,
       r.peakMiB.toFixed(2),
-      `${r.gp.rcu.completed} / ${r.gp.ttrace.completed}`,
+      `${r.gp.rcu.advances} / ${r.gp.ttrace.advances}`,
       r.bench === 'xmalloc' ? r.allocFailures : r.failedUpdates,
     ]);
   }

@@ -43,7 +43,13 @@ export interface HtabMemOptions {
 }
 
 export interface GpSummary {
+  /** GPs the coordinator saw through (from a request to the epoch reaching it). */
   readonly completed: number;
+  /**
+   * Epoch advances by anyone: the coordinator or CPUs (under `gpDrive: 'cpus'` the CPUs make
+   * nearly all of them, so `completed` stays small while GPs pass).
+   */
+  readonly advances: number;
   readonly p50Us: number;
   readonly p99Us: number;
 }
@@ -85,7 +91,7 @@ export function htabMemProblem(o: HtabMemOptions): string | undefined {
 }
 
 export function gpSummary(s: GpFlavorStats): GpSummary {
-  return { completed: s.completed, p50Us: s.latencyUs.p50, p99Us: s.latencyUs.p99 };
+  return { completed: s.completed, advances: s.advances, p50Us: s.latencyUs.p50, p99Us: s.latencyUs.p99 };
 }
 
 export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport> {

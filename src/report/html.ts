@@ -41,7 +41,7 @@ function rowHtml(r: CaseReport): string {
       ? `${(r.objectsPerSec / 1e6).toFixed(2)} ± ${(r.objectsPerSecStddev / 1e6).toFixed(2)} M obj/s`
       : `${r.perProdKops.toFixed(2)} ± ${r.perProdKopsStddev.toFixed(2)}k`;
   const failures = r.bench === 'xmalloc' ? r.allocFailures : r.failedUpdates;
-  return `<tr><td>${escapeHtml(r.policy)}</td><td>${ops}</td><td>${r.avgMiB.toFixed(2)} ± ${r.avgMiBStddev.toFixed(2)}</td><td>${r.peakMiB.toFixed(2)}</td><td>${r.gp.rcu.completed} / ${r.gp.ttrace.completed}</td><td>${failures}</td></tr>`;
+  return `<tr><td>${escapeHtml(r.policy)}</td><td>${ops}</td><td>${r.avgMiB.toFixed(2)} ± ${r.avgMiBStddev.toFixed(2)}</td><td>${r.peakMiB.toFixed(2)}</td><td>${r.gp.rcu.advances} / ${r.gp.ttrace.advances}</td><td>${failures}</td></tr>`;
 }
 
 export function reportHtml(page: ReportPage): string {
@@ -54,7 +54,7 @@ export function reportHtml(page: ReportPage): string {
   <p>${escapeHtml(s.description)}</p>
   <div class="charts"><figure>${s.throughputSvg}</figure><figure>${s.memorySvg}</figure></div>
   <table>
-    <thead><tr><th>preset</th><th>${s.rows[0]?.bench === 'xmalloc' ? 'objects freed/s' : 'per-producer k ops/s'}</th><th>avg MiB</th><th>peak MiB</th><th>GPs rcu / ttrace</th><th>failed</th></tr></thead>
+    <thead><tr><th>preset</th><th>${s.rows[0]?.bench === 'xmalloc' ? 'objects freed/s' : 'per-producer k ops/s'}</th><th>avg MiB</th><th>peak MiB</th><th>epoch advances rcu / ttrace</th><th>failed</th></tr></thead>
     <tbody>${s.rows.map(rowHtml).join('')}</tbody>
   </table>
 </section>`,
