@@ -29,7 +29,7 @@ describe('torture', () => {
     expect(r.errorKinds.recreated).toBeGreaterThan(0);
   });
 
-  it.each(['arena', 'reuse-after-gp'] as const)(
+  it.each(['arena', 'reuse-after-gp', 'kernel-free-rcu'] as const)(
     '%s, ref-counted objects: never an acquisition of a re-created object',
     async (policy) => {
       const r = await runTorture({ policy, cpus: 3, seconds, structure: 'refcount' });
