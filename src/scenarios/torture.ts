@@ -25,9 +25,10 @@
  *   acquisition of an object that was freed and re-created is an error (`recreated`), counted,
  *   and its reference released like any other, so that the run goes on.
  *
- * Who may call: a CPU pool (src/pool.ts) with at least 2 CPUs. Shared words: the slot table and
- * the stop word in `args.control` (Atomics); element words are read plainly by readers, which is
- * the point: they are what a lock-free reader sees.
+ * Who may call: a CPU pool (src/pool.ts) with at least 2 CPUs. Shared words: the stop word, the
+ * started counter and the slot table in `args.control`, objects' count words (all Atomics);
+ * element words are read plainly by readers, which is the point: they are what a lock-free
+ * reader sees.
  */
 import type { CpuContext } from '../cpu-context.js';
 import { FLAVOR_RCU, G_EPOCH, gpWord } from '../layout.js';
