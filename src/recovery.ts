@@ -161,8 +161,9 @@ export function recoverThread(
     }
     for (let cls = 0; cls < layout.classes; cls++) cpuLists.flushFreeList(cls);
     cpuLists.pollAll(true);
-    publish(i32, rec + CPU_X_STATE, CPU_OFFLINE);
+    // Owner first: once the state says OFFLINE another thread may attach and write its own.
     publish(i32, rec + CPU_X_OWNER, 0);
+    publish(i32, rec + CPU_X_STATE, CPU_OFFLINE);
     Atomics.notify(i32, rec + CPU_X_STATE);
     if (asDrainer) {
       drained.push(cpu);
