@@ -29,7 +29,6 @@
  */
 
 import { Depot } from './depot.js';
-import { fail } from './errors.js';
 import { isExpired, readEpoch, requestEpoch, ringCoordinator, tryAdvance } from './grace-period.js';
 import {
   C_BATCH,
@@ -88,6 +87,7 @@ import {
   X_POISON_ERRORS,
   X_POISON_FIRST,
 } from './layout.js';
+import { type ChainEnd, llistAdd, walkTaken } from './llist.js';
 import {
   ADAPTIVE_MAX_SCALE,
   P_ADAPTIVE,
@@ -439,15 +439,7 @@ export class DeferredLists {
    */
   #pushChain(headWord: number, head: number, tail: number, n: number, target: number, pending: number): void {
     const i32 = this.#i32;
-    // Counted before the chain is published, so that the taker never subtracts first.
-    Atomics.add(i32, headWord + 1, n);
-    let seen = Atomics.load(i32, headWord);
-    for (;;) {
-      i32[tail >> 2] = seen;
-      const prev = Atomics.compareExchange(i32, headWord, seen, head);
-      if (prev === seen) break;
-      seen = prev;
-    }
+    llistAdd(i32, headWord, headWord + 1, head, tail, n);
     const rec = cpuWord(this.#layout, target);
     Atomics.or(i32, rec + CPU_X_PENDING, pending);
     if (cpuState(Atomics.load(i32, rec + CPU_X_STATE)) !== CPU_ONLINE) ringCoordinator(i32);
@@ -579,6 +571,9 @@ export class DeferredLists {
     this.#setPending(PENDING_RCU);
   }
 
+  /** The end of the last chain `#takeChain` walked (no allocation per take). */
+  readonly #chainEnd: ChainEnd = { tail: 0, count: 0 };
+
   /** Units in the chain the last `#takeChain` returned (its tail is in `#poppedTail`). */
   lastTaken = 0;
 
@@ -594,21 +589,12 @@ export class DeferredLists {
     // between the exchange and this store (V8 may stop a thread there too) loses the chain and
     // leaves the count too high: not repaired.
     i32[takingWord] = head;
-    // Pushers add to the count before they publish, so the chain is at most this long; a longer
-    // one is a cycle (a unit freed twice at once on two CPUs), which must not hang this CPU.
-    const bound = Atomics.load(i32, headWord + 1);
-    let tail = head;
-    let n = 1;
-    for (let next = i32[head >> 2] as number; next !== 0; next = i32[next >> 2] as number) {
-      if (n >= bound)
-        fail('EBADARENA', `CPU ${this.cpu}: a remote-free chain is corrupt (a unit freed twice at once?)`);
-      tail = next;
-      n++;
-    }
-    Atomics.sub(i32, headWord + 1, n);
+    const end = this.#chainEnd;
+    walkTaken(i32, head, Atomics.load(i32, headWord + 1), `CPU ${this.cpu}: a remote-free chain`, end);
+    Atomics.sub(i32, headWord + 1, end.count);
     i32[takingWord] = 0;
-    this.#poppedTail = tail;
-    this.lastTaken = n;
+    this.#poppedTail = end.tail;
+    this.lastTaken = end.count;
     return head;
   }
 

@@ -79,6 +79,7 @@ import {
   X_PAGE_LOCK,
   X_PAGES_NEXT,
 } from './layout.js';
+import { forEachUnitStart, isUnitStart } from './slab.js';
 import { mutexRecover } from './sync.js';
 
 /** What recovering one exited thread found. */
@@ -289,11 +290,6 @@ function cutAfter(i32: Int32Array, headWord: number, n: number): void {
   i32[unit >> 2] = 0;
 }
 
-function isUnitStart(i32: Int32Array, layout: Layout, unit: number): boolean {
-  const bit = (unit - layout.pagesBase) >> 3;
-  return ((i32[layout.unitMap + (bit >> 5)] as number) & (1 << (bit & 31))) !== 0;
-}
-
 /** Allocated units whose owner hint names one of `cpus`, per CPU (a scan of the unit-start map). */
 function countAllocatedBy(
   i32: Int32Array,
@@ -301,20 +297,13 @@ function countAllocatedBy(
   cpus: ReadonlySet<number>,
 ): Record<number, number> {
   const counts: Record<number, number> = {};
-  const words = (Atomics.load(i32, X_PAGES_NEXT) as number) * (PAGE_BYTES >> 8);
-  for (let w = 0; w < words; w++) {
-    let bits = i32[layout.unitMap + w] as number;
-    while (bits !== 0) {
-      const low = bits & -bits;
-      bits ^= low;
-      const unit = layout.pagesBase + ((w * 32 + (31 - Math.clz32(low))) << 3);
-      const h = unit >> 2;
-      if (((i32[h + 1] as number) & UNIT_STATE_MASK) !== UNIT_ALLOCATED) continue;
-      const cpu = (i32[h] as number) >> HINT_CLASS_BITS;
-      if (cpus.has(cpu) && ((i32[h] as number) & HINT_CLASS_MASK) < layout.classes) {
-        counts[cpu] = (counts[cpu] ?? 0) + 1;
-      }
+  forEachUnitStart(i32, layout, (unit) => {
+    const h = unit >> 2;
+    if (((i32[h + 1] as number) & UNIT_STATE_MASK) !== UNIT_ALLOCATED) return;
+    const cpu = (i32[h] as number) >> HINT_CLASS_BITS;
+    if (cpus.has(cpu) && ((i32[h] as number) & HINT_CLASS_MASK) < layout.classes) {
+      counts[cpu] = (counts[cpu] ?? 0) + 1;
     }
-  }
+  });
   return counts;
 }

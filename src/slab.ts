@@ -34,7 +34,6 @@
  * span releases skip a busy row.
  */
 
-import { fail } from './errors.js';
 import { isExpired, readEpoch, requestEpoch } from './grace-period.js';
 import {
   CLS_SPAN_PAGES,
@@ -60,11 +59,40 @@ import {
   slabWord,
   UNIT_FREE,
   UNIT_GENERATION_STEP,
+  UNIT_MAP_SHIFT,
   UNIT_MAP_WORDS_PER_PAGE,
+  X_PAGES_NEXT,
   X_SPAN_GENERATIONS,
 } from './layout.js';
+import { type ChainEnd, llistAdd, walkTaken } from './llist.js';
 import type { PageAllocator } from './page-allocator.js';
 import { robustLock, robustTryLock, robustUnlock } from './sync.js';
+
+/**
+ * True if a unit of some slab span starts at byte `unit` (its unit-start bit is set). Read
+ * without a lock: see the module comment.
+ */
+export function isUnitStart(i32: Int32Array, layout: Layout, unit: number): boolean {
+  const offset = unit - layout.pagesBase;
+  return ((i32[layout.unitMap + (offset >> UNIT_MAP_SHIFT)] as number) & (1 << ((offset >> 3) & 31))) !== 0;
+}
+
+/**
+ * Calls `visit(unit)` for every unit start of every span in the carved pages (carved units and
+ * the uncarved rest of the newest spans alike; the header of an uncarved unit is 0). For audits
+ * and recovery on a quiet or claimed arena; O(pages).
+ */
+export function forEachUnitStart(i32: Int32Array, layout: Layout, visit: (unit: number) => void): void {
+  const words = Atomics.load(i32, X_PAGES_NEXT) * UNIT_MAP_WORDS_PER_PAGE;
+  for (let w = 0; w < words; w++) {
+    let bits = i32[layout.unitMap + w] as number;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      bits ^= low;
+      visit(layout.pagesBase + ((w * 32 + (31 - Math.clz32(low))) << 3));
+    }
+  }
+}
 
 /** A span seen with every unit free on the slab: the sum of its header words and the epochs then. */
 interface EmptySpan {
@@ -152,15 +180,8 @@ export class Slab {
     const row = slabWord(this.#layout, cls);
     if (this.#nonBlocking) {
       if (!robustTryLock(i32, row + SLAB_X_LOCK)) {
-        // Counted before the chain is published, so that the taker never subtracts first.
-        Atomics.add(i32, row + SLAB_X_RETURN_COUNT, count);
-        let seen = Atomics.load(i32, row + SLAB_X_RETURNS);
-        for (;;) {
-          i32[tail >> 2] = seen;
-          const prev = Atomics.compareExchange(i32, row + SLAB_X_RETURNS, seen, head);
-          if (prev === seen) return;
-          seen = prev;
-        }
+        llistAdd(i32, row + SLAB_X_RETURNS, row + SLAB_X_RETURN_COUNT, head, tail, count);
+        return;
       }
     } else {
       robustLock(i32, row + SLAB_X_LOCK);
@@ -314,20 +335,17 @@ export class Slab {
     const i32 = this.#i32;
     const head = Atomics.exchange(i32, row + SLAB_X_RETURNS, 0);
     if (head === 0) return;
-    // Pushers count before they publish: a longer chain is a cycle, which must not hang us.
-    const bound = Atomics.load(i32, row + SLAB_X_RETURN_COUNT);
-    let tail = head;
-    let n = 1;
-    for (let next = i32[head >> 2] as number; next !== 0; next = i32[next >> 2] as number) {
-      if (n >= bound) fail('EBADARENA', 'a slab return chain is corrupt (a unit freed twice at once?)');
-      tail = next;
-      n++;
-    }
+    const end = this.#chainEnd;
+    walkTaken(i32, head, Atomics.load(i32, row + SLAB_X_RETURN_COUNT), 'a slab return chain', end);
+    const n = end.count;
     Atomics.sub(i32, row + SLAB_X_RETURN_COUNT, n);
-    i32[tail >> 2] = i32[row + SLAB_FREE_HEAD] as number;
+    i32[end.tail >> 2] = i32[row + SLAB_FREE_HEAD] as number;
     i32[row + SLAB_FREE_HEAD] = head;
     i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) + n;
   }
+
+  /** The end of the last return chain `#takeReturns` walked. */
+  readonly #chainEnd: ChainEnd = { tail: 0, count: 0 };
 
   /** Per class, the spans seen empty: when (both epochs) and with which signature. */
   readonly #empty = new Map<number, Map<number, EmptySpan>>();

@@ -29,7 +29,8 @@
 
 import type { SharedArena } from './cpu.js';
 import { ArenaError, fail } from './errors.js';
-import { readLayout, UNIT_ALLOCATED, UNIT_MAP_SHIFT, UNIT_STATE_MASK } from './layout.js';
+import { type Layout, readLayout, UNIT_ALLOCATED, UNIT_STATE_MASK } from './layout.js';
+import { isUnitStart } from './slab.js';
 
 /** The header bits a reference keeps: the state and 21 bits of generation. */
 const kKeptBits = 0x7fffff;
@@ -42,7 +43,7 @@ export class UnitRefs {
   readonly #view: DataView;
   readonly #pagesBase: number;
   readonly #end: number;
-  readonly #unitMap: number;
+  readonly #layout: Layout;
 
   /** References for the arena described by `shared` (`arena.shared`, on any thread). */
   constructor(shared: SharedArena) {
@@ -55,7 +56,7 @@ export class UnitRefs {
     this.#view = new DataView(shared.buffer);
     this.#pagesBase = layout.pagesBase;
     this.#end = layout.totalBytes;
-    this.#unitMap = layout.unitMap;
+    this.#layout = layout;
   }
 
   /**
@@ -87,9 +88,7 @@ export class UnitRefs {
     const unit = (ref % kPtrScale) * 8 - 8;
     if ((kept & UNIT_STATE_MASK) !== UNIT_ALLOCATED || unit < this.#pagesBase || unit >= this.#end)
       return false;
-    const offset = unit - this.#pagesBase;
-    const bits = this.#i32[this.#unitMap + (offset >> UNIT_MAP_SHIFT)] as number;
-    if ((bits & (1 << ((offset >> 3) & 31))) === 0) return false;
+    if (!isUnitStart(this.#i32, this.#layout, unit)) return false;
     return ((this.#i32[(unit >> 2) + 1] as number) & kKeptBits) === kept;
   }
 

@@ -14,7 +14,6 @@ import {
   DEPOT_X_HEAD,
   depotWord,
   HINT_CLASS_BITS,
-  PAGE_BYTES,
   readLayout,
   SLAB_FREE_COUNT,
   SLAB_FREE_HEAD,
@@ -24,8 +23,8 @@ import {
   UNIT_ALLOCATED,
   UNIT_FREE,
   UNIT_STATE_MASK,
-  X_PAGES_NEXT,
 } from '../../src/layout.js';
+import { forEachUnitStart } from '../../src/slab.js';
 
 export interface Audit {
   /** Units on lists, allocated, and free on no list. */
@@ -96,24 +95,17 @@ export function auditArena(buffer: SharedArrayBuffer): Audit {
   let allocated = 0;
   let lost = 0;
   const allocatedByCpu: Record<number, number> = {};
-  const words = Atomics.load(i32, X_PAGES_NEXT) * (PAGE_BYTES >> 8);
-  for (let w = 0; w < words; w++) {
-    let bits = i32[layout.unitMap + w] as number;
-    while (bits !== 0) {
-      const low = bits & -bits;
-      bits ^= low;
-      const unit = layout.pagesBase + ((w * 32 + (31 - Math.clz32(low))) << 3);
-      if (seen.has(unit)) continue;
-      const state = (i32[(unit >> 2) + 1] as number) & UNIT_STATE_MASK;
-      if (state === UNIT_ALLOCATED) {
-        allocated++;
-        const cpu = (i32[unit >> 2] as number) >> HINT_CLASS_BITS;
-        allocatedByCpu[cpu] = (allocatedByCpu[cpu] ?? 0) + 1;
-      } else if (state !== 0) {
-        // Carved and freed, on no list. (State 0: not carved yet, the frontier's rest.)
-        lost++;
-      }
+  forEachUnitStart(i32, layout, (unit) => {
+    if (seen.has(unit)) return;
+    const state = (i32[(unit >> 2) + 1] as number) & UNIT_STATE_MASK;
+    if (state === UNIT_ALLOCATED) {
+      allocated++;
+      const cpu = (i32[unit >> 2] as number) >> HINT_CLASS_BITS;
+      allocatedByCpu[cpu] = (allocatedByCpu[cpu] ?? 0) + 1;
+    } else if (state !== 0) {
+      // Carved and freed, on no list. (State 0: not carved yet, the frontier's rest.)
+      lost++;
     }
-  }
+  });
   return { onLists: seen.size, allocated, lost, allocatedByCpu, problems };
 }

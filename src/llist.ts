@@ -1,0 +1,56 @@
+/**
+ * The lock-free chain lists the arena shares between threads (the kernel's llist): the CPUs'
+ * ttrace and owner-return inboxes (src/deferred.ts) and the slabs' return stacks (src/slab.ts).
+ * A pusher adds a whole chain with a CAS on the head; the taker takes everything with an
+ * exchange (llist_del_all) and walks to the end. Nobody pops one unit, so there is no ABA. Each
+ * list has a count word that pushers raise *before* they publish, so the taker never subtracts
+ * first and a taken chain is never longer than the count: a longer one is a cycle (a unit freed
+ * twice at once on two CPUs), which must throw rather than hang the taker.
+ *
+ * Who may call: any thread (push); the list's one taker (walk). Shared words: the list's head
+ * and count words, through Atomics; the links of a pushed chain were written by the pusher
+ * before the CAS that publishes them.
+ */
+import { fail } from './errors.js';
+
+/** llist_add of a chain of `n` units (head … tail) to the list at `headWord` / `countWord`. */
+export function llistAdd(
+  i32: Int32Array,
+  headWord: number,
+  countWord: number,
+  head: number,
+  tail: number,
+  n: number,
+): void {
+  Atomics.add(i32, countWord, n);
+  let seen = Atomics.load(i32, headWord);
+  for (;;) {
+    i32[tail >> 2] = seen;
+    const prev = Atomics.compareExchange(i32, headWord, seen, head);
+    if (prev === seen) return;
+    seen = prev;
+  }
+}
+
+/** The end of a chain `walkTaken` found. */
+export interface ChainEnd {
+  tail: number;
+  count: number;
+}
+
+/**
+ * Walks a chain taken from a list (0-terminated, from `head` ≠ 0) to its end, at most `bound`
+ * units (the list's count when it was taken); `end` gets its tail and length. Throws
+ * `EBADARENA` naming `what` when the chain is longer.
+ */
+export function walkTaken(i32: Int32Array, head: number, bound: number, what: string, end: ChainEnd): void {
+  let tail = head;
+  let n = 1;
+  for (let next = i32[head >> 2] as number; next !== 0; next = i32[next >> 2] as number) {
+    if (n >= bound) fail('EBADARENA', `${what} is corrupt (a unit freed twice at once?)`);
+    tail = next;
+    n++;
+  }
+  end.tail = tail;
+  end.count = n;
+}
