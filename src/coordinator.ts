@@ -33,6 +33,7 @@
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { drainIfIdle } from './cpu-slot.js';
 import type { ListsByCpu } from './deferred.js';
+import { Depot } from './depot.js';
 import { ArenaError } from './errors.js';
 import {
   ADVANCED,
@@ -70,7 +71,7 @@ import {
   X_GP_SLEEPING,
   X_STALLS,
 } from './layout.js';
-import { P_ADAPTIVE } from './policy.js';
+import { P_ADAPTIVE, P_DEPOT } from './policy.js';
 import type { Slab } from './slab.js';
 
 /** GP counters and latency of one flavor. */
@@ -156,6 +157,8 @@ export class Coordinator {
   readonly #lists: ListsByCpu;
   readonly #slab: Slab;
   readonly #adaptive: boolean;
+  /** The depot (policy sharing 'depot'), emptied into the slab at each tick. */
+  readonly #depot: Depot | undefined;
   #lastTickMs = performance.now();
   readonly #waiters: Waiter[] = [];
   readonly #waves: (Wave | undefined)[] = [undefined, undefined];
@@ -190,6 +193,7 @@ export class Coordinator {
     this.#lists = lists;
     this.#slab = slab;
     this.#adaptive = ((i32[H_POLICY] as number) & P_ADAPTIVE) !== 0;
+    this.#depot = ((i32[H_POLICY] as number) & P_DEPOT) !== 0 ? new Depot(i32, layout) : undefined;
     this.#birthMs = birthMs;
     this.#manual = manual;
   }
@@ -271,10 +275,9 @@ export class Coordinator {
    * page allocator; returns how many spans.
    */
   releaseEmptySpans(): number {
-    const depot = this.#lists.of(0).depot;
     let spans = 0;
     for (let cls = 0; cls < this.#layout.classes; cls++) {
-      depot?.drainTo(this.#slab, cls);
+      this.#depot?.drainTo(this.#slab, cls);
       spans += this.#slab.releaseEmptySpans(cls);
     }
     return spans;
