@@ -23,6 +23,7 @@ export {
   type SharingChoice,
 } from './policy.js';
 export { CpuPool, type CpuPoolOptions, watchPool } from './pool.js';
+export { QpTrie, type QpTrieOptions, TrieStatus, type TrieStep, type TrieVersions } from './qp-trie.js';
 export type { RecoveryReport } from './recovery.js';
 export { REF_PAYLOAD_OFFSET, RefCounts } from './refcount.js';
 export { PointerQueue } from './ring.js';
