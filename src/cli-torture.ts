@@ -31,9 +31,12 @@ readers go offline and online during the run.
   --rcu-gp-ms N      minimum rcu epoch in ms (default 0)
   --ttrace-gp-ms N   minimum ttrace epoch in ms (default 0)
   --stutter-ms N     writer pause and run period, 0 for none (default 100)
-  --structure S      element (default), or refcount: ref-counted objects (the bpf_cpumask shape)
-                     that readers acquire (kptr_get) and release; an acquisition of an object
-                     that was freed and re-created is an error
+  --structure S      element (default); refcount: ref-counted objects (the bpf_cpumask shape)
+                     that readers acquire (kptr_get) and release, an acquisition of an object
+                     that was freed and re-created is an error; qp-trie: a trie the writer
+                     changes and readers look up against a model (wrong lookups, stale values)
+  --versions V       qp-trie version validation: none (default), per-node (the seed's proposal)
+                     or per-trie
   --expect-errors    exit 0 even if errors were seen (to show what immediate reuse does)
   --json             print one JSON object
   -h, --help         show this help
@@ -48,6 +51,7 @@ export async function torture(argv: string[]): Promise<number> {
       seconds: { type: 'string' },
       'stutter-ms': { type: 'string' },
       structure: { type: 'string' },
+      versions: { type: 'string' },
       'expect-errors': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -60,11 +64,19 @@ export async function torture(argv: string[]): Promise<number> {
     return 0;
   }
   const structure = values.structure ?? 'element';
-  if (structure !== 'element' && structure !== 'refcount') {
-    throw new UsageError(`--structure must be element or refcount, got '${structure}'`);
+  if (structure !== 'element' && structure !== 'refcount' && structure !== 'qp-trie') {
+    throw new UsageError(`--structure must be element, refcount or qp-trie, got '${structure}'`);
+  }
+  const versions = values.versions ?? 'none';
+  if (versions !== 'none' && versions !== 'per-node' && versions !== 'per-trie') {
+    throw new UsageError(`--versions must be none, per-node or per-trie, got '${versions}'`);
+  }
+  if (values.versions !== undefined && structure !== 'qp-trie') {
+    throw new UsageError('--versions applies to --structure qp-trie only');
   }
   const report = await runTorture({
     structure,
+    versions,
     policy: presetOption(values.policy),
     cpus: integerOption(values.cpus, 'cpus', 3, 2, 64),
     seconds: numberOption(values.seconds, 'seconds', 2, 0.1, 3600),
@@ -77,15 +89,17 @@ export async function torture(argv: string[]): Promise<number> {
     const k = report.errorKinds;
     console.log(
       `${report.conditions.cpuModel}, ${report.conditions.cores} cores, Node ${report.conditions.node}; ` +
-        `policy ${report.policy}, ${report.structure}s, ${report.cpus} CPUs, ${report.seconds} s, epochs ≥ ${report.gpMinMs.rcu} / ${report.gpMinMs.ttrace} ms`,
+        `policy ${report.policy}, ${report.structure}${report.structure === 'qp-trie' ? ` (versions ${report.versions})` : 's'}, ${report.cpus} CPUs, ${report.seconds} s, epochs ≥ ${report.gpMinMs.rcu} / ${report.gpMinMs.ttrace} ms`,
     );
     console.log(
       `operations ${report.operations} (reader sections ${report.readerSections}, writes ${report.writes}); ` +
         `recycled ${report.recycled}`,
     );
-    console.log(`ages (epochs 0 / 1 / 2 / 3+): ${report.ages.join(' / ')}`);
+    if (report.structure === 'element')
+      console.log(`ages (epochs 0 / 1 / 2 / 3+): ${report.ages.join(' / ')}`);
     console.log(
-      `errors ${report.errors} (generation ${k.generation}, contents ${k.contents}, freed ${k.freed}, age ${k.age}, recreated ${k.recreated})`,
+      `errors ${report.errors} (generation ${k.generation}, contents ${k.contents}, freed ${k.freed}, age ${k.age}, ` +
+        `recreated ${k.recreated}, wrong lookups ${k.wrongLookup}, stale values ${k.staleValue})`,
     );
     for (const sample of report.samples) console.log(`  ${sample}`);
     if (report.recycled === 0)

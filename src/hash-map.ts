@@ -527,12 +527,15 @@ export class HashMap {
     const head = this.#buckets + (bucket << 1);
     const end = nulls(this.#tag, bucket);
     for (let attempt = 0; ; attempt++) {
-      let elem = i32[head] as number;
+      // Atomics loads (READ_ONCE): the JIT may keep plain loads of the same words across a
+      // restart, which would then walk what the first attempt saw (the qp-trie's torture run
+      // found lookups restarting on stale pointers that way). On x86 they are plain moves.
+      let elem = Atomics.load(i32, head);
       let steps = 0;
       while ((elem & 1) === 0) {
         if (!this.#inRange(elem) || ++steps > this.#maxSteps) break;
         if (this.#matches(elem, hash)) return elem;
-        elem = i32[elem >> 2] as number;
+        elem = Atomics.load(i32, elem >> 2);
       }
       if (elem === end) return 0;
       this.restarts++;

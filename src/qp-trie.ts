@@ -468,6 +468,11 @@ export class QpTrie {
    * The lock-free walk: the leaf holding the current key, or 0. Every pointer is range-checked
    * and the depth bounded, so a walk over reused nodes ends; with versions, every node is
    * checked against its entry's version before and after it is read, and a mismatch restarts.
+   * Entries and versions are read with Atomics.load (READ_ONCE): the JIT may merge two plain
+   * loads of one word, which turned the check after a node's read into a copy of the check
+   * before it, and kept a restart on the pointers it loaded the first time (found by the torture
+   * run: lookups restarting 100 000 times while the trie was consistent). On x86 the Atomics
+   * load is a plain move.
    */
   #walk(): number {
     const i32 = this.#i32;
@@ -475,9 +480,9 @@ export class QpTrie {
     const key = this.#key;
     const length = this.#keyLength;
     for (let attempt = 0; ; attempt++) {
-      let node = i32[this.#root] as number;
+      let node = Atomics.load(i32, this.#root);
       this.onStep?.('entry', this.#root);
-      let version = i32[this.#root + 1] as number;
+      let version = Atomics.load(i32, this.#root + 1);
       let depth = 0;
       let restart = false;
       while (node !== 0) {
@@ -486,7 +491,7 @@ export class QpTrie {
           break;
         }
         const n = node >> 2;
-        if (versions && (i32[n + N_VERSION] as number) !== version) {
+        if (versions && Atomics.load(i32, n + N_VERSION) !== version) {
           restart = true;
           break;
         }
@@ -494,7 +499,7 @@ export class QpTrie {
         const bitmap = i32[n + N_BITMAP] as number;
         if ((bitmap & BRANCH) === 0) {
           const found = this.#leafMatches(node);
-          if (versions && (i32[n + N_VERSION] as number) !== version) {
+          if (versions && Atomics.load(i32, n + N_VERSION) !== version) {
             restart = true;
             break;
           }
@@ -506,11 +511,11 @@ export class QpTrie {
         let childVersion = 0;
         if ((bitmap & bit) !== 0) {
           const e = n + N_ENTRIES + 2 * popcount(bitmap & (bit - 1));
-          child = i32[e] as number;
+          child = Atomics.load(i32, e);
           this.onStep?.('entry', e);
-          childVersion = i32[e + 1] as number;
+          childVersion = Atomics.load(i32, e + 1);
         }
-        if (versions && (i32[n + N_VERSION] as number) !== version) {
+        if (versions && Atomics.load(i32, n + N_VERSION) !== version) {
           restart = true;
           break;
         }

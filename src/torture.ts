@@ -2,8 +2,9 @@
  * `percpu-arena torture`: runs the torture scenario (src/scenarios/torture.ts) on a pool of
  * worker CPUs for a number of seconds and sums what the writer, fake writer and readers saw:
  * operations, errors by kind (generation, contents, freed, age; recreated for ref-counted
- * objects), the readers' age histogram (elements only) and how many units went round the free
- * lists (`recycled`). A stress test for people, not a
+ * objects; wrong lookups and stale values for the qp-trie), the readers' age histogram
+ * (elements only) and how many units went round the free lists (`recycled`). A stress test for
+ * people, not a
  * benchmark: its answer is the error count, not a speed.
  *
  * Who may call: any thread; it creates and closes its own arena and pool.
@@ -12,7 +13,14 @@ import { Arena } from './arena.js';
 import { type MachineConditions, machineConditions } from './benchmarks/measure.js';
 import type { PresetName } from './policy.js';
 import { CpuPool, siblingModule } from './pool.js';
-import { AGE_BUCKETS, type TortureArgs, type TortureResult } from './scenarios/torture.js';
+import { QpTrie, type TrieVersions } from './qp-trie.js';
+import {
+  AGE_BUCKETS,
+  type TortureArgs,
+  type TortureResult,
+  type TortureStructure,
+} from './scenarios/torture.js';
+import { TRIE_MAX_KEY, TRIE_VALUE } from './scenarios/torture-trie.js';
 
 export interface TortureOptions {
   readonly policy: PresetName;
@@ -22,13 +30,20 @@ export interface TortureOptions {
   readonly gpMinMs?: { readonly rcu?: number; readonly ttrace?: number };
   /** Writer stutter period in ms (0: none). @defaultValue 100 */
   readonly stutterMs?: number;
-  /** Published elements, or ref-counted objects (the `bpf_cpumask` shape). @defaultValue 'element' */
-  readonly structure?: 'element' | 'refcount';
+  /**
+   * Published elements, ref-counted objects (the `bpf_cpumask` shape) or a qp-trie.
+   * @defaultValue 'element'
+   */
+  readonly structure?: TortureStructure;
+  /** The qp-trie's version validation (src/qp-trie.ts). @defaultValue 'none' */
+  readonly versions?: TrieVersions;
 }
 
 export interface TortureReport {
   readonly policy: PresetName;
-  readonly structure: 'element' | 'refcount';
+  readonly structure: TortureStructure;
+  /** The qp-trie's version validation ('none' for the other structures). */
+  readonly versions: TrieVersions;
   readonly cpus: number;
   readonly seconds: number;
   readonly gpMinMs: { readonly rcu: number; readonly ttrace: number };
@@ -44,10 +59,12 @@ export interface TortureReport {
     readonly freed: number;
     readonly age: number;
     readonly recreated: number;
+    readonly wrongLookup: number;
+    readonly staleValue: number;
   };
   /** Elements whose unit had been handed out before: memory went round the free lists. */
   readonly recycled: number;
-  /** Reader observations by element age in epochs: 0, 1, 2, 3 or more. */
+  /** Reader observations by element age in epochs: 0, 1, 2, 3 or more (elements only). */
   readonly ages: readonly number[];
   /** The first few errors, described. */
   readonly samples: readonly string[];
@@ -67,7 +84,13 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
   const pool = CpuPool.start(arena);
   try {
     const structure = options.structure ?? 'element';
+    const versions = structure === 'qp-trie' ? (options.versions ?? 'none') : 'none';
+    const trie =
+      structure === 'qp-trie'
+        ? QpTrie.create(arena, { maxKeyBytes: TRIE_MAX_KEY, maxValueBytes: TRIE_VALUE, versions })
+        : 0;
     const args: TortureArgs = {
+      trie,
       slots: kSlots,
       size: kElementBytes,
       stutterMs: options.stutterMs ?? 100,
@@ -95,11 +118,14 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       freed: sum((r) => r.errors.freed),
       age: sum((r) => r.errors.age),
       recreated: sum((r) => r.errors.recreated),
+      wrongLookup: sum((r) => r.errors.wrongLookup),
+      staleValue: sum((r) => r.errors.staleValue),
     };
     const ages = Array.from({ length: AGE_BUCKETS }, (_, b) => sum((r) => r.ages[b] ?? 0));
     return {
       policy: options.policy,
       structure,
+      versions,
       cpus: options.cpus,
       seconds: options.seconds,
       gpMinMs,

@@ -173,8 +173,36 @@ describe('percpu-arena torture', () => {
     expect(report.errors).toBeGreaterThan(0);
   });
 
+  it('runs the qp-trie with version validation and reports its error kinds', () => {
+    const shown = run(
+      'torture',
+      '--structure',
+      'qp-trie',
+      '--versions',
+      'per-trie',
+      '--policy',
+      'arena',
+      '--seconds',
+      '0.5',
+      '--json',
+    );
+    expect(shown.status, shown.stderr).toBe(0);
+    const report = JSON.parse(shown.stdout);
+    expect(report).toMatchObject({ structure: 'qp-trie', versions: 'per-trie', errors: 0 });
+    expect(report.errorKinds).toMatchObject({ wrongLookup: 0, staleValue: 0 });
+    expect(report.recycled).toBeGreaterThan(0);
+  });
+
   it('exits 2 for bad arguments', () => {
-    for (const args of [['--cpus', '1'], ['--seconds', 'x'], ['--policy', 'nope'], ['--bogus']]) {
+    for (const args of [
+      ['--cpus', '1'],
+      ['--seconds', 'x'],
+      ['--policy', 'nope'],
+      ['--bogus'],
+      ['--structure', 'tree'],
+      ['--versions', 'per-node'],
+      ['--structure', 'qp-trie', '--versions', 'always'],
+    ]) {
       const bad = run('torture', ...args);
       expect(bad.status, args.join(' ')).toBe(2);
       expect(bad.stderr).toMatch(/percpu-arena:/);

@@ -1,9 +1,10 @@
 /**
  * The torture run (src/torture.ts, `percpu-arena torture`) with real workers: under kernel-6.6
  * (immediate reuse) readers see elements reused inside their sections, and acquire ref-counted
- * objects that were freed and re-created — the lab can fail — and under the policies that reuse
- * only after a GP they see neither, while memory really goes round the free lists (recycled
- * units) in every run. Seconds per run from TORTURE_SECONDS (1).
+ * objects that were freed and re-created, and qp-trie lookups answer wrongly — the lab can fail —
+ * and under the policies that reuse only after a GP they see none of it, while memory really
+ * goes round the free lists (recycled units) in every run. With per-trie versions, qp-trie
+ * lookups are right under immediate reuse too. Seconds per run from TORTURE_SECONDS (1).
  */
 import { describe, expect, it } from 'vitest';
 import { runTorture } from '../src/torture.js';
@@ -46,6 +47,35 @@ describe('torture', () => {
       expect(r.recycled, JSON.stringify(r.errorKinds)).toBeGreaterThan(100);
       expect(r.readerSections).toBeGreaterThan(100);
       expect(r.ages.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    },
+  );
+
+  it('kernel-6.6, qp-trie without versions: lookups of keys present all along fail', async () => {
+    const r = await runTorture({ policy: 'kernel-6.6', cpus: 3, seconds: seconds + 1, structure: 'qp-trie' });
+    expect(r.recycled, JSON.stringify(r.errorKinds)).toBeGreaterThan(1000);
+    expect(r.errorKinds.wrongLookup).toBeGreaterThan(0);
+  });
+
+  it('kernel-6.6, qp-trie with per-trie versions: no wrong lookup (only what lookup returns is unprotected)', async () => {
+    const r = await runTorture({
+      policy: 'kernel-6.6',
+      cpus: 3,
+      seconds: seconds + 1,
+      structure: 'qp-trie',
+      versions: 'per-trie',
+    });
+    expect(r.recycled, JSON.stringify(r.errorKinds)).toBeGreaterThan(1000);
+    expect(r.errorKinds.wrongLookup, r.samples.join('; ')).toBe(0);
+    expect(r.readerSections).toBeGreaterThan(1000);
+  });
+
+  it.each(['arena', 'reuse-after-gp', 'kernel-free-rcu'] as const)(
+    '%s, qp-trie without versions: no wrong lookup and no stale value',
+    async (policy) => {
+      const r = await runTorture({ policy, cpus: 3, seconds, structure: 'qp-trie' });
+      expect(r.errors, `${JSON.stringify(r.errorKinds)} ${r.samples.join('; ')}`).toBe(0);
+      expect(r.recycled, JSON.stringify(r.errorKinds)).toBeGreaterThan(1000);
+      expect(r.readerSections).toBeGreaterThan(1000);
     },
   );
 });

@@ -17,6 +17,7 @@
  *   on a free list, or an age above 1 (a reader that pinned at epoch p found the element before
  *   it was retired, at r ≥ p; while pinned the epoch cannot pass p + 1). Ages go to a histogram.
  *   Hot-plug: every 4096 sections a reader parks for a moment and comes back.
+ * - Structure 'qp-trie': src/scenarios/torture-trie.ts.
  * - Structure 'refcount' (the `bpf_cpumask` shape, src/refcount.ts): the table holds ref-counted
  *   objects (the slot's reference is the one `create` gives); the writer releases the object it
  *   replaces instead of freeing it; a reader acquires the object it found (kptr_get: only a
@@ -33,6 +34,9 @@
 import type { CpuContext } from '../cpu-context.js';
 import { FLAVOR_RCU, G_EPOCH, gpWord } from '../layout.js';
 import { RefCounts } from '../refcount.js';
+import { trieReader, trieWriter } from './torture-trie.js';
+
+export type TortureStructure = 'element' | 'refcount' | 'qp-trie';
 
 export interface TortureArgs {
   /** Slots in the table. */
@@ -41,8 +45,10 @@ export interface TortureArgs {
   readonly size: number;
   /** Writer pause and run length (0: no stutter). */
   readonly stutterMs: number;
-  /** Published elements, or ref-counted objects. */
-  readonly structure: 'element' | 'refcount';
+  /** Published elements, ref-counted objects, or a qp-trie (src/scenarios/torture-trie.ts). */
+  readonly structure: TortureStructure;
+  /** The qp-trie's ref (structure 'qp-trie'), else 0. */
+  readonly trie: number;
   /** [stop, started, slots ...]: (2 + slots) words. */
   readonly control: SharedArrayBuffer;
 }
@@ -63,6 +69,10 @@ export interface TortureResult {
     readonly age: number;
     /** Acquisitions of an object that was freed and re-created (structure 'refcount'). */
     readonly recreated: number;
+    /** qp-trie: a stable key missing, a ghost key found, another key's value (copied out). */
+    readonly wrongLookup: number;
+    /** qp-trie: a value read through lookup's pointer that names another key or changes. */
+    readonly staleValue: number;
   };
   readonly ages: readonly number[];
   readonly samples: readonly string[];
@@ -89,12 +99,21 @@ const stamp = (ptr: number, seq: number, k: number): number => (Math.imul(seq, 0
 export function torture(ctx: CpuContext<TortureArgs>): TortureResult {
   const control = new Int32Array(ctx.args.control);
   Atomics.add(control, STARTED, 1);
-  if (ctx.index === 0) return writer(ctx, control);
+  const trie = ctx.args.structure === 'qp-trie';
+  if (ctx.index === 0) return trie ? trieWriter(ctx, control) : writer(ctx, control);
   if (ctx.index === 1 && ctx.cpus >= 3) return fakeWriter(ctx, control);
-  return reader(ctx, control);
+  return trie ? trieReader(ctx, control) : reader(ctx, control);
 }
 
-const noErrors = { generation: 0, contents: 0, freed: 0, age: 0, recreated: 0 };
+const noErrors = {
+  generation: 0,
+  contents: 0,
+  freed: 0,
+  age: 0,
+  recreated: 0,
+  wrongLookup: 0,
+  staleValue: 0,
+};
 
 function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
   const { cpu, args } = ctx;
@@ -184,7 +203,7 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
   const skip = refs ? 2 : 0;
   const words = (args.size >> 2) - skip;
   const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
-  const errors = { generation: 0, contents: 0, freed: 0, age: 0, recreated: 0 };
+  const errors = { ...noErrors };
   const ages = new Array<number>(AGE_BUCKETS).fill(0);
   const samples: string[] = [];
   const note = (what: string): void => {
