@@ -31,6 +31,8 @@ readers go offline and online during the run.
   --rcu-gp-ms N      minimum rcu epoch in ms (default 0)
   --ttrace-gp-ms N   minimum ttrace epoch in ms (default 0)
   --stutter-ms N     writer pause and run period, 0 for none (default 100)
+  --sleep-ms N       every 256th reader section sleeps N ms inside readLockTrace holding an
+                     element (elements; default 0: no sleepers)
   --structure S      element (default); refcount: ref-counted objects (the bpf_cpumask shape)
                      that readers acquire (kptr_get) and release, an acquisition of an object
                      that was freed and re-created is an error; qp-trie: a trie the writer
@@ -50,6 +52,7 @@ export async function torture(argv: string[]): Promise<number> {
       cpus: { type: 'string' },
       seconds: { type: 'string' },
       'stutter-ms': { type: 'string' },
+      'sleep-ms': { type: 'string' },
       structure: { type: 'string' },
       versions: { type: 'string' },
       'expect-errors': { type: 'boolean', default: false },
@@ -82,6 +85,7 @@ export async function torture(argv: string[]): Promise<number> {
     seconds: numberOption(values.seconds, 'seconds', 2, 0.1, 3600),
     gpMinMs: gpTimingOptions(values),
     stutterMs: integerOption(values['stutter-ms'], 'stutter-ms', 100, 0, 60_000),
+    sleepMs: integerOption(values['sleep-ms'], 'sleep-ms', 0, 0, 10_000),
   });
   if (values.json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -99,7 +103,7 @@ export async function torture(argv: string[]): Promise<number> {
       console.log(`ages (epochs 0 / 1 / 2 / 3+): ${report.ages.join(' / ')}`);
     console.log(
       `errors ${report.errors} (generation ${k.generation}, contents ${k.contents}, freed ${k.freed}, age ${k.age}, ` +
-        `recreated ${k.recreated}, wrong lookups ${k.wrongLookup}, stale values ${k.staleValue})`,
+        `recreated ${k.recreated}, wrong lookups ${k.wrongLookup}, stale values ${k.staleValue}, sleepers ${k.sleeper})`,
     );
     for (const sample of report.samples) console.log(`  ${sample}`);
     if (report.recycled === 0)

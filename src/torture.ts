@@ -31,6 +31,11 @@ export interface TortureOptions {
   /** Writer stutter period in ms (0: none). @defaultValue 100 */
   readonly stutterMs?: number;
   /**
+   * Readers sleep this long inside a `readLockTrace` section every 256 sections, holding an
+   * element (elements only; 0: no sleepers). @defaultValue 0
+   */
+  readonly sleepMs?: number;
+  /**
    * Published elements, ref-counted objects (the `bpf_cpumask` shape) or a qp-trie.
    * @defaultValue 'element'
    */
@@ -61,6 +66,7 @@ export interface TortureReport {
     readonly recreated: number;
     readonly wrongLookup: number;
     readonly staleValue: number;
+    readonly sleeper: number;
   };
   /** Elements whose unit had been handed out before: memory went round the free lists. */
   readonly recycled: number;
@@ -94,6 +100,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       slots: kSlots,
       size: kElementBytes,
       stutterMs: options.stutterMs ?? 100,
+      sleepMs: options.sleepMs ?? 0,
       structure,
       control,
     };
@@ -120,6 +127,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       recreated: sum((r) => r.errors.recreated),
       wrongLookup: sum((r) => r.errors.wrongLookup),
       staleValue: sum((r) => r.errors.staleValue),
+      sleeper: sum((r) => r.errors.sleeper),
     };
     const ages = Array.from({ length: AGE_BUCKETS }, (_, b) => sum((r) => r.ages[b] ?? 0));
     return {

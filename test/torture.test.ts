@@ -78,4 +78,9 @@ describe('torture', () => {
       expect(r.readerSections).toBeGreaterThan(1000);
     },
   );
+
+  it('kernel-6.6, readers sleeping inside readLockTrace: the sleeper oracle sees their element change', async () => {
+    const r = await runTorture({ policy: 'kernel-6.6', cpus: 3, seconds, sleepMs: 2 });
+    expect(r.errorKinds.sleeper, JSON.stringify(r.errorKinds)).toBeGreaterThan(0);
+  });
 });

@@ -25,7 +25,7 @@
  */
 import type { CpuContext } from '../cpu-context.js';
 import { QpTrie } from '../qp-trie.js';
-import type { TortureArgs, TortureResult } from './torture.js';
+import { noErrors, type TortureArgs, type TortureResult } from './torture.js';
 
 export const STABLE_KEYS = 32;
 const CHURN_KEYS = 64;
@@ -42,16 +42,6 @@ const READY = 2;
 function keyOf(id: number): Uint8Array {
   return new TextEncoder().encode(`k${id}`);
 }
-
-const noErrors = {
-  generation: 0,
-  contents: 0,
-  freed: 0,
-  age: 0,
-  recreated: 0,
-  wrongLookup: 0,
-  staleValue: 0,
-};
 
 export function trieWriter(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
   const { cpu, args } = ctx;

@@ -16,7 +16,9 @@
  *   retired (0 if it is still published). Errors: a changed generation, a changed word, a unit
  *   on a free list, or an age above 1 (a reader that pinned at epoch p found the element before
  *   it was retired, at r ≥ p; while pinned the epoch cannot pass p + 1). Ages go to a histogram.
- *   Hot-plug: every 4096 sections a reader parks for a moment and comes back.
+ *   Hot-plug: every 4096 sections a reader parks for a moment and comes back. Sleepers (option
+ *   `sleepMs`): every 256th section is a `readLockTrace` section that sleeps with the element
+ *   in hand (sleepInTraceSection).
  * - Structure 'qp-trie': src/scenarios/torture-trie.ts.
  * - Structure 'refcount' (the `bpf_cpumask` shape, src/refcount.ts): the table holds ref-counted
  *   objects (the slot's reference is the one `create` gives); the writer releases the object it
@@ -45,6 +47,8 @@ export interface TortureArgs {
   readonly size: number;
   /** Writer pause and run length (0: no stutter). */
   readonly stutterMs: number;
+  /** Every 256th reader section is a `readLockTrace` section that sleeps this long (0: none). */
+  readonly sleepMs: number;
   /** Published elements, ref-counted objects, or a qp-trie (src/scenarios/torture-trie.ts). */
   readonly structure: TortureStructure;
   /** The qp-trie's ref (structure 'qp-trie'), else 0. */
@@ -73,6 +77,8 @@ export interface TortureResult {
     readonly wrongLookup: number;
     /** qp-trie: a value read through lookup's pointer that names another key or changes. */
     readonly staleValue: number;
+    /** A sleeping `readLockTrace` reader saw its element change or go to a free list. */
+    readonly sleeper: number;
   };
   readonly ages: readonly number[];
   readonly samples: readonly string[];
@@ -105,7 +111,8 @@ export function torture(ctx: CpuContext<TortureArgs>): TortureResult {
   return trie ? trieReader(ctx, control) : reader(ctx, control);
 }
 
-const noErrors = {
+/** A result's errors when a role saw none (the writers'); readers count from a copy. */
+export const noErrors: TortureResult['errors'] = Object.freeze({
   generation: 0,
   contents: 0,
   freed: 0,
@@ -113,7 +120,8 @@ const noErrors = {
   recreated: 0,
   wrongLookup: 0,
   staleValue: 0,
-};
+  sleeper: 0,
+});
 
 function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
   const { cpu, args } = ctx;
@@ -217,6 +225,12 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
       cpu.park();
       cpu.unpark();
     }
+    if (args.sleepMs > 0 && (operations & 255) === 128 && !refs) {
+      sleepInTraceSection(ctx, control, slot, words, errors, note);
+      slot = slot + 7 >= args.slots ? (slot + 7) % args.slots : slot + 7;
+      operations++;
+      continue;
+    }
     cpu.readLock();
     const ptr = Atomics.load(control, SLOTS + slot);
     if (ptr !== 0 && refs) {
@@ -253,6 +267,40 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     operations++;
   }
   return { role: 'reader', operations, recycled: 0, allocFailures: 0, errors, ages, samples };
+}
+
+/**
+ * A sleepable reader (a sleepable BPF program under rcu_read_lock_trace): inside
+ * `readLockTrace()` it reads an element, sleeps `sleepMs`, and reads it again. A changed
+ * generation or stamp, or a unit on a free list, is an error: the policy reused or freed what a
+ * tasks-trace reader held.
+ */
+function sleepInTraceSection(
+  ctx: CpuContext<TortureArgs>,
+  control: Int32Array,
+  slot: number,
+  words: number,
+  errors: { sleeper: number },
+  note: (what: string) => void,
+): void {
+  const { cpu, args } = ctx;
+  const i32 = cpu.i32;
+  cpu.readLockTrace();
+  const ptr = Atomics.load(control, SLOTS + slot);
+  if (ptr !== 0) {
+    const base = ptr >> 2;
+    const header = i32[base - 1] as number;
+    const seq = i32[base + SEQ] as number;
+    Atomics.wait(control, STOP, 0, args.sleepMs);
+    let changed = Atomics.load(i32, base - 1) !== header;
+    for (let k = STAMP; k < words && !changed; k++)
+      changed = Atomics.load(i32, base + k) !== stamp(ptr, seq, k);
+    if (changed || (Atomics.load(i32, base - 1) & STATE_MASK) === STATE_FREE) {
+      errors.sleeper++;
+      note(`element ${ptr}: changed while a readLockTrace reader slept ${args.sleepMs} ms holding it`);
+    }
+  }
+  cpu.readUnlockTrace();
 }
 
 /**
