@@ -11,6 +11,7 @@
  */
 import { Arena } from './arena.js';
 import { type MachineConditions, machineConditions } from './benchmarks/measure.js';
+import { HashMap } from './hash-map.js';
 import type { PresetName } from './policy.js';
 import { CpuPool, siblingModule } from './pool.js';
 import { QpTrie, type TrieVersions } from './qp-trie.js';
@@ -80,23 +81,45 @@ export interface TortureReport {
 
 const kSlots = 16;
 const kElementBytes = 48;
+const kMapKeyBytes = 4;
+const kMapValueBytes = 8;
 
 export async function runTorture(options: TortureOptions): Promise<TortureReport> {
   const gpMinMs = { rcu: options.gpMinMs?.rcu ?? 0, ttrace: options.gpMinMs?.ttrace ?? 0 };
-  const arena = Arena.create({ cpus: options.cpus, maxBytes: 64 << 20, policy: options.policy, gpMinMs });
+  const structure = options.structure ?? 'element';
+  // The object map's elements come from a cache of their own: a value read from a reused element
+  // is then always some object's pointer (the kernel's per-map allocator), never another type's
+  // word that an acquire would increment.
+  const fixedSizes = structure === 'refcount' ? [HashMap.elementBytes(kMapKeyBytes, kMapValueBytes)] : [];
+  const arena = Arena.create({
+    cpus: options.cpus,
+    maxBytes: 64 << 20,
+    policy: options.policy,
+    gpMinMs,
+    fixedSizes,
+  });
   const conditions = machineConditions();
   const control = new SharedArrayBuffer(4 * (2 + kSlots));
   const words = new Int32Array(control);
   const pool = CpuPool.start(arena);
   try {
-    const structure = options.structure ?? 'element';
     const versions = structure === 'qp-trie' ? (options.versions ?? 'none') : 'none';
     const trie =
       structure === 'qp-trie'
         ? QpTrie.create(arena, { maxKeyBytes: TRIE_MAX_KEY, maxValueBytes: TRIE_VALUE, versions })
         : 0;
+    const map =
+      structure === 'refcount'
+        ? HashMap.create(arena, {
+            keySize: kMapKeyBytes,
+            valueSize: kMapValueBytes,
+            maxEntries: 2 * kSlots,
+            fixedCache: 0,
+          })
+        : 0;
     const args: TortureArgs = {
       trie,
+      map,
       slots: kSlots,
       size: kElementBytes,
       stutterMs: options.stutterMs ?? 100,

@@ -20,9 +20,10 @@
  *   `sleepMs`): every 256th section is a `readLockTrace` section that sleeps with the element
  *   in hand (sleepInTraceSection).
  * - Structure 'qp-trie': src/scenarios/torture-trie.ts.
- * - Structure 'refcount' (the `bpf_cpumask` shape, src/refcount.ts): the table holds ref-counted
- *   objects (the slot's reference is the one `create` gives); the writer releases the object it
- *   replaces instead of freeing it; a reader acquires the object it found (kptr_get: only a
+ * - Structure 'refcount' (the `bpf_cpumask` shape, src/refcount.ts): ref-counted objects held in
+ *   the values of a hash map keyed by slot, as BPF maps hold kptrs (the slot's reference is the
+ *   one `create` gives); the writer updates the slot's value and releases the object it
+ *   replaces; a reader looks the slot up and acquires the object its value names (kptr_get: only a
  *   non-zero count), checks that it is still the object that slot published (its generation,
  *   its stamp and the slot index it carries) and releases it — the last release frees it. An
  *   acquisition of an object that was freed and re-created is an error (`recreated`), counted,
@@ -34,6 +35,7 @@
  * reader sees.
  */
 import type { CpuContext } from '../cpu-context.js';
+import { HashMap, MapStatus } from '../hash-map.js';
 import { FLAVOR_RCU, G_EPOCH, gpWord } from '../layout.js';
 import { RefCounts } from '../refcount.js';
 import { trieReader, trieWriter } from './torture-trie.js';
@@ -53,6 +55,11 @@ export interface TortureArgs {
   readonly structure: TortureStructure;
   /** The qp-trie's ref (structure 'qp-trie'), else 0. */
   readonly trie: number;
+  /**
+   * Structure 'refcount': the hash map (4-byte slot keys, 8-byte values from its own fixed
+   * cache) whose values hold the objects' pointers, as BPF maps hold kptrs; else 0.
+   */
+  readonly map: number;
   /** [stop, started, slots ...]: (2 + slots) words. */
   readonly control: SharedArrayBuffer;
 }
@@ -100,6 +107,11 @@ const STAMP = 3;
 const STATE_MASK = 3;
 const STATE_FREE = 2;
 
+/** A slot's key in the object map. */
+function slotKey(slot: number): Uint8Array {
+  return Uint8Array.of(slot, 0, 0, 0);
+}
+
 const stamp = (ptr: number, seq: number, k: number): number => (Math.imul(seq, 0x9e3779b1) ^ (ptr + k)) | 0;
 
 export function torture(ctx: CpuContext<TortureArgs>): TortureResult {
@@ -130,6 +142,11 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
   const skip = refs ? 2 : 0;
   const words = (args.size >> 2) - skip;
   const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
+  const map = args.map !== 0 ? HashMap.open(cpu, args.map) : undefined;
+  const slotKeys = Array.from({ length: args.slots }, (_, s) => slotKey(s));
+  const held = new Array<number>(args.slots).fill(0);
+  const value = new Uint8Array(8);
+  const valueWords = new Int32Array(value.buffer);
   let operations = 0;
   let recycled = 0;
   let allocFailures = 0;
@@ -155,7 +172,18 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     i32[base + RETIRED] = 0;
     i32[base + HOME] = slot;
     for (let k = STAMP; k < words; k++) i32[base + k] = stamp(ptr, operations, k);
-    const old = Atomics.exchange(control, SLOTS + slot, ptr);
+    let old: number;
+    if (map) {
+      // The map's value holds the object: update links a new element and frees the old one.
+      old = held[slot] as number;
+      held[slot] = ptr;
+      valueWords[0] = ptr;
+      if (map.update(slotKeys[slot] as Uint8Array, value) !== MapStatus.OK) {
+        throw new Error('torture: the object map refused an update');
+      }
+    } else {
+      old = Atomics.exchange(control, SLOTS + slot, ptr);
+    }
     if (old !== 0) {
       i32[(old >> 2) + skip + RETIRED] = (Atomics.load(i32, epochWord) + 1) | 0;
       if (refs) refs.release(old);
@@ -165,7 +193,8 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     operations++;
   }
   for (let s = 0; s < args.slots; s++) {
-    const old = Atomics.exchange(control, SLOTS + s, 0);
+    if (map) map.delete(slotKeys[s] as Uint8Array);
+    const old = map ? (held[s] as number) : Atomics.exchange(control, SLOTS + s, 0);
     if (old !== 0 && refs) refs.release(old);
     else if (old !== 0) cpu.free(old);
   }
@@ -211,6 +240,8 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
   const skip = refs ? 2 : 0;
   const words = (args.size >> 2) - skip;
   const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
+  const map = args.map !== 0 ? HashMap.open(cpu, args.map) : undefined;
+  const slotKeys = Array.from({ length: args.slots }, (_, s) => slotKey(s));
   const errors = { ...noErrors };
   const ages = new Array<number>(AGE_BUCKETS).fill(0);
   const samples: string[] = [];
@@ -232,7 +263,14 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
       continue;
     }
     cpu.readLock();
-    const ptr = Atomics.load(control, SLOTS + slot);
+    let ptr: number;
+    if (map) {
+      // bpf_map_lookup_elem, then the kptr in the value.
+      const at = map.lookup(slotKeys[slot] as Uint8Array);
+      ptr = at === 0 ? 0 : Atomics.load(i32, at >> 2);
+    } else {
+      ptr = Atomics.load(control, SLOTS + slot);
+    }
     if (ptr !== 0 && refs) {
       checkAcquire(refs, i32, ptr, slot, words, errors, note);
     } else if (ptr !== 0) {
