@@ -103,7 +103,8 @@ export async function torture(argv: string[]): Promise<number> {
       console.log(`ages (epochs 0 / 1 / 2 / 3+): ${report.ages.join(' / ')}`);
     console.log(
       `errors ${report.errors} (generation ${k.generation}, contents ${k.contents}, freed ${k.freed}, age ${k.age}, ` +
-        `recreated ${k.recreated}, wrong lookups ${k.wrongLookup}, stale values ${k.staleValue}, sleepers ${k.sleeper})`,
+        `recreated ${k.recreated}, wrong lookups ${k.wrongLookup}, stale values ${k.staleValue}, sleepers ${k.sleeper}, ` +
+        `undetected by generation references ${k.undetected})`,
     );
     for (const sample of report.samples) console.log(`  ${sample}`);
     if (report.recycled === 0)

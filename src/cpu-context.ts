@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { attach, type CpuHandle } from './cpu.js';
+import { attach, type CpuHandle, type SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { X_BARRIER } from './layout.js';
 import type { CpuTask } from './pool.js';
@@ -23,6 +23,8 @@ export interface CpuContext<A = unknown> {
   readonly cpus: number;
   /** The `args` given to `pool.run`. */
   readonly args: A;
+  /** The arena's `shared` object (for `UnitRefs`, or to open more views of it). */
+  readonly shared: SharedArena;
   /** Waits until every CPU of the run reaches the barrier; true in the last to arrive. */
   barrier(): boolean;
 }
@@ -45,6 +47,7 @@ export async function runCpuTask(task: CpuTask): Promise<unknown> {
       index: task.index,
       cpus: task.cpus,
       args: task.args,
+      shared: task.shared,
       barrier: () => barrierWait(i32, X_BARRIER, task.barrierTimeoutMs),
     };
     ctx.barrier();

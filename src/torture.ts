@@ -68,6 +68,7 @@ export interface TortureReport {
     readonly wrongLookup: number;
     readonly staleValue: number;
     readonly sleeper: number;
+    readonly undetected: number;
   };
   /** Elements whose unit had been handed out before: memory went round the free lists. */
   readonly recycled: number;
@@ -126,6 +127,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       sleepMs: options.sleepMs ?? 0,
       structure,
       control,
+      refTable: new SharedArrayBuffer(8 * kSlots),
     };
     const running = pool.run<TortureResult>(
       siblingModule(import.meta.url, './scenarios/torture'),
@@ -151,6 +153,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       wrongLookup: sum((r) => r.errors.wrongLookup),
       staleValue: sum((r) => r.errors.staleValue),
       sleeper: sum((r) => r.errors.sleeper),
+      undetected: sum((r) => r.errors.undetected),
     };
     const ages = Array.from({ length: AGE_BUCKETS }, (_, b) => sum((r) => r.ages[b] ?? 0));
     return {

@@ -16,6 +16,9 @@
  *   retired (0 if it is still published). Errors: a changed generation, a changed word, a unit
  *   on a free list, or an age above 1 (a reader that pinned at epoch p found the element before
  *   it was retired, at r ≥ p; while pinned the epoch cannot pass p + 1). Ages go to a histogram.
+ *   Readers find elements through the generation references (src/unit-ref.ts) the writer
+ *   publishes with them and check the reference after their reads, as a service would: an
+ *   error the reference does not catch counts as `undetected`.
  *   Hot-plug: every 4096 sections a reader parks for a moment and comes back. Sleepers (option
  *   `sleepMs`): every 256th section is a `readLockTrace` section that sleeps with the element
  *   in hand (sleepInTraceSection).
@@ -38,6 +41,7 @@ import type { CpuContext } from '../cpu-context.js';
 import { HashMap, MapStatus } from '../hash-map.js';
 import { FLAVOR_RCU, G_EPOCH, gpWord } from '../layout.js';
 import { RefCounts } from '../refcount.js';
+import { UnitRefs } from '../unit-ref.js';
 import { trieReader, trieWriter } from './torture-trie.js';
 
 export type TortureStructure = 'element' | 'refcount' | 'qp-trie';
@@ -62,6 +66,12 @@ export interface TortureArgs {
   readonly map: number;
   /** [stop, started, slots ...]: (2 + slots) words. */
   readonly control: SharedArrayBuffer;
+  /**
+   * Elements: the generation reference (src/unit-ref.ts) of each slot's element, 8 bytes per
+   * slot, published by the writer next to the pointer: what a service would store and readers
+   * load instead of a bare pointer.
+   */
+  readonly refTable: SharedArrayBuffer;
 }
 
 /** Age histogram buckets: 0, 1, 2, 3 or more epochs. */
@@ -86,6 +96,11 @@ export interface TortureResult {
     readonly staleValue: number;
     /** A sleeping `readLockTrace` reader saw its element change or go to a free list. */
     readonly sleeper: number;
+    /**
+     * An element error that the reader's generation reference (src/unit-ref.ts), checked after
+     * the reads, did not catch: a service using references would have trusted those bytes.
+     */
+    readonly undetected: number;
   };
   readonly ages: readonly number[];
   readonly samples: readonly string[];
@@ -133,6 +148,7 @@ export const noErrors: TortureResult['errors'] = Object.freeze({
   wrongLookup: 0,
   staleValue: 0,
   sleeper: 0,
+  undetected: 0,
 });
 
 function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
@@ -145,6 +161,8 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
   const map = args.map !== 0 ? HashMap.open(cpu, args.map) : undefined;
   const slotKeys = Array.from({ length: args.slots }, (_, s) => slotKey(s));
   const held = new Array<number>(args.slots).fill(0);
+  const refTable = refs ? undefined : new BigInt64Array(args.refTable);
+  const unitRefs = new UnitRefs(ctx.shared);
   const value = new Uint8Array(8);
   const valueWords = new Int32Array(value.buffer);
   let operations = 0;
@@ -182,6 +200,7 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
         throw new Error('torture: the object map refused an update');
       }
     } else {
+      if (refTable) Atomics.store(refTable, slot, BigInt(unitRefs.of(ptr)));
       old = Atomics.exchange(control, SLOTS + slot, ptr);
     }
     if (old !== 0) {
@@ -242,6 +261,8 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
   const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
   const map = args.map !== 0 ? HashMap.open(cpu, args.map) : undefined;
   const slotKeys = Array.from({ length: args.slots }, (_, s) => slotKey(s));
+  const unitRefs = new UnitRefs(ctx.shared);
+  const refTable = new BigInt64Array(args.refTable);
   const errors = { ...noErrors };
   const ages = new Array<number>(AGE_BUCKETS).fill(0);
   const samples: string[] = [];
@@ -264,12 +285,14 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     }
     cpu.readLock();
     let ptr: number;
+    // Elements: the reference the writer published, and the pointer it names.
+    const ref = refs ? -1 : Number(Atomics.load(refTable, slot));
     if (map) {
       // bpf_map_lookup_elem, then the kptr in the value.
       const at = map.lookup(slotKeys[slot] as Uint8Array);
       ptr = at === 0 ? 0 : Atomics.load(i32, at >> 2);
     } else {
-      ptr = Atomics.load(control, SLOTS + slot);
+      ptr = ref <= 0 ? 0 : unitRefs.pointer(ref);
     }
     if (ptr !== 0 && refs) {
       checkAcquire(refs, i32, ptr, slot, words, errors, note);
@@ -298,6 +321,12 @@ function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
       } else if (age > 1) {
         errors.age++;
         note(`element ${ptr}: age ${age} epochs inside a read section`);
+      }
+      const erred =
+        again >>> 2 !== header >>> 2 || bad >= 0 || (again & STATE_MASK) === STATE_FREE || age > 1;
+      if (erred && unitRefs.isCurrent(ref)) {
+        errors.undetected++;
+        note(`element ${ptr}: its generation reference still matched after an error`);
       }
     }
     cpu.readUnlock();
