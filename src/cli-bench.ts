@@ -1,6 +1,7 @@
 /**
  * `percpu-arena bench htab-mem` and `percpu-arena bench xmalloc`: parse the kernel bench's
- * options, run src/benchmarks/*, print the kernel's summary line (or one JSON object).
+ * options, run src/benchmarks/*, print the kernel's summary line (or one JSON object);
+ * `bench pack` is src/cli-pack.ts.
  *
  * Who may call: the CLI (main thread).
  */
@@ -24,9 +25,10 @@ import {
   UsageError,
   xmallocProducers,
 } from './cli-options.js';
+import { benchPack, PACK_USAGE } from './cli-pack.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from './policy.js';
 
-const kUsage = `Usage: percpu-arena bench <htab-mem|xmalloc> [options]
+const kUsage = `Usage: percpu-arena bench <htab-mem|xmalloc|pack> [options]
 
 htab-mem   the kernel's htab-mem benchmark on the arena's hash map: producer CPUs run programs
            of 64 map operations, each in a read-side section; reports per-producer k ops/s
@@ -44,7 +46,8 @@ xmalloc    the xmalloc-test shape: N producer CPUs allocate batches, a bounded q
   --batch N           objects per batch, 1..65536 (default 4096)
   --size N            object bytes, 1..4088 (default 64)
 
-Common options:
+\${PACK_USAGE}
+Common options (htab-mem, xmalloc):
   --policy NAME       reuse policy preset (default ${DEFAULT_PRESET}): ${PRESET_NAMES.join(', ')}
   --duration S        measured seconds, 1..3600 (default 5)
   --warmup S          seconds before measuring, 0..600 (default 1)
@@ -74,11 +77,12 @@ export async function bench(argv: string[]): Promise<number> {
   const [which, ...rest] = argv;
   if (which === 'htab-mem') return htabMem(rest);
   if (which === 'xmalloc') return xmalloc(rest);
+  if (which === 'pack') return benchPack(rest);
   if (which === '-h' || which === '--help') {
     process.stdout.write(kUsage);
     return 0;
   }
-  throw new UsageError(`bench needs htab-mem or xmalloc, got '${which ?? ''}'`);
+  throw new UsageError(`bench needs htab-mem, xmalloc or pack, got '${which ?? ''}'`);
 }
 
 async function htabMem(argv: string[]): Promise<number> {

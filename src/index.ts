@@ -7,9 +7,11 @@ export { Arena, type ArenaOptions, type CloseReport } from './arena.js';
 export type { GpFlavorStats, GpStats, StallReport } from './coordinator.js';
 export { type ArenaFaults, attach, attachFree, CpuHandle, type SharedArena } from './cpu.js';
 export type { CpuContext, CpuFunction } from './cpu-context.js';
+export { type DirectMapStats, HUGE_BYTES } from './direct-map.js';
 export { ArenaError, type ArenaErrorCode } from './errors.js';
 export type { Flavor } from './grace-period.js';
 export { HashMap, type HashMapOptions, MapStatus, UpdateFlag } from './hash-map.js';
+export { CHUNK_BYTES, PACK_BYTES, PackAllocator, type PackOptions, type PackStats } from './pack.js';
 export {
   type CapacityChoice,
   DEFAULT_PRESET,

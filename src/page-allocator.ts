@@ -44,28 +44,36 @@ export class PageAllocator {
 
   /**
    * Takes `pages` contiguous pages and returns the byte offset of the first, or 0 when the
-   * memory limit leaves no room (counted in X_PAGE_LIMIT_HITS).
+   * memory limit leaves no room (counted in X_PAGE_LIMIT_HITS). With `alignBytes` (a multiple
+   * of the page size) the span starts at a multiple of it in the arena (the pack allocator's
+   * 2 MiB packs); pages skipped to get there go on the free-span list.
    */
-  allocSpan(pages: number): number {
+  allocSpan(pages: number, alignBytes = PAGE_BYTES): number {
     const i32 = this.#i32;
     const layout = this.#layout;
     robustLock(i32, X_PAGE_LOCK);
     try {
-      const reused = this.#takeFreeSpan(pages);
+      const reused = this.#takeFreeSpan(pages, alignBytes);
       this.lastReused = reused !== 0;
       if (reused !== 0) {
         raiseShared(i32, X_PEAK_PAGES, addShared(i32, X_PAGES_IN_USE, pages));
         return reused;
       }
-      const first = readShared(i32, X_PAGES_NEXT);
-      if (first + pages > layout.maxPages) {
+      let first = readShared(i32, X_PAGES_NEXT);
+      const skip =
+        ((alignBytes - ((layout.pagesBase + first * PAGE_BYTES) % alignBytes)) % alignBytes) / PAGE_BYTES;
+      if (first + skip + pages > layout.maxPages) {
         addShared(i32, X_PAGE_LIMIT_HITS, 1);
         return 0;
       }
-      const start = layout.pagesBase + first * PAGE_BYTES;
+      const start = layout.pagesBase + (first + skip) * PAGE_BYTES;
       if (!this.#ensureLength(start + pages * PAGE_BYTES)) {
         addShared(i32, X_PAGE_LIMIT_HITS, 1);
         return 0;
+      }
+      if (skip > 0) {
+        this.#listFreeSpan(layout.pagesBase + first * PAGE_BYTES, skip);
+        first += skip;
       }
       publish(i32, X_PAGES_NEXT, first + pages);
       raiseShared(i32, X_PEAK_PAGES, addShared(i32, X_PAGES_IN_USE, pages));
@@ -95,35 +103,51 @@ export class PageAllocator {
    * holds the page lock (`lock`).
    */
   freeSpanLocked(start: number, pages: number): void {
+    this.#listFreeSpan(start, pages);
+    addShared(this.#i32, X_PAGES_IN_USE, -pages);
+    addShared(this.#i32, X_SPANS_RELEASED, 1);
+  }
+
+  /** Puts a span on the free-span list. Caller holds the page lock. */
+  #listFreeSpan(start: number, pages: number): void {
     const i32 = this.#i32;
     i32[start >> 2] = readShared(i32, X_FREE_SPANS);
     i32[(start >> 2) + 1] = pages;
     publish(i32, X_FREE_SPANS, start);
     addShared(i32, X_FREE_SPAN_PAGES, pages);
-    addShared(i32, X_PAGES_IN_USE, -pages);
-    addShared(i32, X_SPANS_RELEASED, 1);
   }
 
-  /** First fit on the free-span list, split if larger, zeroed; 0 if none fits. Caller holds the page lock. */
-  #takeFreeSpan(pages: number): number {
+  /**
+   * First fit on the free-span list (the first span holding `pages` pages from a multiple of
+   * `alignBytes`), split if larger — the pages before and after stay on the list — and zeroed;
+   * 0 if none fits. Caller holds the page lock.
+   */
+  #takeFreeSpan(pages: number, alignBytes: number): number {
     const i32 = this.#i32;
     let link = X_FREE_SPANS;
     for (let span = readShared(i32, X_FREE_SPANS); span !== 0; span = i32[span >> 2] as number) {
       const size = i32[(span >> 2) + 1] as number;
-      if (size >= pages) {
+      const head = ((alignBytes - (span % alignBytes)) % alignBytes) / PAGE_BYTES;
+      if (size >= head + pages) {
         let next = i32[span >> 2] as number;
-        if (size > pages) {
+        const start = span + head * PAGE_BYTES;
+        const tail = size - head - pages;
+        if (tail > 0) {
           // Keep the tail on the list.
-          const rest = span + pages * PAGE_BYTES;
+          const rest = start + pages * PAGE_BYTES;
           i32[rest >> 2] = next;
-          i32[(rest >> 2) + 1] = size - pages;
+          i32[(rest >> 2) + 1] = tail;
           next = rest;
         }
-        if (link === X_FREE_SPANS) publish(i32, X_FREE_SPANS, next);
+        if (head > 0) {
+          // Keep the head in place on the list, shortened.
+          i32[span >> 2] = next;
+          i32[(span >> 2) + 1] = head;
+        } else if (link === X_FREE_SPANS) publish(i32, X_FREE_SPANS, next);
         else i32[link] = next;
         addShared(i32, X_FREE_SPAN_PAGES, -pages);
-        new Uint8Array(this.#buffer, span, pages * PAGE_BYTES).fill(0);
-        return span;
+        new Uint8Array(this.#buffer, start, pages * PAGE_BYTES).fill(0);
+        return start;
       }
       link = span >> 2;
     }

@@ -160,6 +160,25 @@ describe('percpu-arena CLI', () => {
   });
 });
 
+describe('percpu-arena bench pack', () => {
+  it('prints one JSON object with both sides, and exits 2 for bad arguments', () => {
+    const shown = run('bench', 'pack', '--programs', '64', '--json');
+    expect(shown.status, shown.stderr).toBe(0);
+    const report = JSON.parse(shown.stdout);
+    expect(report.programs).toBe(64);
+    for (const side of [report.withPack, report.withoutPack]) {
+      expect(typeof side.directMap4kKiB).toBe('number');
+      expect(typeof side.splits).toBe('number');
+      expect(side.corrupt).toBe(0);
+    }
+    for (const args of [['--programs', '3'], ['--cpus', '0'], ['--seed', 'x'], ['--bogus']]) {
+      const bad = run('bench', 'pack', ...args);
+      expect(bad.status, args.join(' ')).toBe(2);
+      expect(bad.stderr).toMatch(/percpu-arena:/);
+    }
+  });
+});
+
 describe('percpu-arena torture', () => {
   it('exits 1 when readers saw errors (kernel-6.6), 0 with --expect-errors, and prints one JSON object', () => {
     const failing = run('torture', '--policy', 'kernel-6.6', '--seconds', '0.5');
