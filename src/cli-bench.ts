@@ -46,7 +46,7 @@ xmalloc    the xmalloc-test shape: N producer CPUs allocate batches, a bounded q
   --batch N           objects per batch, 1..65536 (default 4096)
   --size N            object bytes, 1..4088 (default 64)
 
-\${PACK_USAGE}
+${PACK_USAGE}
 Common options (htab-mem, xmalloc):
   --policy NAME       reuse policy preset (default ${DEFAULT_PRESET}): ${PRESET_NAMES.join(', ')}
   --duration S        measured seconds, 1..3600 (default 5)

@@ -38,7 +38,7 @@ class Model {
         if (run === chunks) return [p, c - chunks + 1];
       }
     }
-    const empty = this.packs.findIndex((m) => m === undefined);
+    const empty = this.packs.indexOf(undefined);
     return [empty < 0 ? this.packs.length : empty, 0];
   }
 }
