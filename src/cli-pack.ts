@@ -51,27 +51,27 @@ export async function benchPack(argv: string[]): Promise<number> {
 
 const ratio = (a: number, b: number): string => (b === 0 ? (a === 0 ? '—' : '∞') : `${(a / b).toFixed(2)}×`);
 
-/** The report as a table: one row per measure, both sides and their ratio. */
-export function packTable(r: PackBenchReport): string {
+/** One row per measure: its name, both sides and their ratio (the terminal table, the report page). */
+export function packRows(r: PackBenchReport): string[][] {
   const p = r.withPack;
   const q = r.withoutPack;
-  const table = new Table({ head: ['', 'with packs', 'without packs', 'with ÷ without'] });
-  const row = (name: string, pick: (s: PackSide) => number, show = (x: number) => String(x)) =>
-    table.push([name, show(pick(p)), show(pick(q)), ratio(pick(p), pick(q))]);
+  const rows: string[][] = [];
+  const row = (name: string, pick: (s: PackSide) => number) =>
+    rows.push([name, String(pick(p)), String(pick(q)), ratio(pick(p), pick(q))]);
   for (const [i, stage] of p.stages.entries()) {
-    const other = q.stages[i];
-    table.push([
+    const other = q.stages[i]?.directMap4kKiB ?? 0;
+    rows.push([
       `DirectMap4k after ${stage.programs} (KiB)`,
       String(stage.directMap4kKiB),
-      String(other?.directMap4kKiB ?? ''),
-      ratio(stage.directMap4kKiB, other?.directMap4kKiB ?? 0),
+      String(other),
+      ratio(stage.directMap4kKiB, other),
     ]);
   }
   row('DirectMap2M (KiB)', (s) => s.directMap2MKiB);
   row('huge mappings split', (s) => s.splits);
   row('memory taken (MiB)', (s) => s.reservedMiB);
   row('programs asked for (MiB)', (s) => s.requestedMiB);
-  table.push(['packs / regions', `${p.packs} / ${p.regions}`, `${q.packs} / ${q.regions}`, '']);
+  rows.push(['packs / regions', `${p.packs} / ${p.regions}`, `${q.packs} / ${q.regions}`, '']);
   row('memory with half unloaded (MiB)', (s) => s.half.reservedMiB);
   row('chunk fragmentation, half unloaded', (s) => s.half.fragmentation);
   row('vmap 4 KiB mappings', (s) => s.vmapBase);
@@ -81,6 +81,12 @@ export function packTable(r: PackBenchReport): string {
   row('DirectMap4k after unloading (KiB)', (s) => s.after.directMap4kKiB);
   row('failed allocations', (s) => s.failures);
   row('corrupt programs', (s) => s.corrupt);
+  return rows;
+}
+
+export function packTable(r: PackBenchReport): string {
+  const table = new Table({ head: ['', 'with packs', 'without packs', 'with ÷ without'] });
+  for (const row of packRows(r)) table.push(row);
   return table.toString();
 }
 

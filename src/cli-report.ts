@@ -13,6 +13,7 @@ import { SingleBar } from 'cli-progress';
 import Table from 'cli-table3';
 import { HTAB_USE_CASES, runHtabMem } from './benchmarks/htab-mem.js';
 import { machineConditions } from './benchmarks/measure.js';
+import { type PackBenchReport, runPackBench } from './benchmarks/pack.js';
 import { runXmalloc } from './benchmarks/xmalloc.js';
 import {
   defaultCpus,
@@ -24,20 +25,24 @@ import {
   UsageError,
   xmallocProducers,
 } from './cli-options.js';
+import { packRows, packTable } from './cli-pack.js';
 import { PRESET_NAMES, type PresetName } from './policy.js';
 import type { BarChart } from './report/charts.js';
-import { type CaseReport, type ReportSection, reportHtml } from './report/html.js';
+import { type CaseReport, type PackSection, type ReportSection, reportHtml } from './report/html.js';
 
-const CASES = [...HTAB_USE_CASES, 'xmalloc'] as const;
+const CASES = [...HTAB_USE_CASES, 'xmalloc', 'pack'] as const;
 type CaseName = (typeof CASES)[number];
+/** Cases run once per preset; 'pack' runs once (the pack allocator has no reuse policy). */
+type PresetCase = Exclude<CaseName, 'pack'>;
 
 /** The report's GP timing unless told otherwise: kernel-like orders of magnitude (docs/benchmarks.md). */
 export const REPORT_GP_MS = { rcu: 10, ttrace: 100 };
 
 const kUsage = `Usage: percpu-arena report [options]
 
-Runs every htab-mem use case and the xmalloc shape under every preset and writes an HTML page
-with charts (and the SVGs and results.json) to a folder.
+Runs every htab-mem use case and the xmalloc shape under every preset, and the pack bench
+(2048 programs with and without packs), and writes an HTML page with charts (and the SVGs and
+results.json) to a folder.
 
   --out DIR           folder to write (default percpu-arena-report)
   --producers N       htab-mem producers (default: the machine's cores, ${defaultCpus});
@@ -65,7 +70,7 @@ function listOption<T extends string>(value: string | undefined, name: string, a
   return items as T[];
 }
 
-const kDescriptions: Record<CaseName, string> = {
+const kDescriptions: Record<PresetCase, string> = {
   overwrite:
     'Each producer overwrites its own 64 keys per program run (flag ANY): every update allocates a new element and frees the old one on the same CPU.',
   batch_add_batch_del:
@@ -109,7 +114,10 @@ export async function report(argv: string[]): Promise<number> {
     throw new UsageError(`--out: cannot create the folder ${out} (${(error as Error).message})`);
   }
 
-  const runs = cases.flatMap((name) => presets.map((policy) => ({ name, policy })));
+  const presetCases = cases.filter((name): name is PresetCase => name !== 'pack');
+  const withPack = cases.includes('pack');
+  const runs = presetCases.flatMap((name) => presets.map((policy) => ({ name, policy })));
+  const total = runs.length + (withPack ? 1 : 0);
   const bar = new SingleBar({
     format: ' {bar} {percentage}% | run {run}/{runs} {label} | ETA {eta_formatted}',
     stream: process.stderr,
@@ -117,11 +125,12 @@ export async function report(argv: string[]): Promise<number> {
     etaBuffer: 50,
   });
   const started = performance.now();
-  bar.start(runs.length, 0, { run: 1, runs: runs.length, label: '' });
+  bar.start(total, 0, { run: 1, runs: total, label: '' });
   const results: CaseReport[] = [];
+  let pack: PackBenchReport | undefined;
   try {
     for (const [i, { name, policy }] of runs.entries()) {
-      const payload = { run: i + 1, runs: runs.length, label: `${name} ${policy}` };
+      const payload = { run: i + 1, runs: total, label: `${name} ${policy}` };
       const onProgress = (fraction: number): void => bar.update(i + fraction, payload);
       onProgress(0);
       const timing = { durationS, warmupS, gpMinMs, onProgress };
@@ -136,7 +145,11 @@ export async function report(argv: string[]): Promise<number> {
             }),
       );
     }
-    bar.update(runs.length);
+    if (withPack) {
+      bar.update(runs.length, { run: total, runs: total, label: 'pack' });
+      pack = await runPackBench();
+    }
+    bar.update(total);
   } finally {
     bar.stop();
   }
@@ -144,7 +157,7 @@ export async function report(argv: string[]): Promise<number> {
 
   // ECharts takes most of a second to load: only the report pays for it, after its runs.
   const { barChartSvg } = await import('./report/charts.js');
-  const sections = cases.map((name) =>
+  const sections = presetCases.map((name) =>
     section(
       barChartSvg,
       name,
@@ -154,6 +167,11 @@ export async function report(argv: string[]): Promise<number> {
   for (const s of sections) {
     writeFileSync(path.join(out, `${s.id}-throughput.svg`), s.throughputSvg);
     writeFileSync(path.join(out, `${s.id}-memory.svg`), s.memorySvg);
+  }
+  const packSection = pack ? packReportSection(barChartSvg, pack) : undefined;
+  if (packSection) {
+    writeFileSync(path.join(out, 'pack-directmap.svg'), packSection.directMapSvg);
+    writeFileSync(path.join(out, 'pack-memory.svg'), packSection.memorySvg);
   }
   const command = ['percpu-arena', 'report', ...argv].join(' ');
   const page = {
@@ -165,15 +183,17 @@ export async function report(argv: string[]): Promise<number> {
     warmupS,
     command,
     sections,
+    pack: packSection,
     wallS,
   };
   writeFileSync(path.join(out, 'index.html'), reportHtml(page));
-  const json = { ...page, sections: undefined, results };
+  const json = { ...page, sections: undefined, pack: undefined, results, packBench: pack };
   writeFileSync(path.join(out, 'results.json'), `${JSON.stringify(json, null, 2)}\n`);
   if (values.json) {
     process.stdout.write(`${JSON.stringify(json)}\n`);
   } else {
     printTable(results);
+    if (pack) console.log(packTable(pack));
     console.log(`Report written to ${path.join(out, 'index.html')} (${wallS.toFixed(0)} s)`);
   }
   return 0;
@@ -181,7 +201,7 @@ export async function report(argv: string[]): Promise<number> {
 
 function section(
   barChartSvg: (chart: BarChart) => string,
-  name: CaseName,
+  name: PresetCase,
   rows: CaseReport[],
 ): ReportSection {
   const categories = rows.map((r) => r.policy);
@@ -214,6 +234,37 @@ function section(
     ],
   });
   return { id: name, title: name, description: kDescriptions[name], throughputSvg, memorySvg, rows };
+}
+
+function packReportSection(barChartSvg: (chart: BarChart) => string, r: PackBenchReport): PackSection {
+  const MiBof = (kib: number): number => kib / 1024;
+  const directMapSvg = barChartSvg({
+    title: 'pack: DirectMap4k as programs are loaded (MiB)',
+    categories: r.withPack.stages.map((s) => `${s.programs} programs`),
+    yName: 'MiB',
+    series: [
+      { name: 'with packs', values: r.withPack.stages.map((s) => MiBof(s.directMap4kKiB)) },
+      { name: 'without packs', values: r.withoutPack.stages.map((s) => MiBof(s.directMap4kKiB)) },
+    ],
+  });
+  const memorySvg = barChartSvg({
+    title: 'pack: memory taken from the arena (MiB)',
+    categories: ['all loaded', 'half unloaded', 'all unloaded'],
+    yName: 'MiB',
+    series: [r.withPack, r.withoutPack].map((side, i) => ({
+      name: i === 0 ? 'with packs' : 'without packs',
+      values: [side.reservedMiB, side.half.reservedMiB, side.after.reservedMiB],
+    })),
+  });
+  return {
+    description:
+      `${r.programs} programs loaded from ${r.cpus} CPUs into an executable pack allocator (2 MiB packs, RO+X as a whole) ` +
+      `and, side by side, each into a page-rounded region of its own (before bpf_prog_pack); the direct map is simulated ` +
+      `over the arena's addresses (docs/benchmarks.md). Sizes: ${r.sizes}.`,
+    directMapSvg,
+    memorySvg,
+    rows: packRows(r),
+  };
 }
 
 function printTable(results: CaseReport[]): void {

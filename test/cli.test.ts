@@ -134,7 +134,7 @@ describe('percpu-arena CLI', () => {
       '--presets',
       'kernel-6.6,reuse-after-gp',
       '--cases',
-      'add_del_on_diff_cpu,xmalloc',
+      'add_del_on_diff_cpu,xmalloc,pack',
     );
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/add_del_on_diff_cpu .*kernel-6.6/s);
@@ -142,12 +142,15 @@ describe('percpu-arena CLI', () => {
       'add_del_on_diff_cpu-memory.svg',
       'add_del_on_diff_cpu-throughput.svg',
       'index.html',
+      'pack-directmap.svg',
+      'pack-memory.svg',
       'results.json',
       'xmalloc-memory.svg',
       'xmalloc-throughput.svg',
     ]);
     const html = readFileSync(path.join(out, 'index.html'), 'utf8');
-    expect(html.match(/<svg /g)).toHaveLength(4);
+    expect(html.match(/<svg /g)).toHaveLength(6);
+    expect(html).toMatch(/DirectMap4k after 2048/);
     expect(html).not.toMatch(/<script|<link|src="http/);
     expect(html).toContain('every rcu epoch lasts ≥ 10 ms, every ttrace epoch ≥ 100 ms');
     const results = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8')).results;

@@ -20,6 +20,15 @@ export interface ReportSection {
   readonly rows: readonly CaseReport[];
 }
 
+/** The pack bench on the page: two charts and the side-by-side rows (src/cli-pack.ts). */
+export interface PackSection {
+  readonly description: string;
+  readonly directMapSvg: string;
+  readonly memorySvg: string;
+  /** [measure, with packs, without packs, ratio] */
+  readonly rows: readonly (readonly string[])[];
+}
+
 export interface ReportPage {
   readonly conditions: MachineConditions;
   readonly gpMinMs: { readonly rcu: number; readonly ttrace: number };
@@ -29,6 +38,7 @@ export interface ReportPage {
   readonly warmupS: number;
   readonly command: string;
   readonly sections: readonly ReportSection[];
+  readonly pack: PackSection | undefined;
   readonly wallS: number;
 }
 
@@ -42,6 +52,22 @@ function rowHtml(r: CaseReport): string {
       : `${r.perProdKops.toFixed(2)} ± ${r.perProdKopsStddev.toFixed(2)}k`;
   const failures = r.bench === 'xmalloc' ? r.allocFailures : r.failedUpdates;
   return `<tr><td>${escapeHtml(r.policy)}</td><td>${ops}</td><td>${r.avgMiB.toFixed(2)} ± ${r.avgMiBStddev.toFixed(2)}</td><td>${r.peakMiB.toFixed(2)}</td><td>${r.gp.rcu.advances} / ${r.gp.ttrace.advances}</td><td>${failures}</td></tr>`;
+}
+
+function packHtml(p: PackSection): string {
+  const rows = p.rows
+    .map((r) => `<tr>${r.map((cell) => `<td>${escapeHtml(cell)}</td>`).join('')}</tr>`)
+    .join('');
+  return `
+<section id="pack">
+  <h2>pack: the direct map with and without packs</h2>
+  <p>${escapeHtml(p.description)}</p>
+  <div class="charts"><figure>${p.directMapSvg}</figure><figure>${p.memorySvg}</figure></div>
+  <table>
+    <thead><tr><th>measure</th><th>with packs</th><th>without packs</th><th>with ÷ without</th></tr></thead>
+    <tbody>${rows}</tbody>
+  </table>
+</section>`;
 }
 
 export function reportHtml(page: ReportPage): string {
@@ -97,6 +123,7 @@ presets that run the same code (kernel-6.1, kernel-6.4 and kernel-6.6 on overwri
   <dt>Command</dt><dd><code>${escapeHtml(page.command)}</code> (${page.wallS.toFixed(0)} s)</dd>
 </dl>
 ${sections}
+${page.pack ? packHtml(page.pack) : ''}
 </body>
 </html>
 `;
