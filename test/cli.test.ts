@@ -23,7 +23,7 @@ describe('percpu-arena CLI', () => {
     [['demo', '--ttrace-gp-ms', '1.5'], /--ttrace-gp-ms must be an integer from 0 to 60000/],
     [['demo', '--bogus'], /Unknown option '--bogus'/],
     [['frobnicate'], /unknown command/],
-    [['bench'], /bench needs htab-mem or xmalloc/],
+    [['bench'], /bench needs htab-mem, xmalloc or pack/],
     [
       ['bench', 'htab-mem', '--use-case', 'update_all'],
       /--use-case must be one of overwrite, batch_add_batch_del, add_del_on_diff_cpu/,
