@@ -167,6 +167,8 @@ export class HashMap {
   restarts = 0;
   /** Called after every restart of a lookup (tests, and labs that watch reuse). */
   onRestart: (() => void) | undefined;
+  /** Whether the last `update` replaced an existing entry (and filled its `previous`). */
+  replaced = false;
   readonly #cpu: CpuHandle;
   readonly #i32: Int32Array;
   readonly #bytes: Uint8Array;
@@ -364,9 +366,17 @@ export class HashMap {
    * Inserts or replaces `key` (htab_map_update_elem): the new element is linked at the head of
    * its chain before the old one is unlinked, so a concurrent lookup finds one of them, and the
    * old one is then freed. Returns a `MapStatus`: `EXISTS` (NOEXIST), `NOT_FOUND` (EXIST),
-   * `FULL`, `NO_MEMORY`. Throws `EINVAL` for a key or value of the wrong length or a bad flag.
+   * `FULL`, `NO_MEMORY`. With `previous`, the value it replaced is copied into it under the
+   * bucket lock (`replaced` says whether there was one): what a caller needs to free what the
+   * value pointed to exactly once. Throws `EINVAL` for a key or value of the wrong length or a
+   * bad flag.
    */
-  update(key: Uint8Array, value: Uint8Array, flags: UpdateFlag = UpdateFlag.ANY): MapStatus {
+  update(
+    key: Uint8Array,
+    value: Uint8Array,
+    flags: UpdateFlag = UpdateFlag.ANY,
+    previous?: Uint8Array,
+  ): MapStatus {
     if (flags !== 0 && flags !== 1 && flags !== 2)
       fail('EINVAL', `HashMap.update: bad flags ${String(flags)}`);
     if (!(value instanceof Uint8Array) || value.length !== this.valueSize) {
@@ -380,6 +390,7 @@ export class HashMap {
     const old = this.#findLocked(head, hash);
     const link = this.#link;
     const found = (old & 1) === 0;
+    this.replaced = false;
     if (found ? flags === UpdateFlag.NOEXIST : flags === UpdateFlag.EXIST) {
       spinUnlock(i32, head + 1);
       return found ? MapStatus.EXISTS : MapStatus.NOT_FOUND;
@@ -404,6 +415,9 @@ export class HashMap {
     i32[e] = i32[head] as number;
     Atomics.store(i32, head, elem);
     if (found) {
+      // The value it replaces, read under the lock: no other update can free it meanwhile.
+      if (previous) this.#readValue(old, previous);
+      this.replaced = true;
       // hlist_nulls_del_rcu: the old element keeps its `next`, so a lookup standing on it walks on.
       Atomics.store(i32, link === head ? e : link, i32[old >> 2] as number);
     }
@@ -412,8 +426,11 @@ export class HashMap {
     return MapStatus.OK;
   }
 
-  /** Removes `key` and frees its element; `NOT_FOUND` if absent. Throws `EINVAL` for a bad key. */
-  delete(key: Uint8Array): MapStatus {
+  /**
+   * Removes `key` and frees its element; `NOT_FOUND` if absent. With `previous`, the removed
+   * value is copied into it first (under the bucket lock). Throws `EINVAL` for a bad key.
+   */
+  delete(key: Uint8Array, previous?: Uint8Array): MapStatus {
     const hash = this.#loadKey(key);
     this.#checkAttached();
     const i32 = this.#i32;
@@ -424,6 +441,7 @@ export class HashMap {
       spinUnlock(i32, head + 1);
       return MapStatus.NOT_FOUND;
     }
+    if (previous) this.#readValue(elem, previous);
     Atomics.store(i32, this.#link, i32[elem >> 2] as number);
     spinUnlock(i32, head + 1);
     this.#bumpCount(-1);
@@ -544,6 +562,11 @@ export class HashMap {
       // corrupt chain (a cycle), not a race.
       if (attempt >= kMaxRestarts) fail('EBADARENA', 'HashMap: a bucket chain is corrupt (it never ends)');
     }
+  }
+
+  #readValue(elem: number, into: Uint8Array): void {
+    const at = elem + this.#valueOffset;
+    into.set(this.#bytes.subarray(at, at + Math.min(this.valueSize, into.length)));
   }
 
   #writeValue(at: number, value: Uint8Array): void {

@@ -1,0 +1,383 @@
+/**
+ * SharedMap: the service-level map — string or byte keys, values of any size as bytes, strings
+ * or JSON — that every worker of a Node service reads from the arena without copying through
+ * `postMessage`. It is the BPF hash map (src/hash-map.ts) holding, per key, a pointer and a
+ * length: small values live in a slab unit, values above a unit (4088 bytes) in a block of the
+ * arena's pack allocator (src/pack.ts). Read-side sections are taken inside every call, and
+ * values are copied out, so a caller can neither forget a section nor hold memory past one.
+ *
+ * ```
+ * key in the hash map:   | kind (1 string, 2 bytes) | length (2 bytes, LE) | key bytes, zero-padded to maxKeyBytes |
+ * value in the hash map: | blob pointer | length << 3 | kind << 1 | in a pack |
+ * ```
+ *
+ * Replacing or deleting a value frees its old blob after a grace period: a slab blob with
+ * `freeRcu`, a pack block from this handle's retired list once the rcu epoch has moved two past
+ * its retirement (the arena's proof, src/grace-period.ts); the list is reaped at the handle's
+ * next write or `reclaim()`. The map needs a policy that reuses hash-map elements only after a
+ * GP (`arena`, or any preset but the immediate ones): `create` and `open` refuse
+ * the others, under which a reader could copy a reused element's pointer.
+ *
+ * Who may call: `SharedMap.create` any thread holding the arena; `SharedMap.open(cpu, ref)` or
+ * `SharedMap.attach(shared, ref)` (a free CPU slot, once per thread: for piscina tasks and plain
+ * workers) the thread owning the CPU, and the handle only from that thread. Shared words: those
+ * of the hash map and the pack allocator, under their own locks; blob bytes are written before
+ * the element that points to them is published (the bucket lock's release orders them) and
+ * never written again.
+ */
+import type { Arena } from './arena.js';
+import { attachFree, type CpuHandle, type SharedArena } from './cpu.js';
+import { fail } from './errors.js';
+import { isExpired, readBirthMs, readEpoch, requestEpoch } from './grace-period.js';
+import { HashMap, MapStatus } from './hash-map.js';
+import { FLAVOR_RCU, H_POLICY, PAGE_BYTES, readLayout } from './layout.js';
+import { PackAllocator } from './pack.js';
+import { PageAllocator } from './page-allocator.js';
+import { decodePolicy } from './policy.js';
+import { MAX_ALLOC_BYTES } from './size-class.js';
+
+/** Options of `SharedMap.create`. */
+export interface SharedMapOptions {
+  /** Most entries, 1..2^24. */
+  readonly maxEntries: number;
+  /** Longest key in bytes (UTF-8 for strings), 1..509. @defaultValue 64 */
+  readonly maxKeyBytes?: number;
+  /** Largest value in bytes (UTF-8 or JSON text for strings and objects), 1..2^28. @defaultValue 1 MiB */
+  readonly maxValueBytes?: number;
+}
+
+/** A key: a string (UTF-8) or bytes; `'a'` and `Uint8Array.of(0x61)` are different keys. */
+export type SharedMapKey = string | Uint8Array;
+/** A value: bytes, a string, or anything `JSON.stringify` takes (returned parsed). */
+export type SharedMapValue = Uint8Array | string | number | boolean | null | object;
+
+const S_MAGIC = 0;
+const S_MAP = 1;
+const S_PACK = 2;
+const S_MAX_KEY = 3;
+const S_MAX_VALUE = 4;
+const MAP_MAGIC = 0x534d4150; // "SMAP"
+
+const KEY_PREFIX = 3;
+const KIND_STRING = 1;
+const KIND_BYTES = 2;
+const VALUE_BYTES = 0;
+const VALUE_STRING = 1;
+const VALUE_JSON = 2;
+const IN_PACK = 1;
+const MAX_KEY = 512 - KEY_PREFIX;
+const MAX_VALUE = 1 << 28;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function checkInt(value: unknown, name: string, min: number, max: number): number {
+  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
+    fail('EINVAL', `SharedMap: ${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value as number;
+}
+
+function bufferOf(arena: Arena | SharedArena): SharedArrayBuffer {
+  const buffer = (arena as { shared?: SharedArena })?.shared?.buffer ?? (arena as SharedArena)?.buffer;
+  if (!(buffer instanceof SharedArrayBuffer)) fail('EINVAL', 'SharedMap needs an arena (or arena.shared)');
+  return buffer;
+}
+
+function checkPolicy(i32: Int32Array): void {
+  if (decodePolicy(Atomics.load(i32, H_POLICY)).reuse === 'immediate') {
+    fail(
+      'EINVAL',
+      "SharedMap needs a policy that reuses memory only after a grace period: create the arena with policy: 'arena'",
+    );
+  }
+}
+
+/**
+ * One CPU per thread and arena for `attach` (a piscina worker runs many tasks). Keyed by the
+ * arena's time origin: every task brings its own SharedArrayBuffer object for the same memory.
+ */
+const threadCpus = new Map<number, CpuHandle>();
+
+export class SharedMap {
+  /** Byte offset of the map in its arena: what `open` and `attach` take. */
+  readonly ref: number;
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  readonly cpu: CpuHandle;
+  readonly #map: HashMap;
+  readonly #pack: PackAllocator;
+  readonly #i32: Int32Array;
+  readonly #bytes: Uint8Array;
+  readonly #key: Uint8Array;
+  readonly #element = new Uint8Array(8);
+  readonly #elementWords = new Int32Array(this.#element.buffer);
+  readonly #previous = new Uint8Array(8);
+  readonly #previousWords = new Int32Array(this.#previous.buffer);
+  /** Pack blocks waiting for their GP: block, epoch of retirement, … */
+  readonly #retired: number[] = [];
+
+  private constructor(cpu: CpuHandle, ref: number) {
+    const i32 = cpu.i32;
+    const s = ref >> 2;
+    this.ref = ref;
+    this.cpu = cpu;
+    this.#i32 = i32;
+    this.#bytes = cpu.bytes;
+    this.maxKeyBytes = i32[s + S_MAX_KEY] as number;
+    this.maxValueBytes = i32[s + S_MAX_VALUE] as number;
+    this.#map = HashMap.open(cpu, i32[s + S_MAP] as number);
+    this.#pack = PackAllocator.open(
+      { buffer: i32.buffer as SharedArrayBuffer } as SharedArena,
+      i32[s + S_PACK] as number,
+    );
+    this.#key = new Uint8Array(KEY_PREFIX + this.maxKeyBytes);
+  }
+
+  /**
+   * Creates a map (its hash map, its pack allocator and a header page) and returns its `ref`.
+   * Throws `EINVAL` for bad options or an immediate-reuse policy, `ENOMEM` without room.
+   */
+  static create(arena: Arena | SharedArena, options: SharedMapOptions): number {
+    const buffer = bufferOf(arena);
+    if (options === null || typeof options !== 'object') fail('EINVAL', 'SharedMap.create needs options');
+    const maxEntries = checkInt(options.maxEntries, 'maxEntries', 1, 1 << 24);
+    const maxKey = checkInt(options.maxKeyBytes ?? 64, 'maxKeyBytes', 1, MAX_KEY);
+    const maxValue = checkInt(options.maxValueBytes ?? 1 << 20, 'maxValueBytes', 1, MAX_VALUE);
+    const i32 = new Int32Array(buffer);
+    checkPolicy(i32);
+    const layout = readLayout(i32);
+    const header = new PageAllocator(i32, layout, buffer).allocSpan(1);
+    if (header === 0) fail('ENOMEM', 'SharedMap.create: no room in the arena');
+    const shared = { buffer } as SharedArena;
+    const map = HashMap.create(shared, { keySize: KEY_PREFIX + maxKey, valueSize: 8, maxEntries });
+    const pack = PackAllocator.create(shared, { maxPacks: 1024, maxRegions: 65536 });
+    const s = header >> 2;
+    i32.fill(0, s, s + PAGE_BYTES / 4);
+    i32[s + S_MAP] = map;
+    i32[s + S_PACK] = pack;
+    i32[s + S_MAX_KEY] = maxKey;
+    i32[s + S_MAX_VALUE] = maxValue;
+    Atomics.store(i32, s + S_MAGIC, MAP_MAGIC);
+    return header;
+  }
+
+  /** Opens map `ref` for `cpu`, on the thread that owns it. Throws `EINVAL` for a bad ref. */
+  static open(cpu: CpuHandle, ref: number): SharedMap {
+    const i32 = cpu.i32;
+    if (!Number.isInteger(ref) || ref <= 0 || ref % PAGE_BYTES !== 0 || ref >= i32.byteLength) {
+      fail('EINVAL', `SharedMap.open: ${String(ref)} is not a map of this arena`);
+    }
+    if (Atomics.load(i32, ref >> 2) !== MAP_MAGIC)
+      fail('EINVAL', `SharedMap.open: ${ref} is not a map of this arena`);
+    checkPolicy(i32);
+    return new SharedMap(cpu, ref);
+  }
+
+  /**
+   * The map on this thread, attached to a free CPU slot the first time (`attachFree`); later
+   * calls on the thread return handles on the same CPU. For piscina tasks and plain workers:
+   * watch the pool (`watchPool`) or the worker (`arena.watch`) on the main thread, and a worker
+   * that ends, or dies, gives its slot back.
+   */
+  static attach(shared: SharedArena, ref: number): SharedMap {
+    const arenaId = readBirthMs(bufferOf(shared));
+    let cpu = threadCpus.get(arenaId);
+    if (cpu === undefined || !cpu.attached) {
+      cpu = attachFree(shared);
+      threadCpus.set(arenaId, cpu);
+    }
+    return SharedMap.open(cpu, ref);
+  }
+
+  /** Entries now (exact when no write runs). */
+  get size(): number {
+    return this.#map.size;
+  }
+
+  /** The value of `key` (a copy: bytes, a string, or the parsed JSON), or undefined. */
+  get(key: SharedMapKey): SharedMapValue | undefined {
+    const keyBytes = this.#encodeKey(key);
+    const cpu = this.cpu;
+    let kind: number;
+    let copy: Uint8Array;
+    cpu.readLock();
+    try {
+      const at = this.#map.lookup(keyBytes);
+      if (at === 0) return undefined;
+      const ptr = this.#i32[at >> 2] as number;
+      const meta = this.#i32[(at >> 2) + 1] as number;
+      kind = (meta >>> 1) & 3;
+      const length = meta >>> 3;
+      copy = ptr === 0 ? new Uint8Array(0) : this.#bytes.slice(ptr, ptr + length);
+    } finally {
+      cpu.readUnlock();
+    }
+    if (kind === VALUE_BYTES) return copy;
+    const text = decoder.decode(copy);
+    return kind === VALUE_STRING ? text : (JSON.parse(text) as SharedMapValue);
+  }
+
+  has(key: SharedMapKey): boolean {
+    const keyBytes = this.#encodeKey(key);
+    const cpu = this.cpu;
+    cpu.readLock();
+    try {
+      return this.#map.lookup(keyBytes) !== 0;
+    } finally {
+      cpu.readUnlock();
+    }
+  }
+
+  /**
+   * Sets `key` to `value`. Returns false, changing nothing, when the map is full or memory is
+   * out. Throws `EINVAL` for a key or value that is not accepted (too long, not encodable).
+   */
+  set(key: SharedMapKey, value: SharedMapValue): boolean {
+    const keyBytes = this.#encodeKey(key);
+    const [bytes, kind] = this.#encodeValue(value);
+    this.#reap();
+    const large = bytes.length > MAX_ALLOC_BYTES;
+    let blob = 0;
+    if (bytes.length > 0) {
+      blob = large ? this.#pack.alloc(bytes.length) : this.cpu.alloc(bytes.length);
+      if (blob === 0) return false;
+      this.#bytes.set(bytes, blob);
+    }
+    this.#elementWords[0] = blob;
+    this.#elementWords[1] = (bytes.length << 3) | (kind << 1) | (large ? IN_PACK : 0);
+    const status = this.#map.update(keyBytes, this.#element, 0, this.#previous);
+    if (status !== MapStatus.OK) {
+      // Never published: nobody can hold it.
+      if (blob !== 0) {
+        if (large) this.#pack.free(blob);
+        else this.cpu.free(blob);
+      }
+      return false;
+    }
+    if (this.#map.replaced) this.#retire();
+    return true;
+  }
+
+  /** Removes `key`; false if it was absent. Throws `EINVAL` for a bad key. */
+  delete(key: SharedMapKey): boolean {
+    const keyBytes = this.#encodeKey(key);
+    this.#reap();
+    if (this.#map.delete(keyBytes, this.#previous) !== MapStatus.OK) return false;
+    this.#retire();
+    return true;
+  }
+
+  /** Every key (strings and bytes as they were set), read inside one read-side section. */
+  keys(): SharedMapKey[] {
+    return this.#map.keys().map((k) => {
+      const length = (k[1] as number) | ((k[2] as number) << 8);
+      const bytes = k.slice(KEY_PREFIX, KEY_PREFIX + length);
+      return k[0] === KIND_STRING ? decoder.decode(bytes) : bytes;
+    });
+  }
+
+  /** Entries, each value read when it is reached (not a snapshot of the whole map). */
+  *entries(): IterableIterator<[SharedMapKey, SharedMapValue]> {
+    for (const key of this.keys()) {
+      const value = this.get(key);
+      if (value !== undefined) yield [key, value];
+    }
+  }
+
+  [Symbol.iterator](): IterableIterator<[SharedMapKey, SharedMapValue]> {
+    return this.entries();
+  }
+
+  /**
+   * Frees the large values this handle replaced or deleted whose grace period has passed;
+   * returns how many still wait (they go at the handle's next write or `reclaim`).
+   */
+  reclaim(): number {
+    this.#reap();
+    return this.#retired.length / 2;
+  }
+
+  #encodeKey(key: SharedMapKey): Uint8Array {
+    const out = this.#key;
+    let bytes: Uint8Array;
+    if (typeof key === 'string') {
+      bytes = encoder.encode(key);
+      out[0] = KIND_STRING;
+    } else if (key instanceof Uint8Array) {
+      bytes = key;
+      out[0] = KIND_BYTES;
+    } else {
+      fail('EINVAL', `SharedMap: a key must be a string or a Uint8Array, got ${typeof key}`);
+    }
+    if (bytes.length < 1 || bytes.length > this.maxKeyBytes) {
+      fail(
+        'EINVAL',
+        `SharedMap: a key must take 1 to ${this.maxKeyBytes} bytes, this one takes ${bytes.length}`,
+      );
+    }
+    out[1] = bytes.length & 0xff;
+    out[2] = bytes.length >>> 8;
+    out.fill(0, KEY_PREFIX);
+    out.set(bytes, KEY_PREFIX);
+    return out;
+  }
+
+  #encodeValue(value: SharedMapValue): [Uint8Array, number] {
+    let bytes: Uint8Array;
+    let kind: number;
+    if (value instanceof Uint8Array) {
+      bytes = value;
+      kind = VALUE_BYTES;
+    } else if (typeof value === 'string') {
+      bytes = encoder.encode(value);
+      kind = VALUE_STRING;
+    } else {
+      let text: string | undefined;
+      try {
+        text = JSON.stringify(value);
+      } catch (error) {
+        fail('EINVAL', `SharedMap: the value cannot be encoded as JSON (${(error as Error).message})`);
+      }
+      if (text === undefined) fail('EINVAL', `SharedMap: a value of type ${typeof value} cannot be stored`);
+      bytes = encoder.encode(text);
+      kind = VALUE_JSON;
+    }
+    if (bytes.length > this.maxValueBytes) {
+      fail(
+        'EINVAL',
+        `SharedMap: the value takes ${bytes.length} bytes, more than maxValueBytes (${this.maxValueBytes})`,
+      );
+    }
+    return [bytes, kind];
+  }
+
+  /** The replaced or deleted value in #previous: its blob goes after a GP. */
+  #retire(): void {
+    const blob = this.#previousWords[0] as number;
+    if (blob === 0) return;
+    if (((this.#previousWords[1] as number) & IN_PACK) === 0) {
+      this.cpu.freeRcu(blob);
+      return;
+    }
+    const epoch = readEpoch(this.#i32, FLAVOR_RCU);
+    this.#retired.push(blob, epoch);
+    requestEpoch(this.#i32, FLAVOR_RCU, (epoch + 2) | 0);
+  }
+
+  #reap(): void {
+    const retired = this.#retired;
+    if (retired.length === 0) return;
+    const now = readEpoch(this.#i32, FLAVOR_RCU);
+    let kept = 0;
+    for (let i = 0; i < retired.length; i += 2) {
+      if (isExpired(retired[i + 1] as number, now)) {
+        this.#pack.free(retired[i] as number);
+      } else {
+        retired[kept++] = retired[i] as number;
+        retired[kept++] = retired[i + 1] as number;
+      }
+    }
+    retired.length = kept;
+  }
+}
