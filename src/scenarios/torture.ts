@@ -213,6 +213,8 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
   }
   for (let s = 0; s < args.slots; s++) {
     if (map) map.delete(slotKeys[s] as Uint8Array);
+    // Unpublish the reference too: a reader finishing its last section must not find it.
+    if (refTable) Atomics.store(refTable, s, 0n);
     const old = map ? (held[s] as number) : Atomics.exchange(control, SLOTS + s, 0);
     if (old !== 0 && refs) refs.release(old);
     else if (old !== 0) cpu.free(old);
