@@ -15,6 +15,7 @@ export { CHUNK_BYTES, PACK_BYTES, PackAllocator, type PackOptions, type PackStat
 export {
   type CapacityChoice,
   DEFAULT_PRESET,
+  type GpDriveChoice,
   type Policy,
   PRESET_NAMES,
   PRESETS,
