@@ -1,7 +1,7 @@
 /**
  * Load test of the example service: the same bounded load, side by side in one run, against the
  * service with the shared map in the arena and with per-worker Maps kept in step by postMessage.
- * Each side: a fresh server (a child process), 1000 keys of 1 KiB written first, then two
+ * Each side: a fresh server (a child process), `--keys` keys (1000) of `--value-bytes` (1 KiB) written first, then two
  * autocannon clients at once send `--requests` requests over `--connections` connections on
  * loopback: 90 % GETs of all keys, 10 % PUTs of 100 of them (one client with mixed requests
  * hung: autocannon carried a PUT's body into the GETs that followed it on a connection). Reports requests/s, latency p50 / p99, errors, and memory: the
@@ -49,8 +49,8 @@ async function spawnService(mode: string, workers: number): Promise<{ url: strin
   throw new Error(`the ${mode} service did not start`);
 }
 
-const KEYS = 1000;
-const VALUE = 'v'.repeat(1024);
+let KEYS = 1000;
+let VALUE = 'v'.repeat(1024);
 
 interface SideResult {
   readonly mode: 'shared' | 'postmessage';
@@ -78,9 +78,12 @@ async function side(
     await Promise.all(
       Array.from({ length: workers * 8 }, () => fetch(`${service.url}/item/warm-up`).then((r) => r.text())),
     );
-    for (let k = 0; k < KEYS; k++) {
-      const r = await fetch(`${service.url}/item/key${k}`, { method: 'PUT', body: VALUE });
-      if (r.status !== 204) throw new Error(`preload: PUT key${k} answered ${r.status}`);
+    for (let k = 0; k < KEYS; k += 16) {
+      const batch = Array.from({ length: Math.min(16, KEYS - k) }, (_, i) =>
+        fetch(`${service.url}/item/key${k + i}`, { method: 'PUT', body: VALUE }).then((r) => r.status),
+      );
+      if ((await Promise.all(batch)).some((status) => status !== 204))
+        throw new Error(`preload: a PUT failed at key${k}`);
     }
     // Every worker has every key (the postMessage side applies broadcasts asynchronously).
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -99,7 +102,9 @@ async function side(
         url: service.url,
         connections: writerConnections,
         amount: Math.round(requests * 0.1),
-        requests: paths.slice(0, 100).map((path) => ({ method: 'PUT' as const, path, body: VALUE })),
+        requests: paths
+          .slice(0, Math.min(100, KEYS))
+          .map((path) => ({ method: 'PUT' as const, path, body: VALUE })),
       }),
     ]);
     const stats = (await (await fetch(`${service.url}/stats`)).json()) as {
@@ -133,9 +138,13 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     workers: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '2' },
+    keys: { type: 'string', default: '1000' },
+    'value-bytes': { type: 'string', default: '1024' },
     json: { type: 'boolean', default: false },
   },
 });
+KEYS = Number(values.keys);
+VALUE = 'v'.repeat(Number(values['value-bytes']));
 const requests = Number(values.requests);
 const connections = Number(values.connections);
 const workers = Number(values.workers);
