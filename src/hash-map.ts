@@ -44,6 +44,7 @@
  * kernel's documented behaviour and what the use-after-free lab measures.
  */
 import type { Arena } from './arena.js';
+import { arenaBuffer } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { CLS_OBJECT_SIZE, classWord, readLayout } from './layout.js';
@@ -244,8 +245,7 @@ export class HashMap {
    * room for the region; nothing is allocated then (the page allocator counts the limit hit).
    */
   static create(arena: Arena | SharedArena, options: HashMapOptions): number {
-    const buffer = (arena as { shared?: SharedArena }).shared?.buffer ?? (arena as SharedArena).buffer;
-    if (!(buffer instanceof SharedArrayBuffer)) fail('EINVAL', 'HashMap.create needs an arena');
+    const buffer = arenaBuffer(arena, 'HashMap.create');
     if (options === null || typeof options !== 'object') fail('EINVAL', 'HashMap.create needs options');
     const i32 = new Int32Array(buffer);
     const layout = readLayout(i32);

@@ -28,6 +28,7 @@
  * into a range freed under them.
  */
 import type { Arena } from './arena.js';
+import { arenaBuffer, checkInteger } from './arguments.js';
 import type { SharedArena } from './cpu.js';
 import { DirectMap, type DirectMapStats, HUGE_BYTES, Perm } from './direct-map.js';
 import { fail } from './errors.js';
@@ -121,13 +122,6 @@ const FLAG_PACKS = 2;
 const FLAG_HUGE_VMAP = 4;
 const TRAP = 0xcc;
 
-function checkInt(value: unknown, name: string, min: number, max: number): number {
-  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
-    fail('EINVAL', `PackAllocator: ${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value as number;
-}
-
 function checkBoolean(value: unknown, name: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') fail('EINVAL', `PackAllocator: ${name} must be a boolean`);
@@ -188,14 +182,14 @@ export class PackAllocator {
    * options and `ENOMEM` when the arena has no room for its tables; nothing is allocated then.
    */
   static create(arena: Arena | SharedArena, options: PackOptions = {}): number {
-    const buffer = bufferOf(arena);
+    const buffer = arenaBuffer(arena, 'PackAllocator');
     if (options === null || typeof options !== 'object')
       fail('EINVAL', 'PackAllocator.create: options must be an object');
     const exec = checkBoolean(options.exec, 'exec', false);
     const packs = checkBoolean(options.packs, 'packs', true);
     const hugeVmap = checkBoolean(options.hugeVmap, 'hugeVmap', false);
-    const maxPacks = checkInt(options.maxPacks ?? 64, 'maxPacks', 1, 1024);
-    const maxRegions = checkInt(options.maxRegions ?? 4096, 'maxRegions', 1, 65536);
+    const maxPacks = checkInteger('PackAllocator', 'maxPacks', options.maxPacks ?? 64, 1, 1024);
+    const maxRegions = checkInteger('PackAllocator', 'maxRegions', options.maxRegions ?? 4096, 1, 65536);
     const i32 = new Int32Array(buffer);
     const layout = readLayout(i32);
     const words = HEADER_WORDS + (maxPacks + maxRegions) * ENTRY_WORDS + DirectMap.words(layout.totalBytes);
@@ -212,7 +206,7 @@ export class PackAllocator {
 
   /** Opens allocator `ref` of the arena (any thread). Throws `EINVAL` for a bad ref. */
   static open(arena: Arena | SharedArena, ref: number): PackAllocator {
-    const buffer = bufferOf(arena);
+    const buffer = arenaBuffer(arena, 'PackAllocator');
     const i32 = new Int32Array(buffer);
     if (!Number.isInteger(ref) || ref <= 0 || ref % PAGE_BYTES !== 0 || ref >= buffer.byteLength) {
       fail('EINVAL', `PackAllocator.open: ${String(ref)} is not a pack allocator of this arena`);
@@ -545,13 +539,6 @@ export class PackAllocator {
       this.#bytes.set(data, block + offset);
     });
   }
-}
-
-function bufferOf(arena: Arena | SharedArena): SharedArrayBuffer {
-  const buffer = (arena as { shared?: SharedArena })?.shared?.buffer ?? (arena as SharedArena)?.buffer;
-  if (!(buffer instanceof SharedArrayBuffer))
-    fail('EINVAL', 'PackAllocator needs an arena (or arena.shared)');
-  return buffer;
 }
 
 function getBit(i32: Int32Array, words: number, bit: number): boolean {

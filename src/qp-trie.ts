@@ -38,6 +38,7 @@
  * can read anything, so every pointer is range-checked and every walk bounded before use.
  */
 import type { Arena } from './arena.js';
+import { arenaBuffer, checkInteger } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { readLayout } from './layout.js';
@@ -114,13 +115,6 @@ function popcount(x: number): number {
   return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) | 0;
 }
 
-function checkInt(value: unknown, name: string, min: number, max: number): number {
-  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
-    fail('EINVAL', `QpTrie: ${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value as number;
-}
-
 export class QpTrie {
   /** Byte offset of the trie in its arena: what `open` takes on another thread. */
   readonly ref: number;
@@ -182,13 +176,13 @@ export class QpTrie {
    * bad options and `ENOMEM` when the arena has no page left; nothing is allocated then.
    */
   static create(arena: Arena | SharedArena, options: QpTrieOptions): number {
-    const buffer = (arena as { shared?: SharedArena }).shared?.buffer ?? (arena as SharedArena).buffer;
-    if (!(buffer instanceof SharedArrayBuffer)) fail('EINVAL', 'QpTrie.create needs an arena');
+    const buffer = arenaBuffer(arena, 'QpTrie.create');
     if (options === null || typeof options !== 'object') fail('EINVAL', 'QpTrie.create needs options');
-    const maxKey = checkInt(options.maxKeyBytes, 'maxKeyBytes', 1, MAX_KEY);
-    const maxValue = checkInt(
-      options.maxValueBytes,
+    const maxKey = checkInteger('QpTrie', 'maxKeyBytes', options.maxKeyBytes, 1, MAX_KEY);
+    const maxValue = checkInteger(
+      'QpTrie',
       'maxValueBytes',
+      options.maxValueBytes,
       1,
       MAX_UNIT - NODE_HEADER - round8(maxKey),
     );

@@ -26,6 +26,7 @@
  * never written again.
  */
 import type { Arena } from './arena.js';
+import { arenaBuffer, checkInteger } from './arguments.js';
 import { attachFree, type CpuHandle, type SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { isExpired, readBirthMs, readEpoch, requestEpoch } from './grace-period.js';
@@ -70,19 +71,6 @@ const MAX_VALUE = 1 << 28;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function checkInt(value: unknown, name: string, min: number, max: number): number {
-  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
-    fail('EINVAL', `SharedMap: ${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value as number;
-}
-
-function bufferOf(arena: Arena | SharedArena): SharedArrayBuffer {
-  const buffer = (arena as { shared?: SharedArena })?.shared?.buffer ?? (arena as SharedArena)?.buffer;
-  if (!(buffer instanceof SharedArrayBuffer)) fail('EINVAL', 'SharedMap needs an arena (or arena.shared)');
-  return buffer;
-}
 
 function checkPolicy(i32: Int32Array): void {
   if (decodePolicy(Atomics.load(i32, H_POLICY)).reuse === 'immediate') {
@@ -139,11 +127,17 @@ export class SharedMap {
    * Throws `EINVAL` for bad options or an immediate-reuse policy, `ENOMEM` without room.
    */
   static create(arena: Arena | SharedArena, options: SharedMapOptions): number {
-    const buffer = bufferOf(arena);
+    const buffer = arenaBuffer(arena, 'SharedMap');
     if (options === null || typeof options !== 'object') fail('EINVAL', 'SharedMap.create needs options');
-    const maxEntries = checkInt(options.maxEntries, 'maxEntries', 1, 1 << 24);
-    const maxKey = checkInt(options.maxKeyBytes ?? 64, 'maxKeyBytes', 1, MAX_KEY);
-    const maxValue = checkInt(options.maxValueBytes ?? 1 << 20, 'maxValueBytes', 1, MAX_VALUE);
+    const maxEntries = checkInteger('SharedMap', 'maxEntries', options.maxEntries, 1, 1 << 24);
+    const maxKey = checkInteger('SharedMap', 'maxKeyBytes', options.maxKeyBytes ?? 64, 1, MAX_KEY);
+    const maxValue = checkInteger(
+      'SharedMap',
+      'maxValueBytes',
+      options.maxValueBytes ?? 1 << 20,
+      1,
+      MAX_VALUE,
+    );
     const i32 = new Int32Array(buffer);
     checkPolicy(i32);
     const layout = readLayout(i32);
@@ -181,7 +175,7 @@ export class SharedMap {
    * that ends, or dies, gives its slot back.
    */
   static attach(shared: SharedArena, ref: number): SharedMap {
-    const arenaId = readBirthMs(bufferOf(shared));
+    const arenaId = readBirthMs(arenaBuffer(shared, 'SharedMap.attach'));
     let cpu = threadCpus.get(arenaId);
     if (cpu === undefined || !cpu.attached) {
       cpu = attachFree(shared);

@@ -25,7 +25,7 @@
  */
 import type { CpuContext } from '../cpu-context.js';
 import { QpTrie } from '../qp-trie.js';
-import { noErrors, type TortureArgs, type TortureResult } from './torture.js';
+import { noErrors, stutterer, type TortureArgs, type TortureResult } from './torture.js';
 
 export const STABLE_KEYS = 32;
 const CHURN_KEYS = 64;
@@ -62,14 +62,9 @@ export function trieWriter(ctx: CpuContext<TortureArgs>, control: Int32Array): T
   }
   Atomics.store(control, READY, 1);
   Atomics.notify(control, READY);
-  let phaseStart = performance.now();
+  const stutter = stutterer(ctx, control);
   while (Atomics.load(control, STOP) === 0) {
-    if (args.stutterMs > 0 && (operations & 255) === 0 && performance.now() - phaseStart > args.stutterMs) {
-      cpu.park();
-      Atomics.wait(control, STOP, 0, args.stutterMs);
-      cpu.unpark();
-      phaseStart = performance.now();
-    }
+    if ((operations & 255) === 0) stutter();
     let status: number;
     if ((operations & 1) === 0) {
       const id = (operations >> 1) % STABLE_KEYS;

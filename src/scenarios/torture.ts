@@ -169,15 +169,9 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
   let recycled = 0;
   let allocFailures = 0;
   let slot = 0;
-  let phaseStart = performance.now();
+  const stutter = stutterer(ctx, control);
   while (Atomics.load(control, STOP) === 0) {
-    if (args.stutterMs > 0 && (operations & 255) === 0 && performance.now() - phaseStart > args.stutterMs) {
-      // Stutter: stop writing for a while (readers go on), then resume.
-      cpu.park();
-      Atomics.wait(control, STOP, 0, args.stutterMs);
-      cpu.unpark();
-      phaseStart = performance.now();
-    }
+    if ((operations & 255) === 0) stutter();
     const ptr = refs ? refs.create(args.size - 8) : cpu.alloc(args.size);
     if (ptr === 0) {
       allocFailures++;
@@ -220,6 +214,22 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     else if (old !== 0) cpu.free(old);
   }
   return { role: 'writer', operations, recycled, allocFailures, errors: noErrors, ages: [], samples: [] };
+}
+
+/**
+ * A writer's stutter (rcutorture's): called now and then, it parks the CPU and sleeps for
+ * `stutterMs` once every `stutterMs` of writing (readers go on), then resumes.
+ */
+export function stutterer(ctx: CpuContext<TortureArgs>, control: Int32Array): () => void {
+  const { cpu, args } = ctx;
+  let phaseStart = performance.now();
+  return () => {
+    if (args.stutterMs <= 0 || performance.now() - phaseStart <= args.stutterMs) return;
+    cpu.park();
+    Atomics.wait(control, STOP, 0, args.stutterMs);
+    cpu.unpark();
+    phaseStart = performance.now();
+  };
 }
 
 function fakeWriter(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
