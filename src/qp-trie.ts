@@ -13,16 +13,18 @@
  * leaf at ptr:    | version | 0                   | key length   | value length | key (rounded to 8) | value |
  * ```
  *
- * Version validation (`versions: true`), the seed's proposal (Alexei, Sep 2022: "add a sequence
- * number to qp_trie_branch ... read it before and after. Every reuse would inc the seq"): every
- * node's first word is a version, incremented each time its unit is handed out again (before the
- * node's new contents are written); the entry that points to a node carries the version the
- * node had when it was linked. A lookup compares the node's version with its entry's before it
- * reads the node and again after it has read what it needs (the child entry, or the key and the
- * value it copies); a mismatch restarts the lookup from the root. Without it, a lookup that
- * stands on a node freed and reused under it follows whatever the new contents say. What the
- * validation does not cover is the value of `lookup` (a pointer, as a BPF program gets): it is
- * read after the lookup's last check. docs/lab.md has the measured verdict.
+ * Version validation, the seed's proposal (Alexei, Sep 2022: "add a sequence number to
+ * qp_trie_branch ... read it before and after. Every reuse would inc the seq"): every node's
+ * first word is a version, written before the node's new contents; the entry that points to a
+ * node carries the version the node had when it was linked. A lookup compares the node's version
+ * with its entry's before it reads the node and again after it has read what it needs (the child
+ * entry, or the key and the value it copies); a mismatch restarts the lookup from the root.
+ * `versions: 'per-node'` increments the unit's previous version (the proposal); `'per-trie'`
+ * takes the trie's next, so no two incarnations share one — the per-node form is defeated by a
+ * torn (old pointer, new version) entry read when two units' counters meet (docs/lab.md,
+ * replayed in test/qp-trie.test.ts). Without versions, a lookup that stands on a node freed and
+ * reused under it follows whatever the new contents say. No validation covers the value of
+ * `lookup` (a pointer, as a BPF program gets): it is read after the lookup's last check.
  *
  * Who may call: `QpTrie.create` any thread holding the arena; `QpTrie.open(cpu, ref)` the thread
  * owning `cpu`, and the handle only from that thread. `lookup` only inside `readLock()`;
@@ -34,8 +36,9 @@
  * branches and the count. Nodes are written only before they are published (by the lock holder,
  * which allocated them); an entry is published with Atomics stores, version first, then pointer,
  * so a reader that loads the new pointer sees the new version (x86 TSO; arm64 by the address
- * dependency, as rcu_dereference). Readers load node words plainly: under immediate reuse they
- * can read anything, so every pointer is range-checked and every walk bounded before use.
+ * dependency, as rcu_dereference). Readers load entries and versions with Atomics.load and the
+ * rest of a node plainly: under immediate reuse they can read anything, so every pointer is
+ * range-checked and every walk bounded before use.
  */
 import type { Arena } from './arena.js';
 import { arenaBuffer, checkInteger } from './arguments.js';
