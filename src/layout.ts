@@ -124,6 +124,11 @@ export const X_DEPOT_PARKS = 58;
 export const X_DEPOT_TAKES = 59;
 /** Spans carved from reused pages so far: their generation bases (SLAB_CARVE_GEN). */
 export const X_SPAN_GENERATIONS = 60;
+/**
+ * The most recently created pack allocator's ref; each one's header links the one before
+ * (src/pack.ts), so that crash recovery can find their robust mutexes.
+ */
+export const X_PACK_CHAIN = 61;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */

@@ -21,8 +21,9 @@
  *
  * Who may call: any thread holding the arena (`PackAllocator.open(arena.shared, ref)`); blocks
  * are visible to every thread. Shared words: everything in the region and the packs' bitmaps is
- * guarded by the allocator's robust mutex (its word names the thread inside), as `pack_mutex`
- * guards `pack_list`; `stats` reads counters with Atomics and tables plainly (aligned 32-bit
+ * guarded by the allocator's robust mutex (its word names the thread inside, so crash recovery
+ * releases it: `recoverPackLocks`), as `pack_mutex` guards `pack_list`; the allocator's link in
+ * X_PACK_CHAIN is written once at creation; `stats` reads counters with Atomics and tables plainly (aligned 32-bit
  * reads: recent values). Block bytes belong to whoever holds the block; `copyIn`, `write` and
  * the trap fill of a freed range take the lock to check the block first, so they cannot write
  * into a range freed under them.
@@ -32,9 +33,9 @@ import { arenaBuffer, checkInteger } from './arguments.js';
 import type { SharedArena } from './cpu.js';
 import { DirectMap, type DirectMapStats, HUGE_BYTES, Perm } from './direct-map.js';
 import { fail } from './errors.js';
-import { PAGE_BYTES, readLayout } from './layout.js';
+import { PAGE_BYTES, readLayout, X_PACK_CHAIN } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
-import { robustLock, robustUnlock } from './sync.js';
+import { mutexRecover, robustLock, robustUnlock } from './sync.js';
 
 /** Options of `PackAllocator.create`. */
 export interface PackOptions {
@@ -105,6 +106,8 @@ const H_REGION_PAGES = 9;
 const H_ALLOCS = 10;
 const H_FREES = 11;
 const H_FAILURES = 12;
+/** The pack allocator created before this one (X_PACK_CHAIN), 0 for the first. */
+const H_NEXT = 13;
 const HEADER_WORDS = 32;
 const ENTRY_WORDS = 4;
 /** Pack entry: data start (0: free entry), bitmap span start, chunks used, flags. */
@@ -201,6 +204,13 @@ export class PackAllocator {
     i32[h + H_MAX_PACKS] = maxPacks;
     i32[h + H_MAX_REGIONS] = maxRegions;
     Atomics.store(i32, h + H_MAGIC, PACK_MAGIC);
+    // Join the chain crash recovery walks (a CAS push: allocators may be created anywhere).
+    for (let head = Atomics.load(i32, X_PACK_CHAIN); ; ) {
+      i32[h + H_NEXT] = head;
+      const seen = Atomics.compareExchange(i32, X_PACK_CHAIN, head, region);
+      if (seen === head) break;
+      head = seen;
+    }
     return region;
   }
 
@@ -539,6 +549,41 @@ export class PackAllocator {
       this.#bytes.set(data, block + offset);
     });
   }
+}
+
+/**
+ * Crash recovery (src/recovery.ts): releases the mutex of every pack allocator whose word names
+ * the dead thread, after recounting what its bitmaps hold (a thread killed inside `alloc` or
+ * `free` may have set or cleared part of a block's bits: those chunks may leak, nothing is handed
+ * out twice). Returns the locks released.
+ */
+export function recoverPackLocks(i32: Int32Array, deadThreadId: number): number {
+  let released = 0;
+  for (let ref = Atomics.load(i32, X_PACK_CHAIN); ref !== 0; ref = i32[(ref >> 2) + H_NEXT] as number) {
+    const h = ref >> 2;
+    const repair = (): void => {
+      const packs = h + HEADER_WORDS;
+      let chunksUsed = 0;
+      let blocks = 0;
+      for (let p = 0; p < (i32[h + H_MAX_PACKS] as number); p++) {
+        const e = packs + p * ENTRY_WORDS;
+        if ((i32[e + E_START] as number) === 0) continue;
+        const bits = (i32[e + E_BITMAPS] as number) >> 2;
+        const [free] = freeRuns(i32, bits);
+        i32[e + E_USED] = CHUNKS - free;
+        chunksUsed += CHUNKS - free;
+        for (let c = 0; c < CHUNKS; c++) if (getBit(i32, bits + BITMAP_WORDS, c)) blocks++;
+      }
+      const regions = packs + (i32[h + H_MAX_PACKS] as number) * ENTRY_WORDS;
+      for (let r = 0; r < (i32[h + H_MAX_REGIONS] as number); r++) {
+        if ((i32[regions + r * ENTRY_WORDS + E_START] as number) !== 0) blocks++;
+      }
+      Atomics.store(i32, h + H_CHUNKS_USED, chunksUsed);
+      Atomics.store(i32, h + H_BLOCKS, blocks);
+    };
+    if (mutexRecover(i32, h + H_LOCK, deadThreadId, repair)) released++;
+  }
+  return released;
 }
 
 function getBit(i32: Int32Array, words: number, bit: number): boolean {

@@ -5,7 +5,7 @@
  * list update, holding a slab row's mutex — so that grace periods go on and the slots can be
  * attached again:
  *
- * 1. Locks: every robust mutex (slab rows, the page lock; src/sync.ts) whose word names the
+ * 1. Locks: every robust mutex (slab rows, the page lock, pack allocators; src/sync.ts) whose word names the
  *    thread is repaired and released. A row's free list is walked by its count and cut at
  *    the first unit that is not a free unit of the row's class (the thread may have died between
  *    moving the head and fixing the count); the units cut off are reported as dropped.
@@ -79,6 +79,7 @@ import {
   X_PAGE_LOCK,
   X_PAGES_NEXT,
 } from './layout.js';
+import { recoverPackLocks } from './pack.js';
 import { forEachUnitStart, isUnitStart } from './slab.js';
 import { mutexRecover } from './sync.js';
 
@@ -135,6 +136,7 @@ export function recoverThread(
     if (mutexRecover(i32, row + SLAB_X_LOCK, deadThreadId, repair)) locksReleased++;
   }
   if (mutexRecover(i32, X_PAGE_LOCK, deadThreadId, () => {})) locksReleased++;
+  locksReleased += recoverPackLocks(i32, deadThreadId);
   // A sleeper the dead thread's unlock woke may have been the dead thread itself, which then
   // never took the lock: wake every sleeper on every mutex; they re-check the word.
   for (let cls = 0; cls < layout.classes; cls++) Atomics.notify(i32, slabWord(layout, cls) + SLAB_X_LOCK);

@@ -5,6 +5,7 @@
  * ranges, sealing, the direct map with and without packs, bad input that leaves everything as
  * it was, and concurrent loading from worker CPUs (the bench's scenario, every image checked).
  */
+import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runPackBench } from '../src/benchmarks/pack.js';
@@ -254,6 +255,38 @@ describe('the simulated direct map', () => {
     huge.alloc(100);
     expect(base.stats().vmap).toEqual({ huge: 0, base: 512 });
     expect(huge.stats().vmap).toEqual({ huge: 1, base: 0 });
+  });
+});
+
+describe('PackAllocator and crash recovery', () => {
+  it('a worker killed holding the allocator lock: recovery releases it and the allocator works on', async () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 16 << 20, policy: 'arena' });
+    const ref = PackAllocator.create(arena, { exec: true });
+    const pack = PackAllocator.open(arena, ref);
+    const block = pack.alloc(1000);
+    // The worker takes the lock the way alloc and free do, says so, and never lets go.
+    const sync = new URL('../dist/src/sync.js', import.meta.url).href;
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       import(${JSON.stringify(sync)}).then(({ robustLock }) => {
+         robustLock(new Int32Array(workerData.buffer), workerData.lock);
+         parentPort.postMessage('locked');
+         for (;;) {}
+       });`,
+      { eval: true, workerData: { buffer: arena.shared.buffer, lock: (ref >> 2) + 2 } },
+    );
+    arena.watch(worker);
+    await new Promise((resolve) => worker.once('message', resolve));
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    await worker.terminate();
+    await exited;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(arena.recoveries.at(-1)?.locksReleased).toBe(1);
+    // The allocator serves again (before the fix this call waited forever on the dead holder).
+    expect(pack.alloc(1000)).toBeGreaterThan(0);
+    pack.free(block);
+    expect(pack.stats().blocks).toBe(1);
+    await arena.close();
   });
 });
 
