@@ -1,6 +1,6 @@
 /**
  * The BPF hash map (kernel/bpf/hashtab.c, non-LRU, non-percpu) in the arena: fixed key and value
- * sizes, `roundup_pow_of_two(maxEntries)` buckets, each a chain head and a spinlock, chains
+ * sizes, `roundup_pow_of_two(maxEntries)` buckets, each a chain head and a lock, chains
  * ended by a "nulls" marker that names their bucket, so that a lock-free lookup which followed
  * a freed and reused element into another chain notices and restarts
  * (hlist_nulls, Documentation/RCU/rculist_nulls.rst).
@@ -24,7 +24,8 @@
  *
  * Shared words and who owns them:
  * - header words: written once by `create` before the magic is published, then read-only.
- * - bucket lock: taken with the spinlock of src/sync.ts; it guards every write to the bucket's
+ * - bucket lock: a robust mutex of src/sync.ts (its word names the holder, so crash recovery
+ *   releases it: `recoverMapLocks`); it guards every write to the bucket's
  *   chain (head word and the `next` words of the elements on it) and the elements' contents
  *   while they are being initialised.
  * - chain words are written with Atomics stores under the lock (a new element is linked at the
@@ -33,7 +34,7 @@
  *   the address dependency on arm64, the same argument as the kernel's rcu_dereference().
  * - per-CPU count delta (percpu_counter): written by its CPU, read by anyone with Atomics; the
  *   global count with Atomics.add.
- * - pool free lists: each CPU's list under its own spinlock; its head is peeked without the lock
+ * - pool free lists: each CPU's list under its own robust mutex; its head is peeked without the lock
  *   as a hint only (the kernel's READ_ONCE(head->first) in pcpu_freelist_pop).
  *
  * What a lookup may see: an element unlinked but not yet reused (it still points into the chain
@@ -47,10 +48,10 @@ import type { Arena } from './arena.js';
 import { arenaBuffer } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
 import { fail } from './errors.js';
-import { CLS_OBJECT_SIZE, classWord, readLayout } from './layout.js';
+import { CLS_OBJECT_SIZE, classWord, readLayout, X_MAP_CHAIN } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
 import { GENERAL_CLASS_COUNT } from './size-class.js';
-import { spinLock, spinUnlock } from './sync.js';
+import { mutexRecover, robustLock, robustUnlock } from './sync.js';
 
 /** `update` flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST). */
 export const UpdateFlag = Object.freeze({ ANY: 0, NOEXIST: 1, EXIST: 2 } as const);
@@ -108,6 +109,8 @@ const M_NULLS_TAG = 8;
 /** Byte offset of the bucket array. */
 const M_BUCKETS = 9;
 const M_CPUS = 10;
+/** The map created before this one (X_MAP_CHAIN), 0 for the first. */
+const M_NEXT = 11;
 /** The global part of the element count, on a line of its own. */
 const M_COUNT = 16;
 const M_PERCPU = 32;
@@ -319,6 +322,13 @@ export class HashMap {
       }
     }
     Atomics.store(i32, m + M_MAGIC, MAP_MAGIC);
+    // Join the chain crash recovery walks (a CAS push: maps may be created on any thread).
+    for (let head = Atomics.load(i32, X_MAP_CHAIN); ; ) {
+      i32[m + M_NEXT] = head;
+      const seen = Atomics.compareExchange(i32, X_MAP_CHAIN, head, region);
+      if (seen === head) break;
+      head = seen;
+    }
     return region;
   }
 
@@ -386,13 +396,13 @@ export class HashMap {
     this.#checkAttached();
     const i32 = this.#i32;
     const head = this.#buckets + ((hash & this.#mask) << 1);
-    spinLock(i32, head + 1);
+    robustLock(i32, head + 1);
     const old = this.#findLocked(head, hash);
     const link = this.#link;
     const found = (old & 1) === 0;
     this.replaced = false;
     if (found ? flags === UpdateFlag.NOEXIST : flags === UpdateFlag.EXIST) {
-      spinUnlock(i32, head + 1);
+      robustUnlock(i32, head + 1);
       return found ? MapStatus.EXISTS : MapStatus.NOT_FOUND;
     }
     let elem: number;
@@ -400,11 +410,11 @@ export class HashMap {
       elem = found ? this.#allocReplacing(old) : this.#allocNew();
     } catch (error) {
       // A refill that found the arena closed: leave the bucket as it was.
-      spinUnlock(i32, head + 1);
+      robustUnlock(i32, head + 1);
       throw error;
     }
     if (elem <= 0) {
-      spinUnlock(i32, head + 1);
+      robustUnlock(i32, head + 1);
       return elem === 0 ? MapStatus.NO_MEMORY : MapStatus.FULL;
     }
     const e = elem >> 2;
@@ -421,7 +431,7 @@ export class HashMap {
       // hlist_nulls_del_rcu: the old element keeps its `next`, so a lookup standing on it walks on.
       Atomics.store(i32, link === head ? e : link, i32[old >> 2] as number);
     }
-    spinUnlock(i32, head + 1);
+    robustUnlock(i32, head + 1);
     if (found && !this.prealloc) this.#cpu.free(old);
     return MapStatus.OK;
   }
@@ -435,15 +445,15 @@ export class HashMap {
     this.#checkAttached();
     const i32 = this.#i32;
     const head = this.#buckets + ((hash & this.#mask) << 1);
-    spinLock(i32, head + 1);
+    robustLock(i32, head + 1);
     const elem = this.#findLocked(head, hash);
     if ((elem & 1) !== 0) {
-      spinUnlock(i32, head + 1);
+      robustUnlock(i32, head + 1);
       return MapStatus.NOT_FOUND;
     }
     if (previous) this.#readValue(elem, previous);
     Atomics.store(i32, this.#link, i32[elem >> 2] as number);
-    spinUnlock(i32, head + 1);
+    robustUnlock(i32, head + 1);
     this.#bumpCount(-1);
     if (this.prealloc) this.#poolPush(elem);
     else this.#cpu.free(elem);
@@ -515,7 +525,7 @@ export class HashMap {
     let steps = 0;
     while ((elem & 1) === 0 && !this.#matches(elem, hash)) {
       if (++steps > this.#maxSteps || !this.#inRange(elem)) {
-        spinUnlock(i32, head + 1);
+        robustUnlock(i32, head + 1);
         fail('EBADARENA', 'HashMap: a bucket chain is corrupt (was an element handed out twice?)');
       }
       link = elem >> 2;
@@ -646,10 +656,10 @@ export class HashMap {
     for (let i = 0; i < this.#cpus; i++) {
       const pc = this.#blocks + ((me + i) % this.#cpus) * PC_WORDS;
       if (i32[pc + PC_FREE_HEAD] === 0) continue;
-      spinLock(i32, pc + PC_FREE_LOCK);
+      robustLock(i32, pc + PC_FREE_LOCK);
       const elem = i32[pc + PC_FREE_HEAD] as number;
       if (elem !== 0) i32[pc + PC_FREE_HEAD] = i32[(elem - POOL_LINK) >> 2] as number;
-      spinUnlock(i32, pc + PC_FREE_LOCK);
+      robustUnlock(i32, pc + PC_FREE_LOCK);
       if (elem !== 0) return elem;
     }
     return 0;
@@ -659,11 +669,62 @@ export class HashMap {
   #poolPush(elem: number): void {
     const i32 = this.#i32;
     const pc = this.#myBlock;
-    spinLock(i32, pc + PC_FREE_LOCK);
+    robustLock(i32, pc + PC_FREE_LOCK);
     i32[(elem - POOL_LINK) >> 2] = i32[pc + PC_FREE_HEAD] as number;
     i32[pc + PC_FREE_HEAD] = elem;
-    spinUnlock(i32, pc + PC_FREE_LOCK);
+    robustUnlock(i32, pc + PC_FREE_LOCK);
   }
+}
+
+/**
+ * Crash recovery (src/recovery.ts): releases every bucket and pool lock of every map whose word
+ * names the dead thread. A thread killed inside `update` may have linked the new element at the
+ * head and not yet unlinked the old one: the bucket's chain is walked first and a second element
+ * with a key already seen is unlinked (it leaks: no CPU is there to free it; counted in the
+ * return value's `unlinked`). A pool list cut inside a push loses the element pushed (a leak of
+ * one element). Returns the locks released and the elements unlinked.
+ */
+export function recoverMapLocks(
+  i32: Int32Array,
+  deadThreadId: number,
+): { released: number; unlinked: number } {
+  let released = 0;
+  let unlinked = 0;
+  for (let ref = Atomics.load(i32, X_MAP_CHAIN); ref !== 0; ref = i32[(ref >> 2) + M_NEXT] as number) {
+    const m = ref >> 2;
+    const keyWords = round8(i32[m + M_KEY_SIZE] as number) >> 2;
+    const buckets = (i32[m + M_BUCKETS] as number) >> 2;
+    const count = 1 << (i32[m + M_BUCKET_BITS] as number);
+    const maxSteps = (i32[m + M_MAX_ENTRIES] as number) + (i32[m + M_CPUS] as number) + 1;
+    const sameKey = (a: number, b: number): boolean => {
+      // Words 1.. : the hash, then the key.
+      for (let w = 1; w <= keyWords + 1; w++) if (i32[(a >> 2) + w] !== i32[(b >> 2) + w]) return false;
+      return true;
+    };
+    for (let b = 0; b < count; b++) {
+      const head = buckets + 2 * b;
+      const repair = (): void => {
+        const seen: number[] = [];
+        let link = head;
+        for (let elem = i32[head] as number, steps = 0; (elem & 1) === 0 && steps < maxSteps; steps++) {
+          const next = i32[elem >> 2] as number;
+          if (seen.some((other) => sameKey(other, elem))) {
+            Atomics.store(i32, link, next);
+            unlinked++;
+          } else {
+            seen.push(elem);
+            link = elem >> 2;
+          }
+          elem = next;
+        }
+      };
+      if (mutexRecover(i32, head + 1, deadThreadId, repair)) released++;
+    }
+    for (let c = 0; c < (i32[m + M_CPUS] as number); c++) {
+      if (mutexRecover(i32, m + M_PERCPU + c * PC_WORDS + PC_FREE_LOCK, deadThreadId, () => {})) released++;
+    }
+  }
+  return { released, unlinked };
 }
 
 /** The nulls marker that ends bucket `b`'s chain: odd, so never an element. */

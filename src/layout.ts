@@ -129,6 +129,8 @@ export const X_SPAN_GENERATIONS = 60;
  * (src/pack.ts), so that crash recovery can find their robust mutexes.
  */
 export const X_PACK_CHAIN = 61;
+/** The same chain for the hash maps (src/hash-map.ts): their bucket and pool locks. */
+export const X_MAP_CHAIN = 62;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */

@@ -5,7 +5,8 @@
  * list update, holding a slab row's mutex — so that grace periods go on and the slots can be
  * attached again:
  *
- * 1. Locks: every robust mutex (slab rows, the page lock, pack allocators; src/sync.ts) whose word names the
+ * 1. Locks: every robust mutex (slab rows, the page lock, pack allocators, hash-map buckets and
+ *    pool lists; src/sync.ts) whose word names the
  *    thread is repaired and released. A row's free list is walked by its count and cut at
  *    the first unit that is not a free unit of the row's class (the thread may have died between
  *    moving the head and fixing the count); the units cut off are reported as dropped.
@@ -24,8 +25,8 @@
  * What it cannot see: a chain the thread held only in its locals (taken from a list, not yet
  * put on another) is lost — neither on a list nor allocated; a push to another CPU's inbox cut
  * between its count and its CAS leaves that count too high (stats only: takers walk to the
- * chain's end); the page allocator's counters if it died inside the page lock; a hash-map
- * bucket spinlock the thread held stays locked (the map's words are not the arena's). V8 stops
+ * chain's end); the page allocator's counters if it died inside the page lock; a qp-trie's spin
+ * lock the thread held stays locked. V8 stops
  * a terminated thread at function entries, loop back-edges and, as measured, right around
  * calls into its Atomics builtins — so any gap between two shared writes is a possible kill
  * point; the state words, mutexes and depot slots name their thread in the same word they
@@ -41,6 +42,7 @@ import { claim, publish } from './atomics.js';
 import type { ListsByCpu } from './deferred.js';
 import { releaseDeadClaims } from './depot.js';
 import { ringCoordinator } from './grace-period.js';
+import { recoverMapLocks } from './hash-map.js';
 import {
   C_TAKING_INBOX,
   C_TAKING_RETURN,
@@ -137,6 +139,9 @@ export function recoverThread(
   }
   if (mutexRecover(i32, X_PAGE_LOCK, deadThreadId, () => {})) locksReleased++;
   locksReleased += recoverPackLocks(i32, deadThreadId);
+  const maps = recoverMapLocks(i32, deadThreadId);
+  locksReleased += maps.released;
+  droppedUnits += maps.unlinked;
   // A sleeper the dead thread's unlock woke may have been the dead thread itself, which then
   // never took the lock: wake every sleeper on every mutex; they re-check the word.
   for (let cls = 0; cls < layout.classes; cls++) Atomics.notify(i32, slabWord(layout, cls) + SLAB_X_LOCK);

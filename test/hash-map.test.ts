@@ -4,6 +4,7 @@
  * pool's per-CPU lists are exercised), the kernel's update flags and errors, maxEntries, where
  * replaced elements go, and bad input that must leave the arena unchanged.
  */
+import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Arena, ArenaError, HashMap, MapStatus, PRESET_NAMES, UpdateFlag } from '../src/index.js';
@@ -280,5 +281,71 @@ describe('HashMap bad input: clear errors, nothing changed', () => {
     b.detach();
     expectError(() => onB.update(key(2), value(2)), 'ECLOSED', /detached or parked/);
     expect(onA.update(key(2), value(2))).toBe(MapStatus.OK);
+  });
+});
+
+describe('HashMap and crash recovery', () => {
+  const k4 = (n: number) => Uint8Array.of(n, 0, 0, 0);
+  const v8 = (n: number) => new Uint8Array(8).fill(n);
+
+  it('a dead thread cut between linking a new element and unlinking the old: recovery unlinks the stale copy', () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 8 << 20, policy: 'arena', coordinator: 'manual' });
+    const cpu = arena.attach(0);
+    // One bucket, so every key shares its chain and its lock.
+    const ref = HashMap.create(arena, { keySize: 4, valueSize: 8, maxEntries: 1 });
+    const map = HashMap.open(cpu, ref);
+    const i32 = cpu.i32;
+    const elementOf = (n: number) => {
+      cpu.readLock();
+      const value = map.lookup(k4(n));
+      cpu.readUnlock();
+      return value - 16; // next, hash, the 4-byte key rounded to 8
+    };
+    map.update(k4(1), v8(1));
+    const old = elementOf(1);
+    map.update(k4(1), v8(2));
+    const fresh = elementOf(1);
+    // What a thread killed inside that update leaves: the new element at the head, the old one
+    // still behind it, and the bucket lock naming the thread.
+    i32[old >> 2] = i32[fresh >> 2] as number;
+    i32[fresh >> 2] = old;
+    const lock = ((i32[(ref >> 2) + 9] as number) >> 2) + 1;
+    const deadThread = 4242;
+    Atomics.store(i32, lock, ((deadThread + 1) << 2) | 1);
+    const report = arena.recoverThread(deadThread);
+    expect(report.locksReleased).toBe(1);
+    expect(report.droppedUnits).toBe(1);
+    expect(Atomics.load(i32, lock)).toBe(0);
+    // Without the repair, deleting the key would uncover the stale copy.
+    expect(map.delete(k4(1))).toBe(MapStatus.OK);
+    expect(map.get(k4(1))).toBeUndefined();
+  });
+
+  it('a worker killed holding a bucket lock: recovery releases it and updates go on', async () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 8 << 20, policy: 'arena' });
+    const ref = HashMap.create(arena, { keySize: 4, valueSize: 8, maxEntries: 1 });
+    const i32 = new Int32Array(arena.shared.buffer);
+    const lock = ((i32[(ref >> 2) + 9] as number) >> 2) + 1;
+    const sync = new URL('../dist/src/sync.js', import.meta.url).href;
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       import(${JSON.stringify(sync)}).then(({ robustLock }) => {
+         robustLock(new Int32Array(workerData.buffer), workerData.lock);
+         parentPort.postMessage('locked');
+         for (;;) {}
+       });`,
+      { eval: true, workerData: { buffer: arena.shared.buffer, lock } },
+    );
+    arena.watch(worker);
+    await new Promise((resolve) => worker.once('message', resolve));
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    await worker.terminate();
+    await exited;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(arena.recoveries.at(-1)?.locksReleased).toBe(1);
+    const map = HashMap.open(arena.attach(0), ref);
+    expect(map.update(k4(7), v8(7))).toBe(MapStatus.OK);
+    expect(map.get(k4(7))?.[0]).toBe(7);
+    await arena.close();
   });
 });
