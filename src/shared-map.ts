@@ -12,23 +12,25 @@
  * ```
  *
  * Replacing or deleting a value frees its old blob after a grace period: a slab blob with
- * `freeRcu`, a pack block from this handle's retired list once the rcu epoch has moved two past
- * its retirement (the arena's proof, src/grace-period.ts); the list is reaped at the handle's
- * next write or `reclaim()`. The map needs a policy that reuses hash-map elements only after a
+ * `freeRcu`, a pack block through retired slots in the map's header page once the rcu epoch has
+ * moved two past its retirement (the arena's proof, src/grace-period.ts), reaped by any handle's
+ * next write or `reclaim()` — so a worker that ends leaves none behind. The map needs a policy that reuses hash-map elements only after a
  * GP (`arena`, or any preset but the immediate ones): `create` and `open` refuse
  * the others, under which a reader could copy a reused element's pointer.
  *
  * Who may call: `SharedMap.create` any thread holding the arena; `SharedMap.open(cpu, ref)` or
  * `SharedMap.attach(shared, ref)` (a free CPU slot, once per thread: for piscina tasks and plain
  * workers) the thread owning the CPU, and the handle only from that thread. Shared words: those
- * of the hash map and the pack allocator, under their own locks; blob bytes are written before
+ * of the hash map and the pack allocator, under their own locks; the header's pack ref (CAS from
+ * 0, once) and retired slots (each claimed by CAS to BUSY before it is written or freed, so a
+ * block is freed once); blob bytes are written before
  * the element that points to them is published (the bucket lock's release orders them) and
  * never written again.
  */
 import type { Arena } from './arena.js';
 import { arenaBuffer, checkInteger } from './arguments.js';
 import { attachFree, type CpuHandle, type SharedArena } from './cpu.js';
-import { fail } from './errors.js';
+import { type ArenaError, fail } from './errors.js';
 import { isExpired, readBirthMs, readEpoch, requestEpoch } from './grace-period.js';
 import { HashMap, MapStatus } from './hash-map.js';
 import { FLAVOR_RCU, H_POLICY, PAGE_BYTES, readLayout } from './layout.js';
@@ -54,9 +56,17 @@ export type SharedMapValue = Uint8Array | string | number | boolean | null | obj
 
 const S_MAGIC = 0;
 const S_MAP = 1;
+/** The pack allocator for large values, created by the first large `set` (0 until then). */
 const S_PACK = 2;
 const S_MAX_KEY = 3;
 const S_MAX_VALUE = 4;
+/** Retired slots in use (a hint: reapers skip the scan at 0). */
+const S_RETIRED_COUNT = 5;
+/** Retired pack blocks waiting for their GP, shared by every handle: (block, epoch) pairs. */
+const S_RETIRED = 16;
+const RETIRED_SLOTS = (PAGE_BYTES / 4 - S_RETIRED) / 2;
+/** A retired slot being filled or emptied. */
+const SLOT_BUSY = -1;
 const MAP_MAGIC = 0x534d4150; // "SMAP"
 
 const KEY_PREFIX = 3;
@@ -86,6 +96,8 @@ function checkPolicy(i32: Int32Array): void {
  * arena's time origin: every task brings its own SharedArrayBuffer object for the same memory.
  */
 const threadCpus = new Map<number, CpuHandle>();
+/** The handles `attach` gave out on this thread, by arena and map. */
+const threadMaps = new Map<string, SharedMap>();
 
 export class SharedMap {
   /** Byte offset of the map in its arena: what `open` and `attach` take. */
@@ -94,7 +106,8 @@ export class SharedMap {
   readonly maxValueBytes: number;
   readonly cpu: CpuHandle;
   readonly #map: HashMap;
-  readonly #pack: PackAllocator;
+  #pack: PackAllocator | undefined;
+  readonly #header: number;
   readonly #i32: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #key: Uint8Array;
@@ -102,8 +115,8 @@ export class SharedMap {
   readonly #elementWords = new Int32Array(this.#element.buffer);
   readonly #previous = new Uint8Array(8);
   readonly #previousWords = new Int32Array(this.#previous.buffer);
-  /** Pack blocks waiting for their GP: block, epoch of retirement, … */
-  readonly #retired: number[] = [];
+  /** Pack blocks waiting for their GP that found every shared slot taken: block, epoch, … */
+  readonly #overflow: number[] = [];
 
   private constructor(cpu: CpuHandle, ref: number) {
     const i32 = cpu.i32;
@@ -114,17 +127,15 @@ export class SharedMap {
     this.#bytes = cpu.bytes;
     this.maxKeyBytes = i32[s + S_MAX_KEY] as number;
     this.maxValueBytes = i32[s + S_MAX_VALUE] as number;
+    this.#header = s;
     this.#map = HashMap.open(cpu, i32[s + S_MAP] as number);
-    this.#pack = PackAllocator.open(
-      { buffer: i32.buffer as SharedArrayBuffer } as SharedArena,
-      i32[s + S_PACK] as number,
-    );
     this.#key = new Uint8Array(KEY_PREFIX + this.maxKeyBytes);
   }
 
   /**
-   * Creates a map (its hash map, its pack allocator and a header page) and returns its `ref`.
-   * Throws `EINVAL` for bad options or an immediate-reuse policy, `ENOMEM` without room.
+   * Creates a map (a header page and its hash map; the pack allocator for large values comes
+   * with the first one) and returns its `ref`. Throws `EINVAL` for bad options or an
+   * immediate-reuse policy, `ENOMEM` without room (nothing is left allocated then).
    */
   static create(arena: Arena | SharedArena, options: SharedMapOptions): number {
     const buffer = arenaBuffer(arena, 'SharedMap');
@@ -140,16 +151,25 @@ export class SharedMap {
     );
     const i32 = new Int32Array(buffer);
     checkPolicy(i32);
-    const layout = readLayout(i32);
-    const header = new PageAllocator(i32, layout, buffer).allocSpan(1);
+    const pages = new PageAllocator(i32, readLayout(i32), buffer);
+    const header = pages.allocSpan(1);
     if (header === 0) fail('ENOMEM', 'SharedMap.create: no room in the arena');
-    const shared = { buffer } as SharedArena;
-    const map = HashMap.create(shared, { keySize: KEY_PREFIX + maxKey, valueSize: 8, maxEntries });
-    const pack = PackAllocator.create(shared, { maxPacks: 1024, maxRegions: 65536 });
+    let map: number;
+    try {
+      map = HashMap.create({ buffer } as SharedArena, {
+        keySize: KEY_PREFIX + maxKey,
+        valueSize: 8,
+        maxEntries,
+      });
+    } catch (error) {
+      pages.lock(false);
+      pages.freeSpanLocked(header, 1);
+      pages.unlock();
+      throw error;
+    }
     const s = header >> 2;
     i32.fill(0, s, s + PAGE_BYTES / 4);
     i32[s + S_MAP] = map;
-    i32[s + S_PACK] = pack;
     i32[s + S_MAX_KEY] = maxKey;
     i32[s + S_MAX_VALUE] = maxValue;
     Atomics.store(i32, s + S_MAGIC, MAP_MAGIC);
@@ -181,7 +201,13 @@ export class SharedMap {
       cpu = attachFree(shared);
       threadCpus.set(arenaId, cpu);
     }
-    return SharedMap.open(cpu, ref);
+    const key = `${arenaId}/${ref}`;
+    let map = threadMaps.get(key);
+    if (map === undefined || map.cpu !== cpu) {
+      map = SharedMap.open(cpu, ref);
+      threadMaps.set(key, map);
+    }
+    return map;
   }
 
   /** Entries now (exact when no write runs). */
@@ -230,23 +256,28 @@ export class SharedMap {
   set(key: SharedMapKey, value: SharedMapValue): boolean {
     const keyBytes = this.#encodeKey(key);
     const [bytes, kind] = this.#encodeValue(value);
+    this.#checkAttached();
     this.#reap();
     const large = bytes.length > MAX_ALLOC_BYTES;
+    const pack = large ? this.#packs() : undefined;
+    if (large && pack === undefined) return false;
     let blob = 0;
     if (bytes.length > 0) {
-      blob = large ? this.#pack.alloc(bytes.length) : this.cpu.alloc(bytes.length);
+      blob = pack ? pack.alloc(bytes.length) : this.cpu.alloc(bytes.length);
       if (blob === 0) return false;
       this.#bytes.set(bytes, blob);
     }
     this.#elementWords[0] = blob;
     this.#elementWords[1] = (bytes.length << 3) | (kind << 1) | (large ? IN_PACK : 0);
-    const status = this.#map.update(keyBytes, this.#element, 0, this.#previous);
+    let status: MapStatus;
+    try {
+      status = this.#map.update(keyBytes, this.#element, 0, this.#previous);
+    } catch (error) {
+      this.#discard(blob, pack);
+      throw error;
+    }
     if (status !== MapStatus.OK) {
-      // Never published: nobody can hold it.
-      if (blob !== 0) {
-        if (large) this.#pack.free(blob);
-        else this.cpu.free(blob);
-      }
+      this.#discard(blob, pack);
       return false;
     }
     if (this.#map.replaced) this.#retire();
@@ -256,6 +287,7 @@ export class SharedMap {
   /** Removes `key`; false if it was absent. Throws `EINVAL` for a bad key. */
   delete(key: SharedMapKey): boolean {
     const keyBytes = this.#encodeKey(key);
+    this.#checkAttached();
     this.#reap();
     if (this.#map.delete(keyBytes, this.#previous) !== MapStatus.OK) return false;
     this.#retire();
@@ -284,12 +316,45 @@ export class SharedMap {
   }
 
   /**
-   * Frees the large values this handle replaced or deleted whose grace period has passed;
-   * returns how many still wait (they go at the handle's next write or `reclaim`).
+   * Frees the large values replaced or deleted (by any handle) whose grace period has passed;
+   * returns how many still wait (any handle's next write or `reclaim` frees them).
    */
   reclaim(): number {
     this.#reap();
-    return this.#retired.length / 2;
+    return Atomics.load(this.#i32, this.#header + S_RETIRED_COUNT) + this.#overflow.length / 2;
+  }
+
+  #checkAttached(): void {
+    if (!this.cpu.attached) fail('ECLOSED', `SharedMap: CPU ${this.cpu.cpu} is detached or parked`);
+  }
+
+  /** The map's pack allocator, created by the first large value; undefined without room. */
+  #packs(): PackAllocator | undefined {
+    if (this.#pack !== undefined) return this.#pack;
+    const i32 = this.#i32;
+    const shared = { buffer: i32.buffer as SharedArrayBuffer } as SharedArena;
+    let ref = Atomics.load(i32, this.#header + S_PACK);
+    if (ref === 0) {
+      let mine: number;
+      try {
+        mine = PackAllocator.create(shared, { maxPacks: 256 });
+      } catch (error) {
+        if ((error as ArenaError).code === 'ENOMEM') return undefined;
+        throw error;
+      }
+      // Two first large values at once: one allocator wins, the other's tables stay unused.
+      const seen = Atomics.compareExchange(i32, this.#header + S_PACK, 0, mine);
+      ref = seen === 0 ? mine : seen;
+    }
+    this.#pack = PackAllocator.open(shared, ref);
+    return this.#pack;
+  }
+
+  /** A blob allocated for a value that was never published: nobody can hold it. */
+  #discard(blob: number, pack: PackAllocator | undefined): void {
+    if (blob === 0) return;
+    if (pack) pack.free(blob);
+    else this.cpu.free(blob);
   }
 
   #encodeKey(key: SharedMapKey): Uint8Array {
@@ -346,7 +411,12 @@ export class SharedMap {
     return [bytes, kind];
   }
 
-  /** The replaced or deleted value in #previous: its blob goes after a GP. */
+  /**
+   * The replaced or deleted value in #previous: its blob goes after a GP — a slab unit by
+   * `freeRcu`, a pack block through the shared retired slots (claimed by CAS: 0 → BUSY, epoch,
+   * then the block), so that any handle frees it once the epoch has moved two past, even after
+   * this thread is gone. With every slot taken, this handle keeps it.
+   */
   #retire(): void {
     const blob = this.#previousWords[0] as number;
     if (blob === 0) return;
@@ -354,24 +424,46 @@ export class SharedMap {
       this.cpu.freeRcu(blob);
       return;
     }
-    const epoch = readEpoch(this.#i32, FLAVOR_RCU);
-    this.#retired.push(blob, epoch);
-    requestEpoch(this.#i32, FLAVOR_RCU, (epoch + 2) | 0);
+    const i32 = this.#i32;
+    const epoch = readEpoch(i32, FLAVOR_RCU);
+    requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0);
+    for (let slot = 0; slot < RETIRED_SLOTS; slot++) {
+      const w = this.#header + S_RETIRED + 2 * slot;
+      if (Atomics.compareExchange(i32, w, 0, SLOT_BUSY) !== 0) continue;
+      Atomics.store(i32, w + 1, epoch);
+      Atomics.store(i32, w, blob);
+      Atomics.add(i32, this.#header + S_RETIRED_COUNT, 1);
+      return;
+    }
+    this.#overflow.push(blob, epoch);
   }
 
+  /** Frees every retired pack block whose GP has passed (claimed by CAS, so once). */
   #reap(): void {
-    const retired = this.#retired;
-    if (retired.length === 0) return;
-    const now = readEpoch(this.#i32, FLAVOR_RCU);
+    const i32 = this.#i32;
+    const overflow = this.#overflow;
+    if (Atomics.load(i32, this.#header + S_RETIRED_COUNT) === 0 && overflow.length === 0) return;
+    const pack = this.#packs();
+    if (pack === undefined) return;
+    const now = readEpoch(i32, FLAVOR_RCU);
+    for (let slot = 0; slot < RETIRED_SLOTS; slot++) {
+      const w = this.#header + S_RETIRED + 2 * slot;
+      const blob = Atomics.load(i32, w);
+      if (blob <= 0 || !isExpired(Atomics.load(i32, w + 1), now)) continue;
+      if (Atomics.compareExchange(i32, w, blob, SLOT_BUSY) !== blob) continue;
+      pack.free(blob);
+      Atomics.store(i32, w, 0);
+      Atomics.sub(i32, this.#header + S_RETIRED_COUNT, 1);
+    }
     let kept = 0;
-    for (let i = 0; i < retired.length; i += 2) {
-      if (isExpired(retired[i + 1] as number, now)) {
-        this.#pack.free(retired[i] as number);
+    for (let i = 0; i < overflow.length; i += 2) {
+      if (isExpired(overflow[i + 1] as number, now)) {
+        pack.free(overflow[i] as number);
       } else {
-        retired[kept++] = retired[i] as number;
-        retired[kept++] = retired[i + 1] as number;
+        overflow[kept++] = overflow[i] as number;
+        overflow[kept++] = overflow[i + 1] as number;
       }
     }
-    retired.length = kept;
+    overflow.length = kept;
   }
 }

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import {
   Arena,
   ArenaError,
+  PackAllocator,
   SharedMap,
   type SharedMapKey,
   type SharedMapValue,
@@ -105,6 +106,44 @@ describe('SharedMap against a Map model', () => {
     expect(map.reclaim()).toBe(0);
     expect(arena.stats().bytesInUse).toBeLessThanOrEqual(inUse);
     expect((map.get('big') as string)[0]).toBe('y');
+  });
+});
+
+describe('SharedMap memory across handles', () => {
+  it('large values replaced through short-lived handles are freed by whoever writes next', () => {
+    const { arena, maps } = setup();
+    const cpu = maps[0].cpu;
+    // A handle per task, as a piscina task that opens the map each time.
+    for (let task = 0; task < 50; task++) {
+      SharedMap.open(cpu, maps[0].ref).set('k', `${task}`.padEnd(6000, '.'));
+      arena.advance('rcu');
+    }
+    arena.advance('rcu');
+    arena.advance('rcu');
+    expect(SharedMap.open(cpu, maps[0].ref).reclaim()).toBe(0);
+    // One live value: one pack block, and in the slab only the map's element.
+    expect(arena.stats().liveUnits).toBe(1);
+    const packRef = new Int32Array(arena.shared.buffer)[(maps[0].ref >> 2) + 2] as number;
+    expect(PackAllocator.open(arena, packRef).stats().blocks).toBe(1);
+    expect((maps[1].get('k') as string).startsWith('49')).toBe(true);
+  });
+
+  it('a write on a parked handle fails before allocating anything', () => {
+    const { arena, maps } = setup();
+    maps[1].set('big', 'x'.repeat(6000));
+    const before = JSON.stringify(arena.stats());
+    maps[0].cpu.park();
+    expect(() => maps[0].set('big2', 'y'.repeat(6000))).toThrow(/ECLOSED/);
+    expect(() => maps[0].delete('big')).toThrow(/ECLOSED/);
+    maps[0].cpu.unpark();
+    expect(JSON.stringify(arena.stats())).toBe(before);
+  });
+
+  it('create without room leaves nothing allocated', () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 1 << 20, policy: 'arena', coordinator: 'manual' });
+    const before = arena.stats().bytesInUse;
+    expect(() => SharedMap.create(arena, { maxEntries: 1 << 20 })).toThrow(/ENOMEM/);
+    expect(arena.stats().bytesInUse).toBe(before);
   });
 });
 
