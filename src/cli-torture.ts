@@ -38,7 +38,7 @@ readers go offline and online during the run.
                      that was freed and re-created is an error; qp-trie: a trie the writer
                      changes and readers look up against a model (wrong lookups, stale values)
   --versions V       qp-trie version validation: none (default), per-node (the seed's proposal)
-                     or per-trie
+                     or generation
   --expect-errors    exit 0 even if errors were seen (to show what immediate reuse does)
   --json             print one JSON object
   -h, --help         show this help
@@ -71,8 +71,8 @@ export async function torture(argv: string[]): Promise<number> {
     throw new UsageError(`--structure must be element, refcount or qp-trie, got '${structure}'`);
   }
   const versions = values.versions ?? 'none';
-  if (versions !== 'none' && versions !== 'per-node' && versions !== 'per-trie') {
-    throw new UsageError(`--versions must be none, per-node or per-trie, got '${versions}'`);
+  if (versions !== 'none' && versions !== 'per-node' && versions !== 'generation') {
+    throw new UsageError(`--versions must be none, per-node or generation, got '${versions}'`);
   }
   if (values.versions !== undefined && structure !== 'qp-trie') {
     throw new UsageError('--versions applies to --structure qp-trie only');

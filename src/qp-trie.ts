@@ -9,6 +9,7 @@
  *
  * ```
  * region (a page of its own): | magic | max key | max value | flags | lock | count | - | - | root ptr | root version |
+ * (the version of a node: its first word under 'per-node', the unit header's word under 'generation')
  * branch at ptr:  | version | bitmap (bit 17 set) | nibble index | 0 | entries: (child ptr, child version) × popcount |
  * leaf at ptr:    | version | 0                   | key length   | value length | key (rounded to 8) | value |
  * ```
@@ -19,10 +20,13 @@
  * node carries the version the node had when it was linked. A lookup compares the node's version
  * with its entry's before it reads the node and again after it has read what it needs (the child
  * entry, or the key and the value it copies); a mismatch restarts the lookup from the root.
- * `versions: 'per-node'` increments the unit's previous version (the proposal); `'per-trie'`
- * takes the trie's next, so no two incarnations share one — the per-node form is defeated by a
- * torn (old pointer, new version) entry read when two units' counters meet (docs/lab.md,
- * replayed in test/qp-trie.test.ts). Without versions, a lookup that stands on a node freed and
+ * `versions: 'per-node'` increments the unit's previous version (the proposal); `'generation'`
+ * uses the allocator's own header word of the unit (generation << 2 | state), which every free
+ * and every allocation of the unit changes, whoever its user, and reads and writes each entry
+ * as one 64-bit word. The per-node form is defeated by a torn (old pointer, new version) entry
+ * read when two units' counters meet (docs/lab.md, replayed in test/qp-trie.test.ts); any
+ * per-unit counter read in two halves would be, and a counter of the trie's own would be
+ * defeated by a unit another trie or another user of the arena wrote the same number into. Without versions, a lookup that stands on a node freed and
  * reused under it follows whatever the new contents say. No validation covers the value of
  * `lookup` (a pointer, as a BPF program gets): it is read after the lookup's last check.
  *
@@ -56,15 +60,15 @@ export interface QpTrieOptions {
   readonly maxValueBytes: number;
   /**
    * Version validation of every node a lookup stands on: `'per-node'` is the seed's proposal
-   * (each unit's version incremented when it is handed out again), `'per-trie'` draws every new
+   * (each unit's version incremented when it is handed out again), `'generation'` takes the
    * node's version from one counter of the trie, so that no two nodes ever share one (the fix
    * of the hole the lab found in the seed's; docs/lab.md). @defaultValue 'none'
    */
   readonly versions?: TrieVersions;
 }
 
-export type TrieVersions = 'none' | 'per-node' | 'per-trie';
-const VERSION_MODES: readonly TrieVersions[] = ['none', 'per-node', 'per-trie'];
+export type TrieVersions = 'none' | 'per-node' | 'generation';
+const VERSION_MODES: readonly TrieVersions[] = ['none', 'per-node', 'generation'];
 
 /** Where a lookup calls `onStep`: after loading an entry's pointer, and on a node it stands on. */
 export type TrieStep = 'entry' | 'node';
@@ -79,14 +83,14 @@ const T_MAX_VALUE = 2;
 const T_FLAGS = 3;
 const T_LOCK = 4;
 const T_COUNT = 5;
-/** The last version handed out under 'per-trie' (written under the lock). */
-const T_LAST_VERSION = 6;
 /** The root entry: pointer and version, like a branch's entries. */
 const T_ROOT = 8;
 const TRIE_MAGIC = 0x51505452; // "QPTR"
 
 /** Node words. */
 const N_VERSION = 0;
+/** The unit header word before a node (src/cpu.ts): generation << 2 | state. */
+const GENERATION_WORD = -1;
 /** A branch's bitmap with BRANCH set; 0 for a leaf. */
 const N_BITMAP = 1;
 /** A branch's nibble index; a leaf's key length. */
@@ -140,6 +144,13 @@ export class QpTrie {
   readonly #root: number;
   readonly #lock: number;
   readonly #checks: boolean;
+  /** Where a node's version is, from its pointer's word: its first word, or the unit header's. */
+  readonly #versionAt: number;
+  /**
+   * Under 'generation', the arena as 64-bit words: an entry (pointer, version) is read and
+   * written as one, so a reader can never pair one node's pointer with another's version.
+   */
+  readonly #pairs: BigInt64Array | undefined;
   readonly #count: number;
   readonly #lo: number;
   /** Highest pointer whose largest possible node (a full branch) still lies in the arena. */
@@ -163,6 +174,8 @@ export class QpTrie {
     this.maxValueBytes = i32[t + T_MAX_VALUE] as number;
     this.versions = VERSION_MODES[i32[t + T_FLAGS] as number] ?? 'none';
     this.#checks = this.versions !== 'none';
+    this.#versionAt = this.versions === 'generation' ? GENERATION_WORD : N_VERSION;
+    this.#pairs = this.versions === 'generation' ? new BigInt64Array(i32.buffer) : undefined;
     this.#root = t + T_ROOT;
     this.#lock = t + T_LOCK;
     this.#count = t + T_COUNT;
@@ -259,7 +272,8 @@ export class QpTrie {
         }
         const at = leaf + NODE_HEADER + round8(this.#keyLength);
         out.set(this.#bytes.subarray(at, at + length));
-        if (!this.#checks || Atomics.load(i32, (leaf >> 2) + N_VERSION) === this.#leafVersion) return length;
+        if (!this.#checks || Atomics.load(i32, (leaf >> 2) + this.#versionAt) === this.#leafVersion)
+          return length;
         this.#retry(attempt);
       }
     } finally {
@@ -474,12 +488,23 @@ export class QpTrie {
   #walk(): number {
     const i32 = this.#i32;
     const versions = this.#checks;
+    const versionAt = this.#versionAt;
+    const pairs = this.#pairs;
     const key = this.#key;
     const length = this.#keyLength;
     for (let attempt = 0; ; attempt++) {
-      let node = Atomics.load(i32, this.#root);
-      this.onStep?.('entry', this.#root);
-      let version = Atomics.load(i32, this.#root + 1);
+      let node: number;
+      let version: number;
+      if (pairs) {
+        const pair = Atomics.load(pairs, this.#root >> 1);
+        node = Number(BigInt.asIntN(32, pair));
+        version = Number(pair >> 32n);
+        this.onStep?.('entry', this.#root);
+      } else {
+        node = Atomics.load(i32, this.#root);
+        this.onStep?.('entry', this.#root);
+        version = Atomics.load(i32, this.#root + 1);
+      }
       let depth = 0;
       let restart = false;
       while (node !== 0) {
@@ -488,7 +513,7 @@ export class QpTrie {
           break;
         }
         const n = node >> 2;
-        if (versions && Atomics.load(i32, n + N_VERSION) !== version) {
+        if (versions && Atomics.load(i32, n + versionAt) !== version) {
           restart = true;
           break;
         }
@@ -496,7 +521,7 @@ export class QpTrie {
         const bitmap = i32[n + N_BITMAP] as number;
         if ((bitmap & BRANCH) === 0) {
           const found = this.#leafMatches(node);
-          if (versions && Atomics.load(i32, n + N_VERSION) !== version) {
+          if (versions && Atomics.load(i32, n + versionAt) !== version) {
             restart = true;
             break;
           }
@@ -508,11 +533,18 @@ export class QpTrie {
         let childVersion = 0;
         if ((bitmap & bit) !== 0) {
           const e = n + N_ENTRIES + 2 * popcount(bitmap & (bit - 1));
-          child = Atomics.load(i32, e);
-          this.onStep?.('entry', e);
-          childVersion = Atomics.load(i32, e + 1);
+          if (pairs) {
+            const pair = Atomics.load(pairs, e >> 1);
+            child = Number(BigInt.asIntN(32, pair));
+            childVersion = Number(pair >> 32n);
+            this.onStep?.('entry', e);
+          } else {
+            child = Atomics.load(i32, e);
+            this.onStep?.('entry', e);
+            childVersion = Atomics.load(i32, e + 1);
+          }
         }
-        if (versions && Atomics.load(i32, n + N_VERSION) !== version) {
+        if (versions && Atomics.load(i32, n + versionAt) !== version) {
           restart = true;
           break;
         }
@@ -590,25 +622,19 @@ export class QpTrie {
   }
 
   /**
-   * A unit for a new node with a new version, stored before the new contents so that a reader
-   * that sees any of them and then re-reads the version sees the change: the unit's previous
-   * version + 1 ('per-node', the seed's "every reuse would inc the seq"), or the trie's next
-   * ('per-trie': unique, under the lock).
+   * A unit for a new node. Under 'per-node' its version, the unit's previous one + 1 ("every
+   * reuse would inc the seq"), is stored before the node's new contents, so that a reader that
+   * sees any of them and then re-reads the version sees the change; under 'generation' the
+   * allocator has already changed the unit's header word.
    */
   #allocNode(bytes: number): number {
     const ptr = this.#cpu.alloc(bytes);
     if (ptr === 0) return 0;
     const i32 = this.#i32;
     if ((i32[(ptr >> 2) - 1] as number) >>> 2 > 1) this.reusedNodes++;
-    let version: number;
-    if (this.versions === 'per-trie') {
-      const last = (this.ref >> 2) + T_LAST_VERSION;
-      version = ((i32[last] as number) + 1) | 0;
-      i32[last] = version;
-    } else {
-      version = ((i32[(ptr >> 2) + N_VERSION] as number) + 1) | 0;
+    if (this.versions !== 'generation') {
+      Atomics.store(i32, (ptr >> 2) + N_VERSION, ((i32[(ptr >> 2) + N_VERSION] as number) + 1) | 0);
     }
-    Atomics.store(i32, (ptr >> 2) + N_VERSION, version);
     return ptr;
   }
 
@@ -643,7 +669,7 @@ export class QpTrie {
       const e = c + N_ENTRIES + 2 * k;
       if (k === at) {
         i32[e] = leaf;
-        i32[e + 1] = i32[(leaf >> 2) + N_VERSION] as number;
+        i32[e + 1] = i32[(leaf >> 2) + this.#versionAt] as number;
       } else {
         i32[e] = i32[b + N_ENTRIES + 2 * from] as number;
         i32[e + 1] = i32[b + N_ENTRIES + 2 * from + 1] as number;
@@ -687,7 +713,7 @@ export class QpTrie {
     const leafFirst = nib < otherNib ? 0 : 2;
     const otherAt = 2 - leafFirst;
     i32[b + N_ENTRIES + leafFirst] = leaf;
-    i32[b + N_ENTRIES + leafFirst + 1] = i32[(leaf >> 2) + N_VERSION] as number;
+    i32[b + N_ENTRIES + leafFirst + 1] = i32[(leaf >> 2) + this.#versionAt] as number;
     i32[b + N_ENTRIES + otherAt] = i32[entry] as number;
     i32[b + N_ENTRIES + otherAt + 1] = i32[entry + 1] as number;
     return branch;
@@ -695,11 +721,15 @@ export class QpTrie {
 
   /** rcu_assign_pointer of a new node into `entry`, with the version it was built with. */
   #publish(entry: number, node: number): void {
-    this.#publishEntry(entry, node, this.#i32[(node >> 2) + N_VERSION] as number);
+    this.#publishEntry(entry, node, this.#i32[(node >> 2) + this.#versionAt] as number);
   }
 
   /** Version first, then pointer: a reader that loads the new pointer sees the new version. */
   #publishEntry(entry: number, node: number, version: number): void {
+    if (this.#pairs) {
+      Atomics.store(this.#pairs, entry >> 1, (BigInt(version) << 32n) | BigInt(node >>> 0));
+      return;
+    }
     Atomics.store(this.#i32, entry + 1, version);
     Atomics.store(this.#i32, entry, node);
   }

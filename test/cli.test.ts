@@ -201,7 +201,7 @@ describe('percpu-arena torture', () => {
       '--structure',
       'qp-trie',
       '--versions',
-      'per-trie',
+      'generation',
       '--policy',
       'arena',
       '--seconds',
@@ -210,7 +210,7 @@ describe('percpu-arena torture', () => {
     );
     expect(shown.status, shown.stderr).toBe(0);
     const report = JSON.parse(shown.stdout);
-    expect(report).toMatchObject({ structure: 'qp-trie', versions: 'per-trie', errors: 0 });
+    expect(report).toMatchObject({ structure: 'qp-trie', versions: 'generation', errors: 0 });
     expect(report.errorKinds).toMatchObject({ wrongLookup: 0, staleValue: 0 });
     expect(report.recycled).toBeGreaterThan(0);
   });

@@ -3,7 +3,7 @@
  * (immediate reuse) readers see elements reused inside their sections, and acquire ref-counted
  * objects that were freed and re-created, and qp-trie lookups answer wrongly — the lab can fail —
  * and under the policies that reuse only after a GP they see none of it, while memory really
- * goes round the free lists (recycled units) in every run. With per-trie versions, qp-trie
+ * goes round the free lists (recycled units) in every run. With generation versions, qp-trie
  * lookups are right under immediate reuse too. Seconds per run from TORTURE_SECONDS (1).
  */
 import { describe, expect, it } from 'vitest';
@@ -59,13 +59,13 @@ describe('torture', () => {
     expect(r.errorKinds.wrongLookup).toBeGreaterThan(0);
   });
 
-  it('kernel-6.6, qp-trie with per-trie versions: no wrong lookup (only what lookup returns is unprotected)', async () => {
+  it('kernel-6.6, qp-trie with generation versions: no wrong lookup (only what lookup returns is unprotected)', async () => {
     const r = await runTorture({
       policy: 'kernel-6.6',
       cpus: 3,
       seconds: seconds + 1,
       structure: 'qp-trie',
-      versions: 'per-trie',
+      versions: 'generation',
     });
     expect(r.recycled, JSON.stringify(r.errorKinds)).toBeGreaterThan(1000);
     expect(r.errorKinds.wrongLookup, r.samples.join('; ')).toBe(0);
