@@ -8,6 +8,7 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Arena } from './arena.js';
+import { fail } from './errors.js';
 import type { ArenaStats } from './stats.js';
 
 export interface ArenaMetricsOptions {
@@ -169,6 +170,12 @@ export function arenaMetrics(arena: Arena, options: ArenaMetricsOptions = {}): R
   const prefix = options.prefix ?? 'percpu_arena_';
   const extra = options.labels ?? {};
   const extraNames = Object.keys(extra);
+  const builtIn = new Set(kDefinitions.flatMap((d) => d.labels));
+  for (const name of extraNames) {
+    // A label the metrics set themselves would merge their series silently.
+    if (builtIn.has(name))
+      fail('EINVAL', `arenaMetrics: label '${name}' is one the metrics use (${[...builtIn].join(', ')})`);
+  }
   // One stats snapshot per scrape, shared by every gauge of that scrape.
   let snapshot: { stats: ArenaStats; at: number } | undefined;
   const stats = (): ArenaStats => {

@@ -68,11 +68,11 @@ export interface PackStats {
   readonly chunksUsed: number;
   readonly chunksTotal: number;
   /**
-   * 1 − (largest free run ÷ free chunks), over the packs: 0 when the free chunks are one run,
-   * near 1 when they are scattered. 0 without packs.
+   * 1 − (longest free run in any pack ÷ free chunks of all packs): near 0 when the free chunks
+   * are mostly one run, near 1 when they are scattered. 0 without packs.
    */
   readonly fragmentation: number;
-  /** Bytes of packs and regions (what the allocator took from the arena's pages). */
+  /** Bytes of packs and regions (without the allocator's tables and the packs' bitmap pages). */
   readonly bytesReserved: number;
   /** Bytes of the blocks handed out, rounded to chunks (packs) or pages (regions). */
   readonly bytesInBlocks: number;

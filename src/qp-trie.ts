@@ -414,7 +414,11 @@ export class QpTrie {
     }
   }
 
-  /** A copy of every key in key order, read inside one read-side section. */
+  /**
+   * A copy of every key in key order, read inside one read-side section. It checks no versions:
+   * under an immediate-reuse policy it can return wrong keys in any mode (use it under a policy
+   * that reuses after a GP).
+   */
   keys(): Uint8Array[] {
     const keys: Uint8Array[] = [];
     const i32 = this.#i32;

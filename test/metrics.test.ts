@@ -65,4 +65,10 @@ describe('arenaMetrics', () => {
     expect(second.samples.find((s) => s.name === 'percpu_arena_live_units')?.value).toBe(0);
     await arena.close();
   });
+
+  it('refuses an extra label the metrics use themselves', async () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 4 << 20, coordinator: 'manual' });
+    expect(() => arenaMetrics(arena, { labels: { cpu: 'x' } })).toThrow(/EINVAL.*label 'cpu'/);
+    await arena.close();
+  });
 });
