@@ -1,11 +1,12 @@
 /**
- * The page allocator: hands contiguous runs of pages (spans) to the slabs and the hash maps and
+ * The page allocator: hands contiguous runs of pages (spans) to the slabs, the maps and packs and
  * accounts for the arena's memory in use, the figure every benchmark reports (like a cgroup's
  * memory.current and memory.peak). A span comes from the list of spans given back (first fit,
  * split if larger; zeroed, as fresh pages are) or is carved off the top of the page region up
  * to the memory limit; with a growable SharedArrayBuffer the buffer grows (doubling, capped at
- * the limit) as pages are carved. Spans given back are not merged with their neighbours: a slab
- * class asks for the same span size again, so exact fits are the common case.
+ * the limit) as pages are carved. A span given back is merged with the free spans right before
+ * and after it (one walk of the list; spans come back about once a second), so that 2 MiB-
+ * aligned pack spans can be found again after slabs took pieces of freed ones.
  *
  * Who may call: any thread, through a slab that holds its row mutex (lock order: slab row, then
  * the page lock) or a hash map being created.
@@ -103,9 +104,29 @@ export class PageAllocator {
    * holds the page lock (`lock`).
    */
   freeSpanLocked(start: number, pages: number): void {
-    this.#listFreeSpan(start, pages);
     addShared(this.#i32, X_PAGES_IN_USE, -pages);
     addShared(this.#i32, X_SPANS_RELEASED, 1);
+    addShared(this.#i32, X_FREE_SPAN_PAGES, pages);
+    // Merge with the free spans right before and after it: a freed 2 MiB pack and the rest of
+    // a span a slab took the front of come back as one run, which can hold the next pack.
+    const i32 = this.#i32;
+    let link = X_FREE_SPANS;
+    for (let span = readShared(i32, X_FREE_SPANS); span !== 0; ) {
+      const next = i32[span >> 2] as number;
+      const size = i32[(span >> 2) + 1] as number;
+      if (span + size * PAGE_BYTES === start || start + pages * PAGE_BYTES === span) {
+        if (link === X_FREE_SPANS) publish(i32, X_FREE_SPANS, next);
+        else i32[link] = next;
+        if (span < start) start = span;
+        pages += size;
+      } else {
+        link = span >> 2;
+      }
+      span = next;
+    }
+    i32[start >> 2] = readShared(i32, X_FREE_SPANS);
+    i32[(start >> 2) + 1] = pages;
+    publish(i32, X_FREE_SPANS, start);
   }
 
   /** Puts a span on the free-span list. Caller holds the page lock. */

@@ -209,6 +209,19 @@ describe('PackAllocator bad input: clear errors, nothing changed', () => {
     expect(code(() => pack.free(region))).toBe('EINVAL');
   });
 
+  it('packs alternating with slab growth keep finding aligned room (freed spans merge)', () => {
+    // The review's pattern: a pack comes and goes, the slab takes a few pages each time.
+    const arena = Arena.create({ cpus: 1, maxBytes: 32 << 20, policy: 'arena', coordinator: 'manual' });
+    const cpu = arena.attach(0);
+    const pack = PackAllocator.open(arena, PackAllocator.create(arena, { maxPacks: 4, maxRegions: 16 }));
+    for (let round = 0; round < 60; round++) {
+      const block = pack.alloc(5000);
+      expect(block, `round ${round}`).toBeGreaterThan(0);
+      pack.free(block);
+      for (let k = 0; k < 3; k++) expect(cpu.alloc(4000)).toBeGreaterThan(0);
+    }
+  });
+
   it('out of memory returns 0 and counts a failure', () => {
     const { pack } = setup({}, 4 << 20);
     const first = pack.alloc(64);
