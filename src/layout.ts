@@ -131,6 +131,8 @@ export const X_SPAN_GENERATIONS = 60;
 export const X_PACK_CHAIN = 61;
 /** The same chain for the hash maps (src/hash-map.ts): their bucket and pool locks. */
 export const X_MAP_CHAIN = 62;
+/** The same chain for the qp-tries (src/qp-trie.ts): their writer locks. */
+export const X_TRIE_CHAIN = 63;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */

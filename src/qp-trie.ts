@@ -8,7 +8,7 @@
  * lock-free inside a read-side section.
  *
  * ```
- * region (a page of its own): | magic | max key | max value | flags | lock | count | - | - | root ptr | root version |
+ * region (a page of its own): | magic | max key | max value | flags | lock | count | next trie | - | root ptr | root version |
  * (the version of a node: its first word under 'per-node', the unit header's word under 'generation')
  * branch at ptr:  | version | bitmap (bit 17 set) | nibble index | 0 | entries: (child ptr, child version) × popcount |
  * leaf at ptr:    | version | 0                   | key length   | value length | key (rounded to 8) | value |
@@ -35,8 +35,9 @@
  * `get`, `has` and `keys` take their own section; `update` and `delete` in or out of a section
  * while the handle is attached (`ECLOSED` otherwise, before the lock is taken).
  *
- * Shared words: the header is written once before the magic is published. The lock word (spin
- * lock of src/sync.ts) guards every write to the trie: the root entry, the entries of published
+ * Shared words: the header is written once before the magic is published. The lock word (a
+ * robust mutex of src/sync.ts, released by crash recovery: `recoverTrieLocks`) guards every write
+ * to the trie: the root entry, the entries of published
  * branches and the count. Nodes are written only before they are published (by the lock holder,
  * which allocated them); an entry is published with Atomics stores, version first, then pointer,
  * so a reader that loads the new pointer sees the new version (x86 TSO; arm64 by the address
@@ -48,9 +49,9 @@ import type { Arena } from './arena.js';
 import { arenaBuffer, checkInteger } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
 import { fail } from './errors.js';
-import { readLayout } from './layout.js';
+import { readLayout, X_TRIE_CHAIN } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
-import { spinLock, spinUnlock } from './sync.js';
+import { mutexRecover, robustLock, robustUnlock } from './sync.js';
 
 /** Options of `QpTrie.create`. */
 export interface QpTrieOptions {
@@ -83,6 +84,8 @@ const T_MAX_VALUE = 2;
 const T_FLAGS = 3;
 const T_LOCK = 4;
 const T_COUNT = 5;
+/** The trie created before this one (X_TRIE_CHAIN), 0 for the first. */
+const T_NEXT = 6;
 /** The root entry: pointer and version, like a branch's entries. */
 const T_ROOT = 8;
 const TRIE_MAGIC = 0x51505452; // "QPTR"
@@ -216,6 +219,13 @@ export class QpTrie {
     i32[t + T_MAX_VALUE] = maxValue;
     i32[t + T_FLAGS] = VERSION_MODES.indexOf(versions);
     Atomics.store(i32, t + T_MAGIC, TRIE_MAGIC);
+    // Join the chain crash recovery walks (a CAS push: tries may be created on any thread).
+    for (let head = Atomics.load(i32, X_TRIE_CHAIN); ; ) {
+      i32[t + T_NEXT] = head;
+      const seen = Atomics.compareExchange(i32, X_TRIE_CHAIN, head, region);
+      if (seen === head) break;
+      head = seen;
+    }
     return region;
   }
 
@@ -311,7 +321,7 @@ export class QpTrie {
     }
     this.#checkAttached();
     const i32 = this.#i32;
-    spinLock(i32, this.#lock);
+    robustLock(i32, this.#lock);
     let freeLeaf = 0;
     let freeNode = 0;
     try {
@@ -355,7 +365,7 @@ export class QpTrie {
       Atomics.add(i32, this.#count, 1);
       return TrieStatus.OK;
     } finally {
-      spinUnlock(i32, this.#lock);
+      robustUnlock(i32, this.#lock);
       if (freeLeaf !== 0) this.#cpu.free(freeLeaf);
       if (freeNode !== 0) this.#cpu.free(freeNode);
     }
@@ -370,7 +380,7 @@ export class QpTrie {
     this.#loadKey(key);
     this.#checkAttached();
     const i32 = this.#i32;
-    spinLock(i32, this.#lock);
+    robustLock(i32, this.#lock);
     let freeLeaf = 0;
     let freeBranch = 0;
     try {
@@ -408,7 +418,7 @@ export class QpTrie {
       Atomics.sub(i32, this.#count, 1);
       return TrieStatus.OK;
     } finally {
-      spinUnlock(i32, this.#lock);
+      robustUnlock(i32, this.#lock);
       if (freeLeaf !== 0) this.#cpu.free(freeLeaf);
       if (freeBranch !== 0) this.#cpu.free(freeBranch);
     }
@@ -737,4 +747,36 @@ export class QpTrie {
     Atomics.store(this.#i32, entry + 1, version);
     Atomics.store(this.#i32, entry, node);
   }
+}
+
+/**
+ * Crash recovery (src/recovery.ts): releases the writer lock of every trie whose word names the
+ * dead thread. Its updates are copy-on-write, so the one write it can have cut is an entry's
+ * two halves (version stored, pointer not yet): every entry's version is set again from the node
+ * it points to before the lock goes (a leaf or branch it built and never linked leaks). Returns
+ * the locks released.
+ */
+export function recoverTrieLocks(i32: Int32Array, deadThreadId: number): number {
+  let released = 0;
+  for (let ref = Atomics.load(i32, X_TRIE_CHAIN); ref !== 0; ref = i32[(ref >> 2) + T_NEXT] as number) {
+    const t = ref >> 2;
+    const versionAt =
+      VERSION_MODES[i32[t + T_FLAGS] as number] === 'generation' ? GENERATION_WORD : N_VERSION;
+    const repair = (): void => {
+      const entries = [t + T_ROOT];
+      for (let steps = 0; entries.length > 0 && steps < 1 << 24; steps++) {
+        const entry = entries.pop() as number;
+        const node = i32[entry] as number;
+        if (node === 0) continue;
+        const n = node >> 2;
+        i32[entry + 1] = i32[n + versionAt] as number;
+        const bitmap = i32[n + N_BITMAP] as number;
+        if ((bitmap & BRANCH) === 0) continue;
+        const children = popcount(bitmap & ~BRANCH);
+        for (let c = 0; c < children && c < NIBBLES; c++) entries.push(n + N_ENTRIES + 2 * c);
+      }
+    };
+    if (mutexRecover(i32, t + T_LOCK, deadThreadId, repair)) released++;
+  }
+  return released;
 }

@@ -6,7 +6,7 @@
  * attached again:
  *
  * 1. Locks: every robust mutex (slab rows, the page lock, pack allocators, hash-map buckets and
- *    pool lists; src/sync.ts) whose word names the
+ *    pool lists, qp-tries; src/sync.ts) whose word names the
  *    thread is repaired and released. A row's free list is walked by its count and cut at
  *    the first unit that is not a free unit of the row's class (the thread may have died between
  *    moving the head and fixing the count); the units cut off are reported as dropped.
@@ -25,8 +25,7 @@
  * What it cannot see: a chain the thread held only in its locals (taken from a list, not yet
  * put on another) is lost — neither on a list nor allocated; a push to another CPU's inbox cut
  * between its count and its CAS leaves that count too high (stats only: takers walk to the
- * chain's end); the page allocator's counters if it died inside the page lock; a qp-trie's spin
- * lock the thread held stays locked. V8 stops
+ * chain's end); the page allocator's counters if it died inside the page lock. V8 stops
  * a terminated thread at function entries, loop back-edges and, as measured, right around
  * calls into its Atomics builtins — so any gap between two shared writes is a possible kill
  * point; the state words, mutexes and depot slots name their thread in the same word they
@@ -82,6 +81,7 @@ import {
   X_PAGES_NEXT,
 } from './layout.js';
 import { recoverPackLocks } from './pack.js';
+import { recoverTrieLocks } from './qp-trie.js';
 import { forEachUnitStart, isUnitStart } from './slab.js';
 import { mutexRecover } from './sync.js';
 
@@ -139,6 +139,7 @@ export function recoverThread(
   }
   if (mutexRecover(i32, X_PAGE_LOCK, deadThreadId, () => {})) locksReleased++;
   locksReleased += recoverPackLocks(i32, deadThreadId);
+  locksReleased += recoverTrieLocks(i32, deadThreadId);
   const maps = recoverMapLocks(i32, deadThreadId);
   locksReleased += maps.released;
   droppedUnits += maps.unlinked;

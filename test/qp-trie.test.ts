@@ -313,3 +313,24 @@ describe('QpTrie under immediate reuse: deterministic replays of the lab verdict
     },
   );
 });
+
+describe('QpTrie and crash recovery', () => {
+  it('a writer that died between the two stores of a publish: recovery mends the entry and releases the lock', () => {
+    const { arena, cpus, tries } = setup('kernel-6.6', 'per-node');
+    const [reader, writer] = tries;
+    for (const k of [0x10, 0x20, 0x30]) writer.update(bytes(k), value(k));
+    const i32 = cpus[0].i32;
+    const t = reader.ref >> 2;
+    // Cut inside #publishEntry: the root entry's new version is stored, its pointer is not.
+    i32[t + 8 + 1] = (i32[t + 8 + 1] as number) + 7;
+    const deadThread = 4343;
+    Atomics.store(i32, t + 4, ((deadThread + 1) << 2) | 1);
+    const report = arena.recoverThread(deadThread);
+    expect(report.locksReleased).toBe(1);
+    expect(Atomics.load(i32, t + 4)).toBe(0);
+    // Without the repair every lookup would restart on the root until it gave up (EBADARENA).
+    expect(reader.get(bytes(0x20))?.[0]).toBe(0x20);
+    expect(reader.restarts).toBe(0);
+    expect(writer.update(bytes(0x40), value(0x40))).toBe(TrieStatus.OK);
+  });
+});
