@@ -2,7 +2,7 @@
  * `arena.stats()` as Prometheus metrics through prom-client. Every gauge reads one snapshot of
  * the stats in its `collect()`, so nothing runs between scrapes (no timers, no hooks on the
  * allocation path): an arena that is never scraped pays nothing. prom-client is loaded only by
- * whoever imports this module (`percpu-arena/metrics` or the package root).
+ * whoever imports this module (`percpu-arena/metrics`; the package root does not).
  *
  * Who may call: the thread that created the arena (`arena.stats()` there), once per registry.
  */

@@ -4,8 +4,7 @@
  * operations, errors by kind (generation, contents, freed, age; recreated for ref-counted
  * objects; wrong lookups and stale values for the qp-trie), the readers' age histogram
  * (elements only) and how many units went round the free lists (`recycled`). A stress test for
- * people, not a
- * benchmark: its answer is the error count, not a speed.
+ * people, not a benchmark: its answer is the error count, not a speed.
  *
  * Who may call: any thread; it creates and closes its own arena and pool.
  */
