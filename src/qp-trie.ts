@@ -10,8 +10,7 @@
  * ```
  * region (a page of its own): | magic | max key | max value | flags | lock | count | next trie | - | root ptr | root version |
  * (the version of a node: its first word under 'per-node', the unit header's word under 'generation')
- * branch at ptr:  | version | bitmap (bit 17 set) | nibble index | 0 | entries: (child ptr, child version) × popcount |
- * leaf at ptr:    | version | 0                   | key length   | value length | key (rounded to 8) | value |
+ * nodes: src/qp-trie-nodes.ts
  * ```
  *
  * Version validation, the seed's proposal (Alexei, Sep 2022: "add a sequence number to
@@ -51,6 +50,23 @@ import type { CpuHandle, SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { readLayout, X_TRIE_CHAIN } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
+import {
+  BRANCH,
+  branchWith,
+  branchWithout,
+  GENERATION_WORD,
+  N_BITMAP,
+  N_ENTRIES,
+  N_INDEX,
+  N_VALUE_LENGTH,
+  N_VERSION,
+  NIBBLES,
+  NODE_HEADER,
+  type NodeBuilder,
+  nibbleOf,
+  popcount,
+  twoWayBranch,
+} from './qp-trie-nodes.js';
 import { mutexRecover, robustLock, robustUnlock } from './sync.js';
 
 /** Options of `QpTrie.create`. */
@@ -90,19 +106,6 @@ const T_NEXT = 6;
 const T_ROOT = 8;
 const TRIE_MAGIC = 0x51505452; // "QPTR"
 
-/** Node words. */
-const N_VERSION = 0;
-/** The unit header word before a node (src/cpu.ts): generation << 2 | state. */
-const GENERATION_WORD = -1;
-/** A branch's bitmap with BRANCH set; 0 for a leaf. */
-const N_BITMAP = 1;
-/** A branch's nibble index; a leaf's key length. */
-const N_INDEX = 2;
-const N_VALUE_LENGTH = 3;
-const N_ENTRIES = 4;
-const NODE_HEADER = 16;
-const BRANCH = 1 << 17;
-const NIBBLES = 17;
 const MAX_KEY = 255;
 const MAX_UNIT = 4088;
 const MAX_BRANCH_BYTES = NODE_HEADER + 8 * NIBBLES;
@@ -111,19 +114,6 @@ const MAX_BRANCH_BYTES = NODE_HEADER + 8 * NIBBLES;
 const kMaxRestarts = 100_000;
 
 const round8 = (n: number): number => (n + 7) & ~7;
-
-/** Nibble `i` of a key as a branch tests it: 0 past the key's end, else 1 + the nibble's value. */
-function nibbleOf(key: Uint8Array, length: number, i: number): number {
-  if (i >= length << 1) return 0;
-  const byte = key[i >> 1] as number;
-  return 1 + ((i & 1) === 0 ? byte >>> 4 : byte & 15);
-}
-
-function popcount(x: number): number {
-  let v = x - ((x >>> 1) & 0x55555555);
-  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) | 0;
-}
 
 export class QpTrie {
   /** Byte offset of the trie in its arena: what `open` takes on another thread. */
@@ -154,6 +144,7 @@ export class QpTrie {
    * written as one, so a reader can never pair one node's pointer with another's version.
    */
   readonly #pairs: BigInt64Array | undefined;
+  readonly #builder: NodeBuilder;
   readonly #count: number;
   readonly #lo: number;
   /** Highest pointer whose largest possible node (a full branch) still lies in the arena. */
@@ -179,6 +170,7 @@ export class QpTrie {
     this.#checks = this.versions !== 'none';
     this.#versionAt = this.versions === 'generation' ? GENERATION_WORD : N_VERSION;
     this.#pairs = this.versions === 'generation' ? new BigInt64Array(i32.buffer) : undefined;
+    this.#builder = { i32, alloc: (bytes) => this.#allocNode(bytes), versionAt: this.#versionAt };
     this.#root = t + T_ROOT;
     this.#lock = t + T_LOCK;
     this.#count = t + T_COUNT;
@@ -354,8 +346,8 @@ export class QpTrie {
       const nib = nibbleOf(this.#key, this.#keyLength, differ);
       const extend = this.#isBranch(node) && i32[(node >> 2) + N_INDEX] === differ;
       const branch = extend
-        ? this.#branchWith(node, nib, leaf)
-        : this.#twoWayBranch(entry, differ, nib, leaf, this.#nibbleOfLeaf(closest, differ));
+        ? branchWith(this.#builder, node, nib, leaf)
+        : twoWayBranch(this.#builder, entry, differ, nib, leaf, this.#nibbleOfLeaf(closest, differ));
       if (branch === 0) {
         freeLeaf = leaf; // never published
         return TrieStatus.NO_MEMORY;
@@ -408,7 +400,7 @@ export class QpTrie {
           const sibling = entry === p + N_ENTRIES ? p + N_ENTRIES + 2 : p + N_ENTRIES;
           this.#publishEntry(parentEntry, i32[sibling] as number, i32[sibling + 1] as number);
         } else {
-          const smaller = this.#branchWithout(parent, nib);
+          const smaller = branchWithout(this.#builder, parent, nib);
           if (smaller === 0) return TrieStatus.NO_MEMORY;
           this.#publish(parentEntry, smaller);
         }
@@ -664,73 +656,6 @@ export class QpTrie {
     this.#bytes.set(this.#key.subarray(0, length), leaf + NODE_HEADER);
     this.#bytes.set(value, leaf + NODE_HEADER + round8(length));
     return leaf;
-  }
-
-  /** A copy of `branch` with an entry for `leaf` at nibble `nib` added. */
-  #branchWith(branch: number, nib: number, leaf: number): number {
-    const i32 = this.#i32;
-    const b = branch >> 2;
-    const bitmap = (i32[b + N_BITMAP] as number) & ~BRANCH;
-    const children = popcount(bitmap);
-    const copy = this.#allocNode(NODE_HEADER + 8 * (children + 1));
-    if (copy === 0) return 0;
-    const c = copy >> 2;
-    const at = popcount(bitmap & ((1 << nib) - 1));
-    i32[c + N_BITMAP] = bitmap | (1 << nib) | BRANCH;
-    i32[c + N_INDEX] = i32[b + N_INDEX] as number;
-    i32[c + N_VALUE_LENGTH] = 0;
-    for (let k = 0, from = 0; k <= children; k++) {
-      const e = c + N_ENTRIES + 2 * k;
-      if (k === at) {
-        i32[e] = leaf;
-        i32[e + 1] = i32[(leaf >> 2) + this.#versionAt] as number;
-      } else {
-        i32[e] = i32[b + N_ENTRIES + 2 * from] as number;
-        i32[e + 1] = i32[b + N_ENTRIES + 2 * from + 1] as number;
-        from++;
-      }
-    }
-    return copy;
-  }
-
-  /** A copy of `branch` without its entry at nibble `nib`. */
-  #branchWithout(branch: number, nib: number): number {
-    const i32 = this.#i32;
-    const b = branch >> 2;
-    const bitmap = (i32[b + N_BITMAP] as number) & ~BRANCH;
-    const children = popcount(bitmap);
-    const copy = this.#allocNode(NODE_HEADER + 8 * (children - 1));
-    if (copy === 0) return 0;
-    const c = copy >> 2;
-    const skip = popcount(bitmap & ((1 << nib) - 1));
-    i32[c + N_BITMAP] = (bitmap & ~(1 << nib)) | BRANCH;
-    i32[c + N_INDEX] = i32[b + N_INDEX] as number;
-    i32[c + N_VALUE_LENGTH] = 0;
-    for (let k = 0, to = 0; k < children; k++) {
-      if (k === skip) continue;
-      i32[c + N_ENTRIES + 2 * to] = i32[b + N_ENTRIES + 2 * k] as number;
-      i32[c + N_ENTRIES + 2 * to + 1] = i32[b + N_ENTRIES + 2 * k + 1] as number;
-      to++;
-    }
-    return copy;
-  }
-
-  /** A branch testing nibble `index` over the node in `entry` (nibble `otherNib`) and `leaf`. */
-  #twoWayBranch(entry: number, index: number, nib: number, leaf: number, otherNib: number): number {
-    const i32 = this.#i32;
-    const branch = this.#allocNode(NODE_HEADER + 16);
-    if (branch === 0) return 0;
-    const b = branch >> 2;
-    i32[b + N_BITMAP] = (1 << nib) | (1 << otherNib) | BRANCH;
-    i32[b + N_INDEX] = index;
-    i32[b + N_VALUE_LENGTH] = 0;
-    const leafFirst = nib < otherNib ? 0 : 2;
-    const otherAt = 2 - leafFirst;
-    i32[b + N_ENTRIES + leafFirst] = leaf;
-    i32[b + N_ENTRIES + leafFirst + 1] = i32[(leaf >> 2) + this.#versionAt] as number;
-    i32[b + N_ENTRIES + otherAt] = i32[entry] as number;
-    i32[b + N_ENTRIES + otherAt + 1] = i32[entry + 1] as number;
-    return branch;
   }
 
   /** rcu_assign_pointer of a new node into `entry`, with the version it was built with. */
