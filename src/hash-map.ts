@@ -51,7 +51,7 @@ import { fail } from './errors.js';
 import { CLS_OBJECT_SIZE, classWord, readLayout, X_MAP_CHAIN } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
 import { GENERAL_CLASS_COUNT } from './size-class.js';
-import { mutexRecover, robustLock, robustUnlock } from './sync.js';
+import { mutexRecover, robustHolder, robustLock, robustUnlock } from './sync.js';
 
 /** `update` flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST). */
 export const UpdateFlag = Object.freeze({ ANY: 0, NOEXIST: 1, EXIST: 2 } as const);
@@ -173,6 +173,8 @@ export class HashMap {
   onRestart: (() => void) | undefined;
   /** Whether the last `update` replaced an existing entry (and filled its `previous`). */
   replaced = false;
+  /** Whether the last `update` linked its new element (true even if it then threw). */
+  published = false;
   readonly #cpu: CpuHandle;
   readonly #i32: Int32Array;
   readonly #bytes: Uint8Array;
@@ -401,6 +403,7 @@ export class HashMap {
     const link = this.#link;
     const found = (old & 1) === 0;
     this.replaced = false;
+    this.published = false;
     if (found ? flags === UpdateFlag.NOEXIST : flags === UpdateFlag.EXIST) {
       robustUnlock(i32, head + 1);
       return found ? MapStatus.EXISTS : MapStatus.NOT_FOUND;
@@ -424,6 +427,7 @@ export class HashMap {
     this.#writeValue(elem + this.#valueOffset, value);
     i32[e] = i32[head] as number;
     Atomics.store(i32, head, elem);
+    this.published = true;
     if (found) {
       // The value it replaces, read under the lock: no other update can free it meanwhile.
       if (previous) this.#readValue(old, previous);
@@ -682,7 +686,10 @@ export class HashMap {
  * head and not yet unlinked the old one: the bucket's chain is walked first and a second element
  * with a key already seen is unlinked (it leaks: no CPU is there to free it; counted in the
  * return value's `unlinked`). A pool list cut inside a push loses the element pushed (a leak of
- * one element). Returns the locks released and the elements unlinked.
+ * one element). Not repaired: a pre-allocated map's overwrite cut after the CPU's extra element
+ * was swapped and before the unlink leaves that extra linked (the next overwrite on that CPU
+ * would link it twice); do not use prealloc maps where workers may be killed. Returns the locks
+ * released and the elements unlinked.
  */
 export function recoverMapLocks(
   i32: Int32Array,
@@ -703,6 +710,8 @@ export function recoverMapLocks(
     };
     for (let b = 0; b < count; b++) {
       const head = buckets + 2 * b;
+      // Most buckets are not held: test the word before building a repair (maps have millions).
+      if (robustHolder(i32, head + 1) !== deadThreadId) continue;
       const repair = (): void => {
         const seen: number[] = [];
         let link = head;

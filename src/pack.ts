@@ -575,11 +575,23 @@ export function recoverPackLocks(i32: Int32Array, deadThreadId: number): number 
         for (let c = 0; c < CHUNKS; c++) if (getBit(i32, bits + BITMAP_WORDS, c)) blocks++;
       }
       const regions = packs + (i32[h + H_MAX_PACKS] as number) * ENTRY_WORDS;
+      let liveRegions = 0;
+      let regionPages = 0;
       for (let r = 0; r < (i32[h + H_MAX_REGIONS] as number); r++) {
-        if ((i32[regions + r * ENTRY_WORDS + E_START] as number) !== 0) blocks++;
+        const e = regions + r * ENTRY_WORDS;
+        if ((i32[e + E_START] as number) === 0) continue;
+        liveRegions++;
+        regionPages += i32[e + E_PAGES] as number;
+      }
+      let livePacks = 0;
+      for (let p = 0; p < (i32[h + H_MAX_PACKS] as number); p++) {
+        if ((i32[packs + p * ENTRY_WORDS + E_START] as number) !== 0) livePacks++;
       }
       Atomics.store(i32, h + H_CHUNKS_USED, chunksUsed);
-      Atomics.store(i32, h + H_BLOCKS, blocks);
+      Atomics.store(i32, h + H_BLOCKS, blocks + liveRegions);
+      Atomics.store(i32, h + H_PACKS, livePacks);
+      Atomics.store(i32, h + H_REGIONS, liveRegions);
+      Atomics.store(i32, h + H_REGION_PAGES, regionPages);
     };
     if (mutexRecover(i32, h + H_LOCK, deadThreadId, repair)) released++;
   }

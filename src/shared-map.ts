@@ -273,7 +273,13 @@ export class SharedMap {
     try {
       status = this.#map.update(keyBytes, this.#element, 0, this.#previous);
     } catch (error) {
-      this.#discard(blob, pack);
+      // Thrown after the new element was linked (its old element's free found the arena
+      // closed): the blob is published, the old one still has to go.
+      if (this.#map.published) {
+        if (this.#map.replaced) this.#retire();
+      } else {
+        this.#discard(blob, pack);
+      }
       throw error;
     }
     if (status !== MapStatus.OK) {
@@ -321,7 +327,8 @@ export class SharedMap {
    */
   reclaim(): number {
     this.#reap();
-    return Atomics.load(this.#i32, this.#header + S_RETIRED_COUNT) + this.#overflow.length / 2;
+    // A reap's decrement may land before a retire's increment: never below 0.
+    return Math.max(0, Atomics.load(this.#i32, this.#header + S_RETIRED_COUNT)) + this.#overflow.length / 2;
   }
 
   #checkAttached(): void {
@@ -451,6 +458,12 @@ export class SharedMap {
       const blob = Atomics.load(i32, w);
       if (blob <= 0 || !isExpired(Atomics.load(i32, w + 1), now)) continue;
       if (Atomics.compareExchange(i32, w, blob, SLOT_BUSY) !== blob) continue;
+      // The slot may have been reaped and filled again with the same block (first fit hands it
+      // out again) between the check and the claim: check its epoch again now that it is ours.
+      if (!isExpired(Atomics.load(i32, w + 1), now)) {
+        Atomics.store(i32, w, blob);
+        continue;
+      }
       pack.free(blob);
       Atomics.store(i32, w, 0);
       Atomics.sub(i32, this.#header + S_RETIRED_COUNT, 1);
