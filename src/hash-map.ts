@@ -410,7 +410,7 @@ export class HashMap {
     }
     let elem: number;
     try {
-      elem = found ? this.#allocReplacing(old) : this.#allocNew();
+      elem = found ? this.#allocReplacing() : this.#allocNew();
     } catch (error) {
       // A refill that found the arena closed: leave the bucket as it was.
       robustUnlock(i32, head + 1);
@@ -434,6 +434,9 @@ export class HashMap {
       this.replaced = true;
       // hlist_nulls_del_rcu: the old element keeps its `next`, so a lookup standing on it walks on.
       Atomics.store(i32, link === head ? e : link, i32[old >> 2] as number);
+      // alloc_htab_elem's swap, done last: the old element becomes this CPU's extra only once it
+      // is off the chain (crash recovery mends a swap cut before this store).
+      if (this.prealloc) i32[this.#myBlock + PC_EXTRA] = old;
     }
     robustUnlock(i32, head + 1);
     if (found && !this.prealloc) this.#cpu.free(old);
@@ -617,15 +620,17 @@ export class HashMap {
   }
 
   /**
-   * An element to replace `old`: from the allocator, or under prealloc this CPU's extra element,
-   * which `old` then becomes (alloc_htab_elem's swap: old is reused by this CPU's next overwrite).
+   * An element to replace an entry: from the allocator, or under prealloc this CPU's extra
+   * element, which the replaced one becomes once it is unlinked (alloc_htab_elem's swap: it is
+   * reused by this CPU's next overwrite).
    */
-  #allocReplacing(old: number): number {
+  #allocReplacing(): number {
     if (!this.prealloc) {
       return this.#allocElement();
     }
     const extra = this.#i32[this.#myBlock + PC_EXTRA] as number;
-    this.#i32[this.#myBlock + PC_EXTRA] = old;
+    // No extra (crash recovery took back one that was linked): a free element, or full.
+    if (extra === 0) return this.#poolPop() || -1;
     return extra;
   }
 
@@ -686,10 +691,9 @@ export class HashMap {
  * head and not yet unlinked the old one: the bucket's chain is walked first and a second element
  * with a key already seen is unlinked (it leaks: no CPU is there to free it; counted in the
  * return value's `unlinked`). A pool list cut inside a push loses the element pushed (a leak of
- * one element). Not repaired: a pre-allocated map's overwrite cut after the CPU's extra element
- * was swapped and before the unlink leaves that extra linked (the next overwrite on that CPU
- * would link it twice); do not use prealloc maps where workers may be killed. Returns the locks
- * released and the elements unlinked.
+ * one element). In a pre-allocated map, an overwrite cut before its swap leaves the CPU's extra
+ * element linked: the copy it replaced becomes the extra instead (or none: the CPU's next
+ * overwrite then takes a free element). Returns the locks released and the elements unlinked.
  */
 export function recoverMapLocks(
   i32: Int32Array,
@@ -714,18 +718,29 @@ export function recoverMapLocks(
       if (robustHolder(i32, head + 1) !== deadThreadId) continue;
       const repair = (): void => {
         const seen: number[] = [];
+        const dropped: number[] = [];
         let link = head;
         for (let elem = i32[head] as number, steps = 0; (elem & 1) === 0 && steps < maxSteps; steps++) {
           const next = i32[elem >> 2] as number;
           if (seen.some((other) => sameKey(other, elem))) {
             Atomics.store(i32, link, next);
-            unlinked++;
+            dropped.push(elem);
           } else {
             seen.push(elem);
             link = elem >> 2;
           }
           elem = next;
         }
+        if (((i32[m + M_FLAGS] as number) & FLAG_PREALLOC) !== 0) {
+          // An overwrite cut before its swap: the CPU's extra is the element it linked. The copy
+          // it replaced (unlinked above) becomes the extra; without one, the CPU has none and its
+          // next overwrite takes a free element.
+          for (let c = 0; c < (i32[m + M_CPUS] as number); c++) {
+            const extra = m + M_PERCPU + c * PC_WORDS + PC_EXTRA;
+            if (seen.includes(i32[extra] as number)) i32[extra] = dropped.pop() ?? 0;
+          }
+        }
+        unlinked += dropped.length;
       };
       if (mutexRecover(i32, head + 1, deadThreadId, repair)) released++;
     }

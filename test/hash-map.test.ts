@@ -321,6 +321,41 @@ describe('HashMap and crash recovery', () => {
     expect(map.get(k4(1))).toBeUndefined();
   });
 
+  it('prealloc: an overwrite cut after linking, before the unlink and the swap: the stale copy becomes the extra', () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 8 << 20, policy: 'arena', coordinator: 'manual' });
+    const cpu = arena.attach(0);
+    const ref = HashMap.create(arena, { keySize: 4, valueSize: 8, maxEntries: 1, prealloc: true });
+    const map = HashMap.open(cpu, ref);
+    const i32 = cpu.i32;
+    const elementOf = () => {
+      cpu.readLock();
+      const value = map.lookup(k4(1));
+      cpu.readUnlock();
+      return value - 16;
+    };
+    map.update(k4(1), v8(1));
+    const old = elementOf();
+    const m = ref >> 2;
+    const extraWord = m + 32 + 1; // CPU 0's block: count, extra, …
+    const extra = i32[extraWord] as number;
+    // The cut: the extra filled as the new element and linked in front of the old one; the old
+    // one not yet unlinked, the extra not yet swapped.
+    i32[(extra >> 2) + 1] = i32[(old >> 2) + 1] as number;
+    i32[(extra >> 2) + 2] = i32[(old >> 2) + 2] as number;
+    i32[extra >> 2] = old;
+    const lock = ((i32[m + 9] as number) >> 2) + 1;
+    Atomics.store(i32, (i32[m + 9] as number) >> 2, extra);
+    Atomics.store(i32, lock, ((4444 + 1) << 2) | 1);
+    const report = arena.recoverThread(4444);
+    expect(report.locksReleased).toBe(1);
+    // The old copy is off the chain and is the CPU's extra again; the linked one is not.
+    expect(i32[extraWord]).toBe(old);
+    for (let n = 0; n < 20; n++) expect(map.update(k4(1), v8(n))).toBe(MapStatus.OK);
+    expect(map.get(k4(1))?.[0]).toBe(19);
+    expect(map.delete(k4(1))).toBe(MapStatus.OK);
+    expect(map.get(k4(1))).toBeUndefined();
+  });
+
   it('a worker killed holding a bucket lock: recovery releases it and updates go on', async () => {
     const arena = Arena.create({ cpus: 1, maxBytes: 8 << 20, policy: 'arena' });
     const ref = HashMap.create(arena, { keySize: 4, valueSize: 8, maxEntries: 1 });
