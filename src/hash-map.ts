@@ -45,7 +45,7 @@
  * kernel's documented behaviour and what the use-after-free lab measures.
  */
 import type { Arena } from './arena.js';
-import { arenaBuffer } from './arguments.js';
+import { arenaBuffer, checkStructureRef, joinChain } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { CLS_OBJECT_SIZE, classWord, readLayout, X_MAP_CHAIN } from './layout.js';
@@ -324,25 +324,13 @@ export class HashMap {
       }
     }
     Atomics.store(i32, m + M_MAGIC, MAP_MAGIC);
-    // Join the chain crash recovery walks (a CAS push: maps may be created on any thread).
-    for (let head = Atomics.load(i32, X_MAP_CHAIN); ; ) {
-      i32[m + M_NEXT] = head;
-      const seen = Atomics.compareExchange(i32, X_MAP_CHAIN, head, region);
-      if (seen === head) break;
-      head = seen;
-    }
+    joinChain(i32, X_MAP_CHAIN, region, M_NEXT);
     return region;
   }
 
   /** Opens the map `ref` for `cpu` (on the thread that owns it). Throws `EINVAL` for a bad ref. */
   static open(cpu: CpuHandle, ref: number): HashMap {
-    const i32 = cpu.i32;
-    if (!Number.isInteger(ref) || ref <= 0 || ref % 4096 !== 0 || ref >= i32.byteLength) {
-      fail('EINVAL', `HashMap.open: ${String(ref)} is not a map of this arena`);
-    }
-    if (Atomics.load(i32, ref >> 2) !== MAP_MAGIC) {
-      fail('EINVAL', `HashMap.open: ${ref} is not a map of this arena`);
-    }
+    checkStructureRef(cpu.i32, ref, MAP_MAGIC, 'HashMap.open', 'map');
     return new HashMap(cpu, ref);
   }
 

@@ -29,7 +29,7 @@
  * into a range freed under them.
  */
 import type { Arena } from './arena.js';
-import { arenaBuffer, checkInteger } from './arguments.js';
+import { arenaBuffer, checkInteger, checkStructureRef, joinChain } from './arguments.js';
 import type { SharedArena } from './cpu.js';
 import { DirectMap, type DirectMapStats, HUGE_BYTES, Perm } from './direct-map.js';
 import { fail } from './errors.js';
@@ -204,26 +204,14 @@ export class PackAllocator {
     i32[h + H_MAX_PACKS] = maxPacks;
     i32[h + H_MAX_REGIONS] = maxRegions;
     Atomics.store(i32, h + H_MAGIC, PACK_MAGIC);
-    // Join the chain crash recovery walks (a CAS push: allocators may be created anywhere).
-    for (let head = Atomics.load(i32, X_PACK_CHAIN); ; ) {
-      i32[h + H_NEXT] = head;
-      const seen = Atomics.compareExchange(i32, X_PACK_CHAIN, head, region);
-      if (seen === head) break;
-      head = seen;
-    }
+    joinChain(i32, X_PACK_CHAIN, region, H_NEXT);
     return region;
   }
 
   /** Opens allocator `ref` of the arena (any thread). Throws `EINVAL` for a bad ref. */
   static open(arena: Arena | SharedArena, ref: number): PackAllocator {
     const buffer = arenaBuffer(arena, 'PackAllocator');
-    const i32 = new Int32Array(buffer);
-    if (!Number.isInteger(ref) || ref <= 0 || ref % PAGE_BYTES !== 0 || ref >= buffer.byteLength) {
-      fail('EINVAL', `PackAllocator.open: ${String(ref)} is not a pack allocator of this arena`);
-    }
-    if (Atomics.load(i32, ref >> 2) !== PACK_MAGIC) {
-      fail('EINVAL', `PackAllocator.open: ${ref} is not a pack allocator of this arena`);
-    }
+    checkStructureRef(new Int32Array(buffer), ref, PACK_MAGIC, 'PackAllocator.open', 'pack allocator');
     return new PackAllocator(buffer, ref);
   }
 

@@ -45,7 +45,7 @@
  * range-checked and every walk bounded before use.
  */
 import type { Arena } from './arena.js';
-import { arenaBuffer, checkInteger } from './arguments.js';
+import { arenaBuffer, checkInteger, checkStructureRef, joinChain } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { readLayout, X_TRIE_CHAIN } from './layout.js';
@@ -211,24 +211,13 @@ export class QpTrie {
     i32[t + T_MAX_VALUE] = maxValue;
     i32[t + T_FLAGS] = VERSION_MODES.indexOf(versions);
     Atomics.store(i32, t + T_MAGIC, TRIE_MAGIC);
-    // Join the chain crash recovery walks (a CAS push: tries may be created on any thread).
-    for (let head = Atomics.load(i32, X_TRIE_CHAIN); ; ) {
-      i32[t + T_NEXT] = head;
-      const seen = Atomics.compareExchange(i32, X_TRIE_CHAIN, head, region);
-      if (seen === head) break;
-      head = seen;
-    }
+    joinChain(i32, X_TRIE_CHAIN, region, T_NEXT);
     return region;
   }
 
   /** Opens trie `ref` for `cpu` (on the thread that owns it). Throws `EINVAL` for a bad ref. */
   static open(cpu: CpuHandle, ref: number): QpTrie {
-    const i32 = cpu.i32;
-    if (!Number.isInteger(ref) || ref <= 0 || ref % 4096 !== 0 || ref >= i32.byteLength) {
-      fail('EINVAL', `QpTrie.open: ${String(ref)} is not a trie of this arena`);
-    }
-    if (Atomics.load(i32, ref >> 2) !== TRIE_MAGIC)
-      fail('EINVAL', `QpTrie.open: ${ref} is not a trie of this arena`);
+    checkStructureRef(cpu.i32, ref, TRIE_MAGIC, 'QpTrie.open', 'trie');
     return new QpTrie(cpu, ref);
   }
 

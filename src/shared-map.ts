@@ -28,7 +28,7 @@
  * never written again.
  */
 import type { Arena } from './arena.js';
-import { arenaBuffer, checkInteger } from './arguments.js';
+import { arenaBuffer, checkInteger, checkStructureRef } from './arguments.js';
 import { attachFree, type CpuHandle, type SharedArena } from './cpu.js';
 import { type ArenaError, fail } from './errors.js';
 import { isExpired, readBirthMs, readEpoch, requestEpoch } from './grace-period.js';
@@ -178,13 +178,8 @@ export class SharedMap {
 
   /** Opens map `ref` for `cpu`, on the thread that owns it. Throws `EINVAL` for a bad ref. */
   static open(cpu: CpuHandle, ref: number): SharedMap {
-    const i32 = cpu.i32;
-    if (!Number.isInteger(ref) || ref <= 0 || ref % PAGE_BYTES !== 0 || ref >= i32.byteLength) {
-      fail('EINVAL', `SharedMap.open: ${String(ref)} is not a map of this arena`);
-    }
-    if (Atomics.load(i32, ref >> 2) !== MAP_MAGIC)
-      fail('EINVAL', `SharedMap.open: ${ref} is not a map of this arena`);
-    checkPolicy(i32);
+    checkStructureRef(cpu.i32, ref, MAP_MAGIC, 'SharedMap.open', 'map');
+    checkPolicy(cpu.i32);
     return new SharedMap(cpu, ref);
   }
 
