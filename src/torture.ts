@@ -16,7 +16,9 @@ import { CpuPool, siblingModule } from './pool.js';
 import { QpTrie, type TrieVersions } from './qp-trie.js';
 import {
   AGE_BUCKETS,
+  noErrors,
   type TortureArgs,
+  type TortureErrors,
   type TortureResult,
   type TortureStructure,
 } from './scenarios/torture.js';
@@ -58,17 +60,7 @@ export interface TortureReport {
   readonly writes: number;
   /** Errors of every kind, summed. */
   readonly errors: number;
-  readonly errorKinds: {
-    readonly generation: number;
-    readonly contents: number;
-    readonly freed: number;
-    readonly age: number;
-    readonly recreated: number;
-    readonly wrongLookup: number;
-    readonly staleValue: number;
-    readonly sleeper: number;
-    readonly undetected: number;
-  };
+  readonly errorKinds: TortureErrors;
   /** Elements whose unit had been handed out before: memory went round the free lists. */
   readonly recycled: number;
   /** Reader observations by element age in epochs: 0, 1, 2, 3 or more (elements only). */
@@ -143,17 +135,9 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     Atomics.notify(words, 0);
     const results = await running;
     const sum = (pick: (r: TortureResult) => number): number => results.reduce((n, r) => n + pick(r), 0);
-    const errorKinds = {
-      generation: sum((r) => r.errors.generation),
-      contents: sum((r) => r.errors.contents),
-      freed: sum((r) => r.errors.freed),
-      age: sum((r) => r.errors.age),
-      recreated: sum((r) => r.errors.recreated),
-      wrongLookup: sum((r) => r.errors.wrongLookup),
-      staleValue: sum((r) => r.errors.staleValue),
-      sleeper: sum((r) => r.errors.sleeper),
-      undetected: sum((r) => r.errors.undetected),
-    };
+    const errorKinds = Object.fromEntries(
+      (Object.keys(noErrors) as (keyof TortureErrors)[]).map((kind) => [kind, sum((r) => r.errors[kind])]),
+    ) as TortureErrors;
     const ages = Array.from({ length: AGE_BUCKETS }, (_, b) => sum((r) => r.ages[b] ?? 0));
     return {
       policy: options.policy,

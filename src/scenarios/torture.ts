@@ -77,6 +77,9 @@ export interface TortureArgs {
 /** Age histogram buckets: 0, 1, 2, 3 or more epochs. */
 export const AGE_BUCKETS = 4;
 
+/** Errors of a torture run by kind (see TortureResult['errors']). */
+export type TortureErrors = TortureResult['errors'];
+
 export interface TortureResult {
   readonly role: 'writer' | 'fake-writer' | 'reader';
   /** Reader sections, writer replacements, fake-writer alloc+free pairs. */
@@ -151,18 +154,29 @@ export const noErrors: TortureResult['errors'] = Object.freeze({
   undetected: 0,
 });
 
+/** What the element and refcount writer and readers share: the table's shape and handles. */
+function tableOf(ctx: CpuContext<TortureArgs>) {
+  const { cpu, args } = ctx;
+  const refs = args.structure === 'refcount' ? new RefCounts(cpu) : undefined;
+  // An object's count word and pad come before its element words.
+  const skip = refs ? 2 : 0;
+  return {
+    i32: cpu.i32,
+    refs,
+    skip,
+    words: (args.size >> 2) - skip,
+    epochWord: gpWord(FLAVOR_RCU, G_EPOCH),
+    map: args.map !== 0 ? HashMap.open(cpu, args.map) : undefined,
+    slotKeys: Array.from({ length: args.slots }, (_, s) => slotKey(s)),
+    unitRefs: new UnitRefs(ctx.shared),
+    refTable: new BigInt64Array(args.refTable),
+  };
+}
+
 function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
   const { cpu, args } = ctx;
-  const i32 = cpu.i32;
-  const refs = args.structure === 'refcount' ? new RefCounts(cpu) : undefined;
-  const skip = refs ? 2 : 0;
-  const words = (args.size >> 2) - skip;
-  const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
-  const map = args.map !== 0 ? HashMap.open(cpu, args.map) : undefined;
-  const slotKeys = Array.from({ length: args.slots }, (_, s) => slotKey(s));
+  const { i32, refs, skip, words, epochWord, map, slotKeys, unitRefs, refTable } = tableOf(ctx);
   const held = new Array<number>(args.slots).fill(0);
-  const refTable = refs ? undefined : new BigInt64Array(args.refTable);
-  const unitRefs = new UnitRefs(ctx.shared);
   const value = new Uint8Array(8);
   const valueWords = new Int32Array(value.buffer);
   let operations = 0;
@@ -194,7 +208,7 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
         throw new Error('torture: the object map refused an update');
       }
     } else {
-      if (refTable) Atomics.store(refTable, slot, BigInt(unitRefs.of(ptr)));
+      if (!refs) Atomics.store(refTable, slot, BigInt(unitRefs.of(ptr)));
       old = Atomics.exchange(control, SLOTS + slot, ptr);
     }
     if (old !== 0) {
@@ -208,7 +222,7 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
   for (let s = 0; s < args.slots; s++) {
     if (map) map.delete(slotKeys[s] as Uint8Array);
     // Unpublish the reference too: a reader finishing its last section must not find it.
-    if (refTable) Atomics.store(refTable, s, 0n);
+    if (!refs) Atomics.store(refTable, s, 0n);
     const old = map ? (held[s] as number) : Atomics.exchange(control, SLOTS + s, 0);
     if (old !== 0 && refs) refs.release(old);
     else if (old !== 0) cpu.free(old);
@@ -266,15 +280,7 @@ function fakeWriter(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureR
 
 function reader(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
   const { cpu, args } = ctx;
-  const i32 = cpu.i32;
-  const refs = args.structure === 'refcount' ? new RefCounts(cpu) : undefined;
-  const skip = refs ? 2 : 0;
-  const words = (args.size >> 2) - skip;
-  const epochWord = gpWord(FLAVOR_RCU, G_EPOCH);
-  const map = args.map !== 0 ? HashMap.open(cpu, args.map) : undefined;
-  const slotKeys = Array.from({ length: args.slots }, (_, s) => slotKey(s));
-  const unitRefs = new UnitRefs(ctx.shared);
-  const refTable = new BigInt64Array(args.refTable);
+  const { i32, refs, words, epochWord, map, slotKeys, unitRefs, refTable } = tableOf(ctx);
   const errors = { ...noErrors };
   const ages = new Array<number>(AGE_BUCKETS).fill(0);
   const samples: string[] = [];
