@@ -4,10 +4,10 @@
  * pool's per-CPU lists are exercised), the kernel's update flags and errors, maxEntries, where
  * replaced elements go, and bad input that must leave the arena unchanged.
  */
-import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Arena, ArenaError, HashMap, MapStatus, PRESET_NAMES, UpdateFlag } from '../src/index.js';
+import { killWhileHolding } from './helpers/lock-holder.js';
 
 const KEY = 6;
 const VALUE = 12;
@@ -361,22 +361,7 @@ describe('HashMap and crash recovery', () => {
     const ref = HashMap.create(arena, { keySize: 4, valueSize: 8, maxEntries: 1 });
     const i32 = new Int32Array(arena.shared.buffer);
     const lock = ((i32[(ref >> 2) + 9] as number) >> 2) + 1;
-    const sync = new URL('../dist/src/sync.js', import.meta.url).href;
-    const worker = new Worker(
-      `const { workerData, parentPort } = require('node:worker_threads');
-       import(${JSON.stringify(sync)}).then(({ robustLock }) => {
-         robustLock(new Int32Array(workerData.buffer), workerData.lock);
-         parentPort.postMessage('locked');
-         for (;;) {}
-       });`,
-      { eval: true, workerData: { buffer: arena.shared.buffer, lock } },
-    );
-    arena.watch(worker);
-    await new Promise((resolve) => worker.once('message', resolve));
-    const exited = new Promise((resolve) => worker.once('exit', resolve));
-    await worker.terminate();
-    await exited;
-    await new Promise((resolve) => setImmediate(resolve));
+    await killWhileHolding(arena, lock);
     expect(arena.recoveries.at(-1)?.locksReleased).toBe(1);
     const map = HashMap.open(arena.attach(0), ref);
     expect(map.update(k4(7), v8(7))).toBe(MapStatus.OK);

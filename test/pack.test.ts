@@ -5,11 +5,11 @@
  * ranges, sealing, the direct map with and without packs, bad input that leaves everything as
  * it was, and concurrent loading from worker CPUs (the bench's scenario, every image checked).
  */
-import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runPackBench } from '../src/benchmarks/pack.js';
 import { Arena, ArenaError, CHUNK_BYTES, HUGE_BYTES, PACK_BYTES, PackAllocator } from '../src/index.js';
+import { killWhileHolding } from './helpers/lock-holder.js';
 
 const PAGE = 4096;
 const CHUNKS = PACK_BYTES / CHUNK_BYTES;
@@ -277,23 +277,8 @@ describe('PackAllocator and crash recovery', () => {
     const ref = PackAllocator.create(arena, { exec: true });
     const pack = PackAllocator.open(arena, ref);
     const block = pack.alloc(1000);
-    // The worker takes the lock the way alloc and free do, says so, and never lets go.
-    const sync = new URL('../dist/src/sync.js', import.meta.url).href;
-    const worker = new Worker(
-      `const { workerData, parentPort } = require('node:worker_threads');
-       import(${JSON.stringify(sync)}).then(({ robustLock }) => {
-         robustLock(new Int32Array(workerData.buffer), workerData.lock);
-         parentPort.postMessage('locked');
-         for (;;) {}
-       });`,
-      { eval: true, workerData: { buffer: arena.shared.buffer, lock: (ref >> 2) + 2 } },
-    );
-    arena.watch(worker);
-    await new Promise((resolve) => worker.once('message', resolve));
-    const exited = new Promise((resolve) => worker.once('exit', resolve));
-    await worker.terminate();
-    await exited;
-    await new Promise((resolve) => setImmediate(resolve));
+    // A worker takes the lock the way alloc and free do and is killed holding it.
+    await killWhileHolding(arena, (ref >> 2) + 2);
     expect(arena.recoveries.at(-1)?.locksReleased).toBe(1);
     // The allocator serves again (before the fix this call waited forever on the dead holder).
     expect(pack.alloc(1000)).toBeGreaterThan(0);
