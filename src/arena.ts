@@ -15,7 +15,7 @@
 import type { Worker } from 'node:worker_threads';
 import { publish, readShared } from './atomics.js';
 import { Coordinator, type StallReport, type StallWatch } from './coordinator.js';
-import { type ArenaFaults, attach, type CpuHandle, type SharedArena } from './cpu.js';
+import { type ArenaFaults, attach, type CpuHandle, handlesOnThisThread, type SharedArena } from './cpu.js';
 import { ListsByCpu } from './deferred.js';
 import { ArenaError, fail } from './errors.js';
 import { FLAVOR_NAMES, type Flavor, flavorIndex, writeBirthMs } from './grace-period.js';
@@ -241,7 +241,8 @@ export class Arena {
   readonly #layout: Layout;
   /** The resolved reuse policy. */
   readonly policy: Policy;
-  readonly #localHandles = new Set<CpuHandle>();
+  /** The arena's time origin (the key of its handles on this thread). */
+  readonly #birthMs: number;
   readonly #coordinator: Coordinator;
   readonly #lists: ListsByCpu;
   readonly #recoveries: RecoveryReport[] = [];
@@ -258,6 +259,7 @@ export class Arena {
   ) {
     this.shared = shared;
     this.policy = policy;
+    this.#birthMs = birthMs;
     this.#i32 = new Int32Array(shared.buffer);
     this.#layout = layout;
     // This thread recovers dead workers' locks from its event loop, so it must never wait on one.
@@ -337,9 +339,7 @@ export class Arena {
   /** Attaches CPU slot `cpu` to this thread (see `attach`); several slots may be attached here. */
   attach(cpu: number): CpuHandle {
     this.#checkOpen();
-    const handle = attach(this.shared, cpu);
-    this.#localHandles.add(handle);
-    return handle;
+    return attach(this.shared, cpu);
   }
 
   /** Counters of the whole arena; see `ArenaStats` for what is exact and when. */
@@ -431,17 +431,18 @@ export class Arena {
   }
 
   /**
-   * Closes the arena: handles attached on this thread become dead, handles on other threads
-   * fail with `ECLOSED` at their next refill or trim, and every unit is accounted for. Returns
-   * the leak report; calling it again returns the same report.
+   * Closes the arena: every handle attached on this thread is detached (however it was
+   * attached), so it and the structures opened on it throw `ECLOSED`; structures on other
+   * threads throw `ECLOSED` at their next call, those threads' handles at their next refill or
+   * trim; and every unit is accounted for. Returns the leak report; calling it again returns the
+   * same report.
    */
   async close(): Promise<CloseReport> {
     if (this.#closeReport) return this.#closeReport;
     this.#coordinator.stop();
-    for (const handle of this.#localHandles) {
+    for (const handle of handlesOnThisThread(this.#birthMs)) {
       if (handle.attached || handle.parked) handle.detach();
     }
-    this.#localHandles.clear();
     // Like bpf_mem_alloc_destroy's rcu_barrier: let the deferred units of offline CPUs pass
     // their GPs (without the timing emulation) and reach the slab; a reader still pinned on
     // another thread keeps its units deferred, and the report says how many.

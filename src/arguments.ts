@@ -7,9 +7,9 @@
  * Who may call: anyone; pure functions.
  */
 import type { Arena } from './arena.js';
-import type { SharedArena } from './cpu.js';
+import { CpuHandle, type SharedArena } from './cpu.js';
 import { fail } from './errors.js';
-import { PAGE_BYTES } from './layout.js';
+import { PAGE_BYTES, X_CLOSED } from './layout.js';
 
 /** `value` if it is an integer from `min` to `max`; else EINVAL naming `owner` and `name`. */
 export function checkInteger(owner: string, name: string, value: unknown, min: number, max: number): number {
@@ -19,11 +19,40 @@ export function checkInteger(owner: string, name: string, value: unknown, min: n
   return value as number;
 }
 
-/** The SharedArrayBuffer of an `Arena` or of its `shared` object; else EINVAL naming `owner`. */
+/**
+ * The SharedArrayBuffer of an open `Arena` or of its `shared` object; EINVAL naming `owner` for
+ * anything else, ECLOSED once the arena is closed (nothing may be created in it then).
+ */
 export function arenaBuffer(arena: Arena | SharedArena, owner: string): SharedArrayBuffer {
   const buffer = (arena as { shared?: SharedArena })?.shared?.buffer ?? (arena as SharedArena)?.buffer;
   if (!(buffer instanceof SharedArrayBuffer)) fail('EINVAL', `${owner} needs an arena (or arena.shared)`);
+  if (buffer.byteLength >= 4 * (X_CLOSED + 1)) checkArenaOpen(new Int32Array(buffer), owner);
   return buffer;
+}
+
+/** A lone surrogate: what `TextEncoder` would silently replace with U+FFFD. */
+const kLoneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** EINVAL, naming `call` and `what`, for a string that UTF-8 cannot carry (a lone surrogate). */
+export function checkWellFormed(text: string, call: string, what: string): void {
+  const wellFormed =
+    typeof (text as { isWellFormed?: () => boolean }).isWellFormed === 'function'
+      ? (text as unknown as { isWellFormed: () => boolean }).isWellFormed()
+      : !kLoneSurrogate.test(text);
+  if (!wellFormed) fail('EINVAL', `${call}: the ${what} is not well-formed UTF-16 (a lone surrogate)`);
+}
+
+/** Throws ECLOSED, naming `call`, once the arena of `i32` is closed. */
+export function checkArenaOpen(i32: Int32Array, call: string): void {
+  // A plain read: X_CLOSED is written once, by close(); a stale 0 is a call that ran before it.
+  if ((i32[X_CLOSED] as number) !== 0) fail('ECLOSED', `${call}: the arena is closed`);
+}
+
+/** `cpu` if it is a CPU handle usable now (see `CpuHandle.ensureUsable`); else EINVAL / ECLOSED. */
+export function checkCpu(cpu: unknown, call: string): CpuHandle {
+  if (!(cpu instanceof CpuHandle)) fail('EINVAL', `${call} needs a CPU handle (attach(shared, cpu))`);
+  cpu.ensureUsable(call);
+  return cpu;
 }
 
 /**

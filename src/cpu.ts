@@ -186,6 +186,18 @@ export function attachFree(shared: SharedArena): CpuHandle {
 }
 
 /**
+ * The handles attached on this thread, by arena (its time origin, the key every thread's copy of
+ * `shared` agrees on): `Arena.close()` detaches all of them, however they were attached
+ * (`arena.attach`, `attach`, `attachFree`, `SharedMap.attach`). Module state is per thread.
+ */
+const threadHandles = new Map<number, Set<CpuHandle>>();
+
+/** The handles attached on the calling thread to the arena born at `birthMs` (see above). */
+export function handlesOnThisThread(birthMs: number): readonly CpuHandle[] {
+  return [...(threadHandles.get(birthMs) ?? [])];
+}
+
+/**
  * x86 is TSO: a plain store is never reordered before earlier loads, so on x86 `readUnlock` may
  * clear its pin with a plain store (V8 keeps typed-array accesses in program order). Elsewhere
  * (arm64) it needs the release that only an Atomics store gives. See src/grace-period.ts.
@@ -248,6 +260,8 @@ export class CpuHandle {
   #nestTtrace = 0;
   #attached = false;
   #parked = false;
+  /** The arena's time origin: this handle's key in `threadHandles`. */
+  #birthMs = 0;
   /**
    * Adaptive capacity (owner-only state): per class the scale of the watermarks (1..8), the
    * last slow-path event (UNDERFLOW refill, OVERFLOW trim) and when it happened.
@@ -300,6 +314,10 @@ export class CpuHandle {
     this.#slot = new CpuSlot(i32, layout, cpu);
     this.#slot.claimOnline();
     this.#attached = true;
+    this.#birthMs = birthMs;
+    const mine = threadHandles.get(birthMs) ?? new Set<CpuHandle>();
+    threadHandles.set(birthMs, mine);
+    mine.add(this);
     this.#prefill();
     this.#slot.listen(this.#onDoorbell);
   }
@@ -343,12 +361,13 @@ export class CpuHandle {
 
   /**
    * Frees a pointer returned by `alloc` or `allocFixed` on any CPU of this arena (the kernel's
-   * bpf_mem_free); the arena's policy decides when the unit may be reused. Throws `EINVAL` for
-   * anything that is not an allocated unit (including a double free) and leaves the arena
-   * unchanged then.
+   * bpf_mem_free); the arena's policy decides when the unit may be reused. `free(0)` does
+   * nothing, as `free(NULL)` and `bpf_mem_free(ma, NULL)`. Throws `EINVAL` for anything else
+   * that is not an allocated unit (including a double free) and leaves the arena unchanged then.
    */
   free(ptr: number): void {
     if (!this.#attached) this.#closedError();
+    if (ptr === 0) return;
     const h = this.#allocatedHeader(ptr);
     const i32 = this.i32;
     // Literals: see kFastPathLiterals (class mask 0xff, cache shift 6, cache word gate high 8).
@@ -365,10 +384,11 @@ export class CpuHandle {
   /**
    * Frees a pointer so that it is not reused before an `rcu` grace period has passed, whatever
    * the policy (the kernel's bpf_mem_free_rcu): readers inside `readLock()` that still hold it
-   * keep reading valid, unchanged bytes. Throws like `free`.
+   * keep reading valid, unchanged bytes. `freeRcu(0)` does nothing; otherwise throws like `free`.
    */
   freeRcu(ptr: number): void {
     if (!this.#attached) this.#closedError();
+    if (ptr === 0) return;
     const h = this.#allocatedHeader(ptr);
     const cls = (this.i32[h] as number) & HINT_CLASS_MASK;
     this.#deferFree(h, cls, this.#cacheBase + (cls << CACHE_SHIFT));
@@ -531,9 +551,11 @@ export class CpuHandle {
 
   /**
    * Usable bytes of the unit at `ptr` (its unit size minus the header, or the object size of a
-   * fixed-size cache), like `ksize()`; throws `EINVAL` if `ptr` is not an allocated unit.
+   * fixed-size cache), like `ksize()`; throws `EINVAL` if `ptr` is not an allocated unit and
+   * `ECLOSED` on a parked or detached handle.
    */
   usableSize(ptr: number): number {
+    if (!this.#attached) this.#closedError();
     const h = this.#allocatedHeader(ptr);
     const w = classWord(this.#layout, (this.i32[h] as number) & HINT_CLASS_MASK);
     const objectSize = this.i32[w + CLS_OBJECT_SIZE] as number;
@@ -558,6 +580,25 @@ export class CpuHandle {
     this.#nestRcu = 0;
     this.#nestTtrace = 0;
     this.#slot.release();
+    const mine = threadHandles.get(this.#birthMs);
+    mine?.delete(this);
+    if (mine?.size === 0) threadHandles.delete(this.#birthMs);
+  }
+
+  /**
+   * Throws `ECLOSED`, naming `call`, unless this handle is attached (not parked, not detached)
+   * and its arena open. The structures built on a handle call it before they touch anything; the
+   * allocation fast path does not (it reads no shared word, so a handle on another thread learns
+   * of `close()` at its next refill or trim).
+   */
+  ensureUsable(call: string): void {
+    if (!this.#attached) {
+      fail(
+        'ECLOSED',
+        `${call}: CPU ${this.cpu} is ${this.#parked ? 'parked; unpark() it first' : 'detached'}`,
+      );
+    }
+    if (readShared(this.i32, X_CLOSED) !== 0) fail('ECLOSED', `${call}: the arena is closed`);
   }
 
   #unitAlloc(cls: number): number {

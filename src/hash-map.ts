@@ -45,7 +45,7 @@
  * kernel's documented behaviour and what the use-after-free lab measures.
  */
 import type { Arena } from './arena.js';
-import { arenaBuffer, checkStructureRef, joinChain } from './arguments.js';
+import { arenaBuffer, checkCpu, checkStructureRef, joinChain } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { CLS_OBJECT_SIZE, classWord, readLayout, X_MAP_CHAIN } from './layout.js';
@@ -330,6 +330,7 @@ export class HashMap {
 
   /** Opens the map `ref` for `cpu` (on the thread that owns it). Throws `EINVAL` for a bad ref. */
   static open(cpu: CpuHandle, ref: number): HashMap {
+    checkCpu(cpu, 'HashMap.open');
     checkStructureRef(cpu.i32, ref, MAP_MAGIC, 'HashMap.open', 'map');
     return new HashMap(cpu, ref);
   }
@@ -340,6 +341,7 @@ export class HashMap {
    * a grace period; under immediate reuse it may change under you (the kernel's contract).
    */
   lookup(key: Uint8Array): number {
+    this.#cpu.ensureUsable('HashMap.lookup');
     if (!this.#cpu.inReadSection) fail('EINVAL', 'HashMap.lookup: call it inside readLock()');
     const hash = this.#loadKey(key);
     const elem = this.#walk(hash);
@@ -349,12 +351,14 @@ export class HashMap {
   /** Copies the value of `key` into `out` (or a new array) inside its own read-side section. */
   get(key: Uint8Array, out?: Uint8Array): Uint8Array | undefined {
     const cpu = this.#cpu;
+    cpu.ensureUsable('HashMap.get');
+    this.#checkKey(key);
+    if (out !== undefined) this.#checkValueBuffer(out, 'HashMap.get', 'out');
     cpu.readLock();
     try {
       const value = this.lookup(key);
       if (value === 0) return undefined;
       const target = out ?? new Uint8Array(this.valueSize);
-      if (target.length < this.valueSize) fail('EINVAL', `HashMap.get: out needs ${this.valueSize} bytes`);
       target.set(this.#bytes.subarray(value, value + this.valueSize));
       return target;
     } finally {
@@ -368,8 +372,9 @@ export class HashMap {
    * old one is then freed. Returns a `MapStatus`: `EXISTS` (NOEXIST), `NOT_FOUND` (EXIST),
    * `FULL`, `NO_MEMORY`. With `previous`, the value it replaced is copied into it under the
    * bucket lock (`replaced` says whether there was one): what a caller needs to free what the
-   * value pointed to exactly once. Throws `EINVAL` for a key or value of the wrong length or a
-   * bad flag.
+   * value pointed to exactly once. Throws `EINVAL` for a key or value of the wrong length, a bad
+   * flag or a `previous` shorter than a value, and `ECLOSED` on a handle that cannot write,
+   * before anything changes.
    */
   update(
     key: Uint8Array,
@@ -382,8 +387,9 @@ export class HashMap {
     if (!(value instanceof Uint8Array) || value.length !== this.valueSize) {
       fail('EINVAL', `HashMap.update: the value must be a Uint8Array of ${this.valueSize} bytes`);
     }
+    if (previous !== undefined) this.#checkValueBuffer(previous, 'HashMap.update', 'previous');
     const hash = this.#loadKey(key);
-    this.#checkAttached();
+    this.#cpu.ensureUsable('HashMap.update');
     const i32 = this.#i32;
     const head = this.#buckets + ((hash & this.#mask) << 1);
     robustLock(i32, head + 1);
@@ -433,11 +439,13 @@ export class HashMap {
 
   /**
    * Removes `key` and frees its element; `NOT_FOUND` if absent. With `previous`, the removed
-   * value is copied into it first (under the bucket lock). Throws `EINVAL` for a bad key.
+   * value is copied into it first (under the bucket lock). Throws `EINVAL` for a bad key or a
+   * `previous` shorter than a value, `ECLOSED` on a handle that cannot write.
    */
   delete(key: Uint8Array, previous?: Uint8Array): MapStatus {
+    if (previous !== undefined) this.#checkValueBuffer(previous, 'HashMap.delete', 'previous');
     const hash = this.#loadKey(key);
-    this.#checkAttached();
+    this.#cpu.ensureUsable('HashMap.delete');
     const i32 = this.#i32;
     const head = this.#buckets + ((hash & this.#mask) << 1);
     robustLock(i32, head + 1);
@@ -457,6 +465,7 @@ export class HashMap {
 
   /** Entries now (exact when no update or delete runs; the kernel's count is as approximate). */
   get size(): number {
+    this.#cpu.ensureUsable('HashMap.size');
     const i32 = this.#i32;
     let n = Atomics.load(i32, this.#count);
     for (let c = 0; c < this.#cpus; c++) n += Atomics.load(i32, this.#blocks + c * PC_WORDS + PC_COUNT);
@@ -468,6 +477,7 @@ export class HashMap {
     const keys: Uint8Array[] = [];
     const i32 = this.#i32;
     const cpu = this.#cpu;
+    cpu.ensureUsable('HashMap.keys');
     cpu.readLock();
     try {
       for (let b = 0; b <= this.#mask; b++) {
@@ -485,16 +495,23 @@ export class HashMap {
     return keys;
   }
 
-  /** Updates allocate and free through the CPU: fail before taking a lock, not under it. */
-  #checkAttached(): void {
-    if (!this.#cpu.attached) fail('ECLOSED', `HashMap: CPU ${this.#cpu.cpu} is detached or parked`);
+  /** EINVAL unless `buffer` is a Uint8Array that holds a whole value. */
+  #checkValueBuffer(buffer: unknown, call: string, name: string): void {
+    if (!(buffer instanceof Uint8Array) || buffer.length < this.valueSize) {
+      fail('EINVAL', `${call}: ${name} must be a Uint8Array of at least ${this.valueSize} bytes`);
+    }
+  }
+
+  /** EINVAL unless `key` is a Uint8Array of the map's key size. */
+  #checkKey(key: unknown): void {
+    if (!(key instanceof Uint8Array) || key.length !== this.keySize) {
+      fail('EINVAL', `HashMap: the key must be a Uint8Array of ${this.keySize} bytes`);
+    }
   }
 
   /** Copies `key` into the scratch words and returns its hash. */
   #loadKey(key: Uint8Array): number {
-    if (!(key instanceof Uint8Array) || key.length !== this.keySize) {
-      fail('EINVAL', `HashMap: the key must be a Uint8Array of ${this.keySize} bytes`);
-    }
+    this.#checkKey(key);
     // The padding bytes after the key are never written, so they stay zero. Short keys are
     // copied by a loop: a native set() call cost more than the rest of the hash (measured).
     const scratch = this.#keyBytes;

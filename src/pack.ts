@@ -29,7 +29,7 @@
  * into a range freed under them.
  */
 import type { Arena } from './arena.js';
-import { arenaBuffer, checkInteger, checkStructureRef, joinChain } from './arguments.js';
+import { arenaBuffer, checkArenaOpen, checkInteger, checkStructureRef, joinChain } from './arguments.js';
 import type { SharedArena } from './cpu.js';
 import { DirectMap, type DirectMapStats, HUGE_BYTES, Perm } from './direct-map.js';
 import { fail } from './errors.js';
@@ -221,6 +221,7 @@ export class PackAllocator {
    * from 1 to the arena's size.
    */
   alloc(size: number): number {
+    checkArenaOpen(this.#i32, 'PackAllocator.alloc');
     if (!Number.isInteger(size) || size < 1 || size > this.#arenaBytes) {
       fail(
         'EINVAL',
@@ -242,10 +243,13 @@ export class PackAllocator {
   /**
    * Frees `block`: its chunks are filled with 0xCC and cleared (the pack is given back once
    * empty), or its region goes back to the arena's pages. Throws `EINVAL` for anything that is
-   * not a block of this allocator (including a double free), changing nothing.
+   * not a block of this allocator (including a double free), changing nothing; `free(0)` does
+   * nothing, as `bpf_prog_pack_free` of nothing would.
    */
   free(block: number): void {
     const i32 = this.#i32;
+    checkArenaOpen(i32, 'PackAllocator.free');
+    if (block === 0) return;
     robustLock(i32, this.#h + H_LOCK);
     try {
       const found = this.#find(block, 'free');
@@ -263,17 +267,20 @@ export class PackAllocator {
    * (`bpf_arch_text_copy`). Throws `EINVAL` for a non-block or a range outside the block.
    */
   copyIn(block: number, data: Uint8Array, offset = 0): void {
+    checkArenaOpen(this.#i32, 'PackAllocator.copyIn');
     this.#store(block, data, offset, 'copyIn', true);
   }
 
   /** Writes `data` at `offset` in a block that is not sealed; `EPERM` if it is. */
   write(block: number, data: Uint8Array, offset = 0): void {
+    checkArenaOpen(this.#i32, 'PackAllocator.write');
     this.#store(block, data, offset, 'write', false);
   }
 
   /** Makes `block` read-only to `write` (executable blocks are sealed from the start). */
   seal(block: number): void {
     const i32 = this.#i32;
+    checkArenaOpen(i32, 'PackAllocator.seal');
     robustLock(i32, this.#h + H_LOCK);
     try {
       const found = this.#find(block, 'seal');
@@ -291,11 +298,13 @@ export class PackAllocator {
 
   /** Whether `block` is sealed. Throws `EINVAL` for a non-block. */
   isSealed(block: number): boolean {
+    checkArenaOpen(this.#i32, 'PackAllocator.isSealed');
     return this.#locked(block, 'isSealed', (found) => this.#sealed(found));
   }
 
   /** Usable bytes of `block` (its size rounded up to chunks, or to pages for a region). */
   sizeOf(block: number): number {
+    checkArenaOpen(this.#i32, 'PackAllocator.sizeOf');
     return this.#locked(block, 'sizeOf', (found) => this.#lengthOf(found));
   }
 
@@ -307,6 +316,7 @@ export class PackAllocator {
 
   stats(): PackStats {
     const i32 = this.#i32;
+    checkArenaOpen(i32, 'PackAllocator.stats');
     const h = this.#h;
     let chunksTotal = 0;
     let freeChunks = 0;

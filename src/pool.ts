@@ -18,7 +18,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
-import type { Arena } from './arena.js';
+import { Arena } from './arena.js';
 import type { SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { X_BARRIER } from './layout.js';
@@ -74,6 +74,17 @@ export function siblingModule(base: string, path: string): URL {
  * the stranded-cache problem. Warns once per pool in that case.
  */
 export function watchPool(arena: Arena, piscina: Piscina): void {
+  checkPoolArena(arena, 'watchPool');
+  // Duck-typed: the caller's piscina may be another copy of the package than ours.
+  const pool = piscina as Partial<Piscina> | null;
+  if (
+    pool === null ||
+    typeof pool !== 'object' ||
+    typeof pool.on !== 'function' ||
+    !Array.isArray(pool.threads)
+  ) {
+    fail('EINVAL', 'watchPool(arena, piscina) needs a piscina pool');
+  }
   if ((piscina.options as { atomics?: string }).atomics === 'sync') {
     process.emitWarning(
       "watchPool: this piscina pool uses atomics: 'sync'; idle workers cannot serve their CPU's doorbell (use atomics: 'async')",
@@ -94,6 +105,12 @@ function watchWorkers(arena: Arena, piscina: Piscina): void {
   piscina.on('workerCreate', watchAll);
 }
 
+/** EINVAL unless `arena` is an `Arena`, ECLOSED once it is closed. */
+function checkPoolArena(arena: unknown, call: string): asserts arena is Arena {
+  if (!(arena instanceof Arena)) fail('EINVAL', `${call} needs an Arena (on the thread that created it)`);
+  if (arena.closed) fail('ECLOSED', `${call}: the arena is closed`);
+}
+
 export class CpuPool {
   readonly #arena: Arena;
   readonly #piscina: Piscina;
@@ -110,7 +127,26 @@ export class CpuPool {
 
   /** Starts one worker per CPU slot. */
   static start(arena: Arena, options: CpuPoolOptions = {}): CpuPool {
+    checkPoolArena(arena, 'CpuPool.start');
+    if (options === null || typeof options !== 'object')
+      fail('EINVAL', 'CpuPool.start: options must be an object');
+    const timeout = options.barrierTimeoutMs ?? 30_000;
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 2 ** 31 - 1) {
+      fail(
+        'EINVAL',
+        `CpuPool.start: barrierTimeoutMs must be an integer from 1 to 2^31-1, got ${String(timeout)}`,
+      );
+    }
     const requested = options.cpus ?? arena.cpus;
+    if (typeof requested !== 'number' && !Array.isArray(requested)) {
+      fail('EINVAL', 'CpuPool.start: options.cpus must be a count or an array of slots');
+    }
+    if (
+      typeof requested === 'number' &&
+      (!Number.isInteger(requested) || requested < 1 || requested > arena.cpus)
+    ) {
+      fail('EINVAL', `CpuPool.start: options.cpus must be from 1 to ${arena.cpus}, got ${String(requested)}`);
+    }
     const cpus =
       typeof requested === 'number' ? Array.from({ length: requested }, (_, i) => i) : [...requested];
     if (cpus.length === 0 || new Set(cpus).size !== cpus.length) {
@@ -132,7 +168,7 @@ export class CpuPool {
       execArgv: kIsTypeScript ? ['--import', import.meta.resolve('tsx')] : [],
     });
     watchWorkers(arena, piscina);
-    return new CpuPool(arena, piscina, cpus, options.barrierTimeoutMs ?? 30_000);
+    return new CpuPool(arena, piscina, cpus, timeout);
   }
 
   /** The CPU slots this pool hosts, in run order. */
@@ -147,6 +183,10 @@ export class CpuPool {
    * `ETIMEDOUT`).
    */
   async run<R>(module: string | URL, fn: string, args?: unknown): Promise<R[]> {
+    if (!(typeof module === 'string' || module instanceof URL) || typeof fn !== 'string' || fn === '') {
+      fail('EINVAL', 'CpuPool.run(module, fn, args) needs a module path or URL and a function name');
+    }
+    if (this.#arena.closed) fail('ECLOSED', 'CpuPool.run: the arena is closed');
     if (this.#running) fail('EBUSY', 'CpuPool: a run is already in progress');
     this.#running = true;
     try {

@@ -45,7 +45,7 @@
  * range-checked and every walk bounded before use.
  */
 import type { Arena } from './arena.js';
-import { arenaBuffer, checkInteger, checkStructureRef, joinChain } from './arguments.js';
+import { arenaBuffer, checkCpu, checkInteger, checkStructureRef, joinChain } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
 import { fail } from './errors.js';
 import { readLayout, X_TRIE_CHAIN } from './layout.js';
@@ -217,12 +217,14 @@ export class QpTrie {
 
   /** Opens trie `ref` for `cpu` (on the thread that owns it). Throws `EINVAL` for a bad ref. */
   static open(cpu: CpuHandle, ref: number): QpTrie {
+    checkCpu(cpu, 'QpTrie.open');
     checkStructureRef(cpu.i32, ref, TRIE_MAGIC, 'QpTrie.open', 'trie');
     return new QpTrie(cpu, ref);
   }
 
   /** Entries now (exact between updates). */
   get size(): number {
+    this.#cpu.ensureUsable('QpTrie.size');
     return Atomics.load(this.#i32, this.#count);
   }
 
@@ -232,6 +234,7 @@ export class QpTrie {
    * lookup's last version check: under immediate reuse it may belong to another key by then.
    */
   lookup(key: Uint8Array): number {
+    this.#cpu.ensureUsable('QpTrie.lookup');
     if (!this.#cpu.inReadSection) fail('EINVAL', 'QpTrie.lookup: call it inside readLock()');
     this.#loadKey(key);
     const leaf = this.#walk();
@@ -245,6 +248,7 @@ export class QpTrie {
    * or an `out` shorter than `maxValueBytes`.
    */
   read(key: Uint8Array, out: Uint8Array): number {
+    this.#cpu.ensureUsable('QpTrie.read');
     if (!(out instanceof Uint8Array) || out.length < this.maxValueBytes) {
       fail('EINVAL', `QpTrie.read: out must be a Uint8Array of at least ${this.maxValueBytes} bytes`);
     }
@@ -280,6 +284,7 @@ export class QpTrie {
   }
 
   has(key: Uint8Array): boolean {
+    this.#cpu.ensureUsable('QpTrie.has');
     this.#loadKey(key);
     const cpu = this.#cpu;
     cpu.readLock();
@@ -300,7 +305,7 @@ export class QpTrie {
     if (!(value instanceof Uint8Array) || value.length < 1 || value.length > this.maxValueBytes) {
       fail('EINVAL', `QpTrie.update: the value must be a Uint8Array of 1 to ${this.maxValueBytes} bytes`);
     }
-    this.#checkAttached();
+    this.#cpu.ensureUsable('QpTrie.update');
     const i32 = this.#i32;
     robustLock(i32, this.#lock);
     let freeLeaf = 0;
@@ -359,7 +364,7 @@ export class QpTrie {
    */
   delete(key: Uint8Array): TrieStatus {
     this.#loadKey(key);
-    this.#checkAttached();
+    this.#cpu.ensureUsable('QpTrie.delete');
     const i32 = this.#i32;
     robustLock(i32, this.#lock);
     let freeLeaf = 0;
@@ -414,6 +419,7 @@ export class QpTrie {
     const keys: Uint8Array[] = [];
     const i32 = this.#i32;
     const cpu = this.#cpu;
+    cpu.ensureUsable('QpTrie.keys');
     cpu.readLock();
     try {
       const stack = [i32[this.#root] as number];
@@ -438,11 +444,6 @@ export class QpTrie {
       cpu.readUnlock();
     }
     return keys;
-  }
-
-  /** Updates allocate and free through the CPU: fail before taking the lock, not under it. */
-  #checkAttached(): void {
-    if (!this.#cpu.attached) fail('ECLOSED', `QpTrie: CPU ${this.#cpu.cpu} is detached or parked`);
   }
 
   #loadKey(key: Uint8Array): void {

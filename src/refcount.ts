@@ -18,7 +18,10 @@
  * Who may call: the thread of the CPU handle the `RefCounts` was made with (its `free`). Shared
  * words: the count word of each object (Atomics only); the payload is the caller's.
  */
+import { checkCpu } from './arguments.js';
 import type { CpuHandle } from './cpu.js';
+import { fail } from './errors.js';
+import { readLayout } from './layout.js';
 
 /** Bytes before an object's payload: the count word and a pad word. */
 export const REF_PAYLOAD_OFFSET = 8;
@@ -26,10 +29,17 @@ export const REF_PAYLOAD_OFFSET = 8;
 export class RefCounts {
   readonly #cpu: CpuHandle;
   readonly #i32: Int32Array;
+  readonly #pagesBase: number;
+  readonly #end: number;
 
+  /** Reference-counted objects allocated and freed through `cpu`. Throws `EINVAL` for a non-handle. */
   constructor(cpu: CpuHandle) {
+    checkCpu(cpu, 'new RefCounts');
     this.#cpu = cpu;
     this.#i32 = cpu.i32;
+    const layout = readLayout(cpu.i32);
+    this.#pagesBase = layout.pagesBase;
+    this.#end = layout.totalBytes;
   }
 
   /** A new object with `payloadBytes` of payload and one reference, or 0 when memory is exhausted. */
@@ -41,6 +51,7 @@ export class RefCounts {
 
   /** kptr_get: takes a reference if the count is not zero; false if the object is being freed. */
   acquire(ptr: number): boolean {
+    this.#checkPointer(ptr, 'acquire');
     const i32 = this.#i32;
     const word = ptr >> 2;
     for (let count = Atomics.load(i32, word); count > 0; ) {
@@ -53,11 +64,28 @@ export class RefCounts {
 
   /** Drops a reference; the last one frees the object through the allocator. */
   release(ptr: number): void {
+    this.#checkPointer(ptr, 'release');
+    // usableSize throws EINVAL for a unit that is not allocated; a count of 0 is an extra release.
+    this.#cpu.usableSize(ptr);
+    if (Atomics.load(this.#i32, ptr >> 2) <= 0)
+      fail('EINVAL', `RefCounts.release(${ptr}): no reference is held`);
     if (Atomics.sub(this.#i32, ptr >> 2, 1) === 1) this.#cpu.free(ptr);
   }
 
   /** The count now (a snapshot). */
   count(ptr: number): number {
+    this.#checkPointer(ptr, 'count');
     return Atomics.load(this.#i32, ptr >> 2);
+  }
+
+  /**
+   * EINVAL unless `ptr` could be an object's pointer: an 8-aligned integer in the page region.
+   * Not whether it is allocated: `acquire` is called on objects that may be being freed.
+   */
+  #checkPointer(ptr: number, call: string): void {
+    this.#cpu.ensureUsable(`RefCounts.${call}`);
+    if ((ptr | 0) !== ptr || (ptr & 7) !== 0 || ptr - 8 < this.#pagesBase || ptr + 8 > this.#end) {
+      fail('EINVAL', `RefCounts.${call}(${String(ptr)}): not an object pointer of this arena`);
+    }
   }
 }

@@ -48,6 +48,9 @@ export class PointerQueue {
       this.#i32 = new Int32Array(this.buffer);
       for (let k = 0; k < capacity; k++) this.#i32[CELLS + k * CELL_WORDS + CELL_SEQ] = k;
     } else {
+      if (!(capacityOrBuffer instanceof SharedArrayBuffer)) {
+        fail('EINVAL', 'new PointerQueue(x) needs a capacity or the buffer of a PointerQueue');
+      }
       this.buffer = capacityOrBuffer;
       this.#i32 = new Int32Array(this.buffer);
     }
@@ -60,6 +63,12 @@ export class PointerQueue {
 
   /** Appends (ptr, tag); false when the queue is full. */
   push(ptr: number, tag = 0): boolean {
+    if ((ptr | 0) !== ptr || (tag | 0) !== tag) {
+      fail(
+        'EINVAL',
+        `PointerQueue.push: ptr and tag must be 32-bit integers, got ${String(ptr)}, ${String(tag)}`,
+      );
+    }
     const i32 = this.#i32;
     let pos = Atomics.load(i32, ENQUEUE_POS);
     for (;;) {

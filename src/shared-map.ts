@@ -28,7 +28,7 @@
  * never written again.
  */
 import type { Arena } from './arena.js';
-import { arenaBuffer, checkInteger, checkStructureRef } from './arguments.js';
+import { arenaBuffer, checkCpu, checkInteger, checkStructureRef, checkWellFormed } from './arguments.js';
 import { attachFree, type CpuHandle, type SharedArena } from './cpu.js';
 import { type ArenaError, fail } from './errors.js';
 import { isExpired, readBirthMs, readEpoch, requestEpoch } from './grace-period.js';
@@ -178,6 +178,7 @@ export class SharedMap {
 
   /** Opens map `ref` for `cpu`, on the thread that owns it. Throws `EINVAL` for a bad ref. */
   static open(cpu: CpuHandle, ref: number): SharedMap {
+    checkCpu(cpu, 'SharedMap.open');
     checkStructureRef(cpu.i32, ref, MAP_MAGIC, 'SharedMap.open', 'map');
     checkPolicy(cpu.i32);
     return new SharedMap(cpu, ref);
@@ -190,7 +191,13 @@ export class SharedMap {
    * that ends, or dies, gives its slot back.
    */
   static attach(shared: SharedArena, ref: number): SharedMap {
-    const arenaId = readBirthMs(arenaBuffer(shared, 'SharedMap.attach'));
+    const buffer = arenaBuffer(shared, 'SharedMap.attach');
+    // Everything is checked before a CPU slot is claimed (a bad ref must not take one).
+    const i32 = new Int32Array(buffer);
+    readLayout(i32);
+    checkStructureRef(i32, ref, MAP_MAGIC, 'SharedMap.attach', 'map');
+    checkPolicy(i32);
+    const arenaId = readBirthMs(buffer);
     let cpu = threadCpus.get(arenaId);
     if (cpu === undefined || !cpu.attached) {
       cpu = attachFree(shared);
@@ -207,11 +214,13 @@ export class SharedMap {
 
   /** Entries now (exact when no write runs). */
   get size(): number {
+    this.cpu.ensureUsable('SharedMap.size');
     return this.#map.size;
   }
 
   /** The value of `key` (a copy: bytes, a string, or the parsed JSON), or undefined. */
   get(key: SharedMapKey): SharedMapValue | undefined {
+    this.cpu.ensureUsable('SharedMap.get');
     const keyBytes = this.#encodeKey(key);
     const cpu = this.cpu;
     let kind: number;
@@ -234,6 +243,7 @@ export class SharedMap {
   }
 
   has(key: SharedMapKey): boolean {
+    this.cpu.ensureUsable('SharedMap.has');
     const keyBytes = this.#encodeKey(key);
     const cpu = this.cpu;
     cpu.readLock();
@@ -251,7 +261,7 @@ export class SharedMap {
   set(key: SharedMapKey, value: SharedMapValue): boolean {
     const keyBytes = this.#encodeKey(key);
     const [bytes, kind] = this.#encodeValue(value);
-    this.#checkAttached();
+    this.cpu.ensureUsable('SharedMap.set');
     this.#reap();
     const large = bytes.length > MAX_ALLOC_BYTES;
     const pack = large ? this.#packs() : undefined;
@@ -288,7 +298,7 @@ export class SharedMap {
   /** Removes `key`; false if it was absent. Throws `EINVAL` for a bad key. */
   delete(key: SharedMapKey): boolean {
     const keyBytes = this.#encodeKey(key);
-    this.#checkAttached();
+    this.cpu.ensureUsable('SharedMap.delete');
     this.#reap();
     if (this.#map.delete(keyBytes, this.#previous) !== MapStatus.OK) return false;
     this.#retire();
@@ -297,6 +307,7 @@ export class SharedMap {
 
   /** Every key (strings and bytes as they were set), read inside one read-side section. */
   keys(): SharedMapKey[] {
+    this.cpu.ensureUsable('SharedMap.keys');
     return this.#map.keys().map((k) => {
       const length = (k[1] as number) | ((k[2] as number) << 8);
       const bytes = k.slice(KEY_PREFIX, KEY_PREFIX + length);
@@ -321,13 +332,10 @@ export class SharedMap {
    * returns how many still wait (any handle's next write or `reclaim` frees them).
    */
   reclaim(): number {
+    this.cpu.ensureUsable('SharedMap.reclaim');
     this.#reap();
     // A reap's decrement may land before a retire's increment: never below 0.
     return Math.max(0, Atomics.load(this.#i32, this.#header + S_RETIRED_COUNT)) + this.#overflow.length / 2;
-  }
-
-  #checkAttached(): void {
-    if (!this.cpu.attached) fail('ECLOSED', `SharedMap: CPU ${this.cpu.cpu} is detached or parked`);
   }
 
   /** The map's pack allocator, created by the first large value; undefined without room. */
@@ -363,6 +371,7 @@ export class SharedMap {
     const out = this.#key;
     let bytes: Uint8Array;
     if (typeof key === 'string') {
+      checkWellFormed(key, 'SharedMap', 'key');
       bytes = encoder.encode(key);
       out[0] = KIND_STRING;
     } else if (key instanceof Uint8Array) {
@@ -391,6 +400,7 @@ export class SharedMap {
       bytes = value;
       kind = VALUE_BYTES;
     } else if (typeof value === 'string') {
+      checkWellFormed(value, 'SharedMap.set', 'value');
       bytes = encoder.encode(value);
       kind = VALUE_STRING;
     } else {

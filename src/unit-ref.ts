@@ -29,7 +29,16 @@
 
 import type { SharedArena } from './cpu.js';
 import { ArenaError, fail } from './errors.js';
-import { type Layout, readLayout, UNIT_ALLOCATED, UNIT_STATE_MASK } from './layout.js';
+import {
+  CLS_OBJECT_SIZE,
+  CLS_UNIT_SIZE,
+  classWord,
+  HINT_CLASS_MASK,
+  type Layout,
+  readLayout,
+  UNIT_ALLOCATED,
+  UNIT_STATE_MASK,
+} from './layout.js';
 import { isUnitStart } from './slab.js';
 
 /** The header bits a reference keeps: the state and 21 bits of generation. */
@@ -76,6 +85,8 @@ export class UnitRefs {
 
   /** The user pointer a reference names (whether or not it is still current). */
   pointer(ref: number): number {
+    if (!Number.isSafeInteger(ref) || ref < 0)
+      fail('EINVAL', `UnitRefs.pointer(${String(ref)}): not a reference`);
     return (ref % kPtrScale) * 8;
   }
 
@@ -84,6 +95,7 @@ export class UnitRefs {
    * anything that is not a reference of this arena.
    */
   isCurrent(ref: number): boolean {
+    if (!Number.isSafeInteger(ref) || ref < 0) return false;
     const kept = Math.floor(ref / kPtrScale);
     const unit = (ref % kPtrScale) * 8 - 8;
     if ((kept & UNIT_STATE_MASK) !== UNIT_ALLOCATED || unit < this.#pagesBase || unit >= this.#end)
@@ -105,7 +117,11 @@ export class UnitRefs {
     if (!Number.isSafeInteger(ref) || ref < 0 || !this.isCurrent(ref)) {
       fail('EINVAL', `UnitRefs.checked(${String(ref)}): not a reference to a current unit`);
     }
-    return new CheckedUnit(this, ref, this.#bytes, this.#view);
+    const ptr = this.pointer(ref);
+    const w = classWord(this.#layout, (this.#i32[(ptr >> 2) - 2] as number) & HINT_CLASS_MASK);
+    const objectSize = this.#i32[w + CLS_OBJECT_SIZE] as number;
+    const size = objectSize !== 0 ? objectSize : (this.#i32[w + CLS_UNIT_SIZE] as number) - 8;
+    return new CheckedUnit(this, ref, size, this.#bytes, this.#view);
   }
 }
 
@@ -114,38 +130,49 @@ export class CheckedUnit {
   readonly #refs: UnitRefs;
   readonly #ref: number;
   readonly #ptr: number;
+  /** Usable bytes of the unit: every access must lie inside them. */
+  readonly size: number;
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
 
-  constructor(refs: UnitRefs, ref: number, bytes: Uint8Array, view: DataView) {
+  /** Made by `UnitRefs.checked(ref)`. */
+  constructor(refs: UnitRefs, ref: number, size: number, bytes: Uint8Array, view: DataView) {
+    if (!(refs instanceof UnitRefs) || !(bytes instanceof Uint8Array) || !(view instanceof DataView)) {
+      fail('EINVAL', 'a CheckedUnit comes from UnitRefs.checked(ref)');
+    }
     this.#refs = refs;
     this.#ref = ref;
     this.#ptr = refs.pointer(ref);
+    this.size = size;
     this.#bytes = bytes;
     this.#view = view;
   }
 
   getUint8(offset: number): number {
-    this.#check();
+    this.#check(offset, 1);
     return this.#bytes[this.#ptr + offset] as number;
   }
 
   setUint8(offset: number, value: number): void {
-    this.#check();
+    this.#check(offset, 1);
     this.#bytes[this.#ptr + offset] = value;
   }
 
   getUint32(offset: number): number {
-    this.#check();
+    this.#check(offset, 4);
     return this.#view.getUint32(this.#ptr + offset, true);
   }
 
   setUint32(offset: number, value: number): void {
-    this.#check();
+    this.#check(offset, 4);
     this.#view.setUint32(this.#ptr + offset, value, true);
   }
 
-  #check(): void {
+  /** EINVAL for an access outside the unit, then ESTALE once the unit was freed. */
+  #check(offset: number, width: number): void {
+    if (!Number.isInteger(offset) || offset < 0 || offset + width > this.size) {
+      fail('EINVAL', `CheckedUnit: ${width} bytes at ${String(offset)} are outside the unit's ${this.size}`);
+    }
     if (!this.#refs.isCurrent(this.#ref)) {
       throw new ArenaError('ESTALE', `unit ${this.#ptr}: freed since the reference was taken`);
     }
