@@ -5,7 +5,6 @@
  *
  * Who may call: the CLI (main thread).
  */
-import { parseArgs } from 'node:util';
 import {
   HTAB_USE_CASES,
   type HtabMemReport,
@@ -21,6 +20,7 @@ import {
   gpTimingParseOptions,
   integerOption,
   numberOption,
+  parseCommand,
   presetOption,
   UsageError,
   xmallocProducers,
@@ -28,9 +28,7 @@ import {
 import { benchPack, PACK_USAGE } from './cli-pack.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from './policy.js';
 
-const kUsage = `Usage: percpu-arena bench <htab-mem|xmalloc|pack> [options]
-
-htab-mem   the kernel's htab-mem benchmark on the arena's hash map: producer CPUs run programs
+const kHtabUsage = `htab-mem   the kernel's htab-mem benchmark on the arena's hash map: producer CPUs run programs
            of 64 map operations, each in a read-side section; reports per-producer k ops/s
            (mean ± stddev over 1-second intervals) and the arena's memory (avg, peak).
   --use-case NAME     ${HTAB_USE_CASES.join(' | ')} (default overwrite)
@@ -40,14 +38,17 @@ htab-mem   the kernel's htab-mem benchmark on the arena's hash map: producer CPU
                       the largest even count not above them)
   --preallocated      pre-allocated map (the prealloc preset)
 
-xmalloc    the xmalloc-test shape: N producer CPUs allocate batches, a bounded queue carries
+`;
+
+const kXmallocUsage = `xmalloc    the xmalloc-test shape: N producer CPUs allocate batches, a bounded queue carries
            them, N consumer CPUs free them (every free remote); reports objects/s and memory.
   --producers N       producer CPUs, as many consumers (default ${xmallocProducers(defaultCpus)})
   --batch N           objects per batch, 1..65536 (default 4096)
   --size N            object bytes, 1..4088 (default 64)
 
-${PACK_USAGE}
-Common options (htab-mem, xmalloc):
+`;
+
+const kCommonUsage = `Common options (htab-mem, xmalloc):
   --policy NAME       reuse policy preset (default ${DEFAULT_PRESET}): ${PRESET_NAMES.join(', ')}
   --duration S        measured seconds, 1..3600 (default 5)
   --warmup S          seconds before measuring, 0..600 (default 1)
@@ -56,6 +57,11 @@ Common options (htab-mem, xmalloc):
   --json              print one JSON object
   -h, --help          show this help
 `;
+
+const kUsage = `Usage: percpu-arena bench <htab-mem|xmalloc|pack> [options]
+
+${kHtabUsage}${kXmallocUsage}${PACK_USAGE}
+${kCommonUsage}`;
 
 const common = {
   policy: { type: 'string' },
@@ -86,19 +92,15 @@ export async function bench(argv: string[]): Promise<number> {
 }
 
 async function htabMem(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...common,
-      'use-case': { type: 'string' },
-      'value-size': { type: 'string' },
-      producers: { type: 'string' },
-      preallocated: { type: 'boolean', default: false },
-    },
-    strict: true,
+  const { values } = parseCommand(argv, {
+    ...common,
+    'use-case': { type: 'string' },
+    'value-size': { type: 'string' },
+    producers: { type: 'string' },
+    preallocated: { type: 'boolean', default: false },
   });
   if (values.help) {
-    process.stdout.write(kUsage);
+    process.stdout.write(`Usage: percpu-arena bench htab-mem [options]\n\n${kHtabUsage}\n${kCommonUsage}`);
     return 0;
   }
   if (values.preallocated && values.policy !== undefined && values.policy !== 'prealloc') {
@@ -130,18 +132,14 @@ async function htabMem(argv: string[]): Promise<number> {
 }
 
 async function xmalloc(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...common,
-      producers: { type: 'string' },
-      batch: { type: 'string' },
-      size: { type: 'string' },
-    },
-    strict: true,
+  const { values } = parseCommand(argv, {
+    ...common,
+    producers: { type: 'string' },
+    batch: { type: 'string' },
+    size: { type: 'string' },
   });
   if (values.help) {
-    process.stdout.write(kUsage);
+    process.stdout.write(`Usage: percpu-arena bench xmalloc [options]\n\n${kXmallocUsage}\n${kCommonUsage}`);
     return 0;
   }
   const report = await runXmalloc({

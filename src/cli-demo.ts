@@ -6,10 +6,9 @@
  * Who may call: the CLI (main thread).
  */
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { Arena } from './arena.js';
-import { gpTimingOptions, integerOption, numberOption, presetOption } from './cli-options.js';
+import { gpTimingOptions, integerOption, numberOption, parseCommand, presetOption } from './cli-options.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from './policy.js';
 import { CpuPool, siblingModule } from './pool.js';
 import { PointerQueue } from './ring.js';
@@ -36,23 +35,19 @@ N worker CPUs allocate and free across each other; prints a table per CPU and th
 `;
 
 export async function demo(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      cpus: { type: 'string' },
-      ops: { type: 'string' },
-      live: { type: 'string' },
-      'max-size': { type: 'string' },
-      remote: { type: 'string' },
-      'max-bytes': { type: 'string' },
-      policy: { type: 'string' },
-      'rcu-gp-ms': { type: 'string' },
-      'ttrace-gp-ms': { type: 'string' },
-      seed: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
+  const { values } = parseCommand(argv, {
+    cpus: { type: 'string' },
+    ops: { type: 'string' },
+    live: { type: 'string' },
+    'max-size': { type: 'string' },
+    remote: { type: 'string' },
+    'max-bytes': { type: 'string' },
+    policy: { type: 'string' },
+    'rcu-gp-ms': { type: 'string' },
+    'ttrace-gp-ms': { type: 'string' },
+    seed: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
     process.stdout.write(kDemoUsage);

@@ -4,11 +4,84 @@
  *
  * Who may call: the CLI's command modules (main thread).
  */
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from './policy.js';
 
-/** A bad argument: printed without a stack, exit code 2. */
+/** A bad argument: printed on one line without a stack, exit code 2. */
 export class UsageError extends Error {}
+
+/**
+ * parseArgs, strict, with two things it lacks: a negative number given as its own argument
+ * (`--duration -1`) is the option's value, as `--duration=-1` is, so that the range check names
+ * it (parseArgs calls it ambiguous); and its errors become one-line UsageErrors.
+ */
+export function parseCommand<const O extends NonNullable<ParseArgsConfig['options']>>(
+  args: readonly string[],
+  options: O,
+): ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true }>> {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : undefined;
+    if (
+      name !== undefined &&
+      options[name]?.type === 'string' &&
+      next !== undefined &&
+      /^-(\d|\.\d|Inf)/.test(next)
+    ) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  try {
+    return parseArgs({ args: joined, options, strict: true });
+  } catch (error) {
+    if (String((error as { code?: string }).code).startsWith('ERR_PARSE_ARGS_')) {
+      throw new UsageError((error as Error).message.replace(/\s*\n\s*/g, ' '));
+    }
+    throw error;
+  }
+}
+
+/**
+ * Makes folder `dir` (and its missing parents) for `--name`, or a UsageError saying why not.
+ * Not `mkdirSync(dir, { recursive: true })`: under /proc it loops forever (Node 20, seen here).
+ */
+export function outputFolder(dir: string, name: string): string {
+  if (dir.trim() === '') throw new UsageError(`--${name} needs a folder, got ''`);
+  const target = path.resolve(dir);
+  const missing: string[] = [];
+  let at = target;
+  for (;;) {
+    let isDir: boolean | undefined;
+    try {
+      isDir = statSync(at).isDirectory();
+    } catch {
+      isDir = undefined;
+    }
+    if (isDir === false) throw new UsageError(`--${name}: ${at} exists and is not a folder`);
+    if (isDir === true) break;
+    missing.unshift(at);
+    const parent = path.dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  try {
+    for (const folder of missing) mkdirSync(folder);
+    accessSync(target, constants.W_OK);
+  } catch (error) {
+    throw new UsageError(
+      `--${name}: cannot write to the folder ${target} (${(error as { code?: string }).code ?? (error as Error).message})`,
+    );
+  }
+  return target;
+}
 
 /** The number `--name` gave (or `fallback`); a UsageError unless it lies in min..max. */
 function numeric(

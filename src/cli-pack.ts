@@ -4,10 +4,9 @@
  *
  * Who may call: src/cli-bench.ts.
  */
-import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { type PackBenchReport, type PackSide, runPackBench } from './benchmarks/pack.js';
-import { integerOption } from './cli-options.js';
+import { integerOption, parseCommand } from './cli-options.js';
 
 export const PACK_USAGE = `pack       the bpf_prog_pack experiment: N programs of realistic sizes loaded from several CPUs
            into 2 MiB packs (RO+X as a whole) and, side by side, each into its own page-rounded
@@ -22,17 +21,13 @@ export const PACK_USAGE = `pack       the bpf_prog_pack experiment: N programs o
 `;
 
 export async function benchPack(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      programs: { type: 'string' },
-      cpus: { type: 'string' },
-      seed: { type: 'string' },
-      'huge-vmap': { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
+  const { values } = parseCommand(argv, {
+    programs: { type: 'string' },
+    cpus: { type: 'string' },
+    seed: { type: 'string' },
+    'huge-vmap': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
     process.stdout.write(`Usage: percpu-arena bench pack [options]\n\n${PACK_USAGE}`);

@@ -6,9 +6,8 @@
  *
  * Who may call: the CLI (main thread).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import Table from 'cli-table3';
 import { HTAB_USE_CASES, runHtabMem } from './benchmarks/htab-mem.js';
@@ -22,6 +21,8 @@ import {
   gpTimingParseOptions,
   integerOption,
   numberOption,
+  outputFolder,
+  parseCommand,
   UsageError,
   xmallocProducers,
 } from './cli-options.js';
@@ -82,37 +83,29 @@ const kDescriptions: Record<PresetCase, string> = {
 };
 
 export async function report(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      out: { type: 'string' },
-      producers: { type: 'string' },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      ...gpTimingParseOptions,
-      presets: { type: 'string' },
-      cases: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
+  const { values } = parseCommand(argv, {
+    out: { type: 'string' },
+    producers: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    ...gpTimingParseOptions,
+    presets: { type: 'string' },
+    cases: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
     process.stdout.write(kUsage);
     return 0;
   }
-  const out = path.resolve(values.out ?? 'percpu-arena-report');
+  const outArg = values.out ?? 'percpu-arena-report';
   const producers = integerOption(values.producers, 'producers', defaultCpus, 1, 64);
   const durationS = numberOption(values.duration, 'duration', 2, 1, 600);
   const warmupS = numberOption(values.warmup, 'warmup', 0.5, 0, 60);
   const gpMinMs = gpTimingOptions(values, REPORT_GP_MS);
   const presets = listOption<PresetName>(values.presets, 'presets', PRESET_NAMES);
   const cases = listOption<CaseName>(values.cases, 'cases', CASES);
-  try {
-    mkdirSync(out, { recursive: true });
-  } catch (error) {
-    throw new UsageError(`--out: cannot create the folder ${out} (${(error as Error).message})`);
-  }
+  const out = outputFolder(outArg, 'out');
 
   const presetCases = cases.filter((name): name is PresetCase => name !== 'pack');
   const withPack = cases.includes('pack');

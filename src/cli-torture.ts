@@ -6,12 +6,12 @@
  *
  * Who may call: src/cli.ts.
  */
-import { parseArgs } from 'node:util';
 import {
   gpTimingOptions,
   gpTimingParseOptions,
   integerOption,
   numberOption,
+  parseCommand,
   presetOption,
   UsageError,
 } from './cli-options.js';
@@ -45,22 +45,18 @@ readers go offline and online during the run.
 `;
 
 export async function torture(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      policy: { type: 'string' },
-      cpus: { type: 'string' },
-      seconds: { type: 'string' },
-      'stutter-ms': { type: 'string' },
-      'sleep-ms': { type: 'string' },
-      structure: { type: 'string' },
-      versions: { type: 'string' },
-      'expect-errors': { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-      ...gpTimingParseOptions,
-    },
-    strict: true,
+  const { values } = parseCommand(argv, {
+    policy: { type: 'string' },
+    cpus: { type: 'string' },
+    seconds: { type: 'string' },
+    'stutter-ms': { type: 'string' },
+    'sleep-ms': { type: 'string' },
+    structure: { type: 'string' },
+    versions: { type: 'string' },
+    'expect-errors': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+    ...gpTimingParseOptions,
   });
   if (values.help) {
     process.stdout.write(kHelp);

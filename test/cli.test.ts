@@ -48,7 +48,7 @@ describe('percpu-arena CLI', () => {
     [['report', '--presets', 'kernel-6.6,linux'], /--presets: 'linux' is not one of/],
     [['report', '--cases', 'overwrite,overwrite'], /--cases must name each item once/],
     [['report', '--duration', '0.5'], /--duration must be a number from 1 to 600/],
-    [['report', '--out', '/dev/null/report'], /--out: cannot create the folder \/dev\/null\/report/],
+    [['report', '--out', '/dev/null/report'], /--out: \/dev\/null exists and is not a folder/],
   ])('%j exits with 2 and says why', (args, message) => {
     const r = run(...args);
     expect(r.status).toBe(2);
