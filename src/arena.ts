@@ -17,7 +17,7 @@ import { publish, readShared } from './atomics.js';
 import { Coordinator, type StallReport, type StallWatch } from './coordinator.js';
 import { type ArenaFaults, attach, type CpuHandle, handlesOnThisThread, type SharedArena } from './cpu.js';
 import { ListsByCpu } from './deferred.js';
-import { ArenaError, fail } from './errors.js';
+import { ArenaError, fail, show } from './errors.js';
 import { FLAVOR_NAMES, type Flavor, flavorIndex, writeBirthMs } from './grace-period.js';
 import {
   ARENA_MAGIC,
@@ -174,12 +174,12 @@ function validateOptions(options: ArenaOptions): {
   if (options === null || typeof options !== 'object') fail('EINVAL', 'Arena.create needs an options object');
   const { cpus, maxBytes = kDefaultMaxBytes, fixedSizes = [] } = options;
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > kMaxCpus) {
-    fail('EINVAL', `options.cpus must be an integer from 1 to ${kMaxCpus}, got ${String(cpus)}`);
+    fail('EINVAL', `options.cpus must be an integer from 1 to ${kMaxCpus}, got ${show(cpus)}`);
   }
   if (!Number.isInteger(maxBytes) || maxBytes < PAGE_BYTES || maxBytes > MAX_ARENA_BYTES) {
     fail(
       'EINVAL',
-      `options.maxBytes must be an integer from ${PAGE_BYTES} to ${MAX_ARENA_BYTES}, got ${String(maxBytes)}`,
+      `options.maxBytes must be an integer from ${PAGE_BYTES} to ${MAX_ARENA_BYTES}, got ${show(maxBytes)}`,
     );
   }
   if (!Array.isArray(fixedSizes) || fixedSizes.length > MAX_CLASSES - GENERAL_CLASS_COUNT) {
@@ -190,10 +190,7 @@ function validateOptions(options: ArenaOptions): {
   }
   for (const size of fixedSizes) {
     if (!Number.isInteger(size) || size < 1 || fixedUnitSize(size) > 1024 * 1024) {
-      fail(
-        'EINVAL',
-        `options.fixedSizes: ${String(size)} is not an object size from 1 to ${1024 * 1024 - 8}`,
-      );
+      fail('EINVAL', `options.fixedSizes: ${show(size)} is not an object size from 1 to ${1024 * 1024 - 8}`);
     }
   }
   const gpMinMs = options.gpMinMs ?? {};
@@ -204,7 +201,7 @@ function validateOptions(options: ArenaOptions): {
     if (!Number.isInteger(ms) || ms < 0 || ms > kMaxGpMinMs) {
       fail(
         'EINVAL',
-        `options.gpMinMs.${flavor} must be an integer from 0 to ${kMaxGpMinMs}, got ${String(ms)}`,
+        `options.gpMinMs.${flavor} must be an integer from 0 to ${kMaxGpMinMs}, got ${show(ms)}`,
       );
     }
     return ms;
@@ -214,11 +211,11 @@ function validateOptions(options: ArenaOptions): {
   }
   const coordinator = options.coordinator ?? 'auto';
   if (coordinator !== 'auto' && coordinator !== 'manual') {
-    fail('EINVAL', `options.coordinator must be 'auto' or 'manual', got ${String(coordinator)}`);
+    fail('EINVAL', `options.coordinator must be 'auto' or 'manual', got ${show(coordinator)}`);
   }
   const { stallWarningMs = kDefaultStallWarningMs, onStall = warnStall } = options;
   if (!Number.isInteger(stallWarningMs) || stallWarningMs < 0) {
-    fail('EINVAL', `options.stallWarningMs must be an integer >= 0, got ${String(stallWarningMs)}`);
+    fail('EINVAL', `options.stallWarningMs must be an integer >= 0, got ${show(stallWarningMs)}`);
   }
   if (typeof onStall !== 'function') fail('EINVAL', 'options.onStall must be a function');
   return {
@@ -357,7 +354,7 @@ export class Arena {
   synchronize(flavor: Flavor = 'rcu'): Promise<void> {
     const f = flavorIndex(flavor);
     if (f < 0)
-      return Promise.reject(new ArenaError('EINVAL', `synchronize(): unknown flavor ${String(flavor)}`));
+      return Promise.reject(new ArenaError('EINVAL', `synchronize(): unknown flavor ${show(flavor)}`));
     if (readShared(this.#i32, X_CLOSED) !== 0)
       return Promise.reject(new ArenaError('ECLOSED', 'the arena is closed'));
     return this.#coordinator.synchronize(f);
@@ -370,7 +367,7 @@ export class Arena {
    */
   advance(flavor: Flavor = 'rcu'): boolean {
     const f = flavorIndex(flavor);
-    if (f < 0) fail('EINVAL', `advance(): unknown flavor ${String(flavor)}`);
+    if (f < 0) fail('EINVAL', `advance(): unknown flavor ${show(flavor)}`);
     if (!this.#coordinator.manual)
       fail('EINVAL', "advance() steps a manual coordinator (options.coordinator: 'manual')");
     this.#checkOpen();
@@ -403,7 +400,7 @@ export class Arena {
    */
   recoverThread(threadId: number): RecoveryReport {
     if (!Number.isInteger(threadId) || threadId < 0)
-      fail('EINVAL', `recoverThread(${String(threadId)}): not a threadId`);
+      fail('EINVAL', `recoverThread(${show(threadId)}): not a threadId`);
     if (readShared(this.#i32, X_CLOSED) !== 0) {
       return { threadId, cpus: [], drainedCpus: [], locksReleased: 0, droppedUnits: 0, leakedByCpu: {} };
     }

@@ -8,13 +8,13 @@
  */
 import type { Arena } from './arena.js';
 import { CpuHandle, type SharedArena } from './cpu.js';
-import { fail } from './errors.js';
+import { fail, show } from './errors.js';
 import { PAGE_BYTES, X_CLOSED } from './layout.js';
 
 /** `value` if it is an integer from `min` to `max`; else EINVAL naming `owner` and `name`. */
 export function checkInteger(owner: string, name: string, value: unknown, min: number, max: number): number {
   if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
-    fail('EINVAL', `${owner}: ${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+    fail('EINVAL', `${owner}: ${name} must be an integer from ${min} to ${max}, got ${show(value)}`);
   }
   return value as number;
 }
@@ -73,7 +73,7 @@ export function checkStructureRef(
     (ref as number) >= i32.byteLength ||
     Atomics.load(i32, (ref as number) >> 2) !== magic
   ) {
-    fail('EINVAL', `${call}: ${String(ref)} is not a ${what} of this arena`);
+    fail('EINVAL', `${call}: ${show(ref)} is not a ${what} of this arena`);
   }
   return ref as number;
 }

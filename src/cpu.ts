@@ -35,7 +35,7 @@
 import { readShared } from './atomics.js';
 import { CpuSlot } from './cpu-slot.js';
 import { type DeferredLists, ListsByCpu } from './deferred.js';
-import { ArenaError, fail } from './errors.js';
+import { ArenaError, fail, show } from './errors.js';
 import { pinValue, readBirthMs, ringCoordinator } from './grace-period.js';
 import {
   C_ALLOCS,
@@ -276,7 +276,7 @@ export class CpuHandle {
     const i32 = new Int32Array(shared.buffer);
     const layout = readLayout(i32);
     if (!Number.isInteger(cpu) || cpu < 0 || cpu >= layout.cpus) {
-      fail('EINVAL', `CPU ${cpu} is not a slot of this arena (0..${layout.cpus - 1})`);
+      fail('EINVAL', `CPU ${show(cpu)} is not a slot of this arena (0..${layout.cpus - 1})`);
     }
     if (readShared(i32, X_CLOSED) !== 0) fail('ECLOSED', 'the arena is closed');
     this.cpu = cpu;
@@ -344,7 +344,8 @@ export class CpuHandle {
    */
   alloc(size: number): number {
     if (!this.#attached) this.#closedError();
-    if ((size | 0) !== size || size < 1 || size > /* MAX_ALLOC_BYTES */ 4088) return 0;
+    if (typeof size !== 'number' || (size | 0) !== size || size < 1 || size > /* MAX_ALLOC_BYTES */ 4088)
+      return 0;
     return this.#unitAlloc(this.#sizeToClass[(size + 15) >> 3] as number);
   }
 
@@ -354,9 +355,9 @@ export class CpuHandle {
    */
   allocFixed(id: number): number {
     if (!this.#attached) this.#closedError();
-    const cls = GENERAL_CLASS_COUNT + id;
-    if ((id | 0) !== id || id < 0 || cls >= this.#classes) return 0;
-    return this.#unitAlloc(cls);
+    if (typeof id !== 'number' || (id | 0) !== id || id < 0 || GENERAL_CLASS_COUNT + id >= this.#classes)
+      return 0;
+    return this.#unitAlloc(GENERAL_CLASS_COUNT + id);
   }
 
   /**
@@ -668,9 +669,10 @@ export class CpuHandle {
    * genuine, not user bytes), then the header's state must be ALLOCATED.
    */
   #allocatedHeader(ptr: number): number {
+    // The type first: a string '4104' would subtract fine, a Symbol would throw a TypeError.
+    if (typeof ptr !== 'number') this.#notAUnit(ptr);
     const unit = ptr - 8;
     const base = this.#pagesBase;
-    // `(ptr | 0) !== ptr` also rejects every non-number (a string '4104' would subtract fine).
     if ((ptr | 0) !== ptr || unit < base || unit >= this.#pagesEnd) this.#notAUnit(ptr);
     const i32 = this.i32;
     // Literal: UNIT_MAP_SHIFT 8 (one map word per 256 bytes, one bit per 8).
@@ -864,7 +866,7 @@ export class CpuHandle {
   }
 
   #notAUnit(ptr: number): never {
-    throw new ArenaError('EINVAL', `free(${String(ptr)}): not a pointer to a unit of this arena`);
+    throw new ArenaError('EINVAL', `free(${show(ptr)}): not a pointer to a unit of this arena`);
   }
 
   #notAllocated(ptr: number, word: number): never {

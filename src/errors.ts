@@ -41,3 +41,15 @@ export class ArenaError extends Error {
 export function fail(code: ArenaErrorCode, message: string): never {
   throw new ArenaError(code, message);
 }
+
+/**
+ * A caller's value for an error message; never throws (a `String(x)` of an object without a
+ * prototype or of a revoked proxy would, and turn a clear EINVAL into a TypeError).
+ */
+export function show(value: unknown): string {
+  try {
+    return typeof value === 'string' ? `'${value}'` : String(value);
+  } catch {
+    return `a value of type ${typeof value}`;
+  }
+}

@@ -47,7 +47,7 @@
 import type { Arena } from './arena.js';
 import { arenaBuffer, checkCpu, checkStructureRef, joinChain } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
-import { fail } from './errors.js';
+import { fail, show } from './errors.js';
 import { CLS_OBJECT_SIZE, classWord, readLayout, X_MAP_CHAIN } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
 import { GENERAL_CLASS_COUNT } from './size-class.js';
@@ -155,7 +155,7 @@ function hashWords(words: Int32Array, n: number, seed: number): number {
 
 function checkSize(value: unknown, name: string, max: number): number {
   if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) {
-    fail('EINVAL', `HashMap: ${name} must be an integer from 1 to ${max}, got ${String(value)}`);
+    fail('EINVAL', `HashMap: ${name} must be an integer from 1 to ${max}, got ${show(value)}`);
   }
   return value as number;
 }
@@ -263,7 +263,7 @@ export class HashMap {
       const id = options.fixedCache;
       cls = GENERAL_CLASS_COUNT + id;
       if (!Number.isInteger(id) || id < 0 || cls >= layout.classes) {
-        fail('EINVAL', `HashMap: fixedCache ${String(id)} is not a fixed-size cache of this arena`);
+        fail('EINVAL', `HashMap: fixedCache ${show(id)} is not a fixed-size cache of this arena`);
       }
       const objectSize = i32[classWord(layout, cls) + CLS_OBJECT_SIZE] as number;
       if (objectSize < elemBytes) {
@@ -382,8 +382,7 @@ export class HashMap {
     flags: UpdateFlag = UpdateFlag.ANY,
     previous?: Uint8Array,
   ): MapStatus {
-    if (flags !== 0 && flags !== 1 && flags !== 2)
-      fail('EINVAL', `HashMap.update: bad flags ${String(flags)}`);
+    if (flags !== 0 && flags !== 1 && flags !== 2) fail('EINVAL', `HashMap.update: bad flags ${show(flags)}`);
     if (!(value instanceof Uint8Array) || value.length !== this.valueSize) {
       fail('EINVAL', `HashMap.update: the value must be a Uint8Array of ${this.valueSize} bytes`);
     }

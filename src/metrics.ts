@@ -7,8 +7,8 @@
  * Who may call: the thread that created the arena (`arena.stats()` there), once per registry.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Arena } from './arena.js';
-import { fail } from './errors.js';
+import { Arena } from './arena.js';
+import { fail, show } from './errors.js';
 import type { ArenaStats } from './stats.js';
 
 export interface ArenaMetricsOptions {
@@ -166,10 +166,25 @@ const kDefinitions: readonly Definition[] = [
  * `await registry.metrics()` with `registry.contentType` on a `/metrics` endpoint.
  */
 export function arenaMetrics(arena: Arena, options: ArenaMetricsOptions = {}): Registry {
+  if (!(arena instanceof Arena)) fail('EINVAL', 'arenaMetrics(arena) needs an Arena');
+  if (options === null || typeof options !== 'object')
+    fail('EINVAL', 'arenaMetrics: options must be an object');
+  if (options.registry !== undefined && !(options.registry instanceof Registry)) {
+    fail('EINVAL', 'arenaMetrics: options.registry must be a prom-client Registry');
+  }
   const registry = options.registry ?? new Registry();
   const prefix = options.prefix ?? 'percpu_arena_';
+  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
+    fail('EINVAL', `arenaMetrics: prefix must be a Prometheus metric name prefix, got ${show(prefix)}`);
+  }
   const extra = options.labels ?? {};
+  if (extra === null || typeof extra !== 'object') fail('EINVAL', 'arenaMetrics: labels must be an object');
   const extraNames = Object.keys(extra);
+  for (const name of extraNames) {
+    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name) || typeof extra[name] !== 'string') {
+      fail('EINVAL', `arenaMetrics: label ${name} must be a Prometheus label name with a string value`);
+    }
+  }
   const builtIn = new Set(kDefinitions.flatMap((d) => d.labels));
   for (const name of extraNames) {
     // A label the metrics set themselves would merge their series silently.

@@ -32,7 +32,7 @@ import type { Arena } from './arena.js';
 import { arenaBuffer, checkArenaOpen, checkInteger, checkStructureRef, joinChain } from './arguments.js';
 import type { SharedArena } from './cpu.js';
 import { DirectMap, type DirectMapStats, HUGE_BYTES, Perm } from './direct-map.js';
-import { fail } from './errors.js';
+import { fail, show } from './errors.js';
 import { PAGE_BYTES, readLayout, X_PACK_CHAIN } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
 import { mutexRecover, robustLock, robustUnlock } from './sync.js';
@@ -225,7 +225,7 @@ export class PackAllocator {
     if (!Number.isInteger(size) || size < 1 || size > this.#arenaBytes) {
       fail(
         'EINVAL',
-        `PackAllocator.alloc: size must be an integer from 1 to ${this.#arenaBytes}, got ${String(size)}`,
+        `PackAllocator.alloc: size must be an integer from 1 to ${this.#arenaBytes}, got ${show(size)}`,
       );
     }
     const i32 = this.#i32;
@@ -504,10 +504,7 @@ export class PackAllocator {
         if (i32[e + E_START] === block) return { entry: r, chunk: -1, chunks: 0 };
       }
     }
-    fail(
-      'EINVAL',
-      `PackAllocator.${call}: ${String(block)} is not a block of this allocator (freed already?)`,
-    );
+    fail('EINVAL', `PackAllocator.${call}: ${show(block)} is not a block of this allocator (freed already?)`);
   }
 
   #lengthOf(found: Found): number {
@@ -539,7 +536,7 @@ export class PackAllocator {
       if (!Number.isInteger(offset) || offset < 0 || offset + data.length > length) {
         fail(
           'EINVAL',
-          `PackAllocator.${call}: ${data.length} bytes at ${String(offset)} do not fit a block of ${length}`,
+          `PackAllocator.${call}: ${data.length} bytes at ${show(offset)} do not fit a block of ${length}`,
         );
       }
       if (!poke && this.#sealed(found))

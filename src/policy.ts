@@ -202,6 +202,7 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
 
 /** The name of the first preset equal to `policy`, or undefined. */
 export function presetOf(policy: Policy): PresetName | undefined {
+  if (policy === null || typeof policy !== 'object') fail('EINVAL', 'presetOf(policy) needs a policy object');
   return PRESET_NAMES.find((name) => sameChoices(PRESETS[name], policy));
 }
 

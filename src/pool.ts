@@ -19,8 +19,9 @@
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { Arena } from './arena.js';
+import { checkWellFormed } from './arguments.js';
 import type { SharedArena } from './cpu.js';
-import { fail } from './errors.js';
+import { fail, show } from './errors.js';
 import { X_BARRIER } from './layout.js';
 import { barrierInit } from './sync.js';
 
@@ -134,7 +135,7 @@ export class CpuPool {
     if (!Number.isInteger(timeout) || timeout < 1 || timeout > 2 ** 31 - 1) {
       fail(
         'EINVAL',
-        `CpuPool.start: barrierTimeoutMs must be an integer from 1 to 2^31-1, got ${String(timeout)}`,
+        `CpuPool.start: barrierTimeoutMs must be an integer from 1 to 2^31-1, got ${show(timeout)}`,
       );
     }
     const requested = options.cpus ?? arena.cpus;
@@ -145,7 +146,7 @@ export class CpuPool {
       typeof requested === 'number' &&
       (!Number.isInteger(requested) || requested < 1 || requested > arena.cpus)
     ) {
-      fail('EINVAL', `CpuPool.start: options.cpus must be from 1 to ${arena.cpus}, got ${String(requested)}`);
+      fail('EINVAL', `CpuPool.start: options.cpus must be from 1 to ${arena.cpus}, got ${show(requested)}`);
     }
     const cpus =
       typeof requested === 'number' ? Array.from({ length: requested }, (_, i) => i) : [...requested];
@@ -154,7 +155,7 @@ export class CpuPool {
     }
     for (const cpu of cpus) {
       if (!Number.isInteger(cpu) || cpu < 0 || cpu >= arena.cpus) {
-        fail('EINVAL', `CpuPool: CPU ${String(cpu)} is not a slot of this arena (0..${arena.cpus - 1})`);
+        fail('EINVAL', `CpuPool: CPU ${show(cpu)} is not a slot of this arena (0..${arena.cpus - 1})`);
       }
     }
     const entry = siblingModule(import.meta.url, '../workers/cpu-task');
@@ -183,9 +184,15 @@ export class CpuPool {
    * `ETIMEDOUT`).
    */
   async run<R>(module: string | URL, fn: string, args?: unknown): Promise<R[]> {
-    if (!(typeof module === 'string' || module instanceof URL) || typeof fn !== 'string' || fn === '') {
+    if (
+      !((typeof module === 'string' && module !== '') || module instanceof URL) ||
+      typeof fn !== 'string' ||
+      fn === ''
+    ) {
       fail('EINVAL', 'CpuPool.run(module, fn, args) needs a module path or URL and a function name');
     }
+    if (typeof module === 'string') checkWellFormed(module, 'CpuPool.run', 'module path');
+    checkWellFormed(fn, 'CpuPool.run', 'function name');
     if (this.#arena.closed) fail('ECLOSED', 'CpuPool.run: the arena is closed');
     if (this.#running) fail('EBUSY', 'CpuPool: a run is already in progress');
     this.#running = true;

@@ -47,7 +47,7 @@
 import type { Arena } from './arena.js';
 import { arenaBuffer, checkCpu, checkInteger, checkStructureRef, joinChain } from './arguments.js';
 import type { CpuHandle, SharedArena } from './cpu.js';
-import { fail } from './errors.js';
+import { fail, show } from './errors.js';
 import { readLayout, X_TRIE_CHAIN } from './layout.js';
 import { PageAllocator } from './page-allocator.js';
 import {
@@ -199,7 +199,7 @@ export class QpTrie {
     );
     const versions = options.versions ?? 'none';
     if (!VERSION_MODES.includes(versions)) {
-      fail('EINVAL', `QpTrie: versions must be one of ${VERSION_MODES.join(', ')}, got ${String(versions)}`);
+      fail('EINVAL', `QpTrie: versions must be one of ${VERSION_MODES.join(', ')}, got ${show(versions)}`);
     }
     const i32 = new Int32Array(buffer);
     const layout = readLayout(i32);

@@ -20,7 +20,7 @@
  */
 import { checkCpu } from './arguments.js';
 import type { CpuHandle } from './cpu.js';
-import { fail } from './errors.js';
+import { fail, show } from './errors.js';
 import { readLayout } from './layout.js';
 
 /** Bytes before an object's payload: the count word and a pad word. */
@@ -44,6 +44,7 @@ export class RefCounts {
 
   /** A new object with `payloadBytes` of payload and one reference, or 0 when memory is exhausted. */
   create(payloadBytes: number): number {
+    if (!Number.isInteger(payloadBytes) || payloadBytes < 0) return 0;
     const ptr = this.#cpu.alloc(REF_PAYLOAD_OFFSET + payloadBytes);
     if (ptr !== 0) Atomics.store(this.#i32, ptr >> 2, 1);
     return ptr;
@@ -84,8 +85,14 @@ export class RefCounts {
    */
   #checkPointer(ptr: number, call: string): void {
     this.#cpu.ensureUsable(`RefCounts.${call}`);
-    if ((ptr | 0) !== ptr || (ptr & 7) !== 0 || ptr - 8 < this.#pagesBase || ptr + 8 > this.#end) {
-      fail('EINVAL', `RefCounts.${call}(${String(ptr)}): not an object pointer of this arena`);
+    if (
+      typeof ptr !== 'number' ||
+      (ptr | 0) !== ptr ||
+      (ptr & 7) !== 0 ||
+      ptr - 8 < this.#pagesBase ||
+      ptr + 8 > this.#end
+    ) {
+      fail('EINVAL', `RefCounts.${call}(${show(ptr)}): not an object pointer of this arena`);
     }
   }
 }

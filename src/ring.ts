@@ -11,7 +11,7 @@
  * the consumer reads the payload only after it has seen that sequence, so the plain accesses
  * are ordered.
  */
-import { fail } from './errors.js';
+import { fail, show } from './errors.js';
 
 const ENQUEUE_POS = 0;
 const DEQUEUE_POS = 16;
@@ -39,10 +39,7 @@ export class PointerQueue {
         (capacity & (capacity - 1)) !== 0 ||
         capacity > 1 << 24
       ) {
-        fail(
-          'EINVAL',
-          `PointerQueue capacity must be a power of two from 2 to 2^24, got ${String(capacity)}`,
-        );
+        fail('EINVAL', `PointerQueue capacity must be a power of two from 2 to 2^24, got ${show(capacity)}`);
       }
       this.buffer = new SharedArrayBuffer((CELLS + capacity * CELL_WORDS) * 4);
       this.#i32 = new Int32Array(this.buffer);
@@ -63,10 +60,10 @@ export class PointerQueue {
 
   /** Appends (ptr, tag); false when the queue is full. */
   push(ptr: number, tag = 0): boolean {
-    if ((ptr | 0) !== ptr || (tag | 0) !== tag) {
+    if (typeof ptr !== 'number' || typeof tag !== 'number' || (ptr | 0) !== ptr || (tag | 0) !== tag) {
       fail(
         'EINVAL',
-        `PointerQueue.push: ptr and tag must be 32-bit integers, got ${String(ptr)}, ${String(tag)}`,
+        `PointerQueue.push: ptr and tag must be 32-bit integers, got ${show(ptr)}, ${show(tag)}`,
       );
     }
     const i32 = this.#i32;

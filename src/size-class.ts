@@ -7,6 +7,7 @@
  * (`bpf_mem_alloc_check_size`). Unlike the kernel's `size_index[]` (ordered 96, 192, 16, ...)
  * our class numbers follow the unit size, which changes no mapping.
  */
+import { fail, show } from './errors.js';
 
 /** Bytes of the unit header: link / owner hint, generation + state. */
 export const UNIT_HEADER_BYTES = 8;
@@ -62,6 +63,9 @@ export interface Watermarks {
  * units up to 256 bytes keep 32/96; larger ones scale down with the unit size.
  */
 export function watermarksFor(unitSize: number): Watermarks {
+  if (!Number.isInteger(unitSize) || unitSize < 1 || unitSize > 1 << 30) {
+    fail('EINVAL', `watermarksFor: unitSize must be an integer from 1 to 2^30, got ${show(unitSize)}`);
+  }
   let low: number;
   let high: number;
   if (unitSize <= 256) {
@@ -88,5 +92,8 @@ export function trimTarget(w: Watermarks): number {
  * (the kernel leaves the rounding to kmalloc).
  */
 export function fixedUnitSize(objectSize: number): number {
+  if (!Number.isInteger(objectSize) || objectSize < 1 || objectSize > 1 << 30) {
+    fail('EINVAL', `fixedUnitSize: objectSize must be an integer from 1 to 2^30, got ${show(objectSize)}`);
+  }
   return (objectSize + UNIT_HEADER_BYTES + 7) & ~7;
 }

@@ -28,7 +28,7 @@
  */
 
 import type { SharedArena } from './cpu.js';
-import { ArenaError, fail } from './errors.js';
+import { ArenaError, fail, show } from './errors.js';
 import {
   CLS_OBJECT_SIZE,
   CLS_UNIT_SIZE,
@@ -73,8 +73,15 @@ export class UnitRefs {
    * Throws `EINVAL` for a pointer that is not an allocated unit's.
    */
   of(ptr: number): number {
-    if ((ptr | 0) !== ptr || (ptr & 7) !== 0 || ptr - 8 < this.#pagesBase || ptr >= this.#end) {
-      fail('EINVAL', `UnitRefs.of(${String(ptr)}): not a unit pointer of this arena`);
+    if (
+      typeof ptr !== 'number' ||
+      (ptr | 0) !== ptr ||
+      (ptr & 7) !== 0 ||
+      ptr - 8 < this.#pagesBase ||
+      ptr >= this.#end ||
+      !isUnitStart(this.#i32, this.#layout, ptr - 8)
+    ) {
+      fail('EINVAL', `UnitRefs.of(${show(ptr)}): not a unit pointer of this arena`);
     }
     const word = this.#i32[(ptr >> 2) - 1] as number;
     if ((word & UNIT_STATE_MASK) !== UNIT_ALLOCATED) {
@@ -86,7 +93,7 @@ export class UnitRefs {
   /** The user pointer a reference names (whether or not it is still current). */
   pointer(ref: number): number {
     if (!Number.isSafeInteger(ref) || ref < 0)
-      fail('EINVAL', `UnitRefs.pointer(${String(ref)}): not a reference`);
+      fail('EINVAL', `UnitRefs.pointer(${show(ref)}): not a reference`);
     return (ref % kPtrScale) * 8;
   }
 
@@ -115,15 +122,18 @@ export class UnitRefs {
    */
   checked(ref: number): CheckedUnit {
     if (!Number.isSafeInteger(ref) || ref < 0 || !this.isCurrent(ref)) {
-      fail('EINVAL', `UnitRefs.checked(${String(ref)}): not a reference to a current unit`);
+      fail('EINVAL', `UnitRefs.checked(${show(ref)}): not a reference to a current unit`);
     }
     const ptr = this.pointer(ref);
     const w = classWord(this.#layout, (this.#i32[(ptr >> 2) - 2] as number) & HINT_CLASS_MASK);
     const objectSize = this.#i32[w + CLS_OBJECT_SIZE] as number;
     const size = objectSize !== 0 ? objectSize : (this.#i32[w + CLS_UNIT_SIZE] as number) - 8;
-    return new CheckedUnit(this, ref, size, this.#bytes, this.#view);
+    return new CheckedUnit(kMadeByUnitRefs, this, ref, size, this.#bytes, this.#view);
   }
 }
+
+/** Only `UnitRefs.checked` makes CheckedUnits: it has measured the unit they may touch. */
+const kMadeByUnitRefs = Symbol('UnitRefs.checked');
 
 /** A unit seen through a reference that is checked on every access (`UnitRefs.checked`). */
 export class CheckedUnit {
@@ -135,11 +145,9 @@ export class CheckedUnit {
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
 
-  /** Made by `UnitRefs.checked(ref)`. */
-  constructor(refs: UnitRefs, ref: number, size: number, bytes: Uint8Array, view: DataView) {
-    if (!(refs instanceof UnitRefs) || !(bytes instanceof Uint8Array) || !(view instanceof DataView)) {
-      fail('EINVAL', 'a CheckedUnit comes from UnitRefs.checked(ref)');
-    }
+  /** Made by `UnitRefs.checked(ref)`; `new CheckedUnit(...)` elsewhere throws `EINVAL`. */
+  constructor(token: symbol, refs: UnitRefs, ref: number, size: number, bytes: Uint8Array, view: DataView) {
+    if (token !== kMadeByUnitRefs) fail('EINVAL', 'a CheckedUnit comes from UnitRefs.checked(ref)');
     this.#refs = refs;
     this.#ref = ref;
     this.#ptr = refs.pointer(ref);
@@ -154,6 +162,7 @@ export class CheckedUnit {
   }
 
   setUint8(offset: number, value: number): void {
+    checkValue(value, 0xff);
     this.#check(offset, 1);
     this.#bytes[this.#ptr + offset] = value;
   }
@@ -164,6 +173,7 @@ export class CheckedUnit {
   }
 
   setUint32(offset: number, value: number): void {
+    checkValue(value, 0xffffffff);
     this.#check(offset, 4);
     this.#view.setUint32(this.#ptr + offset, value, true);
   }
@@ -171,10 +181,17 @@ export class CheckedUnit {
   /** EINVAL for an access outside the unit, then ESTALE once the unit was freed. */
   #check(offset: number, width: number): void {
     if (!Number.isInteger(offset) || offset < 0 || offset + width > this.size) {
-      fail('EINVAL', `CheckedUnit: ${width} bytes at ${String(offset)} are outside the unit's ${this.size}`);
+      fail('EINVAL', `CheckedUnit: ${width} bytes at ${show(offset)} are outside the unit's ${this.size}`);
     }
     if (!this.#refs.isCurrent(this.#ref)) {
       throw new ArenaError('ESTALE', `unit ${this.#ptr}: freed since the reference was taken`);
     }
+  }
+}
+
+/** EINVAL unless `value` is an integer from 0 to `max` (what the store would otherwise wrap). */
+function checkValue(value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    fail('EINVAL', `CheckedUnit: a value must be an integer from 0 to ${max}, got ${show(value)}`);
   }
 }
