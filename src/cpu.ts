@@ -215,6 +215,12 @@ const kOverflow = 2;
 const kMaxScale = 8;
 const kAdaptDecayMs = 1000;
 
+/**
+ * One CPU slot, attached to the calling thread: its allocation fast path, read-side sections and
+ * slow paths. States (docs/lifecycle.md): attached; parked (`park()`: every call but `unpark`,
+ * `detach` and the getters throws `ECLOSED`); detached (`detach()`, or `close()` of the arena on
+ * this thread: dead). `free(0)` and `freeRcu(0)` do nothing.
+ */
 export class CpuHandle {
   /** This handle's CPU slot. */
   readonly cpu: number;
