@@ -18,9 +18,9 @@
  * Must not use top-level await: the pool loads this module with `require()`.
  */
 import { MemPool } from '@thi.ng/malloc';
-import type { CpuHandle } from '../src/cpu.js';
-import type { CpuContext } from '../src/cpu-context.js';
-import { mutexLock, mutexUnlock } from '../src/sync.js';
+import type { CpuHandle } from '../src/cpu/cpu.js';
+import type { CpuContext } from '../src/service/cpu-context.js';
+import { mutexLock, mutexUnlock } from '../src/shm/sync.js';
 
 /** What the main thread passes to every run. */
 export interface FastpathArgs {

@@ -9,8 +9,8 @@
  *
  * Must not use top-level await: the pool loads this module with `require()`.
  */
-import type { CpuHandle } from '../src/cpu.js';
-import type { CpuContext } from '../src/cpu-context.js';
+import type { CpuHandle } from '../src/cpu/cpu.js';
+import type { CpuContext } from '../src/service/cpu-context.js';
 
 export interface ReadSideArgs {
   readonly seconds: number;

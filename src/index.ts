@@ -3,15 +3,12 @@
  * memory allocator (kernel/bpf/memalloc.c). Each worker thread attaches a CPU slot and
  * allocates from its own caches without atomics on the fast path.
  */
-export { Arena, type ArenaOptions, type CloseReport } from './arena.js';
-export type { GpFlavorStats, GpStats, StallReport } from './coordinator.js';
-export { type ArenaFaults, attach, attachFree, CpuHandle, type SharedArena } from './cpu.js';
-export type { CpuContext, CpuFunction } from './cpu-context.js';
-export { type DirectMapStats, HUGE_BYTES } from './direct-map.js';
-export { ArenaError, type ArenaErrorCode } from './errors.js';
-export type { Flavor } from './grace-period.js';
-export { HashMap, type HashMapOptions, MapStatus, UpdateFlag } from './hash-map.js';
-export { CHUNK_BYTES, PACK_BYTES, PackAllocator, type PackOptions, type PackStats } from './pack.js';
+export { Arena, type ArenaOptions, type CloseReport } from './arena/arena.js';
+export type { GpFlavorStats, GpStats, StallReport } from './arena/coordinator.js';
+export type { RecoveryReport } from './arena/recovery.js';
+export type { ArenaStats, CacheStats, ClassStats, CpuStats } from './arena/stats.js';
+export { type ArenaFaults, attach, attachFree, CpuHandle, type SharedArena } from './cpu/cpu.js';
+export type { Flavor } from './epoch/grace-period.js';
 export {
   type CapacityChoice,
   DEFAULT_PRESET,
@@ -24,13 +21,7 @@ export {
   type RemoteFreeChoice,
   type ReuseChoice,
   type SharingChoice,
-} from './policy.js';
-export { CpuPool, type CpuPoolOptions, watchPool } from './pool.js';
-export { QpTrie, type QpTrieOptions, TrieStatus, type TrieStep, type TrieVersions } from './qp-trie.js';
-export type { RecoveryReport } from './recovery.js';
-export { REF_PAYLOAD_OFFSET, RefCounts } from './refcount.js';
-export { PointerQueue } from './ring.js';
-export { SharedMap, type SharedMapKey, type SharedMapOptions, type SharedMapValue } from './shared-map.js';
+} from './epoch/policy.js';
 export {
   CLASS_UNIT_SIZES,
   classOfSize,
@@ -38,6 +29,32 @@ export {
   MAX_ALLOC_BYTES,
   type Watermarks,
   watermarksFor,
-} from './size-class.js';
-export type { ArenaStats, CacheStats, ClassStats, CpuStats } from './stats.js';
-export { CheckedUnit, UnitRefs } from './unit-ref.js';
+} from './memory/size-class.js';
+export type { CpuContext, CpuFunction } from './service/cpu-context.js';
+export { CpuPool, type CpuPoolOptions, watchPool } from './service/pool.js';
+export {
+  SharedMap,
+  type SharedMapKey,
+  type SharedMapOptions,
+  type SharedMapValue,
+} from './service/shared-map.js';
+export { ArenaError, type ArenaErrorCode } from './shm/errors.js';
+export { type DirectMapStats, HUGE_BYTES } from './structures/direct-map.js';
+export { HashMap, type HashMapOptions, MapStatus, UpdateFlag } from './structures/hash-map.js';
+export {
+  CHUNK_BYTES,
+  PACK_BYTES,
+  PackAllocator,
+  type PackOptions,
+  type PackStats,
+} from './structures/pack.js';
+export {
+  QpTrie,
+  type QpTrieOptions,
+  TrieStatus,
+  type TrieStep,
+  type TrieVersions,
+} from './structures/qp-trie.js';
+export { REF_PAYLOAD_OFFSET, RefCounts } from './structures/refcount.js';
+export { PointerQueue } from './structures/ring.js';
+export { CheckedUnit, UnitRefs } from './structures/unit-ref.js';

@@ -7,7 +7,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Arena, type ArenaOptions, CLASS_UNIT_SIZES, type CpuHandle } from '../src/index.js';
-import { C_FREE_HEAD, CLS_SPAN_PAGES, cacheWord, classWord, PAGE_BYTES, readLayout } from '../src/layout.js';
+import {
+  C_FREE_HEAD,
+  CLS_SPAN_PAGES,
+  cacheWord,
+  classWord,
+  PAGE_BYTES,
+  readLayout,
+} from '../src/shm/layout.js';
 
 /** Kernel §1.5 per general class: [unit, low, high, batch, trim target, prefill]. */
 const KERNEL_MARKS: ReadonlyArray<readonly [number, number, number, number, number, number]> = [

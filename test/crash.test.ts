@@ -9,8 +9,8 @@
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, type PresetName, type StallReport } from '../src/index.js';
-import { C_FREE_COUNT, cacheWord, readLayout, SLAB_X_LOCK, slabWord } from '../src/layout.js';
-import { robustHolder } from '../src/sync.js';
+import { C_FREE_COUNT, cacheWord, readLayout, SLAB_X_LOCK, slabWord } from '../src/shm/layout.js';
+import { robustHolder } from '../src/shm/sync.js';
 import type { CrashTaskData, SurvivorResult } from './fixtures/crash-task.js';
 import { auditArena } from './helpers/audit.js';
 

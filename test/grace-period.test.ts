@@ -8,8 +8,9 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { pinValue, readEpoch } from '../src/grace-period.js';
+import { pinValue, readEpoch } from '../src/epoch/grace-period.js';
 import { Arena, type ArenaOptions } from '../src/index.js';
+import { CpuPool } from '../src/service/pool.js';
 import {
   CPU_X_PIN,
   cpuWord,
@@ -20,8 +21,7 @@ import {
   UNIT_ALLOCATED,
   UNIT_STATE_MASK,
   X_GP_REQUEST,
-} from '../src/layout.js';
-import { CpuPool } from '../src/pool.js';
+} from '../src/shm/layout.js';
 
 function manual(options: Partial<ArenaOptions> = {}) {
   const arena = Arena.create({ cpus: 3, maxBytes: 4 << 20, coordinator: 'manual', ...options });

@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, type ArenaOptions, HashMap, PRESET_NAMES, PRESETS, type PresetName } from '../src/index.js';
-import { CpuPool } from '../src/pool.js';
+import { CpuPool } from '../src/service/pool.js';
 import type { HtabCheckArgs, HtabCheckResult } from './fixtures/htab-task.js';
 
 const ops = Number(process.env.HTAB_OPS ?? 150_000);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Arena } from '../src/index.js';
-import { arenaMetrics } from '../src/metrics.js';
+import { arenaMetrics } from '../src/service/metrics.js';
 
 /** Prometheus text format: `name{labels} value` lines and `# TYPE name type` lines. */
 function parse(text: string) {

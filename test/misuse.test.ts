@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Arena, ArenaError, type ArenaErrorCode, attach, type CpuHandle } from '../src/index.js';
-import { readLayout, SLAB_CARVE_END, SLAB_CARVE_NEXT, slabWord } from '../src/layout.js';
+import { readLayout, SLAB_CARVE_END, SLAB_CARVE_NEXT, slabWord } from '../src/shm/layout.js';
 
 /** A small arena (1 MiB of pages) so that snapshots of the whole buffer stay cheap. */
 function setup() {

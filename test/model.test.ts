@@ -54,7 +54,7 @@ import {
   UNIT_STATE_MASK,
   X_PAGE_LIMIT_HITS,
   X_PAGES_NEXT,
-} from '../src/layout.js';
+} from '../src/shm/layout.js';
 
 const CPUS = 3;
 const FIXED_SIZES = [300, 40];

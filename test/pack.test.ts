@@ -7,8 +7,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { runPackBench } from '../src/benchmarks/pack.js';
 import { Arena, ArenaError, CHUNK_BYTES, HUGE_BYTES, PACK_BYTES, PackAllocator } from '../src/index.js';
+import { runPackBench } from '../src/lab/benchmarks/pack-bench.js';
 import { killWhileHolding } from './helpers/lock-holder.js';
 
 const PAGE = 4096;

@@ -5,8 +5,8 @@
  * hint for remote frees, the pre-allocated pool; and the poison debug option.
  */
 import { describe, expect, it } from 'vitest';
+import { decodePolicy, encodePolicy } from '../src/epoch/policy.js';
 import { Arena, type ArenaOptions, PRESET_NAMES, PRESETS, type PresetName, presetOf } from '../src/index.js';
-import { decodePolicy, encodePolicy } from '../src/policy.js';
 
 /** The 32-byte class: user size 24. */
 const CLS = 1;

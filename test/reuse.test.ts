@@ -9,12 +9,12 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, type ArenaOptions, type PresetName } from '../src/index.js';
-import { CpuPool } from '../src/pool.js';
-import type { ReuseOracleArgs, ReuseOracleResult } from '../src/scenarios/reuse-oracle.js';
+import type { ReuseOracleArgs, ReuseOracleResult } from '../src/lab/scenarios/reuse-oracle.js';
+import { CpuPool } from '../src/service/pool.js';
 
 const sections = Number(process.env.REUSE_SECTIONS ?? 2_000_000);
 const cpus = Number(process.env.REUSE_CPUS ?? 2);
-const oracleModule = new URL('../src/scenarios/reuse-oracle.ts', import.meta.url);
+const oracleModule = new URL('../src/lab/scenarios/reuse-oracle.ts', import.meta.url);
 
 let cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

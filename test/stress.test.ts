@@ -6,14 +6,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, type ArenaOptions } from '../src/index.js';
-import { CpuPool } from '../src/pool.js';
-import { PointerQueue } from '../src/ring.js';
-import type { ChurnArgs, ChurnResult } from '../src/scenarios/churn.js';
+import type { ChurnArgs, ChurnResult } from '../src/lab/scenarios/churn.js';
+import { CpuPool } from '../src/service/pool.js';
+import { PointerQueue } from '../src/structures/ring.js';
 
 const cpus = Number(process.env.STRESS_CPUS ?? 3);
 const ops = Number(process.env.STRESS_OPS ?? 60_000);
 const live = Number(process.env.STRESS_LIVE ?? 500);
-const churnModule = new URL('../src/scenarios/churn.ts', import.meta.url);
+const churnModule = new URL('../src/lab/scenarios/churn.ts', import.meta.url);
 
 let cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

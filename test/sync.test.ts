@@ -8,7 +8,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { ArenaError } from '../src/errors.js';
+import { ArenaError } from '../src/shm/errors.js';
 import {
   barrierInit,
   barrierWait,
@@ -17,7 +17,7 @@ import {
   mutexUnlock,
   spinTryLock,
   spinUnlock,
-} from '../src/sync.js';
+} from '../src/shm/sync.js';
 
 const ITERS = Number(process.env.SYNC_ITERS ?? 200_000);
 const FIXTURE = new URL('./fixtures/sync-worker.mjs', import.meta.url);

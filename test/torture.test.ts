@@ -7,7 +7,7 @@
  * lookups are right under immediate reuse too. Seconds per run from TORTURE_SECONDS (1).
  */
 import { describe, expect, it } from 'vitest';
-import { runTorture } from '../src/torture.js';
+import { runTorture } from '../src/lab/torture-run.js';
 
 const seconds = Number(process.env.TORTURE_SECONDS ?? 1);
 

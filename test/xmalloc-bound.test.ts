@@ -6,7 +6,7 @@
  * so the check can fail. Real workers, 1 producer and 1 consumer, 1 s measured.
  */
 import { describe, expect, it } from 'vitest';
-import { runXmalloc } from '../src/benchmarks/xmalloc.js';
+import { runXmalloc } from '../src/lab/benchmarks/xmalloc.js';
 
 describe('xmalloc memory bound', () => {
   it.each([

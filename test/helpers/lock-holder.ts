@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { Arena } from '../../src/index.js';
 
 export async function killWhileHolding(arena: Arena, lock: number): Promise<void> {
-  const sync = new URL('../../dist/src/sync.js', import.meta.url).href;
+  const sync = new URL('../../dist/src/shm/sync.js', import.meta.url).href;
   const worker = new Worker(
     `const { workerData, parentPort } = require('node:worker_threads');
      import(${JSON.stringify(sync)}).then(({ robustLock }) => {
