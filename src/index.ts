@@ -7,7 +7,7 @@ export { Arena, type ArenaOptions, type CloseReport } from './arena/arena.js';
 export type { GpFlavorStats, GpStats, StallReport } from './arena/coordinator.js';
 export type { RecoveryReport } from './arena/recovery.js';
 export type { ArenaStats, CacheStats, ClassStats, CpuStats } from './arena/stats.js';
-export { type ArenaFaults, attach, attachFree, CpuHandle, type SharedArena } from './cpu/cpu.js';
+export { attach, attachFree, CpuHandle } from './cpu/cpu.js';
 export type { Flavor } from './epoch/grace-period.js';
 export {
   type CapacityChoice,
@@ -38,6 +38,7 @@ export {
   type SharedMapOptions,
   type SharedMapValue,
 } from './service/shared-map.js';
+export type { ArenaFaults, ArenaRef, SharedArena } from './shm/arena-ref.js';
 export { ArenaError, type ArenaErrorCode } from './shm/errors.js';
 export { type DirectMapStats, HUGE_BYTES } from './structures/direct-map.js';
 export { HashMap, type HashMapOptions, MapStatus, UpdateFlag } from './structures/hash-map.js';

@@ -13,7 +13,7 @@
  * initialised.
  */
 import type { Worker } from 'node:worker_threads';
-import { type ArenaFaults, attach, type CpuHandle, type SharedArena } from '../cpu/cpu.js';
+import { attach, type CpuHandle } from '../cpu/cpu.js';
 import { ListsByCpu } from '../cpu/deferred.js';
 import { FLAVOR_NAMES, type Flavor, flavorIndex, writeBirthMs } from '../epoch/grace-period.js';
 import { encodePolicy, type Policy, type PresetName, resolvePolicy } from '../epoch/policy.js';
@@ -26,6 +26,7 @@ import {
   watermarksFor,
 } from '../memory/size-class.js';
 import { Slab } from '../memory/slab.js';
+import type { ArenaFaults, SharedArena } from '../shm/arena-ref.js';
 import { publish, readShared } from '../shm/atomics.js';
 import { ArenaError, fail } from '../shm/errors.js';
 import {

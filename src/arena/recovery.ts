@@ -5,9 +5,10 @@
  * list update, holding a slab row's mutex — so that grace periods go on and the slots can be
  * attached again:
  *
- * 1. Locks: every robust mutex (slab rows, the page lock, pack allocators, hash-map buckets and
- *    pool lists, qp-tries; src/sync.ts) whose word names the
- *    thread is repaired and released. A row's free list is walked by its count and cut at
+ * 1. Locks: every robust mutex (slab rows, the page lock, and those of every structure on the
+ *    structure chain, each repaired by the recoverer its magic names: src/shm/structure-chain.ts,
+ *    src/structures/recoverers.ts; src/shm/sync.ts) whose word names the thread is repaired and
+ *    released. A row's free list is walked by its count and cut at
  *    the first unit that is not a free unit of the row's class (the thread may have died between
  *    moving the head and fixing the count); the units cut off are reported as dropped.
  * 2. CPUs: each CPU whose state word names the thread — as its owner (ONLINE or IDLE) or as
@@ -80,10 +81,9 @@ import {
   X_PAGE_LOCK,
   X_PAGES_NEXT,
 } from '../shm/layout.js';
+import { recoverStructures } from '../shm/structure-chain.js';
 import { mutexRecover } from '../shm/sync.js';
-import { recoverMapLocks } from '../structures/hash-map.js';
-import { recoverPackLocks } from '../structures/pack.js';
-import { recoverTrieLocks } from '../structures/qp-trie.js';
+import { STRUCTURE_RECOVERERS } from '../structures/recoverers.js';
 
 /** What recovering one exited thread found. */
 export interface RecoveryReport {
@@ -138,11 +138,9 @@ export function recoverThread(
     if (mutexRecover(i32, row + SLAB_X_LOCK, deadThreadId, repair)) locksReleased++;
   }
   if (mutexRecover(i32, X_PAGE_LOCK, deadThreadId, () => {})) locksReleased++;
-  locksReleased += recoverPackLocks(i32, deadThreadId);
-  locksReleased += recoverTrieLocks(i32, deadThreadId);
-  const maps = recoverMapLocks(i32, deadThreadId);
-  locksReleased += maps.released;
-  droppedUnits += maps.unlinked;
+  const structures = recoverStructures(i32, STRUCTURE_RECOVERERS, deadThreadId);
+  locksReleased += structures.released;
+  droppedUnits += structures.unlinked;
   // A sleeper the dead thread's unlock woke may have been the dead thread itself, which then
   // never took the lock: wake every sleeper on every mutex; they re-check the word.
   for (let cls = 0; cls < layout.classes; cls++) Atomics.notify(i32, slabWord(layout, cls) + SLAB_X_LOCK);

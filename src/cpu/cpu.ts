@@ -47,6 +47,7 @@ import {
 import { PageAllocator } from '../memory/page-allocator.js';
 import { GENERAL_CLASS_COUNT, MAX_ALLOC_BYTES, SIZE_TO_CLASS, trimTarget } from '../memory/size-class.js';
 import { Slab } from '../memory/slab.js';
+import type { SharedArena } from '../shm/arena-ref.js';
 import { readShared } from '../shm/atomics.js';
 import { ArenaError, fail } from '../shm/errors.js';
 import {
@@ -102,29 +103,6 @@ import {
 import { CpuSlot } from './cpu-slot.js';
 import { type DeferredLists, ListsByCpu } from './deferred.js';
 import { Shrinker } from './shrinker.js';
-
-/** Faults a test may inject to prove that its oracle detects them; never set in normal use. */
-export interface ArenaFaults {
-  /**
-   * A slow-path allocation returns the unit the previous slow-path allocation of that class
-   * returned, if it is still allocated: a second holder for a live unit, the use-after-free an
-   * allocator bug would cause, without corrupting the arena's own lists.
-   */
-  readonly handOutTwice?: boolean;
-  /**
-   * A deferred batch counts as past its GP one epoch after its seal instead of two: the
-   * off-by-one the proof in src/grace-period.ts rules out, which lets a reader pinned at the
-   * seal's epoch see the unit reused.
-   */
-  readonly oneEpochGp?: boolean;
-}
-
-/** What `arena.shared` holds: everything another thread needs to attach. Structured-cloneable. */
-export interface SharedArena {
-  readonly buffer: SharedArrayBuffer;
-  /** Test-only fault injection, carried to every thread (see `ArenaOptions.faults`). */
-  readonly faults?: ArenaFaults;
-}
 
 /**
  * The fast path (alloc, free and what they inline) spells the layout constants below as

@@ -21,7 +21,7 @@ import {
   type TortureErrors,
   type TortureResult,
   type TortureStructure,
-} from './scenarios/torture.js';
+} from './scenarios/torture-common.js';
 import { TRIE_MAX_KEY, TRIE_VALUE } from './scenarios/torture-trie.js';
 
 export interface TortureOptions {

@@ -19,7 +19,7 @@
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Arena } from '../arena/arena.js';
-import type { SharedArena } from '../cpu/cpu.js';
+import type { SharedArena } from '../shm/arena-ref.js';
 import { fail } from '../shm/errors.js';
 import { X_BARRIER } from '../shm/layout.js';
 import { barrierInit } from '../shm/sync.js';

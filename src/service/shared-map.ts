@@ -27,15 +27,15 @@
  * the element that points to them is published (the bucket lock's release orders them) and
  * never written again.
  */
-import type { Arena } from '../arena/arena.js';
-import { attachFree, type CpuHandle, type SharedArena } from '../cpu/cpu.js';
+import { attachFree, type CpuHandle } from '../cpu/cpu.js';
 import { isExpired, readBirthMs, readEpoch, requestEpoch } from '../epoch/grace-period.js';
 import { decodePolicy } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';
 import { MAX_ALLOC_BYTES } from '../memory/size-class.js';
+import { type ArenaRef, arenaBuffer, type SharedArena } from '../shm/arena-ref.js';
 import { type ArenaError, fail } from '../shm/errors.js';
 import { FLAVOR_RCU, H_POLICY, PAGE_BYTES, readLayout } from '../shm/layout.js';
-import { arenaBuffer, checkInteger, checkStructureRef } from '../structures/arguments.js';
+import { checkInteger, checkStructureRef } from '../structures/arguments.js';
 import { HashMap, MapStatus } from '../structures/hash-map.js';
 import { PackAllocator } from '../structures/pack.js';
 
@@ -137,7 +137,7 @@ export class SharedMap {
    * with the first one) and returns its `ref`. Throws `EINVAL` for bad options or an
    * immediate-reuse policy, `ENOMEM` without room (nothing is left allocated then).
    */
-  static create(arena: Arena | SharedArena, options: SharedMapOptions): number {
+  static create(arena: ArenaRef, options: SharedMapOptions): number {
     const buffer = arenaBuffer(arena, 'SharedMap');
     if (options === null || typeof options !== 'object') fail('EINVAL', 'SharedMap.create needs options');
     const maxEntries = checkInteger('SharedMap', 'maxEntries', options.maxEntries, 1, 1 << 24);

@@ -28,7 +28,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 5;
+export const LAYOUT_VERSION = 6;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -125,14 +125,11 @@ export const X_DEPOT_TAKES = 59;
 /** Spans carved from reused pages so far: their generation bases (SLAB_CARVE_GEN). */
 export const X_SPAN_GENERATIONS = 60;
 /**
- * The most recently created pack allocator's ref; each one's header links the one before
- * (src/pack.ts), so that crash recovery can find their robust mutexes.
+ * The most recently created data structure's ref (a hash map, qp-trie or pack allocator); each
+ * one's region links the one before (src/shm/structure-chain.ts), so that crash recovery finds
+ * their robust mutexes without this map naming any of them. Words 62..63 are unused.
  */
-export const X_PACK_CHAIN = 61;
-/** The same chain for the hash maps (src/hash-map.ts): their bucket and pool locks. */
-export const X_MAP_CHAIN = 62;
-/** The same chain for the qp-tries (src/qp-trie.ts): their writer locks. */
-export const X_TRIE_CHAIN = 63;
+export const X_STRUCT_CHAIN = 61;
 export const HEADER_WORDS = 64;
 
 /** CPU table record. */
@@ -571,6 +568,7 @@ function checkConstants(): void {
       X_DEPOT_PARKS,
       X_DEPOT_TAKES,
       X_SPAN_GENERATIONS,
+      X_STRUCT_CHAIN,
     ],
   };
   for (const [name, fields] of Object.entries(records)) {

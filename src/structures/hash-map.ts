@@ -44,14 +44,19 @@
  * read through a pointer returned by `lookup` may change under immediate reuse: that is the
  * kernel's documented behaviour and what the use-after-free lab measures.
  */
-import type { Arena } from '../arena/arena.js';
-import type { CpuHandle, SharedArena } from '../cpu/cpu.js';
+import type { CpuHandle } from '../cpu/cpu.js';
 import { PageAllocator } from '../memory/page-allocator.js';
 import { GENERAL_CLASS_COUNT } from '../memory/size-class.js';
+import { type ArenaRef, arenaBuffer } from '../shm/arena-ref.js';
 import { fail } from '../shm/errors.js';
-import { CLS_OBJECT_SIZE, classWord, readLayout, X_MAP_CHAIN } from '../shm/layout.js';
+import { CLS_OBJECT_SIZE, classWord, readLayout } from '../shm/layout.js';
+import {
+  joinStructureChain,
+  type StructureRecoverer,
+  type StructureRecovery,
+} from '../shm/structure-chain.js';
 import { mutexRecover, robustHolder, robustLock, robustUnlock } from '../shm/sync.js';
-import { arenaBuffer, checkStructureRef, joinChain } from './arguments.js';
+import { checkStructureRef } from './arguments.js';
 
 /** `update` flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST). */
 export const UpdateFlag = Object.freeze({ ANY: 0, NOEXIST: 1, EXIST: 2 } as const);
@@ -109,7 +114,7 @@ const M_NULLS_TAG = 8;
 /** Byte offset of the bucket array. */
 const M_BUCKETS = 9;
 const M_CPUS = 10;
-/** The map created before this one (X_MAP_CHAIN), 0 for the first. */
+/** The map created before this one (the structure chain, X_STRUCT_CHAIN), 0 for the first. */
 const M_NEXT = 11;
 /** The global part of the element count, on a line of its own. */
 const M_COUNT = 16;
@@ -249,7 +254,7 @@ export class HashMap {
    * its `ref`. Throws `EINVAL` for bad options and `ENOMEM` when the arena's limit leaves no
    * room for the region; nothing is allocated then (the page allocator counts the limit hit).
    */
-  static create(arena: Arena | SharedArena, options: HashMapOptions): number {
+  static create(arena: ArenaRef, options: HashMapOptions): number {
     const buffer = arenaBuffer(arena, 'HashMap.create');
     if (options === null || typeof options !== 'object') fail('EINVAL', 'HashMap.create needs options');
     const i32 = new Int32Array(buffer);
@@ -324,7 +329,7 @@ export class HashMap {
       }
     }
     Atomics.store(i32, m + M_MAGIC, MAP_MAGIC);
-    joinChain(i32, X_MAP_CHAIN, region, M_NEXT);
+    joinStructureChain(i32, region, M_NEXT);
     return region;
   }
 
@@ -674,8 +679,8 @@ export class HashMap {
 }
 
 /**
- * Crash recovery (src/recovery.ts): releases every bucket and pool lock of every map whose word
- * names the dead thread. A thread killed inside `update` may have linked the new element at the
+ * Crash recovery (src/arena/recovery.ts, through `mapRecoverer`): releases every bucket and pool
+ * lock of map `ref` whose word names the dead thread. A thread killed inside `update` may have linked the new element at the
  * head and not yet unlinked the old one: the bucket's chain is walked first and a second element
  * with a key already seen is unlinked (it leaks: no CPU is there to free it; counted in the
  * return value's `unlinked`). A pool list cut inside a push loses the element pushed (a leak of
@@ -683,61 +688,64 @@ export class HashMap {
  * element linked: the copy it replaced becomes the extra instead (or none: the CPU's next
  * overwrite then takes a free element). Returns the locks released and the elements unlinked.
  */
-export function recoverMapLocks(
-  i32: Int32Array,
-  deadThreadId: number,
-): { released: number; unlinked: number } {
+export function recoverMapLocks(i32: Int32Array, ref: number, deadThreadId: number): StructureRecovery {
   let released = 0;
   let unlinked = 0;
-  for (let ref = Atomics.load(i32, X_MAP_CHAIN); ref !== 0; ref = i32[(ref >> 2) + M_NEXT] as number) {
-    const m = ref >> 2;
-    const keyWords = round8(i32[m + M_KEY_SIZE] as number) >> 2;
-    const buckets = (i32[m + M_BUCKETS] as number) >> 2;
-    const count = 1 << (i32[m + M_BUCKET_BITS] as number);
-    const maxSteps = (i32[m + M_MAX_ENTRIES] as number) + (i32[m + M_CPUS] as number) + 1;
-    const sameKey = (a: number, b: number): boolean => {
-      // Words 1.. : the hash, then the key.
-      for (let w = 1; w <= keyWords + 1; w++) if (i32[(a >> 2) + w] !== i32[(b >> 2) + w]) return false;
-      return true;
+  const m = ref >> 2;
+  const keyWords = round8(i32[m + M_KEY_SIZE] as number) >> 2;
+  const buckets = (i32[m + M_BUCKETS] as number) >> 2;
+  const count = 1 << (i32[m + M_BUCKET_BITS] as number);
+  const maxSteps = (i32[m + M_MAX_ENTRIES] as number) + (i32[m + M_CPUS] as number) + 1;
+  const sameKey = (a: number, b: number): boolean => {
+    // Words 1.. : the hash, then the key.
+    for (let w = 1; w <= keyWords + 1; w++) if (i32[(a >> 2) + w] !== i32[(b >> 2) + w]) return false;
+    return true;
+  };
+  for (let b = 0; b < count; b++) {
+    const head = buckets + 2 * b;
+    // Most buckets are not held: test the word before building a repair (maps have millions).
+    if (robustHolder(i32, head + 1) !== deadThreadId) continue;
+    const repair = (): void => {
+      const seen: number[] = [];
+      const dropped: number[] = [];
+      let link = head;
+      for (let elem = i32[head] as number, steps = 0; (elem & 1) === 0 && steps < maxSteps; steps++) {
+        const next = i32[elem >> 2] as number;
+        if (seen.some((other) => sameKey(other, elem))) {
+          Atomics.store(i32, link, next);
+          dropped.push(elem);
+        } else {
+          seen.push(elem);
+          link = elem >> 2;
+        }
+        elem = next;
+      }
+      if (((i32[m + M_FLAGS] as number) & FLAG_PREALLOC) !== 0) {
+        // An overwrite cut before its swap: the CPU's extra is the element it linked. The copy
+        // it replaced (unlinked above) becomes the extra; without one, the CPU has none and its
+        // next overwrite takes a free element.
+        for (let c = 0; c < (i32[m + M_CPUS] as number); c++) {
+          const extra = m + M_PERCPU + c * PC_WORDS + PC_EXTRA;
+          if (seen.includes(i32[extra] as number)) i32[extra] = dropped.pop() ?? 0;
+        }
+      }
+      unlinked += dropped.length;
     };
-    for (let b = 0; b < count; b++) {
-      const head = buckets + 2 * b;
-      // Most buckets are not held: test the word before building a repair (maps have millions).
-      if (robustHolder(i32, head + 1) !== deadThreadId) continue;
-      const repair = (): void => {
-        const seen: number[] = [];
-        const dropped: number[] = [];
-        let link = head;
-        for (let elem = i32[head] as number, steps = 0; (elem & 1) === 0 && steps < maxSteps; steps++) {
-          const next = i32[elem >> 2] as number;
-          if (seen.some((other) => sameKey(other, elem))) {
-            Atomics.store(i32, link, next);
-            dropped.push(elem);
-          } else {
-            seen.push(elem);
-            link = elem >> 2;
-          }
-          elem = next;
-        }
-        if (((i32[m + M_FLAGS] as number) & FLAG_PREALLOC) !== 0) {
-          // An overwrite cut before its swap: the CPU's extra is the element it linked. The copy
-          // it replaced (unlinked above) becomes the extra; without one, the CPU has none and its
-          // next overwrite takes a free element.
-          for (let c = 0; c < (i32[m + M_CPUS] as number); c++) {
-            const extra = m + M_PERCPU + c * PC_WORDS + PC_EXTRA;
-            if (seen.includes(i32[extra] as number)) i32[extra] = dropped.pop() ?? 0;
-          }
-        }
-        unlinked += dropped.length;
-      };
-      if (mutexRecover(i32, head + 1, deadThreadId, repair)) released++;
-    }
-    for (let c = 0; c < (i32[m + M_CPUS] as number); c++) {
-      if (mutexRecover(i32, m + M_PERCPU + c * PC_WORDS + PC_FREE_LOCK, deadThreadId, () => {})) released++;
-    }
+    if (mutexRecover(i32, head + 1, deadThreadId, repair)) released++;
+  }
+  for (let c = 0; c < (i32[m + M_CPUS] as number); c++) {
+    if (mutexRecover(i32, m + M_PERCPU + c * PC_WORDS + PC_FREE_LOCK, deadThreadId, () => {})) released++;
   }
   return { released, unlinked };
 }
+
+/** The structure chain's entry for hash maps (src/shm/structure-chain.ts). */
+export const mapRecoverer: StructureRecoverer = {
+  magic: MAP_MAGIC,
+  name: 'hash map',
+  nextWord: M_NEXT,
+  recover: recoverMapLocks,
+};
 
 /** The nulls marker that ends bucket `b`'s chain: odd, so never an element. */
 function nulls(tag: number, bucket: number): number {

@@ -23,18 +23,22 @@
  * are visible to every thread. Shared words: everything in the region and the packs' bitmaps is
  * guarded by the allocator's robust mutex (its word names the thread inside, so crash recovery
  * releases it: `recoverPackLocks`), as `pack_mutex` guards `pack_list`; the allocator's link in
- * X_PACK_CHAIN is written once at creation; `stats` reads counters with Atomics and tables plainly (aligned 32-bit
+ * the structure chain is written once at creation; `stats` reads counters with Atomics and tables plainly (aligned 32-bit
  * reads: recent values). Block bytes belong to whoever holds the block; `copyIn`, `write` and
  * the trap fill of a freed range take the lock to check the block first, so they cannot write
  * into a range freed under them.
  */
-import type { Arena } from '../arena/arena.js';
-import type { SharedArena } from '../cpu/cpu.js';
 import { PageAllocator } from '../memory/page-allocator.js';
+import { type ArenaRef, arenaBuffer } from '../shm/arena-ref.js';
 import { fail } from '../shm/errors.js';
-import { PAGE_BYTES, readLayout, X_PACK_CHAIN } from '../shm/layout.js';
+import { PAGE_BYTES, readLayout } from '../shm/layout.js';
+import {
+  joinStructureChain,
+  type StructureRecoverer,
+  type StructureRecovery,
+} from '../shm/structure-chain.js';
 import { mutexRecover, robustLock, robustUnlock } from '../shm/sync.js';
-import { arenaBuffer, checkInteger, checkStructureRef, joinChain } from './arguments.js';
+import { checkInteger, checkStructureRef } from './arguments.js';
 import { DirectMap, type DirectMapStats, HUGE_BYTES, Perm } from './direct-map.js';
 
 /** Options of `PackAllocator.create`. */
@@ -106,7 +110,7 @@ const H_REGION_PAGES = 9;
 const H_ALLOCS = 10;
 const H_FREES = 11;
 const H_FAILURES = 12;
-/** The pack allocator created before this one (X_PACK_CHAIN), 0 for the first. */
+/** The pack allocator created before this one (the structure chain, X_STRUCT_CHAIN), 0 for the first. */
 const H_NEXT = 13;
 const HEADER_WORDS = 32;
 const ENTRY_WORDS = 4;
@@ -184,7 +188,7 @@ export class PackAllocator {
    * Lays out a new allocator in pages of its own and returns its `ref`. Throws `EINVAL` for bad
    * options and `ENOMEM` when the arena has no room for its tables; nothing is allocated then.
    */
-  static create(arena: Arena | SharedArena, options: PackOptions = {}): number {
+  static create(arena: ArenaRef, options: PackOptions = {}): number {
     const buffer = arenaBuffer(arena, 'PackAllocator');
     if (options === null || typeof options !== 'object')
       fail('EINVAL', 'PackAllocator.create: options must be an object');
@@ -204,12 +208,12 @@ export class PackAllocator {
     i32[h + H_MAX_PACKS] = maxPacks;
     i32[h + H_MAX_REGIONS] = maxRegions;
     Atomics.store(i32, h + H_MAGIC, PACK_MAGIC);
-    joinChain(i32, X_PACK_CHAIN, region, H_NEXT);
+    joinStructureChain(i32, region, H_NEXT);
     return region;
   }
 
   /** Opens allocator `ref` of the arena (any thread). Throws `EINVAL` for a bad ref. */
-  static open(arena: Arena | SharedArena, ref: number): PackAllocator {
+  static open(arena: ArenaRef, ref: number): PackAllocator {
     const buffer = arenaBuffer(arena, 'PackAllocator');
     checkStructureRef(new Int32Array(buffer), ref, PACK_MAGIC, 'PackAllocator.open', 'pack allocator');
     return new PackAllocator(buffer, ref);
@@ -540,51 +544,57 @@ export class PackAllocator {
 }
 
 /**
- * Crash recovery (src/recovery.ts): releases the mutex of every pack allocator whose word names
- * the dead thread, after recounting what its bitmaps hold (a thread killed inside `alloc` or
+ * Crash recovery (src/arena/recovery.ts, through `packRecoverer`): releases the mutex of pack
+ * allocator `ref` if its word names the dead thread, after recounting what its bitmaps hold (a thread killed inside `alloc` or
  * `free` may have set or cleared part of a block's bits: those chunks may leak, nothing is handed
  * out twice). Returns the locks released.
  */
-export function recoverPackLocks(i32: Int32Array, deadThreadId: number): number {
+export function recoverPackLocks(i32: Int32Array, ref: number, deadThreadId: number): StructureRecovery {
   let released = 0;
-  for (let ref = Atomics.load(i32, X_PACK_CHAIN); ref !== 0; ref = i32[(ref >> 2) + H_NEXT] as number) {
-    const h = ref >> 2;
-    const repair = (): void => {
-      const packs = h + HEADER_WORDS;
-      let chunksUsed = 0;
-      let blocks = 0;
-      for (let p = 0; p < (i32[h + H_MAX_PACKS] as number); p++) {
-        const e = packs + p * ENTRY_WORDS;
-        if ((i32[e + E_START] as number) === 0) continue;
-        const bits = (i32[e + E_BITMAPS] as number) >> 2;
-        const [free] = freeRuns(i32, bits);
-        i32[e + E_USED] = CHUNKS - free;
-        chunksUsed += CHUNKS - free;
-        for (let c = 0; c < CHUNKS; c++) if (getBit(i32, bits + BITMAP_WORDS, c)) blocks++;
-      }
-      const regions = packs + (i32[h + H_MAX_PACKS] as number) * ENTRY_WORDS;
-      let liveRegions = 0;
-      let regionPages = 0;
-      for (let r = 0; r < (i32[h + H_MAX_REGIONS] as number); r++) {
-        const e = regions + r * ENTRY_WORDS;
-        if ((i32[e + E_START] as number) === 0) continue;
-        liveRegions++;
-        regionPages += i32[e + E_PAGES] as number;
-      }
-      let livePacks = 0;
-      for (let p = 0; p < (i32[h + H_MAX_PACKS] as number); p++) {
-        if ((i32[packs + p * ENTRY_WORDS + E_START] as number) !== 0) livePacks++;
-      }
-      Atomics.store(i32, h + H_CHUNKS_USED, chunksUsed);
-      Atomics.store(i32, h + H_BLOCKS, blocks + liveRegions);
-      Atomics.store(i32, h + H_PACKS, livePacks);
-      Atomics.store(i32, h + H_REGIONS, liveRegions);
-      Atomics.store(i32, h + H_REGION_PAGES, regionPages);
-    };
-    if (mutexRecover(i32, h + H_LOCK, deadThreadId, repair)) released++;
-  }
-  return released;
+  const h = ref >> 2;
+  const repair = (): void => {
+    const packs = h + HEADER_WORDS;
+    let chunksUsed = 0;
+    let blocks = 0;
+    for (let p = 0; p < (i32[h + H_MAX_PACKS] as number); p++) {
+      const e = packs + p * ENTRY_WORDS;
+      if ((i32[e + E_START] as number) === 0) continue;
+      const bits = (i32[e + E_BITMAPS] as number) >> 2;
+      const [free] = freeRuns(i32, bits);
+      i32[e + E_USED] = CHUNKS - free;
+      chunksUsed += CHUNKS - free;
+      for (let c = 0; c < CHUNKS; c++) if (getBit(i32, bits + BITMAP_WORDS, c)) blocks++;
+    }
+    const regions = packs + (i32[h + H_MAX_PACKS] as number) * ENTRY_WORDS;
+    let liveRegions = 0;
+    let regionPages = 0;
+    for (let r = 0; r < (i32[h + H_MAX_REGIONS] as number); r++) {
+      const e = regions + r * ENTRY_WORDS;
+      if ((i32[e + E_START] as number) === 0) continue;
+      liveRegions++;
+      regionPages += i32[e + E_PAGES] as number;
+    }
+    let livePacks = 0;
+    for (let p = 0; p < (i32[h + H_MAX_PACKS] as number); p++) {
+      if ((i32[packs + p * ENTRY_WORDS + E_START] as number) !== 0) livePacks++;
+    }
+    Atomics.store(i32, h + H_CHUNKS_USED, chunksUsed);
+    Atomics.store(i32, h + H_BLOCKS, blocks + liveRegions);
+    Atomics.store(i32, h + H_PACKS, livePacks);
+    Atomics.store(i32, h + H_REGIONS, liveRegions);
+    Atomics.store(i32, h + H_REGION_PAGES, regionPages);
+  };
+  if (mutexRecover(i32, h + H_LOCK, deadThreadId, repair)) released++;
+  return { released, unlinked: 0 };
 }
+
+/** The structure chain's entry for pack allocators (src/shm/structure-chain.ts). */
+export const packRecoverer: StructureRecoverer = {
+  magic: PACK_MAGIC,
+  name: 'pack allocator',
+  nextWord: H_NEXT,
+  recover: recoverPackLocks,
+};
 
 function getBit(i32: Int32Array, words: number, bit: number): boolean {
   return ((i32[words + (bit >>> 5)] as number) & (1 << (bit & 31))) !== 0;

@@ -44,13 +44,18 @@
  * rest of a node plainly: under immediate reuse they can read anything, so every pointer is
  * range-checked and every walk bounded before use.
  */
-import type { Arena } from '../arena/arena.js';
-import type { CpuHandle, SharedArena } from '../cpu/cpu.js';
+import type { CpuHandle } from '../cpu/cpu.js';
 import { PageAllocator } from '../memory/page-allocator.js';
+import { type ArenaRef, arenaBuffer } from '../shm/arena-ref.js';
 import { fail } from '../shm/errors.js';
-import { readLayout, X_TRIE_CHAIN } from '../shm/layout.js';
+import { readLayout } from '../shm/layout.js';
+import {
+  joinStructureChain,
+  type StructureRecoverer,
+  type StructureRecovery,
+} from '../shm/structure-chain.js';
 import { mutexRecover, robustLock, robustUnlock } from '../shm/sync.js';
-import { arenaBuffer, checkInteger, checkStructureRef, joinChain } from './arguments.js';
+import { checkInteger, checkStructureRef } from './arguments.js';
 import {
   BRANCH,
   branchWith,
@@ -100,7 +105,7 @@ const T_MAX_VALUE = 2;
 const T_FLAGS = 3;
 const T_LOCK = 4;
 const T_COUNT = 5;
-/** The trie created before this one (X_TRIE_CHAIN), 0 for the first. */
+/** The trie created before this one (the structure chain, X_STRUCT_CHAIN), 0 for the first. */
 const T_NEXT = 6;
 /** The root entry: pointer and version, like a branch's entries. */
 const T_ROOT = 8;
@@ -186,7 +191,7 @@ export class QpTrie {
    * Lays out a new, empty trie in a page of its own and returns its `ref`. Throws `EINVAL` for
    * bad options and `ENOMEM` when the arena has no page left; nothing is allocated then.
    */
-  static create(arena: Arena | SharedArena, options: QpTrieOptions): number {
+  static create(arena: ArenaRef, options: QpTrieOptions): number {
     const buffer = arenaBuffer(arena, 'QpTrie.create');
     if (options === null || typeof options !== 'object') fail('EINVAL', 'QpTrie.create needs options');
     const maxKey = checkInteger('QpTrie', 'maxKeyBytes', options.maxKeyBytes, 1, MAX_KEY);
@@ -211,7 +216,7 @@ export class QpTrie {
     i32[t + T_MAX_VALUE] = maxValue;
     i32[t + T_FLAGS] = VERSION_MODES.indexOf(versions);
     Atomics.store(i32, t + T_MAGIC, TRIE_MAGIC);
-    joinChain(i32, X_TRIE_CHAIN, region, T_NEXT);
+    joinStructureChain(i32, region, T_NEXT);
     return region;
   }
 
@@ -664,33 +669,38 @@ export class QpTrie {
 }
 
 /**
- * Crash recovery (src/recovery.ts): releases the writer lock of every trie whose word names the
- * dead thread. Its updates are copy-on-write, so the one write it can have cut is an entry's
+ * Crash recovery (src/arena/recovery.ts, through `trieRecoverer`): releases the writer lock of
+ * trie `ref` if its word names the dead thread. Its updates are copy-on-write, so the one write it can have cut is an entry's
  * two halves (version stored, pointer not yet): every entry's version is set again from the node
  * it points to before the lock goes (a leaf or branch it built and never linked leaks). Returns
  * the locks released.
  */
-export function recoverTrieLocks(i32: Int32Array, deadThreadId: number): number {
+export function recoverTrieLocks(i32: Int32Array, ref: number, deadThreadId: number): StructureRecovery {
   let released = 0;
-  for (let ref = Atomics.load(i32, X_TRIE_CHAIN); ref !== 0; ref = i32[(ref >> 2) + T_NEXT] as number) {
-    const t = ref >> 2;
-    const versionAt =
-      VERSION_MODES[i32[t + T_FLAGS] as number] === 'generation' ? GENERATION_WORD : N_VERSION;
-    const repair = (): void => {
-      const entries = [t + T_ROOT];
-      for (let steps = 0; entries.length > 0 && steps < 1 << 24; steps++) {
-        const entry = entries.pop() as number;
-        const node = i32[entry] as number;
-        if (node === 0) continue;
-        const n = node >> 2;
-        i32[entry + 1] = i32[n + versionAt] as number;
-        const bitmap = i32[n + N_BITMAP] as number;
-        if ((bitmap & BRANCH) === 0) continue;
-        const children = popcount(bitmap & ~BRANCH);
-        for (let c = 0; c < children && c < NIBBLES; c++) entries.push(n + N_ENTRIES + 2 * c);
-      }
-    };
-    if (mutexRecover(i32, t + T_LOCK, deadThreadId, repair)) released++;
-  }
-  return released;
+  const t = ref >> 2;
+  const versionAt = VERSION_MODES[i32[t + T_FLAGS] as number] === 'generation' ? GENERATION_WORD : N_VERSION;
+  const repair = (): void => {
+    const entries = [t + T_ROOT];
+    for (let steps = 0; entries.length > 0 && steps < 1 << 24; steps++) {
+      const entry = entries.pop() as number;
+      const node = i32[entry] as number;
+      if (node === 0) continue;
+      const n = node >> 2;
+      i32[entry + 1] = i32[n + versionAt] as number;
+      const bitmap = i32[n + N_BITMAP] as number;
+      if ((bitmap & BRANCH) === 0) continue;
+      const children = popcount(bitmap & ~BRANCH);
+      for (let c = 0; c < children && c < NIBBLES; c++) entries.push(n + N_ENTRIES + 2 * c);
+    }
+  };
+  if (mutexRecover(i32, t + T_LOCK, deadThreadId, repair)) released++;
+  return { released, unlinked: 0 };
 }
+
+/** The structure chain's entry for qp-tries (src/shm/structure-chain.ts). */
+export const trieRecoverer: StructureRecoverer = {
+  magic: TRIE_MAGIC,
+  name: 'qp-trie',
+  nextWord: T_NEXT,
+  recover: recoverTrieLocks,
+};

@@ -27,8 +27,8 @@
  * the check or matches a reference taken before — the answer for that moment).
  */
 
-import type { SharedArena } from '../cpu/cpu.js';
 import { isUnitStart } from '../memory/slab.js';
+import type { SharedArena } from '../shm/arena-ref.js';
 import { ArenaError, fail } from '../shm/errors.js';
 import { type Layout, readLayout, UNIT_ALLOCATED, UNIT_STATE_MASK } from '../shm/layout.js';
 

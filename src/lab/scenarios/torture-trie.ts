@@ -25,7 +25,7 @@
  */
 import type { CpuContext } from '../../service/cpu-context.js';
 import { QpTrie } from '../../structures/qp-trie.js';
-import { noErrors, stutterer, type TortureArgs, type TortureResult } from './torture.js';
+import { noErrors, stutterer, type TortureArgs, type TortureResult } from './torture-common.js';
 
 export const STABLE_KEYS = 32;
 const CHURN_KEYS = 64;

@@ -22,7 +22,7 @@
  *   Hot-plug: every 4096 sections a reader parks for a moment and comes back. Sleepers (option
  *   `sleepMs`): every 256th section is a `readLockTrace` section that sleeps with the element
  *   in hand (sleepInTraceSection).
- * - Structure 'qp-trie': src/scenarios/torture-trie.ts.
+ * - Structure 'qp-trie': src/lab/scenarios/torture-trie.ts.
  * - Structure 'refcount' (the `bpf_cpumask` shape, src/refcount.ts): ref-counted objects held in
  *   the values of a hash map keyed by slot, as BPF maps hold kptrs (the slot's reference is the
  *   one `create` gives); the writer updates the slot's value and releases the object it
@@ -42,72 +42,8 @@ import { FLAVOR_RCU, G_EPOCH, gpWord } from '../../shm/layout.js';
 import { HashMap, MapStatus } from '../../structures/hash-map.js';
 import { RefCounts } from '../../structures/refcount.js';
 import { UnitRefs } from '../../structures/unit-ref.js';
+import { AGE_BUCKETS, noErrors, stutterer, type TortureArgs, type TortureResult } from './torture-common.js';
 import { trieReader, trieWriter } from './torture-trie.js';
-
-export type TortureStructure = 'element' | 'refcount' | 'qp-trie';
-
-export interface TortureArgs {
-  /** Slots in the table. */
-  readonly slots: number;
-  /** Bytes per element (a multiple of 4, at least 16). */
-  readonly size: number;
-  /** Writer pause and run length (0: no stutter). */
-  readonly stutterMs: number;
-  /** Every 256th reader section is a `readLockTrace` section that sleeps this long (0: none). */
-  readonly sleepMs: number;
-  /** Published elements, ref-counted objects, or a qp-trie (src/scenarios/torture-trie.ts). */
-  readonly structure: TortureStructure;
-  /** The qp-trie's ref (structure 'qp-trie'), else 0. */
-  readonly trie: number;
-  /**
-   * Structure 'refcount': the hash map (4-byte slot keys, 8-byte values from its own fixed
-   * cache) whose values hold the objects' pointers, as BPF maps hold kptrs; else 0.
-   */
-  readonly map: number;
-  /** [stop, started, slots ...]: (2 + slots) words. */
-  readonly control: SharedArrayBuffer;
-  /**
-   * Elements: the generation reference (src/unit-ref.ts) of each slot's element, 8 bytes per
-   * slot, published by the writer next to the pointer: what a service would store and readers
-   * load instead of a bare pointer.
-   */
-  readonly refTable: SharedArrayBuffer;
-}
-
-/** Age histogram buckets: 0, 1, 2, 3 or more epochs. */
-export const AGE_BUCKETS = 4;
-
-/** Errors of a torture run by kind (see TortureResult['errors']). */
-export type TortureErrors = TortureResult['errors'];
-
-export interface TortureResult {
-  readonly role: 'writer' | 'fake-writer' | 'reader';
-  /** Reader sections, writer replacements, fake-writer alloc+free pairs. */
-  readonly operations: number;
-  readonly recycled: number;
-  readonly allocFailures: number;
-  readonly errors: {
-    readonly generation: number;
-    readonly contents: number;
-    readonly freed: number;
-    readonly age: number;
-    /** Acquisitions of an object that was freed and re-created (structure 'refcount'). */
-    readonly recreated: number;
-    /** qp-trie: a stable key missing, a ghost key found, another key's value (copied out). */
-    readonly wrongLookup: number;
-    /** qp-trie: a value read through lookup's pointer that names another key or changes. */
-    readonly staleValue: number;
-    /** A sleeping `readLockTrace` reader saw its element change or go to a free list. */
-    readonly sleeper: number;
-    /**
-     * An element error that the reader's generation reference (src/unit-ref.ts), checked after
-     * the reads, did not catch: a service using references would have trusted those bytes.
-     */
-    readonly undetected: number;
-  };
-  readonly ages: readonly number[];
-  readonly samples: readonly string[];
-}
 
 const STOP = 0;
 /** CPUs that started: the run's clock starts when all have (worker start-up is not the run). */
@@ -140,19 +76,6 @@ export function torture(ctx: CpuContext<TortureArgs>): TortureResult {
   if (ctx.index === 1 && ctx.cpus >= 3) return fakeWriter(ctx, control);
   return trie ? trieReader(ctx, control) : reader(ctx, control);
 }
-
-/** A result's errors when a role saw none (the writers'); readers count from a copy. */
-export const noErrors: TortureResult['errors'] = Object.freeze({
-  generation: 0,
-  contents: 0,
-  freed: 0,
-  age: 0,
-  recreated: 0,
-  wrongLookup: 0,
-  staleValue: 0,
-  sleeper: 0,
-  undetected: 0,
-});
 
 /** What the element and refcount writer and readers share: the table's shape and handles. */
 function tableOf(ctx: CpuContext<TortureArgs>) {
@@ -228,22 +151,6 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     else if (old !== 0) cpu.free(old);
   }
   return { role: 'writer', operations, recycled, allocFailures, errors: noErrors, ages: [], samples: [] };
-}
-
-/**
- * A writer's stutter (rcutorture's): called now and then, it parks the CPU and sleeps for
- * `stutterMs` once every `stutterMs` of writing (readers go on), then resumes.
- */
-export function stutterer(ctx: CpuContext<TortureArgs>, control: Int32Array): () => void {
-  const { cpu, args } = ctx;
-  let phaseStart = performance.now();
-  return () => {
-    if (args.stutterMs <= 0 || performance.now() - phaseStart <= args.stutterMs) return;
-    cpu.park();
-    Atomics.wait(control, STOP, 0, args.stutterMs);
-    cpu.unpark();
-    phaseStart = performance.now();
-  };
 }
 
 function fakeWriter(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResult {
