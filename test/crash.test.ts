@@ -8,7 +8,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, type PresetName, type StallReport } from '../src/index.js';
+import { Arena, type PresetName } from '../src/index.js';
+import type { StallReport } from '../src/lab/index.js';
 import { C_FREE_COUNT, cacheWord, readLayout, SLAB_X_LOCK, slabWord } from '../src/shm/layout.js';
 import { robustHolder } from '../src/shm/sync.js';
 import type { CrashTaskData, SurvivorResult } from './fixtures/crash-task.js';

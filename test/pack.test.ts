@@ -7,8 +7,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Arena, ArenaError, CHUNK_BYTES, HUGE_BYTES, PACK_BYTES, PackAllocator } from '../src/index.js';
+import { Arena, ArenaError } from '../src/index.js';
 import { runPackBench } from '../src/lab/benchmarks/pack-bench.js';
+import { CHUNK_BYTES, HUGE_BYTES, PACK_BYTES, PackAllocator } from '../src/structures/index.js';
 import { killWhileHolding } from './helpers/lock-holder.js';
 
 const PAGE = 4096;
@@ -200,7 +201,7 @@ describe('PackAllocator bad input: clear errors, nothing changed', () => {
     expect(code(() => pack.copyIn(block, [1] as unknown as Uint8Array))).toBe('EINVAL');
     expect(code(() => PackAllocator.create(arena, { maxPacks: 0 }))).toBe('EINVAL');
     expect(code(() => PackAllocator.create(arena, { exec: 'yes' as unknown as boolean }))).toBe('EINVAL');
-    expect(code(() => PackAllocator.open(arena, 4096))).toBe('EINVAL');
+    expect(code(() => PackAllocator.open(arena, 4096 as never))).toBe('EINVAL');
     expect(JSON.stringify(pack.stats())).toBe(stats);
     expect(JSON.stringify(arena.stats())).toBe(arenaStats);
     pack.free(block);

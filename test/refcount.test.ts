@@ -5,7 +5,8 @@
  * object re-created in the freed unit.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, RefCounts, UnitRefs } from '../src/index.js';
+import { Arena } from '../src/index.js';
+import { RefCounts, UnitRefs } from '../src/structures/index.js';
 
 describe('ref-counted objects', () => {
   it('count, acquire only from non-zero, free at zero', async () => {

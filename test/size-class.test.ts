@@ -4,7 +4,8 @@
  * src/size-class.ts, so a slip in the table or the formula there cannot hide in both places.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, CLASS_UNIT_SIZES, classOfSize, MAX_ALLOC_BYTES, watermarksFor } from '../src/index.js';
+import { Arena } from '../src/index.js';
+import { CLASS_UNIT_SIZES, classOfSize, MAX_ALLOC_BYTES, watermarksFor } from '../src/lab/index.js';
 
 const HEADER = 8;
 

@@ -121,8 +121,6 @@ export interface ArenaOptions {
    * @defaultValue a `process.emitWarning` naming the CPU, its thread, the flavor and the time
    */
   readonly onStall?: (stall: StallReport) => void;
-  /** Test-only fault injection, to prove that a stress oracle detects what it looks for. */
-  readonly faults?: ArenaFaults;
 }
 
 const kDefaultStallWarningMs = 10_000;
@@ -278,7 +276,9 @@ export class Arena {
   }
 
   /** Lays out a new arena. Throws `EINVAL` for bad options (naming the option). */
-  static create(options: ArenaOptions): Arena {
+  static create(options: ArenaOptions): Arena;
+  // The second parameter is reachable only through `createArenaWithFaults` (percpu-arena/testing).
+  static create(options: ArenaOptions, faults?: ArenaFaults): Arena {
     const { cpus, policy, minMs, manual, poison, maxPages, unitSizes, objectSizes, stall } =
       validateOptions(options);
     const layout = computeLayout(cpus, unitSizes.length, maxPages);
@@ -321,7 +321,7 @@ export class Arena {
     });
     // The magic goes last: a buffer is an arena only once its header is complete.
     publish(i32, H_MAGIC, ARENA_MAGIC);
-    const shared: SharedArena = options.faults ? { buffer, faults: { ...options.faults } } : { buffer };
+    const shared: SharedArena = faults ? { buffer, faults: { ...faults } } : { buffer };
     return new Arena(shared, layout, policy, manual, birthMs, stall);
   }
 
@@ -431,6 +431,11 @@ export class Arena {
     return before - this.stats().bytesInUse;
   }
 
+  /** `await using arena = Arena.create(...)`: closes the arena at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   /**
    * Closes the arena: handles attached on this thread become dead, handles on other threads
    * fail with `ECLOSED` at their next refill or trim, and every unit is accounted for. Returns
@@ -470,4 +475,12 @@ export class Arena {
   #checkOpen(): void {
     if (readShared(this.#i32, X_CLOSED) !== 0) throw new ArenaError('ECLOSED', 'the arena is closed');
   }
+}
+
+/**
+ * `Arena.create` with test-only faults injected into `arena.shared` (so every thread that
+ * attaches sees them); exported to users only by `percpu-arena/testing`.
+ */
+export function createArenaWithFaults(options: ArenaOptions, faults: ArenaFaults): Arena {
+  return (Arena.create as (options: ArenaOptions, faults?: ArenaFaults) => Arena)(options, faults);
 }

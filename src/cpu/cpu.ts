@@ -100,6 +100,7 @@ import {
   UNIT_STATE_MASK,
   X_CLOSED,
 } from '../shm/layout.js';
+import type { Pointer } from '../shm/refs.js';
 import { CpuSlot } from './cpu-slot.js';
 import { type DeferredLists, ListsByCpu } from './deferred.js';
 import { Shrinker } from './shrinker.js';
@@ -189,6 +190,8 @@ export class CpuHandle {
   readonly bytes: Uint8Array;
   /** The whole arena as 32-bit words (for callers that lay out their own records). */
   readonly i32: Int32Array;
+  /** The arena this handle belongs to: a handle is an `ArenaRef` too (`X.create(cpu, ...)`). */
+  readonly shared: SharedArena;
   readonly #layout: Layout;
   readonly #slab: Slab;
   readonly #lists: DeferredLists;
@@ -246,6 +249,7 @@ export class CpuHandle {
     if (readShared(i32, X_CLOSED) !== 0) fail('ECLOSED', 'the arena is closed');
     this.cpu = cpu;
     this.i32 = i32;
+    this.shared = shared;
     this.bytes = new Uint8Array(shared.buffer);
     this.#layout = layout;
     this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
@@ -303,21 +307,21 @@ export class CpuHandle {
    * `size` is not such an integer or memory is exhausted. Never throws for a size or for memory;
    * throws `ECLOSED` on a detached or parked handle, or when a refill finds the arena closed.
    */
-  alloc(size: number): number {
+  alloc(size: number): Pointer {
     if (!this.#attached) this.#closedError();
-    if ((size | 0) !== size || size < 1 || size > /* MAX_ALLOC_BYTES */ 4088) return 0;
-    return this.#unitAlloc(this.#sizeToClass[(size + 15) >> 3] as number);
+    if ((size | 0) !== size || size < 1 || size > /* MAX_ALLOC_BYTES */ 4088) return 0 as Pointer;
+    return this.#unitAlloc(this.#sizeToClass[(size + 15) >> 3] as number) as Pointer;
   }
 
   /**
    * Allocates one object from fixed-size cache `id` (an index into `ArenaOptions.fixedSizes`),
    * like `bpf_mem_cache_alloc`; returns 0 for an unknown id or when memory is exhausted.
    */
-  allocFixed(id: number): number {
+  allocFixed(id: number): Pointer {
     if (!this.#attached) this.#closedError();
     const cls = GENERAL_CLASS_COUNT + id;
-    if ((id | 0) !== id || id < 0 || cls >= this.#classes) return 0;
-    return this.#unitAlloc(cls);
+    if ((id | 0) !== id || id < 0 || cls >= this.#classes) return 0 as Pointer;
+    return this.#unitAlloc(cls) as Pointer;
   }
 
   /**
@@ -326,7 +330,7 @@ export class CpuHandle {
    * anything that is not an allocated unit (including a double free) and leaves the arena
    * unchanged then.
    */
-  free(ptr: number): void {
+  free(ptr: Pointer): void {
     if (!this.#attached) this.#closedError();
     const h = this.#allocatedHeader(ptr);
     const i32 = this.i32;
@@ -346,7 +350,7 @@ export class CpuHandle {
    * the policy (the kernel's bpf_mem_free_rcu): readers inside `readLock()` that still hold it
    * keep reading valid, unchanged bytes. Throws like `free`.
    */
-  freeRcu(ptr: number): void {
+  freeRcu(ptr: Pointer): void {
     if (!this.#attached) this.#closedError();
     const h = this.#allocatedHeader(ptr);
     const cls = (this.i32[h] as number) & HINT_CLASS_MASK;
@@ -512,7 +516,7 @@ export class CpuHandle {
    * Usable bytes of the unit at `ptr` (its unit size minus the header, or the object size of a
    * fixed-size cache), like `ksize()`; throws `EINVAL` if `ptr` is not an allocated unit.
    */
-  usableSize(ptr: number): number {
+  usableSize(ptr: Pointer): number {
     const h = this.#allocatedHeader(ptr);
     const w = classWord(this.#layout, (this.i32[h] as number) & HINT_CLASS_MASK);
     const objectSize = this.i32[w + CLS_OBJECT_SIZE] as number;
@@ -537,6 +541,11 @@ export class CpuHandle {
     this.#nestRcu = 0;
     this.#nestTtrace = 0;
     this.#slot.release();
+  }
+
+  /** `using cpu = arena.attach(0)`: detaches at the end of the block (if still attached). */
+  [Symbol.dispose](): void {
+    if (this.#attached || this.#parked) this.detach();
   }
 
   #unitAlloc(cls: number): number {

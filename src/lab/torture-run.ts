@@ -11,6 +11,7 @@
 import { Arena } from '../arena/arena.js';
 import type { PresetName } from '../epoch/policy.js';
 import { CpuPool, siblingModule } from '../service/pool.js';
+import type { HashMapRef, QpTrieRef } from '../shm/refs.js';
 import { HashMap } from '../structures/hash-map.js';
 import { QpTrie, type TrieVersions } from '../structures/qp-trie.js';
 import { type MachineConditions, machineConditions } from './benchmarks/measure.js';
@@ -99,7 +100,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     const trie =
       structure === 'qp-trie'
         ? QpTrie.create(arena, { maxKeyBytes: TRIE_MAX_KEY, maxValueBytes: TRIE_VALUE, versions })
-        : 0;
+        : (0 as QpTrieRef);
     const map =
       structure === 'refcount'
         ? HashMap.create(arena, {
@@ -108,7 +109,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
             maxEntries: 2 * kSlots,
             fixedCache: 0,
           })
-        : 0;
+        : (0 as HashMapRef);
     const args: TortureArgs = {
       trie,
       map,

@@ -182,4 +182,9 @@ export class CpuPool {
   async close(): Promise<void> {
     await this.#piscina.destroy();
   }
+
+  /** `await using pool = CpuPool.start(arena)`: stops the workers at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 }

@@ -19,15 +19,15 @@
  * the others, under which a reader could copy a reused element's pointer.
  *
  * Who may call: `SharedMap.create` any thread holding the arena; `SharedMap.open(cpu, ref)` or
- * `SharedMap.attach(shared, ref)` (a free CPU slot, once per thread: for piscina tasks and plain
- * workers) the thread owning the CPU, and the handle only from that thread. Shared words: those
+ * `SharedMap.open(arena.shared, ref)` (a free CPU slot, once per thread: for piscina tasks and
+ * plain workers) the thread owning the CPU, and the handle only from that thread. Shared words: those
  * of the hash map and the pack allocator, under their own locks; the header's pack ref (CAS from
  * 0, once) and retired slots (each claimed by CAS to BUSY before it is written or freed, so a
  * block is freed once); blob bytes are written before
  * the element that points to them is published (the bucket lock's release orders them) and
  * never written again.
  */
-import { attachFree, type CpuHandle } from '../cpu/cpu.js';
+import { attachFree, CpuHandle } from '../cpu/cpu.js';
 import { isExpired, readBirthMs, readEpoch, requestEpoch } from '../epoch/grace-period.js';
 import { decodePolicy } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';
@@ -35,6 +35,7 @@ import { MAX_ALLOC_BYTES } from '../memory/size-class.js';
 import { type ArenaRef, arenaBuffer, type SharedArena } from '../shm/arena-ref.js';
 import { type ArenaError, fail } from '../shm/errors.js';
 import { FLAVOR_RCU, H_POLICY, PAGE_BYTES, readLayout } from '../shm/layout.js';
+import type { HashMapRef, PackRef, Pointer, SharedMapRef } from '../shm/refs.js';
 import { checkInteger, checkStructureRef } from '../structures/arguments.js';
 import { HashMap, MapStatus } from '../structures/hash-map.js';
 import { PackAllocator } from '../structures/pack.js';
@@ -101,7 +102,7 @@ const threadMaps = new Map<string, SharedMap>();
 
 export class SharedMap {
   /** Byte offset of the map in its arena: what `open` and `attach` take. */
-  readonly ref: number;
+  readonly ref: SharedMapRef;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
   readonly cpu: CpuHandle;
@@ -118,7 +119,7 @@ export class SharedMap {
   /** Pack blocks waiting for their GP that found every shared slot taken: block, epoch, … */
   readonly #overflow: number[] = [];
 
-  private constructor(cpu: CpuHandle, ref: number) {
+  private constructor(cpu: CpuHandle, ref: SharedMapRef) {
     const i32 = cpu.i32;
     const s = ref >> 2;
     this.ref = ref;
@@ -128,7 +129,7 @@ export class SharedMap {
     this.maxKeyBytes = i32[s + S_MAX_KEY] as number;
     this.maxValueBytes = i32[s + S_MAX_VALUE] as number;
     this.#header = s;
-    this.#map = HashMap.open(cpu, i32[s + S_MAP] as number);
+    this.#map = HashMap.open(cpu, i32[s + S_MAP] as HashMapRef);
     this.#key = new Uint8Array(KEY_PREFIX + this.maxKeyBytes);
   }
 
@@ -137,7 +138,7 @@ export class SharedMap {
    * with the first one) and returns its `ref`. Throws `EINVAL` for bad options or an
    * immediate-reuse policy, `ENOMEM` without room (nothing is left allocated then).
    */
-  static create(arena: ArenaRef, options: SharedMapOptions): number {
+  static create(arena: ArenaRef, options: SharedMapOptions): SharedMapRef {
     const buffer = arenaBuffer(arena, 'SharedMap');
     if (options === null || typeof options !== 'object') fail('EINVAL', 'SharedMap.create needs options');
     const maxEntries = checkInteger('SharedMap', 'maxEntries', options.maxEntries, 1, 1 << 24);
@@ -173,24 +174,29 @@ export class SharedMap {
     i32[s + S_MAX_KEY] = maxKey;
     i32[s + S_MAX_VALUE] = maxValue;
     Atomics.store(i32, s + S_MAGIC, MAP_MAGIC);
-    return header;
+    return header as SharedMapRef;
   }
 
-  /** Opens map `ref` for `cpu`, on the thread that owns it. Throws `EINVAL` for a bad ref. */
-  static open(cpu: CpuHandle, ref: number): SharedMap {
+  /**
+   * Opens map `ref` for `cpu`, on the thread that owns it; or, given the arena (`arena.shared`),
+   * on this thread's CPU: a free slot attached the first time (`attachFree`), the same CPU on
+   * later calls. For piscina tasks and plain workers: watch the pool (`watchPool`) or the worker
+   * (`arena.watch`) on the main thread, and a worker that ends, or dies, gives its slot back.
+   * Throws `EINVAL` for a bad ref.
+   */
+  static open(from: CpuHandle | ArenaRef, ref: SharedMapRef): SharedMap {
+    if (!(from instanceof CpuHandle)) return SharedMap.#onThisThread(from, ref);
+    const cpu = from;
     checkStructureRef(cpu.i32, ref, MAP_MAGIC, 'SharedMap.open', 'map');
     checkPolicy(cpu.i32);
     return new SharedMap(cpu, ref);
   }
 
-  /**
-   * The map on this thread, attached to a free CPU slot the first time (`attachFree`); later
-   * calls on the thread return handles on the same CPU. For piscina tasks and plain workers:
-   * watch the pool (`watchPool`) or the worker (`arena.watch`) on the main thread, and a worker
-   * that ends, or dies, gives its slot back.
-   */
-  static attach(shared: SharedArena, ref: number): SharedMap {
-    const arenaId = readBirthMs(arenaBuffer(shared, 'SharedMap.attach'));
+  /** The map on this thread's CPU (see `open`). */
+  static #onThisThread(arena: ArenaRef, ref: SharedMapRef): SharedMap {
+    const buffer = arenaBuffer(arena, 'SharedMap.open');
+    const shared: SharedArena = (arena as { shared?: SharedArena }).shared ?? (arena as SharedArena);
+    const arenaId = readBirthMs(buffer);
     let cpu = threadCpus.get(arenaId);
     if (cpu === undefined || !cpu.attached) {
       cpu = attachFree(shared);
@@ -348,7 +354,7 @@ export class SharedMap {
       const seen = Atomics.compareExchange(i32, this.#header + S_PACK, 0, mine);
       ref = seen === 0 ? mine : seen;
     }
-    this.#pack = PackAllocator.open(shared, ref);
+    this.#pack = PackAllocator.open(shared, ref as PackRef);
     return this.#pack;
   }
 
@@ -356,7 +362,7 @@ export class SharedMap {
   #discard(blob: number, pack: PackAllocator | undefined): void {
     if (blob === 0) return;
     if (pack) pack.free(blob);
-    else this.cpu.free(blob);
+    else this.cpu.free(blob as Pointer);
   }
 
   #encodeKey(key: SharedMapKey): Uint8Array {
@@ -423,7 +429,7 @@ export class SharedMap {
     const blob = this.#previousWords[0] as number;
     if (blob === 0) return;
     if (((this.#previousWords[1] as number) & IN_PACK) === 0) {
-      this.cpu.freeRcu(blob);
+      this.cpu.freeRcu(blob as Pointer);
       return;
     }
     const i32 = this.#i32;

@@ -50,6 +50,7 @@ import { GENERAL_CLASS_COUNT } from '../memory/size-class.js';
 import { type ArenaRef, arenaBuffer } from '../shm/arena-ref.js';
 import { fail } from '../shm/errors.js';
 import { CLS_OBJECT_SIZE, classWord, readLayout } from '../shm/layout.js';
+import type { HashMapRef, Pointer } from '../shm/refs.js';
 import {
   joinStructureChain,
   type StructureRecoverer,
@@ -167,7 +168,7 @@ function checkSize(value: unknown, name: string, max: number): number {
 
 export class HashMap {
   /** Byte offset of the map in its arena: what `open` takes on another thread. */
-  readonly ref: number;
+  readonly ref: HashMapRef;
   readonly keySize: number;
   readonly valueSize: number;
   readonly maxEntries: number;
@@ -207,7 +208,7 @@ export class HashMap {
   /** Set by #findLocked: the word that points to the element it returned. */
   #link = 0;
 
-  private constructor(cpu: CpuHandle, ref: number) {
+  private constructor(cpu: CpuHandle, ref: HashMapRef) {
     const i32 = cpu.i32;
     const m = ref >> 2;
     this.ref = ref;
@@ -254,7 +255,7 @@ export class HashMap {
    * its `ref`. Throws `EINVAL` for bad options and `ENOMEM` when the arena's limit leaves no
    * room for the region; nothing is allocated then (the page allocator counts the limit hit).
    */
-  static create(arena: ArenaRef, options: HashMapOptions): number {
+  static create(arena: ArenaRef, options: HashMapOptions): HashMapRef {
     const buffer = arenaBuffer(arena, 'HashMap.create');
     if (options === null || typeof options !== 'object') fail('EINVAL', 'HashMap.create needs options');
     const i32 = new Int32Array(buffer);
@@ -330,11 +331,11 @@ export class HashMap {
     }
     Atomics.store(i32, m + M_MAGIC, MAP_MAGIC);
     joinStructureChain(i32, region, M_NEXT);
-    return region;
+    return region as HashMapRef;
   }
 
   /** Opens the map `ref` for `cpu` (on the thread that owns it). Throws `EINVAL` for a bad ref. */
-  static open(cpu: CpuHandle, ref: number): HashMap {
+  static open(cpu: CpuHandle, ref: HashMapRef): HashMap {
     checkStructureRef(cpu.i32, ref, MAP_MAGIC, 'HashMap.open', 'map');
     return new HashMap(cpu, ref);
   }
@@ -432,7 +433,7 @@ export class HashMap {
       if (this.prealloc) i32[this.#myBlock + PC_EXTRA] = old;
     }
     robustUnlock(i32, head + 1);
-    if (found && !this.prealloc) this.#cpu.free(old);
+    if (found && !this.prealloc) this.#cpu.free(old as Pointer);
     return MapStatus.OK;
   }
 
@@ -456,7 +457,7 @@ export class HashMap {
     robustUnlock(i32, head + 1);
     this.#bumpCount(-1);
     if (this.prealloc) this.#poolPush(elem);
-    else this.#cpu.free(elem);
+    else this.#cpu.free(elem as Pointer);
     return MapStatus.OK;
   }
 

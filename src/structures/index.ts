@@ -5,6 +5,8 @@
  * (`X.create(arena, options)` returns its ref) and opened by ref from any thread
  * (`X.open(cpuOrArena, ref)`).
  */
+
+export type { HashMapRef, PackRef, QpTrieRef } from '../shm/refs.js';
 export { type DirectMapStats, HUGE_BYTES } from './direct-map.js';
 export { HashMap, type HashMapOptions, MapStatus, UpdateFlag } from './hash-map.js';
 export { CHUNK_BYTES, PACK_BYTES, PackAllocator, type PackOptions, type PackStats } from './pack.js';

@@ -32,6 +32,7 @@ import { PageAllocator } from '../memory/page-allocator.js';
 import { type ArenaRef, arenaBuffer } from '../shm/arena-ref.js';
 import { fail } from '../shm/errors.js';
 import { PAGE_BYTES, readLayout } from '../shm/layout.js';
+import type { PackRef } from '../shm/refs.js';
 import {
   joinStructureChain,
   type StructureRecoverer,
@@ -144,7 +145,7 @@ interface Found {
 
 export class PackAllocator {
   /** Byte offset of the allocator in its arena: what `open` takes on another thread. */
-  readonly ref: number;
+  readonly ref: PackRef;
   readonly exec: boolean;
   readonly packs: boolean;
   readonly hugeVmap: boolean;
@@ -159,7 +160,7 @@ export class PackAllocator {
   readonly #directMap: DirectMap;
   readonly #arenaBytes: number;
 
-  private constructor(buffer: SharedArrayBuffer, ref: number) {
+  private constructor(buffer: SharedArrayBuffer, ref: PackRef) {
     const i32 = new Int32Array(buffer);
     const h = ref >> 2;
     this.ref = ref;
@@ -188,7 +189,7 @@ export class PackAllocator {
    * Lays out a new allocator in pages of its own and returns its `ref`. Throws `EINVAL` for bad
    * options and `ENOMEM` when the arena has no room for its tables; nothing is allocated then.
    */
-  static create(arena: ArenaRef, options: PackOptions = {}): number {
+  static create(arena: ArenaRef, options: PackOptions = {}): PackRef {
     const buffer = arenaBuffer(arena, 'PackAllocator');
     if (options === null || typeof options !== 'object')
       fail('EINVAL', 'PackAllocator.create: options must be an object');
@@ -209,11 +210,11 @@ export class PackAllocator {
     i32[h + H_MAX_REGIONS] = maxRegions;
     Atomics.store(i32, h + H_MAGIC, PACK_MAGIC);
     joinStructureChain(i32, region, H_NEXT);
-    return region;
+    return region as PackRef;
   }
 
   /** Opens allocator `ref` of the arena (any thread). Throws `EINVAL` for a bad ref. */
-  static open(arena: ArenaRef, ref: number): PackAllocator {
+  static open(arena: ArenaRef, ref: PackRef): PackAllocator {
     const buffer = arenaBuffer(arena, 'PackAllocator');
     checkStructureRef(new Int32Array(buffer), ref, PACK_MAGIC, 'PackAllocator.open', 'pack allocator');
     return new PackAllocator(buffer, ref);

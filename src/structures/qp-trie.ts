@@ -49,6 +49,7 @@ import { PageAllocator } from '../memory/page-allocator.js';
 import { type ArenaRef, arenaBuffer } from '../shm/arena-ref.js';
 import { fail } from '../shm/errors.js';
 import { readLayout } from '../shm/layout.js';
+import type { Pointer, QpTrieRef } from '../shm/refs.js';
 import {
   joinStructureChain,
   type StructureRecoverer,
@@ -122,7 +123,7 @@ const round8 = (n: number): number => (n + 7) & ~7;
 
 export class QpTrie {
   /** Byte offset of the trie in its arena: what `open` takes on another thread. */
-  readonly ref: number;
+  readonly ref: QpTrieRef;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
   readonly versions: TrieVersions;
@@ -162,7 +163,7 @@ export class QpTrie {
   /** Set by #walk: the version of the leaf it returned. */
   #leafVersion = 0;
 
-  private constructor(cpu: CpuHandle, ref: number) {
+  private constructor(cpu: CpuHandle, ref: QpTrieRef) {
     const i32 = cpu.i32;
     const t = ref >> 2;
     this.ref = ref;
@@ -191,7 +192,7 @@ export class QpTrie {
    * Lays out a new, empty trie in a page of its own and returns its `ref`. Throws `EINVAL` for
    * bad options and `ENOMEM` when the arena has no page left; nothing is allocated then.
    */
-  static create(arena: ArenaRef, options: QpTrieOptions): number {
+  static create(arena: ArenaRef, options: QpTrieOptions): QpTrieRef {
     const buffer = arenaBuffer(arena, 'QpTrie.create');
     if (options === null || typeof options !== 'object') fail('EINVAL', 'QpTrie.create needs options');
     const maxKey = checkInteger('QpTrie', 'maxKeyBytes', options.maxKeyBytes, 1, MAX_KEY);
@@ -217,11 +218,11 @@ export class QpTrie {
     i32[t + T_FLAGS] = VERSION_MODES.indexOf(versions);
     Atomics.store(i32, t + T_MAGIC, TRIE_MAGIC);
     joinStructureChain(i32, region, T_NEXT);
-    return region;
+    return region as QpTrieRef;
   }
 
   /** Opens trie `ref` for `cpu` (on the thread that owns it). Throws `EINVAL` for a bad ref. */
-  static open(cpu: CpuHandle, ref: number): QpTrie {
+  static open(cpu: CpuHandle, ref: QpTrieRef): QpTrie {
     checkStructureRef(cpu.i32, ref, TRIE_MAGIC, 'QpTrie.open', 'trie');
     return new QpTrie(cpu, ref);
   }
@@ -352,8 +353,8 @@ export class QpTrie {
       return TrieStatus.OK;
     } finally {
       robustUnlock(i32, this.#lock);
-      if (freeLeaf !== 0) this.#cpu.free(freeLeaf);
-      if (freeNode !== 0) this.#cpu.free(freeNode);
+      if (freeLeaf !== 0) this.#cpu.free(freeLeaf as Pointer);
+      if (freeNode !== 0) this.#cpu.free(freeNode as Pointer);
     }
   }
 
@@ -405,8 +406,8 @@ export class QpTrie {
       return TrieStatus.OK;
     } finally {
       robustUnlock(i32, this.#lock);
-      if (freeLeaf !== 0) this.#cpu.free(freeLeaf);
-      if (freeBranch !== 0) this.#cpu.free(freeBranch);
+      if (freeLeaf !== 0) this.#cpu.free(freeLeaf as Pointer);
+      if (freeBranch !== 0) this.#cpu.free(freeBranch as Pointer);
     }
   }
 

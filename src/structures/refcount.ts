@@ -19,6 +19,7 @@
  * words: the count word of each object (Atomics only); the payload is the caller's.
  */
 import type { CpuHandle } from '../cpu/cpu.js';
+import type { Pointer } from '../shm/refs.js';
 
 /** Bytes before an object's payload: the count word and a pad word. */
 export const REF_PAYLOAD_OFFSET = 8;
@@ -53,7 +54,7 @@ export class RefCounts {
 
   /** Drops a reference; the last one frees the object through the allocator. */
   release(ptr: number): void {
-    if (Atomics.sub(this.#i32, ptr >> 2, 1) === 1) this.#cpu.free(ptr);
+    if (Atomics.sub(this.#i32, ptr >> 2, 1) === 1) this.#cpu.free(ptr as Pointer);
   }
 
   /** The count now (a snapshot). */

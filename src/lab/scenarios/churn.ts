@@ -12,6 +12,7 @@
  * size, every further byte = stamp & 0xff.
  */
 import type { CpuContext } from '../../service/cpu-context.js';
+import type { Pointer } from '../../shm/refs.js';
 import { PointerQueue } from '../../structures/ring.js';
 
 export interface ChurnArgs {
@@ -99,7 +100,7 @@ export function churn(ctx: CpuContext<ChurnArgs>): ChurnResult {
       }
     }
     try {
-      cpu.free(ptr);
+      cpu.free(ptr as Pointer);
     } catch (error) {
       report(`free(${ptr}): ${(error as Error).message}`);
     }

@@ -16,6 +16,7 @@
  * and a stop word written by the adder before the barrier the deleter passes.
  */
 import type { CpuContext } from '../../service/cpu-context.js';
+import type { HashMapRef } from '../../shm/refs.js';
 import { barrierInit, barrierWait } from '../../shm/sync.js';
 import { HashMap, MapStatus, UpdateFlag } from '../../structures/hash-map.js';
 
@@ -53,7 +54,7 @@ function pairWord(producers: number, pair: number): number {
 }
 
 export interface HtabMemArgs {
-  readonly ref: number;
+  readonly ref: HashMapRef;
   readonly useCase: HtabUseCase;
   readonly valueSize: number;
   readonly control: SharedArrayBuffer;

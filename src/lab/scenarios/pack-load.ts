@@ -17,10 +17,11 @@
  * bytes are written only through `copyIn` and read by the CPU that loaded them.
  */
 import type { CpuContext } from '../../service/cpu-context.js';
+import type { PackRef } from '../../shm/refs.js';
 import { PackAllocator, type PackStats } from '../../structures/pack.js';
 
 export interface PackBenchArgs {
-  readonly ref: number;
+  readonly ref: PackRef;
   /** Programs over all CPUs. */
   readonly programs: number;
   readonly seed: number;

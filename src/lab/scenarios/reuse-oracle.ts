@@ -21,6 +21,7 @@
  * the point: they are what a lock-free reader sees.
  */
 import type { CpuContext } from '../../service/cpu-context.js';
+import type { Pointer } from '../../shm/refs.js';
 
 export interface ReuseOracleArgs {
   /** Read-side sections per reader. */
@@ -89,8 +90,8 @@ function writer(ctx: CpuContext<ReuseOracleArgs>, control: Int32Array): ReuseOra
     for (let k = 0; k < words; k++) i32[(ptr >> 2) + k] = expected(ptr, gen, k);
     const old = Atomics.exchange(control, SLOTS + slot, ptr);
     if (old !== 0) {
-      if (args.free === 'freeRcu') cpu.freeRcu(old);
-      else cpu.free(old);
+      if (args.free === 'freeRcu') cpu.freeRcu(old as Pointer);
+      else cpu.free(old as Pointer);
     }
     slot = slot + 1 === args.slots ? 0 : slot + 1;
     writes++;
@@ -101,8 +102,8 @@ function writer(ctx: CpuContext<ReuseOracleArgs>, control: Int32Array): ReuseOra
   for (let s = 0; s < args.slots; s++) {
     const old = Atomics.exchange(control, SLOTS + s, 0);
     if (old === 0) continue;
-    if (args.free === 'freeRcu') cpu.freeRcu(old);
-    else cpu.free(old);
+    if (args.free === 'freeRcu') cpu.freeRcu(old as Pointer);
+    else cpu.free(old as Pointer);
   }
   const none = { generation: 0, contents: 0, free: 0 };
   return {

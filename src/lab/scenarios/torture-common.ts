@@ -8,6 +8,7 @@
  * (src/lab/torture-run.ts) for the types. Shared words: the stop word of `args.control` (Atomics).
  */
 import type { CpuContext } from '../../service/cpu-context.js';
+import type { HashMapRef, QpTrieRef } from '../../shm/refs.js';
 
 /** Word 0 of `args.control`: set to stop the run. */
 const STOP = 0;
@@ -26,12 +27,12 @@ export interface TortureArgs {
   /** Published elements, ref-counted objects, or a qp-trie (src/lab/scenarios/torture-trie.ts). */
   readonly structure: TortureStructure;
   /** The qp-trie's ref (structure 'qp-trie'), else 0. */
-  readonly trie: number;
+  readonly trie: QpTrieRef;
   /**
    * Structure 'refcount': the hash map (4-byte slot keys, 8-byte values from its own fixed
    * cache) whose values hold the objects' pointers, as BPF maps hold kptrs; else 0.
    */
-  readonly map: number;
+  readonly map: HashMapRef;
   /** [stop, started, slots ...]: (2 + slots) words. */
   readonly control: SharedArrayBuffer;
   /**

@@ -39,6 +39,7 @@
  */
 import type { CpuContext } from '../../service/cpu-context.js';
 import { FLAVOR_RCU, G_EPOCH, gpWord } from '../../shm/layout.js';
+import type { Pointer } from '../../shm/refs.js';
 import { HashMap, MapStatus } from '../../structures/hash-map.js';
 import { RefCounts } from '../../structures/refcount.js';
 import { UnitRefs } from '../../structures/unit-ref.js';
@@ -137,7 +138,7 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     if (old !== 0) {
       i32[(old >> 2) + skip + RETIRED] = (Atomics.load(i32, epochWord) + 1) | 0;
       if (refs) refs.release(old);
-      else cpu.free(old);
+      else cpu.free(old as Pointer);
     }
     slot = slot + 1 === args.slots ? 0 : slot + 1;
     operations++;
@@ -148,7 +149,7 @@ function writer(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureResul
     if (!refs) Atomics.store(refTable, s, 0n);
     const old = map ? (held[s] as number) : Atomics.exchange(control, SLOTS + s, 0);
     if (old !== 0 && refs) refs.release(old);
-    else if (old !== 0) cpu.free(old);
+    else if (old !== 0) cpu.free(old as Pointer);
   }
   return { role: 'writer', operations, recycled, allocFailures, errors: noErrors, ages: [], samples: [] };
 }
@@ -171,7 +172,7 @@ function fakeWriter(ctx: CpuContext<TortureArgs>, control: Int32Array): TortureR
       cpu.i32[(ptr >> 2) + 2] = -1;
       held.push(ptr);
     }
-    while (held.length > 0) cpu.free(held.pop() as number);
+    while (held.length > 0) cpu.free(held.pop() as Pointer);
     operations += 64;
   }
   return {

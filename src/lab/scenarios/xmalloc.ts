@@ -11,6 +11,7 @@
  * by that CPU and read by the main thread. The queue is src/ring.ts's.
  */
 import type { CpuContext } from '../../service/cpu-context.js';
+import type { Pointer } from '../../shm/refs.js';
 import { PointerQueue } from '../../structures/ring.js';
 
 export const XMALLOC_STOP = 0;
@@ -69,7 +70,7 @@ export function xmallocCpu(ctx: CpuContext<XmallocArgs>): XmallocResult {
     let n = 0;
     for (let head = first; head !== 0; n++) {
       const next = i32[head >> 2] as number;
-      cpu.free(head);
+      cpu.free(head as Pointer);
       head = next;
     }
     return n;
