@@ -46,7 +46,7 @@ import {
   TOO_EARLY,
   tryAdvance,
 } from '../epoch/grace-period.js';
-import { P_ADAPTIVE, P_DEPOT } from '../epoch/policy.js';
+import { readPolicyWord } from '../epoch/policy.js';
 import type { Slab } from '../memory/slab.js';
 import { ArenaError } from '../shm/errors.js';
 import {
@@ -192,8 +192,9 @@ export class Coordinator {
     this.#layout = layout;
     this.#lists = lists;
     this.#slab = slab;
-    this.#adaptive = ((i32[H_POLICY] as number) & P_ADAPTIVE) !== 0;
-    this.#depot = ((i32[H_POLICY] as number) & P_DEPOT) !== 0 ? new Depot(i32, layout) : undefined;
+    const policy = readPolicyWord(i32[H_POLICY] as number);
+    this.#adaptive = policy.adaptive;
+    this.#depot = policy.depot ? new Depot(i32, layout) : undefined;
     this.#birthMs = birthMs;
     this.#manual = manual;
   }

@@ -34,17 +34,9 @@
  */
 
 import { pinValue, readBirthMs, ringCoordinator } from '../epoch/grace-period.js';
-import {
-  P_ADAPTIVE,
-  P_HINT,
-  P_OWNER,
-  P_REFILL_ALL,
-  P_REFILL_SHIFT,
-  P_REUSE_IMMEDIATE,
-  P_REUSE_MASK,
-  P_UNBOUNDED,
-} from '../epoch/policy.js';
+import { ADAPTIVE_MAX_SCALE, P_REFILL_ALL, readPolicyWord } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';
+import { poisonEnabled } from '../memory/poison.js';
 import { GENERAL_CLASS_COUNT, MAX_ALLOC_BYTES, SIZE_TO_CLASS, trimTarget } from '../memory/size-class.js';
 import { Slab } from '../memory/slab.js';
 import type { SharedArena } from '../shm/arena-ref.js';
@@ -79,14 +71,12 @@ import {
   cacheWord,
   classWord,
   cpuWord,
-  DEBUG_POISON,
   DEPOT_SLOTS,
   FLAVOR_RCU,
   FLAVOR_TTRACE,
   G_EPOCH,
   G_URGENT,
   gpWord,
-  H_DEBUG,
   H_POLICY,
   HINT_CLASS_BITS,
   HINT_CLASS_MASK,
@@ -100,6 +90,7 @@ import {
   UNIT_STATE_MASK,
   X_CLOSED,
 } from '../shm/layout.js';
+import { type Chain, emptyChain } from '../shm/llist.js';
 import type { Pointer } from '../shm/refs.js';
 import { CpuSlot } from './cpu-slot.js';
 import { type DeferredLists, ListsByCpu } from './deferred.js';
@@ -180,7 +171,6 @@ const kGateClosed = 0x7fffffff;
 /** Adaptive capacity: slow-path events, the largest scale, and how long a scale lasts unused. */
 const kUnderflow = 1;
 const kOverflow = 2;
-const kMaxScale = 8;
 const kAdaptDecayMs = 1000;
 
 export class CpuHandle {
@@ -207,8 +197,11 @@ export class CpuHandle {
   readonly #pagesBase: number;
   readonly #pagesEnd: number;
   readonly #unitMap: number;
-  /** The arena's policy bits (H_POLICY). */
-  readonly #policy: number;
+  /** The arena's policy (H_POLICY, decoded by readPolicyWord): what this handle tests. */
+  readonly #deferring: boolean;
+  readonly #unbounded: boolean;
+  readonly #hint: boolean;
+  readonly #refillFromTtrace: number;
   /** Remote frees go back to their owner (policy remoteFree 'owner'). */
   readonly #ownerReturn: boolean;
   /** When the doorbell last ran the idle check (timely return). */
@@ -223,6 +216,8 @@ export class CpuHandle {
   readonly #urgentTtrace: number = gpWord(FLAVOR_TTRACE, G_URGENT);
   readonly #plainUnpin: boolean = kTotalStoreOrder;
   readonly #handOutTwice: boolean;
+  /** The chain a refill source hands over (this handle's scratch, refilled per source). */
+  readonly #chain: Chain = emptyChain();
   /** With the handOutTwice fault: the unit the last slow-path allocation returned. */
   #faultUnit = 0;
   /** Read-side nesting depth per flavor (owner-only). */
@@ -271,9 +266,13 @@ export class CpuHandle {
     this.#pagesBase = layout.pagesBase;
     this.#pagesEnd = layout.totalBytes;
     this.#unitMap = layout.unitMap;
-    this.#policy = i32[H_POLICY] as number;
-    this.#adaptive = (this.#policy & P_ADAPTIVE) !== 0;
-    this.#ownerReturn = (this.#policy & P_OWNER) !== 0;
+    const policy = readPolicyWord(i32[H_POLICY] as number);
+    this.#deferring = policy.deferring;
+    this.#unbounded = policy.unbounded;
+    this.#hint = policy.hint;
+    this.#refillFromTtrace = policy.refillFromTtrace;
+    this.#adaptive = policy.adaptive;
+    this.#ownerReturn = policy.ownerReturn;
     this.#scale = new Uint8Array(layout.classes).fill(1);
     this.#lastEvent = new Uint8Array(layout.classes);
     this.#lastEventMs = new Float64Array(layout.classes);
@@ -462,7 +461,7 @@ export class CpuHandle {
    */
   #freeSlow(h: number, cls: number, c: number): void {
     const i32 = this.i32;
-    if ((this.#policy & P_REUSE_MASK) !== P_REUSE_IMMEDIATE) {
+    if (this.#deferring) {
       this.#deferFree(h, cls, c);
       return;
     }
@@ -472,11 +471,10 @@ export class CpuHandle {
     if (this.#lists.poison) this.#lists.poisonUnit(h << 2, cls);
     const count = (i32[c + C_FREE_COUNT] as number) + 1;
     this.#push(h, c, count);
-    if (count > (i32[c + C_HIGH] as number) && (this.#policy & P_UNBOUNDED) === 0) {
+    if (count > (i32[c + C_HIGH] as number) && !this.#unbounded) {
       if (this.#adaptive) this.#adapt(cls, kOverflow);
       // The adaptation may have raised the watermark past the count: then nothing to trim.
-      if (count > (i32[c + C_HIGH] as number))
-        this.#lists.freeBulk(cls, this.#policy & P_HINT ? target : this.cpu);
+      if (count > (i32[c + C_HIGH] as number)) this.#lists.freeBulk(cls, this.#hint ? target : this.cpu);
     }
   }
 
@@ -642,26 +640,28 @@ export class CpuHandle {
     this.#lists.progressRcu(cls, false);
     this.#lists.progressTtrace(cls);
     let need = want - ((i32[c + C_FREE_COUNT] as number) - before);
-    const refill = (this.#policy >> P_REFILL_SHIFT) & 3;
+    const refill = this.#refillFromTtrace;
+    const chain = this.#chain;
     if (need > 0 && refill !== 0) {
-      const head = this.#lists.takeTtrace(cls, need, refill === P_REFILL_ALL);
-      this.#splice(c, head, this.#lists.lastTail, this.#lists.lastCount);
-      need -= this.#lists.lastCount;
+      this.#lists.takeTtrace(cls, need, refill === P_REFILL_ALL, chain);
+      this.#splice(c, chain);
+      need -= chain.count;
     }
     if (need <= 0) return;
     const depot = this.#lists.depot;
     if (depot !== undefined) {
       // Whole parked batches, whatever their length: one CAS and one store each.
       for (let k = 0; k < DEPOT_SLOTS && need > 0; k++) {
-        const head = depot.take(cls);
-        if (head === 0) break;
-        this.#splice(c, head, depot.lastTail, depot.lastCount);
-        need -= depot.lastCount;
+        depot.take(cls, chain);
+        if (chain.head === 0) break;
+        this.#splice(c, chain);
+        need -= chain.count;
       }
       if (need <= 0) return;
     }
-    this.#splice(c, this.#slab.takeBatch(cls, need), this.#slab.lastTail, this.#slab.lastCount);
-    if (this.#slab.lastCount >= need) return;
+    this.#slab.takeBatch(cls, need, chain);
+    this.#splice(c, chain);
+    if (chain.count >= need) return;
     i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
     if ((i32[c + C_FREE_COUNT] as number) !== 0) return;
     // Nothing at all to hand out: the arena is at its limit. Reclaim, then try once more.
@@ -669,22 +669,23 @@ export class CpuHandle {
     this.#lists.progressRcu(cls, false);
     this.#lists.progressTtrace(cls);
     if (refill !== 0) {
-      const head = this.#lists.takeTtrace(cls, want, refill === P_REFILL_ALL);
-      this.#splice(c, head, this.#lists.lastTail, this.#lists.lastCount);
+      this.#lists.takeTtrace(cls, want, refill === P_REFILL_ALL, chain);
+      this.#splice(c, chain);
     }
     if ((i32[c + C_FREE_COUNT] as number) === 0) {
-      this.#splice(c, this.#slab.takeBatch(cls, want), this.#slab.lastTail, this.#slab.lastCount);
+      this.#slab.takeBatch(cls, want, chain);
+      this.#splice(c, chain);
     }
     if ((i32[c + C_FREE_COUNT] as number) !== 0) this.#shrinker.succeeded();
   }
 
-  /** Puts a chain of `n` free units (head … tail) on the cache's free list at word `c`. */
-  #splice(c: number, head: number, tail: number, n: number): void {
-    if (head === 0) return;
+  /** Puts `chain` (free units; possibly empty) on the cache's free list at word `c`. */
+  #splice(c: number, chain: Chain): void {
+    if (chain.head === 0) return;
     const i32 = this.i32;
-    i32[tail >> 2] = i32[c + C_FREE_HEAD] as number;
-    i32[c + C_FREE_HEAD] = head;
-    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + n;
+    i32[chain.tail >> 2] = i32[c + C_FREE_HEAD] as number;
+    i32[c + C_FREE_HEAD] = chain.head;
+    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + chain.count;
   }
 
   /**
@@ -706,8 +707,7 @@ export class CpuHandle {
    */
   #setWatermarks(cls: number, scale: number): void {
     const i32 = this.i32;
-    const poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
-    const deferring = (this.#policy & P_REUSE_MASK) !== P_REUSE_IMMEDIATE;
+    const poison = poisonEnabled(i32);
     const w = classWord(this.#layout, cls);
     const c = this.#cacheBase + (cls << CACHE_SHIFT);
     const low = (i32[w + CLS_LOW] as number) * scale;
@@ -715,7 +715,7 @@ export class CpuHandle {
     i32[c + C_LOW] = low;
     i32[c + C_HIGH] = high;
     i32[c + C_GATE_LOW] = poison ? kGateClosed : low;
-    i32[c + C_GATE_HIGH] = poison || deferring ? -1 : this.#policy & P_UNBOUNDED ? kGateClosed : high;
+    i32[c + C_GATE_HIGH] = poison || this.#deferring ? -1 : this.#unbounded ? kGateClosed : high;
     i32[c + C_BATCH] = (i32[w + CLS_BATCH] as number) * scale;
     i32[c + C_TRIM_TO] = trimTarget({ low, high, batch: 0, prefill: 0 });
     this.#scale[cls] = scale;
@@ -732,7 +732,8 @@ export class CpuHandle {
     const now = performance.now();
     let scale = this.#scale[cls] as number;
     if (scale > 1 && now - (this.#lastEventMs[cls] as number) > kAdaptDecayMs) scale >>= 1;
-    if (this.#lastEvent[cls] !== 0 && this.#lastEvent[cls] !== event && scale < kMaxScale) scale <<= 1;
+    if (this.#lastEvent[cls] !== 0 && this.#lastEvent[cls] !== event && scale < ADAPTIVE_MAX_SCALE)
+      scale <<= 1;
     if (scale !== this.#scale[cls]) this.#setWatermarks(cls, scale);
     this.#lastEvent[cls] = event;
     this.#lastEventMs[cls] = now;

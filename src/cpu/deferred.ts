@@ -29,16 +29,8 @@
  */
 
 import { isExpired, readEpoch, requestEpoch, ringCoordinator, tryAdvance } from '../epoch/grace-period.js';
-import {
-  ADAPTIVE_MAX_SCALE,
-  P_ADAPTIVE,
-  P_AFTER_RCU_SHIFT,
-  P_CPU_GP,
-  P_DEPOT,
-  P_HINT,
-  P_TRIM_TTRACE,
-  P_UNBOUNDED,
-} from '../epoch/policy.js';
+import { ADAPTIVE_MAX_SCALE, readPolicyWord } from '../epoch/policy.js';
+import { checkPoison, poisonEnabled, poisonUnit } from '../memory/poison.js';
 import type { Slab } from '../memory/slab.js';
 import {
   C_BATCH,
@@ -76,37 +68,27 @@ import {
   C_X_INBOX_HEAD,
   C_X_RETURN_COUNT,
   C_X_RETURN_HEAD,
-  CLS_UNIT_SIZE,
   CPU_ONLINE,
   CPU_X_PENDING,
   CPU_X_STATE,
   cacheWord,
-  classWord,
   cpuState,
   cpuWord,
-  DEBUG_POISON,
   FLAVOR_RCU,
   FLAVOR_TTRACE,
-  H_DEBUG,
   H_POLICY,
   HINT_CLASS_BITS,
   type Layout,
   UNIT_DEFERRED,
   UNIT_FREE,
   UNIT_STATE_MASK,
-  X_POISON_ERRORS,
-  X_POISON_FIRST,
 } from '../shm/layout.js';
-import { type ChainEnd, llistAdd, walkTaken } from '../shm/llist.js';
+import { type Chain, emptyChain, llistAdd, walkTaken } from '../shm/llist.js';
 import { Depot } from './depot.js';
 
 /** CPU_X_PENDING bits: the CPU holds rcu-deferred units, ttrace-deferred units (or inbox units). */
 export const PENDING_RCU = 1 << FLAVOR_RCU;
 export const PENDING_TTRACE = 1 << FLAVOR_TTRACE;
-
-/** The poison byte of freed units (the kernel's POISON_FREE), as a word. */
-const kPoisonWord = 0x6b6b6b6b;
-const kPoisonByte = 0x6b;
 
 /** After-rcu-GP destinations (policy bits). */
 const AFTER_TTRACE = 0;
@@ -139,9 +121,6 @@ export class DeferredLists {
   readonly cpu: number;
   /** Tail of the chain the last `#popFree` returned. */
   #poppedTail = 0;
-  /** Tail and length of the chain the last `takeTtrace` returned. */
-  lastTail = 0;
-  lastCount = 0;
 
   /** Epochs after its seal at which a batch is past its GP: 2, or 1 with the oneEpochGp fault. */
   readonly #gpEpochs: number;
@@ -161,15 +140,15 @@ export class DeferredLists {
     this.#layout = layout;
     this.#slab = slab;
     this.#birthMs = birthMs;
-    const policy = i32[H_POLICY] as number;
-    this.#afterRcu = (policy >> P_AFTER_RCU_SHIFT) & 3;
-    this.#unbounded = (policy & P_UNBOUNDED) !== 0;
-    this.#trimTtrace = (policy & P_TRIM_TTRACE) !== 0;
-    this.#hint = (policy & P_HINT) !== 0;
-    this.#keepBatches = (policy & P_ADAPTIVE) !== 0;
-    this.#selfDrive = (policy & P_CPU_GP) !== 0;
-    this.depot = (policy & P_DEPOT) !== 0 ? new Depot(i32, layout) : undefined;
-    this.#poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
+    const policy = readPolicyWord(i32[H_POLICY] as number);
+    this.#afterRcu = policy.afterRcuGp;
+    this.#unbounded = policy.unbounded;
+    this.#trimTtrace = policy.trimViaTtrace;
+    this.#hint = policy.hint;
+    this.#keepBatches = policy.adaptive;
+    this.#selfDrive = policy.cpusDriveGp;
+    this.depot = policy.depot ? new Depot(i32, layout) : undefined;
+    this.#poison = poisonEnabled(i32);
     this.cpu = cpu;
   }
 
@@ -448,9 +427,9 @@ export class DeferredLists {
   /**
    * alloc_bulk's first sources since kernel 6.2: takes up to `want` units from freeByRcuTtrace
    * and, with `waitingToo` (kernel 6.6), then from waitingForGpTtrace, before their GP. Returns
-   * the chain's head (0 if none); `lastTail` and `lastCount` describe it.
+   * them into `out` (empty if none).
    */
-  takeTtrace(cls: number, want: number, waitingToo: boolean): number {
+  takeTtrace(cls: number, want: number, waitingToo: boolean, out: Chain): void {
     const i32 = this.#i32;
     const c = cacheWord(this.#layout, this.cpu, cls);
     if (Atomics.load(i32, c + C_X_INBOX_HEAD) !== 0) this.#takeInbox(cls, c);
@@ -471,9 +450,9 @@ export class DeferredLists {
       got += n;
     }
     if (tail !== 0) i32[tail >> 2] = 0;
-    this.lastTail = tail;
-    this.lastCount = got;
-    return head;
+    out.head = head;
+    out.tail = tail;
+    out.count = got;
   }
 
   /**
@@ -512,27 +491,14 @@ export class DeferredLists {
     return rcu + ttrace;
   }
 
-  /**
-   * Debug option: checks that a unit about to be handed out again still holds the poison its
-   * free wrote; counts a failure (a write after free) and remembers the first pointer.
-   */
+  /** Debug option: checks unit `unit` of class `cls` for its poison (src/memory/poison.ts). */
   checkPoison(unit: number, cls: number): void {
-    const i32 = this.#i32;
-    const generation = (i32[(unit >> 2) + 1] as number) >>> 2;
-    if (generation === 0) return; // carved fresh, never freed
-    const end = (unit + (i32[classWord(this.#layout, cls) + CLS_UNIT_SIZE] as number)) >> 2;
-    for (let w = (unit >> 2) + 2; w < end; w++) {
-      if (i32[w] !== kPoisonWord) {
-        if (Atomics.add(i32, X_POISON_ERRORS, 1) === 0) Atomics.store(i32, X_POISON_FIRST, unit + 8);
-        return;
-      }
-    }
+    checkPoison(this.#i32, this.#layout, unit, cls);
   }
 
-  /** Debug option: fills a unit's user bytes with the poison byte. */
+  /** Debug option: poisons unit `unit` of class `cls` (src/memory/poison.ts). */
   poisonUnit(unit: number, cls: number): void {
-    const size = this.#i32[classWord(this.#layout, cls) + CLS_UNIT_SIZE] as number;
-    this.#bytes.fill(kPoisonByte, unit + 8, unit + size);
+    poisonUnit(this.#i32, this.#bytes, this.#layout, unit, cls);
   }
 
   get poison(): boolean {
@@ -554,48 +520,44 @@ export class DeferredLists {
 
   /** llist_del_all on the ttrace inbox, appended to freeByRcuTtrace. */
   #takeInbox(cls: number, c: number): void {
-    const head = this.#takeChain(c + C_X_INBOX_HEAD, c + C_TAKING_INBOX);
-    if (head !== 0) this.appendTtrace(cls, head, this.#poppedTail, this.lastTaken);
+    const taken = this.#taken;
+    this.#takeChain(c + C_X_INBOX_HEAD, c + C_TAKING_INBOX, taken);
+    if (taken.head !== 0) this.appendTtrace(cls, taken.head, taken.tail, taken.count);
   }
 
   /** Owner return: llist_del_all on the return inbox, appended to freeByRcu (sealed with it). */
   #takeReturns(c: number): void {
     const i32 = this.#i32;
-    const head = this.#takeChain(c + C_X_RETURN_HEAD, c + C_TAKING_RETURN);
-    if (head === 0) return;
-    if ((i32[c + C_RCU_COUNT] as number) === 0) i32[c + C_RCU_TAIL] = this.#poppedTail;
-    i32[this.#poppedTail >> 2] = i32[c + C_RCU_HEAD] as number;
-    i32[c + C_RCU_HEAD] = head;
-    i32[c + C_RCU_COUNT] = (i32[c + C_RCU_COUNT] as number) + this.lastTaken;
+    const taken = this.#taken;
+    this.#takeChain(c + C_X_RETURN_HEAD, c + C_TAKING_RETURN, taken);
+    if (taken.head === 0) return;
+    if ((i32[c + C_RCU_COUNT] as number) === 0) i32[c + C_RCU_TAIL] = taken.tail;
+    i32[taken.tail >> 2] = i32[c + C_RCU_HEAD] as number;
+    i32[c + C_RCU_HEAD] = taken.head;
+    i32[c + C_RCU_COUNT] = (i32[c + C_RCU_COUNT] as number) + taken.count;
     i32[c + C_REMOTE_TAKES] = (i32[c + C_REMOTE_TAKES] as number) + 1;
     this.#setPending(PENDING_RCU);
   }
 
-  /** The end of the last chain `#takeChain` walked (no allocation per take). */
-  readonly #chainEnd: ChainEnd = { tail: 0, count: 0 };
-
-  /** Units in the chain the last `#takeChain` returned (its tail is in `#poppedTail`). */
-  lastTaken = 0;
+  /** The inbox chain `#takeChain` took last (no allocation per take). */
+  readonly #taken: Chain = emptyChain();
 
   /**
    * Takes the whole chain of the inbox whose head is at `headWord` (count at `headWord + 1`)
-   * with an exchange and returns its head (0 if empty).
+   * with an exchange into `out` (empty if the inbox was).
    */
-  #takeChain(headWord: number, takingWord: number): number {
+  #takeChain(headWord: number, takingWord: number, out: Chain): void {
     const i32 = this.#i32;
     const head = Atomics.exchange(i32, headWord, 0);
-    if (head === 0) return 0;
+    out.head = head;
+    if (head === 0) return;
     // A terminate() in the walk below leaves the chain named here for recovery. One that falls
     // between the exchange and this store (V8 may stop a thread there too) loses the chain and
     // leaves the count too high: not repaired.
     i32[takingWord] = head;
-    const end = this.#chainEnd;
-    walkTaken(i32, head, Atomics.load(i32, headWord + 1), `CPU ${this.cpu}: a remote-free chain`, end);
-    Atomics.sub(i32, headWord + 1, end.count);
+    walkTaken(i32, head, Atomics.load(i32, headWord + 1), `CPU ${this.cpu}: a remote-free chain`, out);
+    Atomics.sub(i32, headWord + 1, out.count);
     i32[takingWord] = 0;
-    this.#poppedTail = end.tail;
-    this.lastTaken = end.count;
-    return head;
   }
 
   /**

@@ -23,6 +23,7 @@
  * (`drainTo`). Shared words: the depot slots (heads by CAS and store, tail and count plainly
  * while the slot is BUSY; the release store publishes them), X_DEPOT_PARKS / X_DEPOT_TAKES.
  */
+
 import { threadId } from 'node:worker_threads';
 import type { Slab } from '../memory/slab.js';
 import {
@@ -35,6 +36,7 @@ import {
   X_DEPOT_PARKS,
   X_DEPOT_TAKES,
 } from '../shm/layout.js';
+import { type Chain, emptyChain } from '../shm/llist.js';
 
 /** A slot this thread has claimed. */
 const kBusy = -(threadId + 1);
@@ -59,9 +61,8 @@ export function releaseDeadClaims(i32: Int32Array, layout: Layout, dead: number)
 export class Depot {
   readonly #i32: Int32Array;
   readonly #layout: Layout;
-  /** Tail and length of the chain the last `take` returned. */
-  lastTail = 0;
-  lastCount = 0;
+  /** The batch `drainTo` is moving (its own scratch). */
+  readonly #drained: Chain = emptyChain();
 
   constructor(i32: Int32Array, layout: Layout) {
     this.#i32 = i32;
@@ -86,36 +87,37 @@ export class Depot {
   }
 
   /**
-   * Takes a parked batch of class `cls` and returns its head (0 if none); `lastTail` and
-   * `lastCount` describe it.
+   * Takes a parked batch of class `cls` into `out` (empty if none is parked).
    */
-  take(cls: number): number {
+  take(cls: number, out: Chain): void {
     const i32 = this.#i32;
     for (let slot = 0; slot < DEPOT_SLOTS; slot++) {
       const w = depotWord(this.#layout, cls, slot);
       const head = Atomics.load(i32, w + DEPOT_X_HEAD);
       if (head <= 0) continue;
       if (Atomics.compareExchange(i32, w + DEPOT_X_HEAD, head, kBusy) !== head) continue;
-      this.lastTail = i32[w + DEPOT_TAIL] as number;
-      this.lastCount = i32[w + DEPOT_COUNT] as number;
+      out.head = head;
+      out.tail = i32[w + DEPOT_TAIL] as number;
+      out.count = i32[w + DEPOT_COUNT] as number;
       Atomics.store(i32, w + DEPOT_X_HEAD, 0);
       Atomics.add(i32, X_DEPOT_TAKES, 1);
-      return head;
+      return;
     }
-    this.lastTail = 0;
-    this.lastCount = 0;
-    return 0;
+    out.head = 0;
+    out.tail = 0;
+    out.count = 0;
   }
 
   /** Sends every batch parked for class `cls` to the slab; returns the units moved. */
   drainTo(slab: Slab, cls: number): number {
     let units = 0;
     // Bounded: CPUs may park new batches meanwhile; those wait for the next drain.
+    const batch = this.#drained;
     for (let k = 0; k < DEPOT_SLOTS; k++) {
-      const head = this.take(cls);
-      if (head === 0) break;
-      slab.returnBatch(cls, head, this.lastTail, this.lastCount);
-      units += this.lastCount;
+      this.take(cls, batch);
+      if (batch.head === 0) break;
+      slab.returnBatch(cls, batch.head, batch.tail, batch.count);
+      units += batch.count;
     }
     return units;
   }

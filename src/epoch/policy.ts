@@ -209,29 +209,30 @@ function sameChoices(a: Policy, b: Policy): boolean {
   return (Object.keys(choices) as (keyof Policy)[]).every((k) => a[k] === b[k]);
 }
 
-/** Bits of H_POLICY: the decoded form the CPUs use on their slow paths. */
-export const P_REUSE_MASK = 3;
-export const P_REUSE_IMMEDIATE = 0;
-export const P_REUSE_AFTER_GP = 1;
-export const P_FREE_AFTER_GP = 2;
-export const P_HINT = 1 << 2;
-export const P_UNBOUNDED = 1 << 3;
+/**
+ * Bits of H_POLICY (encodePolicy writes them once at create; readPolicyWord decodes them once per
+ * handle). Reuse is the index of the choice in `choices.reuse`.
+ */
+const P_REUSE_MASK = 3;
+const P_REUSE_IMMEDIATE = 0;
+const P_HINT = 1 << 2;
+const P_UNBOUNDED = 1 << 3;
 /** Adaptive capacity (the watermarks scale per CPU and class; src/cpu.ts). */
-export const P_ADAPTIVE = 1 << 9;
+const P_ADAPTIVE = 1 << 9;
 /** Remote frees go back to their owner (src/deferred.ts). */
-export const P_OWNER = 1 << 10;
+const P_OWNER = 1 << 10;
 /** Trims park whole batches in the depot (src/depot.ts). */
-export const P_DEPOT = 1 << 12;
+const P_DEPOT = 1 << 12;
 /** CPUs drive GPs themselves (src/deferred.ts). */
-export const P_CPU_GP = 1 << 11;
+const P_CPU_GP = 1 << 11;
 /** Largest multiple of the kernel's watermarks an adaptive cache holds. */
 export const ADAPTIVE_MAX_SCALE = 8;
-export const P_TRIM_TTRACE = 1 << 4;
+const P_TRIM_TTRACE = 1 << 4;
 /** Refill from the ttrace lists: 0 none, 1 unsealed list only, 2 both (two bits). */
-export const P_REFILL_SHIFT = 5;
+const P_REFILL_SHIFT = 5;
 export const P_REFILL_ALL = 2;
 /** After the rcu GP: 0 ttrace lists, 1 free list, 2 slab (two bits). */
-export const P_AFTER_RCU_SHIFT = 7;
+const P_AFTER_RCU_SHIFT = 7;
 
 export function encodePolicy(p: Policy): number {
   return (
@@ -256,5 +257,49 @@ export function decodePolicy(bits: number): Policy {
     trimVia: bits & P_TRIM_TTRACE ? 'ttrace' : 'slab',
     refillFromTtrace: choices.refillFromTtrace[(bits >> P_REFILL_SHIFT) & 3] as Policy['refillFromTtrace'],
     afterRcuGp: choices.afterRcuGp[(bits >> P_AFTER_RCU_SHIFT) & 3] as Policy['afterRcuGp'],
+  };
+}
+
+/**
+ * The policy word (H_POLICY) decoded once, into the names every layer reads: the CPU handle, the
+ * deferred lists and the coordinator each copy the fields they test into fields of their own at
+ * construction (a boolean field is as cheap to test on a slow path as a masked bit).
+ */
+export interface PolicyWord {
+  /** Frees wait for a grace period before reuse (reuse is not 'immediate'). */
+  readonly deferring: boolean;
+  /** remoteFree 'hint': a trim sends the overflow to the owner hint's CPU (c->tgt). */
+  readonly hint: boolean;
+  /** remoteFree 'owner': frees of another CPU's units go back to it. */
+  readonly ownerReturn: boolean;
+  /** capacity 'unbounded': caches are never trimmed. */
+  readonly unbounded: boolean;
+  /** capacity 'adaptive': watermarks scale per CPU and class. */
+  readonly adaptive: boolean;
+  /** sharing 'depot': trims park whole batches in the depot. */
+  readonly depot: boolean;
+  /** gpDrive 'cpus': CPUs advance the epochs themselves. */
+  readonly cpusDriveGp: boolean;
+  /** trimVia 'ttrace': a trim goes to the ttrace lists first. */
+  readonly trimViaTtrace: boolean;
+  /** Refill from the ttrace lists: 0 none, 1 the unsealed list only, P_REFILL_ALL both. */
+  readonly refillFromTtrace: number;
+  /** After the rcu GP: 0 the ttrace lists, 1 the free list, 2 the slab. */
+  readonly afterRcuGp: number;
+}
+
+/** Decodes an arena's policy word (header word H_POLICY). */
+export function readPolicyWord(bits: number): PolicyWord {
+  return {
+    deferring: (bits & P_REUSE_MASK) !== P_REUSE_IMMEDIATE,
+    hint: (bits & P_HINT) !== 0,
+    ownerReturn: (bits & P_OWNER) !== 0,
+    unbounded: (bits & P_UNBOUNDED) !== 0,
+    adaptive: (bits & P_ADAPTIVE) !== 0,
+    depot: (bits & P_DEPOT) !== 0,
+    cpusDriveGp: (bits & P_CPU_GP) !== 0,
+    trimViaTtrace: (bits & P_TRIM_TTRACE) !== 0,
+    refillFromTtrace: (bits >> P_REFILL_SHIFT) & 3,
+    afterRcuGp: (bits >> P_AFTER_RCU_SHIFT) & 3,
   };
 }

@@ -40,10 +40,8 @@ import {
   CLS_SPAN_UNITS,
   CLS_UNIT_SIZE,
   classWord,
-  DEBUG_POISON,
   FLAVOR_RCU,
   FLAVOR_TTRACE,
-  H_DEBUG,
   type Layout,
   PAGE_SHIFT,
   SLAB_CARVE_END,
@@ -64,9 +62,10 @@ import {
   X_PAGES_NEXT,
   X_SPAN_GENERATIONS,
 } from '../shm/layout.js';
-import { type ChainEnd, llistAdd, walkTaken } from '../shm/llist.js';
+import { type Chain, emptyChain, llistAdd, walkTaken } from '../shm/llist.js';
 import { robustLock, robustTryLock, robustUnlock } from '../shm/sync.js';
 import type { PageAllocator } from './page-allocator.js';
+import { poisonBytes, poisonEnabled } from './poison.js';
 
 /**
  * True if a unit of some slab span starts at byte `unit` (its unit-start bit is set). Read
@@ -104,16 +103,13 @@ interface EmptySpan {
 /** Span generation bases step by 2^10 and stay within the header's 30 generation bits. */
 const kSpanGenerationShift = 10;
 const kGenerationMask = (1 << 30) - 1;
-/** The poison byte (src/deferred.ts). */
-const kPoisonByte = 0x6b;
 
 export class Slab {
   readonly #i32: Int32Array;
   readonly #layout: Layout;
   readonly #pages: PageAllocator;
-  /** Tail and length of the chain the last `takeBatch` returned (no allocation per call). */
-  lastTail = 0;
-  lastCount = 0;
+  /** The units the last `#carve` cut (its caller's scratch). */
+  readonly #carved: Chain = emptyChain();
 
   /** Never wait for a row mutex (the creating thread; see the module comment). */
   readonly #nonBlocking: boolean;
@@ -125,17 +121,16 @@ export class Slab {
     this.#layout = layout;
     this.#pages = pages;
     this.#nonBlocking = nonBlocking;
-    this.#poison = ((i32[H_DEBUG] as number) & DEBUG_POISON) !== 0;
+    this.#poison = poisonEnabled(i32);
     this.#bytes = new Uint8Array(i32.buffer);
   }
 
   /**
-   * Takes up to `want` free units of class `cls` as a chain linked through header word 0 and
-   * returns its head (0 if none: the memory limit was reached). Units come from the row's free
-   * list first, then from the carve frontier, then from a new span. `lastTail` and `lastCount`
-   * describe the chain.
+   * Takes up to `want` free units of class `cls` into `out`, a chain linked through header
+   * word 0 (empty: the memory limit was reached). Units come from the row's free list first,
+   * then from the carve frontier, then from a new span.
    */
-  takeBatch(cls: number, want: number): number {
+  takeBatch(cls: number, want: number, out: Chain): void {
     const i32 = this.#i32;
     const row = slabWord(this.#layout, cls);
     let head = 0;
@@ -158,20 +153,21 @@ export class Slab {
         i32[row + SLAB_FREE_HEAD] = next;
         i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) - got;
       }
+      const carved = this.#carved;
       while (got < want) {
-        const carved = this.#carve(cls, row, want - got, tail);
-        if (carved === 0) break;
-        if (head === 0) head = carved;
-        tail = this.lastTail;
-        got += this.lastCount;
+        this.#carve(cls, row, want - got, tail, carved);
+        if (carved.head === 0) break;
+        if (head === 0) head = carved.head;
+        tail = carved.tail;
+        got += carved.count;
       }
     } finally {
       robustUnlock(i32, row + SLAB_X_LOCK);
     }
     if (tail !== 0) i32[tail >> 2] = 0;
-    this.lastTail = tail;
-    this.lastCount = got;
-    return head;
+    out.head = head;
+    out.tail = tail;
+    out.count = got;
   }
 
   /** Gives a chain of `count` free units (head … tail) back to the row of class `cls`. */
@@ -194,10 +190,10 @@ export class Slab {
 
   /**
    * Carves up to `want` fresh units off the frontier (taking a new span if it is used up),
-   * initialises their headers as free, links them after `prevTail` and returns the first, or 0.
-   * Caller holds the row mutex.
+   * initialises their headers as free, links them after `prevTail` and puts them in `out`
+   * (empty at the memory limit). Caller holds the row mutex.
    */
-  #carve(cls: number, row: number, want: number, prevTail: number): number {
+  #carve(cls: number, row: number, want: number, prevTail: number, out: Chain): void {
     const i32 = this.#i32;
     const klass = classWord(this.#layout, cls);
     const unitSize = i32[klass + CLS_UNIT_SIZE] as number;
@@ -205,7 +201,12 @@ export class Slab {
     let end = i32[row + SLAB_CARVE_END] as number;
     if (next === end) {
       const span = this.#pages.allocSpan(i32[klass + CLS_SPAN_PAGES] as number);
-      if (span === 0) return 0;
+      if (span === 0) {
+        out.head = 0;
+        out.tail = 0;
+        out.count = 0;
+        return;
+      }
       next = span;
       end = span + (i32[klass + CLS_SPAN_UNITS] as number) * unitSize;
       // Pages used before: the units' generations continue from a fresh base (see layout.ts).
@@ -229,15 +230,15 @@ export class Slab {
       i32[(next >> 2) + 1] = header;
       // The poison option checks reused units for its byte; a fresh unit of reused (zeroed)
       // pages gets it here (generation 0 means never used, which the check skips).
-      if (this.#poison && header !== UNIT_FREE) this.#bytes.fill(kPoisonByte, next + 8, next + unitSize);
+      if (this.#poison && header !== UNIT_FREE) poisonBytes(this.#bytes, next, unitSize);
       prev = next;
     }
     i32[row + SLAB_CARVE_NEXT] = next;
     i32[row + SLAB_CARVE_END] = end;
     i32[row + SLAB_UNITS] = (i32[row + SLAB_UNITS] as number) + count;
-    this.lastTail = prev;
-    this.lastCount = count;
-    return first;
+    out.head = first;
+    out.tail = prev;
+    out.count = count;
   }
 
   /**
@@ -344,8 +345,8 @@ export class Slab {
     i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) + n;
   }
 
-  /** The end of the last return chain `#takeReturns` walked. */
-  readonly #chainEnd: ChainEnd = { tail: 0, count: 0 };
+  /** The last return chain `#takeReturns` walked. */
+  readonly #chainEnd: Chain = emptyChain();
 
   /** Per class, the spans seen empty: when (both epochs) and with which signature. */
   readonly #empty = new Map<number, Map<number, EmptySpan>>();

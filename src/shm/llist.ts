@@ -32,18 +32,28 @@ export function llistAdd(
   }
 }
 
-/** The end of a chain `walkTaken` found. */
-export interface ChainEnd {
+/**
+ * A chain of `count` units linked through header word 0, from `head` to `tail`; head 0 is the
+ * empty chain. A function that takes a chain off a list fills one its caller owns (one object
+ * per caller, reused: no allocation per call, and no result left in the callee's fields).
+ */
+export interface Chain {
+  head: number;
   tail: number;
   count: number;
 }
 
+/** A new empty chain, for a caller to own. */
+export function emptyChain(): Chain {
+  return { head: 0, tail: 0, count: 0 };
+}
+
 /**
  * Walks a chain taken from a list (0-terminated, from `head` ≠ 0) to its end, at most `bound`
- * units (the list's count when it was taken); `end` gets its tail and length. Throws
- * `EBADARENA` naming `what` when the chain is longer.
+ * units (the list's count when it was taken); `end` gets the whole chain. Throws `EBADARENA`
+ * naming `what` when the chain is longer.
  */
-export function walkTaken(i32: Int32Array, head: number, bound: number, what: string, end: ChainEnd): void {
+export function walkTaken(i32: Int32Array, head: number, bound: number, what: string, end: Chain): void {
   let tail = head;
   let n = 1;
   for (let next = i32[head >> 2] as number; next !== 0; next = i32[next >> 2] as number) {
@@ -51,6 +61,7 @@ export function walkTaken(i32: Int32Array, head: number, bound: number, what: st
     tail = next;
     n++;
   }
+  end.head = head;
   end.tail = tail;
   end.count = n;
 }
