@@ -1,6 +1,6 @@
 /**
  * Worker side of bench/fastpath.bench.ts: one exported function per (variant, pattern), run by
- * the CPU pool on every CPU of a run at once (see src/pool.ts and src/cpu-context.ts).
+ * the CPU pool on every CPU of a run at once (see src/service/pool.ts and src/service/cpu-context.ts).
  *
  * Every variant has its own hot-loop functions (`xxxLifo`, `xxxChurn`) so that each loop's type
  * feedback stays monomorphic: one kind of allocator object ever reaches each call site. Passing

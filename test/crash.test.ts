@@ -1,5 +1,5 @@
 /**
- * Crash recovery and hot-plug with real workers (src/recovery.ts, `arena.watch`): workers
+ * Crash recovery and hot-plug with real workers (src/arena/recovery.ts, `arena.watch`): workers
  * killed by `terminate()` at random moments or by an uncaught exception while they churn,
  * inside read-side sections, halfway through list updates or holding a slab mutex; GPs must go
  * on, the slots must attach again, and a quiet arena must account for every unit exactly

@@ -1,5 +1,5 @@
 /**
- * The Prometheus export (src/metrics.ts): the registry's text parses, every metric family is
+ * The Prometheus export (src/service/metrics.ts): the registry's text parses, every metric family is
  * there with the right type, the numbers are the arena's stats at scrape time, and nothing is
  * read between scrapes.
  */

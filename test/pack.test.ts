@@ -1,5 +1,5 @@
 /**
- * The pack allocator (src/pack.ts) and the simulated direct map (src/direct-map.ts): a
+ * The pack allocator (src/structures/pack.ts) and the simulated direct map (src/structures/direct-map.ts): a
  * fast-check model of the bitmaps (no overlap, first fit across packs in order, an empty pack
  * given back at once, large requests in page-rounded regions), the trap fill of fresh and freed
  * ranges, sealing, the direct map with and without packs, bad input that leaves everything as

@@ -1,7 +1,7 @@
 /**
  * Stress test with real workers: no reuse inside a read-side section. A writer CPU replaces
  * published units and frees the old ones while reader CPUs hold them inside `readLock()` and
- * check generation, state and contents (src/scenarios/reuse-oracle.ts). Under the presets that
+ * check generation, state and contents (src/lab/scenarios/reuse-oracle.ts). Under the presets that
  * reuse only after an rcu GP, and with `freeRcu` under any preset, nothing may change under a
  * reader; under kernel-6.6, whose `free` reuses at once, the same oracle must see reuse, which is
  * the proof that a green run means something. Not a benchmark. Sizes from the environment:

@@ -1,5 +1,5 @@
 /**
- * SharedMap (src/shared-map.ts), the service-level map: a fast-check model test against a JS Map
+ * SharedMap (src/service/shared-map.ts), the service-level map: a fast-check model test against a JS Map
  * (string and byte keys, byte / string / JSON values, small and large, GPs and reclaims between
  * steps, two CPUs taking turns), memory coming back after everything is deleted, bad input that
  * changes nothing, a full map, and two piscina workers sharing one map through

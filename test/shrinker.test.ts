@@ -1,5 +1,5 @@
 /**
- * The shrinker (src/shrinker.ts): at the memory limit a refill that finds nothing drains the
+ * The shrinker (src/cpu/shrinker.ts): at the memory limit a refill that finds nothing drains the
  * parked CPUs and tries an urgent GP before `alloc` returns 0; `alloc` never throws there and
  * succeeds again once memory is back. In the deterministic mode with a coordinator nobody steps,
  * so only the shrinker can make the units come back; and a reader still inside its section keeps

@@ -1,5 +1,5 @@
 /**
- * The futex mutex, spinlock and barrier of src/sync.ts under real parallelism: several
+ * The futex mutex, spinlock and barrier of src/shm/sync.ts under real parallelism: several
  * worker_threads (test/fixtures/sync-worker.mjs, running the compiled dist/src/sync.js) hammer
  * one SharedArrayBuffer. Each correctness oracle is also run against a deliberately broken
  * setup (no lock, no barrier) to prove that it can fail, so a green run means something.

@@ -1,5 +1,5 @@
 /**
- * The torture run (src/torture.ts, `percpu-arena torture`) with real workers: under kernel-6.6
+ * The torture run (src/lab/torture-run.ts, `percpu-arena torture`) with real workers: under kernel-6.6
  * (immediate reuse) readers see elements reused inside their sections, and acquire ref-counted
  * objects that were freed and re-created, and qp-trie lookups answer wrongly — the lab can fail —
  * and under the policies that reuse only after a GP they see none of it, while memory really

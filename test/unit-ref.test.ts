@@ -1,5 +1,5 @@
 /**
- * Generation references (src/unit-ref.ts), in the deterministic mode: current while the unit
+ * Generation references (src/structures/unit-ref.ts), in the deterministic mode: current while the unit
  * stays allocated, stale once it is freed and after it is handed out again; the checked view
  * throws ESTALE; bad input is EINVAL. (The use-after-free lab's worker tests are still to come.)
  */

@@ -1,5 +1,5 @@
 /**
- * The xmalloc shape (every free remote) against its memory bound (src/benchmarks/xmalloc.ts
+ * The xmalloc shape (every free remote) against its memory bound (src/lab/benchmarks/xmalloc.ts
  * `memoryBound`: live objects + caches + depot + nine epochs of frees), with kernel-like GP
  * timing (10 ms rcu / 300 ms ttrace epochs): the `arena` preset stays within it;
  * `kernel-6.1`, whose remote frees wait on the freeing CPU's ttrace lists, goes far above it —

@@ -3,7 +3,7 @@
  * creating thread (normally the main thread); `arena.shared` carries it to workers, which call
  * `attach(shared, cpu)`; `arena.attach(cpu)` attaches on the creating thread (the deterministic
  * mode: several CPUs driven from one thread); `stats()` and `close()` read the whole arena.
- * The arena owns the grace-period coordinator (src/coordinator.ts), which runs on the creating
+ * The arena owns the grace-period coordinator (src/arena/coordinator.ts), which runs on the creating
  * thread's event loop until `close()`; `synchronize()` and `advance()` go through it.
  *
  * Who may call: the thread that created the arena. Shared words: X_CLOSED (set once by
@@ -88,7 +88,7 @@ export interface ArenaOptions {
   readonly fixedSizes?: readonly number[];
   /**
    * When freed units may be reused and where frees go: a preset name or a policy object
-   * (src/policy.ts). `freeRcu()` waits for an `rcu` GP under every policy.
+   * (src/epoch/policy.ts). `freeRcu()` waits for an `rcu` GP under every policy.
    * @defaultValue 'kernel-6.6'
    */
   readonly policy?: PresetName | Partial<Policy>;
@@ -381,7 +381,7 @@ export class Arena {
   /**
    * Watches a worker thread: when it exits — by `terminate()`, an uncaught exception, or the
    * end of its script — every CPU its thread still holds goes offline, wherever the thread
-   * stopped (src/recovery.ts), and the slot can be attached again. Watch every worker that
+   * stopped (src/arena/recovery.ts), and the slot can be attached again. Watch every worker that
    * attaches CPUs (`CpuPool` watches its own). Throws `EINVAL` for anything but a running
    * `Worker` of this process.
    */

@@ -1,10 +1,10 @@
 /**
  * The grace-period coordinator: runs on the thread that created the arena (normally the main
  * thread) without blocking it. It sleeps on X_GP_REQUEST with `Atomics.waitAsync`; CPUs ring it
- * when they seal a batch (src/deferred.ts), park, detach or push to another CPU's inbox, and
+ * when they seal a batch (src/cpu/deferred.ts), park, detach or push to another CPU's inbox, and
  * readers ring it when they leave a section while an advance waits for them (G_URGENT, the
  * kernel's urgent-QS request). Awake, it advances every flavor whose wanted epoch is ahead
- * (src/grace-period.ts), times each GP, resolves `synchronize()` callers, rings the doorbells of
+ * (src/epoch/grace-period.ts), times each GP, resolves `synchronize()` callers, rings the doorbells of
  * online CPUs whose batches are due, and drains parked and offline CPUs itself.
  *
  * Sleep protocol (no lost wake-up): the coordinator loads the request counter, works, stores
@@ -16,7 +16,7 @@
  * pin, so a reader that leaves while an advance is blocked on it normally rings; its read is
  * plain (one Atomics operation per section), so it can miss the flag by an instant: the
  * coordinator then retries and sleeps at most 16 ms. A CPU that never leaves its section (a
- * worker blocked inside it, or killed there without being watched: src/recovery.ts) holds the
+ * worker blocked inside it, or killed there without being watched: src/arena/recovery.ts) holds the
  * GP back; after `stallWarningMs` the coordinator reports it (the RCU CPU-stall warning).
  *
  * A pending `Atomics.waitAsync` does not keep Node's event loop alive, so an idle arena never

@@ -17,7 +17,7 @@
  *    exactly its count of units in the state the list holds is dropped (reported), a sound one
  *    is kept. An owner's CPU goes offline: its free lists go back to the slab, its deferred
  *    lists, remote buffer and inboxes move on over their GPs as any offline CPU's do
- *    (src/deferred.ts). A parked CPU whose drainer died goes back to its owner.
+ *    (src/cpu/deferred.ts). A parked CPU whose drainer died goes back to its owner.
  *    Depot slots the thread had claimed are freed (the batch it held is lost and reported).
  * 3. Leaks: units still allocated whose owner hint names one of those CPUs are reported as
  *    leaked by it (the thread may have handed some to others that still use them; the arena

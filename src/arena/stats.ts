@@ -3,7 +3,7 @@
  * (the slab rows) and totals. Any thread may call; it takes no lock. Shared counters are read
  * with Atomics; owner-only cache words and slab rows are read plainly and racily, so while
  * CPUs run the figures are a recent snapshot, not a consistent cut; when the arena is quiet
- * (every CPU detached) they are exact. GP counters come from the coordinator (src/coordinator.ts).
+ * (every CPU detached) they are exact. GP counters come from the coordinator (src/arena/coordinator.ts).
  */
 
 import { readShared } from '../shm/atomics.js';
@@ -148,7 +148,7 @@ export interface ArenaStats {
   readonly limitHits: number;
   /** Spans the slabs gave back to the page allocator once all their units were free on the slab. */
   readonly spansReleased: number;
-  /** CPUs taken offline because their thread exited holding them (src/recovery.ts). */
+  /** CPUs taken offline because their thread exited holding them (src/arena/recovery.ts). */
   readonly cpusRecovered: number;
   /** Depot traffic: batches parked and taken (policy sharing 'depot'). */
   readonly depot: { readonly parks: number; readonly takes: number };
@@ -170,7 +170,7 @@ export interface ArenaStats {
   /** The poison debug option: failed checks (writes after free) and the first such pointer. */
   readonly poison: { readonly errors: number; readonly firstPtr: number };
   /**
-   * The shrinker (src/shrinker.ts), run when a refill found nothing at the memory limit: runs,
+   * The shrinker (src/cpu/shrinker.ts), run when a refill found nothing at the memory limit: runs,
    * parked or offline CPUs it drained, epochs it advanced, and runs after which the refill got
    * units.
    */

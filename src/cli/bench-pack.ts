@@ -1,8 +1,8 @@
 /**
- * `percpu-arena bench pack`: runs src/benchmarks/pack.ts and prints both sides in one table
+ * `percpu-arena bench pack`: runs src/lab/benchmarks/pack-bench.ts and prints both sides in one table
  * with their ratios (or one JSON object with `--json`).
  *
- * Who may call: src/cli-bench.ts.
+ * Who may call: src/cli/bench.ts.
  */
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';

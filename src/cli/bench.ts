@@ -1,7 +1,7 @@
 /**
  * `percpu-arena bench htab-mem` and `percpu-arena bench xmalloc`: parse the kernel bench's
  * options, run src/benchmarks/*, print the kernel's summary line (or one JSON object);
- * `bench pack` is src/cli-pack.ts.
+ * `bench pack` is src/cli/bench-pack.ts.
  *
  * Who may call: the CLI (main thread).
  */

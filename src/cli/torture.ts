@@ -1,10 +1,10 @@
 /**
- * `percpu-arena torture`: the use-after-free lab's torture run (src/torture.ts) from the command
+ * `percpu-arena torture`: the use-after-free lab's torture run (src/lab/torture-run.ts) from the command
  * line. Prints the operations, the errors by kind, the readers' age histogram and the units that
  * went round the free lists, or one JSON object with `--json`. Exits 1 when errors were seen,
  * unless `--expect-errors` (for showing what immediate reuse does), 2 for bad arguments.
  *
- * Who may call: src/cli.ts.
+ * Who may call: src/cli/main.ts.
  */
 import { parseArgs } from 'node:util';
 import { runTorture } from '../lab/torture-run.js';

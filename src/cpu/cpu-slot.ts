@@ -4,11 +4,11 @@
  *
  * ```
  *  OFFLINE ──attach──► ONLINE ──park──► IDLE ──unpark──► ONLINE ──detach──► OFFLINE
- *     └──► DRAINING_OFFLINE ──┘            └──► DRAINING_IDLE ──┘      (a drainer: src/coordinator.ts)
+ *     └──► DRAINING_OFFLINE ──┘            └──► DRAINING_IDLE ──┘      (a drainer: src/arena/coordinator.ts)
  * ```
  * The owner moves the word between OFFLINE, ONLINE and IDLE; anybody may claim IDLE or OFFLINE
  * for a drain by CAS and must put back what it found. The word also names the thread holding the
- * slot (the owner, or the drainer; src/layout.ts), so that a thread killed at any moment is found. Attach and unpark wait (briefly, with
+ * slot (the owner, or the drainer; src/shm/layout.ts), so that a thread killed at any moment is found. Attach and unpark wait (briefly, with
  * Atomics.wait) while a drain holds the slot.
  *
  * Who may call: the thread of the handle that owns (or is about to own) the slot. Shared words:

@@ -14,27 +14,27 @@
  * Watermarks per unit size (kernel formula): ≤ 256 B → low 32, high 96, batch 48; 512 → 16/48/24;
  * 1024 → 8/24/12; 2048 → 4/12/6; 4096 → 2/6/3. A CPU coming online is prefilled with 4 units
  * (≤ 256 B) or 1. The kernel refills from irq_work and returns NULL on an empty list; we refill
- * synchronously. Where a free goes is the arena's policy (src/policy.ts): the fast path is the
+ * synchronously. Where a free goes is the arena's policy (src/epoch/policy.ts): the fast path is the
  * kernel's unit_alloc/unit_free under every policy, and a policy that must see every free (a
  * deferring one) or the poison option closes the cache's gate instead of adding a branch.
  *
  * Who may call: only the thread that attached the CPU, one call at a time (a JS thread is never
  * preempted by itself, so there is no `active` re-entry counter as in the kernel).
  * Shared words: the CPU's state and owner words (CPU_X_STATE: claimed on attach, IDLE while
- * parked, released on detach; CPU_X_OWNER), its pin words (src/grace-period.ts), its doorbell,
- * and through src/deferred.ts and src/slab.ts the epochs, inboxes and slab rows. The cache
+ * parked, released on detach; CPU_X_OWNER), its pin words (src/epoch/grace-period.ts), its doorbell,
+ * and through src/cpu/deferred.ts and src/memory/slab.ts the epochs, inboxes and slab rows. The cache
  * records are owner-only and use plain accesses: no atomics on the alloc/free fast path. While
- * the CPU is parked its owner does not touch them, so a drainer may (src/coordinator.ts); the
+ * the CPU is parked its owner does not touch them, so a drainer may (src/arena/coordinator.ts); the
  * state word's Atomics transitions order the two. Unit headers belong to whoever holds the unit;
  * a pointer handed to another CPU must travel through a synchronising channel (postMessage, an
  * Atomics-published queue), which orders the header writes before the free. `stats()` on another
  * thread reads cache words racily; an aligned 32-bit read cannot tear, so it sees a recent value.
  * Readers inside `readLock` read units another CPU may free at any moment; the generation in
- * word 1 tells them whether the unit was reused (see src/grace-period.ts for when it cannot be).
+ * word 1 tells them whether the unit was reused (see src/epoch/grace-period.ts for when it cannot be).
  */
 
 import { pinValue, readBirthMs, ringCoordinator } from '../epoch/grace-period.js';
-import { ADAPTIVE_MAX_SCALE, P_REFILL_ALL, readPolicyWord } from '../epoch/policy.js';
+import { ADAPTIVE_MAX_SCALE, readPolicyWord } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';
 import { poisonEnabled } from '../memory/poison.js';
 import { GENERAL_CLASS_COUNT, MAX_ALLOC_BYTES, SIZE_TO_CLASS, trimTarget } from '../memory/size-class.js';
@@ -54,8 +54,6 @@ import {
   C_IDLE_MARK,
   C_LOW,
   C_RCU_COUNT,
-  C_REFILL_SHORT,
-  C_REFILLS,
   C_REMOTE_COUNT,
   C_REMOTE_OWNER,
   C_TRIM_TO,
@@ -71,7 +69,6 @@ import {
   cacheWord,
   classWord,
   cpuWord,
-  DEPOT_SLOTS,
   FLAVOR_RCU,
   FLAVOR_TTRACE,
   G_EPOCH,
@@ -159,7 +156,7 @@ export function attachFree(shared: SharedArena): CpuHandle {
 /**
  * x86 is TSO: a plain store is never reordered before earlier loads, so on x86 `readUnlock` may
  * clear its pin with a plain store (V8 keeps typed-array accesses in program order). Elsewhere
- * (arm64) it needs the release that only an Atomics store gives. See src/grace-period.ts.
+ * (arm64) it needs the release that only an Atomics store gives. See src/epoch/grace-period.ts.
  */
 const kTotalStoreOrder = process.arch === 'x64' || process.arch === 'ia32';
 // (On x86 V8's Atomics.store is an `xchg`, a full barrier; on arm64 it is an `stlr`, which a
@@ -201,7 +198,6 @@ export class CpuHandle {
   readonly #deferring: boolean;
   readonly #unbounded: boolean;
   readonly #hint: boolean;
-  readonly #refillFromTtrace: number;
   /** Remote frees go back to their owner (policy remoteFree 'owner'). */
   readonly #ownerReturn: boolean;
   /** When the doorbell last ran the idle check (timely return). */
@@ -270,7 +266,6 @@ export class CpuHandle {
     this.#deferring = policy.deferring;
     this.#unbounded = policy.unbounded;
     this.#hint = policy.hint;
-    this.#refillFromTtrace = policy.refillFromTtrace;
     this.#adaptive = policy.adaptive;
     this.#ownerReturn = policy.ownerReturn;
     this.#scale = new Uint8Array(layout.classes).fill(1);
@@ -360,7 +355,7 @@ export class CpuHandle {
    * Enters an `rcu` read-side section (rcu_read_lock): until the matching `readUnlock`, no unit
    * freed with `freeRcu`, or by `free` under a policy that reuses after a GP, is reused. Sections
    * nest. One Atomics store on the outermost level (the epoch is read plainly: a stale value is
-   * an older epoch, which the proof in src/grace-period.ts allows); no allocation.
+   * an older epoch, which the proof in src/epoch/grace-period.ts allows); no allocation.
    */
   readLock(): void {
     if (!this.#attached) this.#closedError();
@@ -378,7 +373,7 @@ export class CpuHandle {
     if (--this.#nestRcu === 0) {
       if (this.#plainUnpin) this.i32[this.#pinRcu] = 0;
       else Atomics.store(this.i32, this.#pinRcu, 0);
-      // A GP waits for this reader (see src/coordinator.ts): say that it left. A plain read may
+      // A GP waits for this reader (see src/arena/coordinator.ts): say that it left. A plain read may
       // miss a flag set an instant ago; the coordinator re-checks by itself (liveness only).
       if ((this.i32[this.#urgentRcu] as number) !== 0) ringCoordinator(this.i32);
     }
@@ -587,7 +582,7 @@ export class CpuHandle {
     const c = this.#cacheBase + (cls << CACHE_SHIFT);
     if ((i32[c + C_FREE_COUNT] as number) === 0) {
       if (this.#adaptive) this.#adapt(cls, kUnderflow);
-      this.#allocBulk(cls, i32[c + C_BATCH] as number);
+      this.#lists.allocBulk(cls, i32[c + C_BATCH] as number, this.#chain, this.#shrinker);
     }
     const unit = i32[c + C_FREE_HEAD] as number;
     if (unit === 0) return 0;
@@ -601,7 +596,7 @@ export class CpuHandle {
     i32[h + 1] = (((i32[h + 1] as number) + UNIT_GENERATION_STEP) & ~UNIT_STATE_MASK) | UNIT_ALLOCATED;
     if (count < (i32[c + C_LOW] as number)) {
       if (this.#adaptive) this.#adapt(cls, kUnderflow);
-      this.#allocBulk(cls, i32[c + C_BATCH] as number);
+      this.#lists.allocBulk(cls, i32[c + C_BATCH] as number, this.#chain, this.#shrinker);
     }
     if (this.#handOutTwice) this.#faultUnit = unit;
     return unit + 8;
@@ -628,67 +623,6 @@ export class CpuHandle {
   }
 
   /**
-   * Refills the cache of `cls` with up to `want` units (the kernel's alloc_bulk): first the
-   * deferred lists whose GP has passed, then (kernels 6.2+) the ttrace lists, then the slab.
-   * Callers have checked that the arena is open.
-   */
-  #allocBulk(cls: number, want: number): void {
-    const i32 = this.i32;
-    const c = this.#cacheBase + (cls << CACHE_SHIFT);
-    i32[c + C_REFILLS] = (i32[c + C_REFILLS] as number) + 1;
-    const before = i32[c + C_FREE_COUNT] as number;
-    this.#lists.progressRcu(cls, false);
-    this.#lists.progressTtrace(cls);
-    let need = want - ((i32[c + C_FREE_COUNT] as number) - before);
-    const refill = this.#refillFromTtrace;
-    const chain = this.#chain;
-    if (need > 0 && refill !== 0) {
-      this.#lists.takeTtrace(cls, need, refill === P_REFILL_ALL, chain);
-      this.#splice(c, chain);
-      need -= chain.count;
-    }
-    if (need <= 0) return;
-    const depot = this.#lists.depot;
-    if (depot !== undefined) {
-      // Whole parked batches, whatever their length: one CAS and one store each.
-      for (let k = 0; k < DEPOT_SLOTS && need > 0; k++) {
-        depot.take(cls, chain);
-        if (chain.head === 0) break;
-        this.#splice(c, chain);
-        need -= chain.count;
-      }
-      if (need <= 0) return;
-    }
-    this.#slab.takeBatch(cls, need, chain);
-    this.#splice(c, chain);
-    if (chain.count >= need) return;
-    i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
-    if ((i32[c + C_FREE_COUNT] as number) !== 0) return;
-    // Nothing at all to hand out: the arena is at its limit. Reclaim, then try once more.
-    this.#shrinker.reclaim();
-    this.#lists.progressRcu(cls, false);
-    this.#lists.progressTtrace(cls);
-    if (refill !== 0) {
-      this.#lists.takeTtrace(cls, want, refill === P_REFILL_ALL, chain);
-      this.#splice(c, chain);
-    }
-    if ((i32[c + C_FREE_COUNT] as number) === 0) {
-      this.#slab.takeBatch(cls, want, chain);
-      this.#splice(c, chain);
-    }
-    if ((i32[c + C_FREE_COUNT] as number) !== 0) this.#shrinker.succeeded();
-  }
-
-  /** Puts `chain` (free units; possibly empty) on the cache's free list at word `c`. */
-  #splice(c: number, chain: Chain): void {
-    if (chain.head === 0) return;
-    const i32 = this.i32;
-    i32[chain.tail >> 2] = i32[c + C_FREE_HEAD] as number;
-    i32[c + C_FREE_HEAD] = chain.head;
-    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + chain.count;
-  }
-
-  /**
    * Brings the CPU online: watermarks from the class table, the fast path's gates (closed where
    * the policy or the poison option must see every free or alloc), then the kernel's prefill.
    */
@@ -696,7 +630,12 @@ export class CpuHandle {
     const i32 = this.i32;
     for (let cls = 0; cls < this.#classes; cls++) {
       this.#setWatermarks(cls, 1);
-      this.#allocBulk(cls, i32[classWord(this.#layout, cls) + CLS_PREFILL] as number);
+      this.#lists.allocBulk(
+        cls,
+        i32[classWord(this.#layout, cls) + CLS_PREFILL] as number,
+        this.#chain,
+        this.#shrinker,
+      );
     }
   }
 

@@ -1,6 +1,8 @@
 /**
- * The deferred lists of one CPU's caches and the moves between them (kernel/bpf/memalloc.c:
- * unit_free_rcu, check_free_by_rcu, __free_by_rcu, free_bulk, do_call_rcu_ttrace, alloc_bulk):
+ * The deferred lists of one CPU's caches, the moves between them, and the two batch moves of a
+ * cache's free list side by side, as in the kernel: alloc_bulk (refill) and free_bulk (trim)
+ * (kernel/bpf/memalloc.c: unit_free_rcu, check_free_by_rcu, __free_by_rcu, free_bulk,
+ * do_call_rcu_ttrace, alloc_bulk):
  *
  * ```
  *  freeRcu / deferring free ─► freeByRcu ─seal(epoch)─► waitingForGp ─rcu GP─► free list | ttrace lists | slab  (policy)
@@ -10,7 +12,7 @@
  * ```
  * Owner return (policy remoteFree 'owner') defers a unit on its owner's lists: the owner seals
  * it after taking it from its inbox, which comes after the free, so the proof in
- * src/grace-period.ts holds unchanged (the seal loads the epoch after the unlink).
+ * src/epoch/grace-period.ts holds unchanged (the seal loads the epoch after the unlink).
  * One batch per flavor and cache is in flight at a time (call_rcu_in_progress): while it waits,
  * new frees pile up on the `freeBy…` list, and the next operation after the batch's GP moves it
  * and seals the pile. That is the kernel's accumulation, kept on purpose (research/kernel.md
@@ -18,9 +20,9 @@
  * implies an rcu GP in the kernel (rcu_trace_implies_rcu_gp()).
  *
  * Who may call: the thread that holds the CPU, either as its owner (state ONLINE) or as a
- * drainer that claimed it (DRAINING_IDLE / DRAINING_OFFLINE, src/coordinator.ts); never two at
+ * drainer that claimed it (DRAINING_IDLE / DRAINING_OFFLINE, src/arena/coordinator.ts); never two at
  * once. Those words (every cache word but the two inboxes) are owner-only and plain. Shared
- * words: the epochs (read to seal and to test expiry, src/grace-period.ts), the CPU's pending bits
+ * words: the epochs (read to seal and to test expiry, src/epoch/grace-period.ts), the CPU's pending bits
  * (CPU_X_PENDING, Atomics.or / and), the ttrace and return inboxes' head and count of every cache
  * (other CPUs push with a CAS, the holder takes all with an exchange: no ABA, since nobody pops
  * one unit), the
@@ -29,7 +31,7 @@
  */
 
 import { isExpired, readEpoch, requestEpoch, ringCoordinator, tryAdvance } from '../epoch/grace-period.js';
-import { ADAPTIVE_MAX_SCALE, readPolicyWord } from '../epoch/policy.js';
+import { ADAPTIVE_MAX_SCALE, P_REFILL_ALL, readPolicyWord } from '../epoch/policy.js';
 import { checkPoison, poisonEnabled, poisonUnit } from '../memory/poison.js';
 import type { Slab } from '../memory/slab.js';
 import {
@@ -42,6 +44,8 @@ import {
   C_RCU_TAIL,
   C_RCU_TGT,
   C_RECLAIMED,
+  C_REFILL_SHORT,
+  C_REFILLS,
   C_REMOTE_COUNT,
   C_REMOTE_HEAD,
   C_REMOTE_OWNER,
@@ -74,6 +78,7 @@ import {
   cacheWord,
   cpuState,
   cpuWord,
+  DEPOT_SLOTS,
   FLAVOR_RCU,
   FLAVOR_TTRACE,
   H_POLICY,
@@ -100,6 +105,12 @@ const AFTER_FREE_LIST = 1;
  */
 const kHelpFactor = 4;
 
+/** What alloc_bulk calls when the arena is at its limit: the CPU's shrinker (src/cpu/shrinker.ts). */
+export interface Reclaimer {
+  reclaim(): void;
+  succeeded(): void;
+}
+
 export class DeferredLists {
   readonly #i32: Int32Array;
   readonly #bytes: Uint8Array;
@@ -115,6 +126,8 @@ export class DeferredLists {
   readonly #keepBatches: boolean;
   /** CPUs drive GPs (policy gpDrive 'cpus'): help at every look, ring only for a lone batch. */
   readonly #selfDrive: boolean;
+  /** Refill from the ttrace lists: 0 none, 1 the unsealed list, P_REFILL_ALL both. */
+  readonly #refillFromTtrace: number;
   /** Trims park whole batches in the depot (policy sharing 'depot'), if a slot is free. */
   readonly depot: Depot | undefined;
   readonly #poison: boolean;
@@ -147,6 +160,7 @@ export class DeferredLists {
     this.#hint = policy.hint;
     this.#keepBatches = policy.adaptive;
     this.#selfDrive = policy.cpusDriveGp;
+    this.#refillFromTtrace = policy.refillFromTtrace;
     this.depot = policy.depot ? new Depot(i32, layout) : undefined;
     this.#poison = poisonEnabled(i32);
     this.cpu = cpu;
@@ -267,6 +281,67 @@ export class DeferredLists {
     const ring = this.#ringFor(c, pile);
     requestEpoch(i32, FLAVOR_TTRACE, (epoch + 2) | 0, ring);
     requestEpoch(i32, FLAVOR_RCU, (epochRcu + 2) | 0, ring);
+  }
+
+  /**
+   * alloc_bulk: refills the free list of `cls` with up to `want` units: first the deferred
+   * lists whose GP has passed, then (kernels 6.2+) the ttrace lists, then the depot and the
+   * slab; at the memory limit, `reclaimer` (the CPU's shrinker) runs once before a last try.
+   * `chain` is the caller's scratch. Callers have checked that the arena is open.
+   */
+  allocBulk(cls: number, want: number, chain: Chain, reclaimer: Reclaimer): void {
+    const i32 = this.#i32;
+    const c = cacheWord(this.#layout, this.cpu, cls);
+    i32[c + C_REFILLS] = (i32[c + C_REFILLS] as number) + 1;
+    const before = i32[c + C_FREE_COUNT] as number;
+    this.progressRcu(cls, false);
+    this.progressTtrace(cls);
+    let need = want - ((i32[c + C_FREE_COUNT] as number) - before);
+    const refill = this.#refillFromTtrace;
+    if (need > 0 && refill !== 0) {
+      this.takeTtrace(cls, need, refill === P_REFILL_ALL, chain);
+      this.#splice(c, chain);
+      need -= chain.count;
+    }
+    if (need <= 0) return;
+    const depot = this.depot;
+    if (depot !== undefined) {
+      // Whole parked batches, whatever their length: one CAS and one store each.
+      for (let k = 0; k < DEPOT_SLOTS && need > 0; k++) {
+        depot.take(cls, chain);
+        if (chain.head === 0) break;
+        this.#splice(c, chain);
+        need -= chain.count;
+      }
+      if (need <= 0) return;
+    }
+    this.#slab.takeBatch(cls, need, chain);
+    this.#splice(c, chain);
+    if (chain.count >= need) return;
+    i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
+    if ((i32[c + C_FREE_COUNT] as number) !== 0) return;
+    // Nothing at all to hand out: the arena is at its limit. Reclaim, then try once more.
+    reclaimer.reclaim();
+    this.progressRcu(cls, false);
+    this.progressTtrace(cls);
+    if (refill !== 0) {
+      this.takeTtrace(cls, want, refill === P_REFILL_ALL, chain);
+      this.#splice(c, chain);
+    }
+    if ((i32[c + C_FREE_COUNT] as number) === 0) {
+      this.#slab.takeBatch(cls, want, chain);
+      this.#splice(c, chain);
+    }
+    if ((i32[c + C_FREE_COUNT] as number) !== 0) reclaimer.succeeded();
+  }
+
+  /** Puts `chain` (free units; possibly empty) on the cache's free list at word `c`. */
+  #splice(c: number, chain: Chain): void {
+    if (chain.head === 0) return;
+    const i32 = this.#i32;
+    i32[chain.tail >> 2] = i32[c + C_FREE_HEAD] as number;
+    i32[c + C_FREE_HEAD] = chain.head;
+    i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + chain.count;
   }
 
   /**
@@ -562,7 +637,7 @@ export class DeferredLists {
 
   /**
    * The main thread may be busy: once a pile grows past the bound, this CPU tries the advance
-   * itself (same rule, src/grace-period.ts). Frees look at their batch once per refill batch, so
+   * itself (same rule, src/epoch/grace-period.ts). Frees look at their batch once per refill batch, so
    * every look may scan the pins.
    */
   #maybeHelp(flavor: number, c: number, pile: number): void {

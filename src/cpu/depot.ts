@@ -10,7 +10,7 @@
  *  park: CAS head 0 → BUSY, write tail and count, store head     (no empty slot: the caller uses the slab)
  *  take: CAS head h → BUSY, read tail and count, store 0         (no full slot: the caller uses the slab)
  * ```
- * BUSY names the claiming thread, so that recovery (src/recovery.ts) frees a slot whose
+ * BUSY names the claiming thread, so that recovery (src/arena/recovery.ts) frees a slot whose
  * claimant died in between (the batch it held is lost with it and reported).
  * A slot is only ever moved from 0 or from a chain head to BUSY by CAS, and back by its
  * claimant's store, so the claimant alone touches the tail and count words in between: no ABA

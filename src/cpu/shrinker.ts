@@ -18,7 +18,7 @@
  * Who may call: a CPU's slow path, on its owner's thread, with the arena open.
  * Shared words: the X_RECLAIM_* counters (Atomics.add); other CPUs' state words (CAS) and, while
  * claimed, their cache words (plain: the claim's CAS and the release store order them, as in
- * src/coordinator.ts); the GP words through src/grace-period.ts.
+ * src/arena/coordinator.ts); the GP words through src/epoch/grace-period.ts.
  */
 
 import { ADVANCED, RACED, tryAdvance } from '../epoch/grace-period.js';

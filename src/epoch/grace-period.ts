@@ -3,9 +3,9 @@
  *
  * Who may call: pins only the CPU's owner (the pin word is written by its owner alone; detach
  * clears it for a CPU that leaves, and recovery for a watched worker that died inside a section,
- * src/recovery.ts; an unwatched one holds GPs back and is reported as stalled);
+ * src/arena/recovery.ts; an unwatched one holds GPs back and is reported as stalled);
  * `tryAdvance` any thread: the main thread's coordinator, or a CPU helping when its deferred
- * lists grow (src/deferred.ts), or `close()`. Shared words: the GP block of each flavor
+ * lists grow (src/cpu/deferred.ts), or `close()`. Shared words: the GP block of each flavor
  * (G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE, G_ADVANCES, G_HELPED), the CPUs' pin words,
  * X_GP_REQUEST and X_GP_SLEEPING; all through Atomics. Nothing here is read plainly except the
  * header words written before the arena was shared (H_GP_MIN_MS, H_BIRTH_MS).
@@ -22,7 +22,7 @@
  * total order of them all. Plain accesses around them need care: a plain store followed by an
  * Atomics load may be reordered (x86's `mov` load passes the store buffer; arm64's `ldar`
  * passes an earlier plain store), so the seal is preceded by a read-modify-write
- * (src/deferred.ts), and on arm64 the pin store by an acquire load after it (src/cpu.ts).
+ * (src/cpu/deferred.ts), and on arm64 the pin store by an acquire load after it (src/cpu/cpu.ts).
  *
  * Claim: if reader R holds unit X in a section that pinned at `p`, X is not reused before R
  * unpins. R found X through shared memory after its pin store P, so X was unlinked after P, and
@@ -134,7 +134,7 @@ export function requestEpoch(i32: Int32Array, flavor: number, target: number, ri
   }
 }
 
-/** Wakes the coordinator if it sleeps (X_GP_SLEEPING); see src/coordinator.ts for the protocol. */
+/** Wakes the coordinator if it sleeps (X_GP_SLEEPING); see src/arena/coordinator.ts for the protocol. */
 export function ringCoordinator(i32: Int32Array): void {
   Atomics.add(i32, X_GP_REQUEST, 1);
   if (Atomics.load(i32, X_GP_SLEEPING) !== 0) Atomics.notify(i32, X_GP_REQUEST);

@@ -39,7 +39,7 @@ export type ReuseChoice = 'immediate' | 'after-gp' | 'free-after-gp';
 export type RemoteFreeChoice = 'local' | 'hint' | 'owner';
 /**
  * How caches share units besides the slab: not at all, or through a depot of whole batches
- * (src/depot.ts): trims park there, refills take from there before the slab. Needs trims that
+ * (src/cpu/depot.ts): trims park there, refills take from there before the slab. Needs trims that
  * go to the slab (trimVia 'slab'): a parked unit is reusable at once.
  */
 export type SharingChoice = 'none' | 'depot';
@@ -49,7 +49,7 @@ export type SharingChoice = 'none' | 'depot';
  * while overflow and underflow alternate; under a deferring reuse a batch that passed its GP
  * stays whole on the free list (up to ADAPTIVE_MAX_SCALE × high) instead of being trimmed at
  * once. Either way a class that goes quiet for a coordinator tick gives its units back (timely
- * return, src/cpu.ts).
+ * return, src/cpu/cpu.ts).
  */
 export type CapacityChoice = 'fixed' | 'unbounded' | 'adaptive';
 
@@ -217,13 +217,13 @@ const P_REUSE_MASK = 3;
 const P_REUSE_IMMEDIATE = 0;
 const P_HINT = 1 << 2;
 const P_UNBOUNDED = 1 << 3;
-/** Adaptive capacity (the watermarks scale per CPU and class; src/cpu.ts). */
+/** Adaptive capacity (the watermarks scale per CPU and class; src/cpu/cpu.ts). */
 const P_ADAPTIVE = 1 << 9;
-/** Remote frees go back to their owner (src/deferred.ts). */
+/** Remote frees go back to their owner (src/cpu/deferred.ts). */
 const P_OWNER = 1 << 10;
-/** Trims park whole batches in the depot (src/depot.ts). */
+/** Trims park whole batches in the depot (src/cpu/depot.ts). */
 const P_DEPOT = 1 << 12;
-/** CPUs drive GPs themselves (src/deferred.ts). */
+/** CPUs drive GPs themselves (src/cpu/deferred.ts). */
 const P_CPU_GP = 1 << 11;
 /** Largest multiple of the kernel's watermarks an adaptive cache holds. */
 export const ADAPTIVE_MAX_SCALE = 8;

@@ -1,5 +1,5 @@
 /**
- * `percpu-arena torture`: runs the torture scenario (src/scenarios/torture.ts) on a pool of
+ * `percpu-arena torture`: runs the torture scenario (src/lab/scenarios/torture.ts) on a pool of
  * worker CPUs for a number of seconds and sums what the writer, fake writer and readers saw:
  * operations, errors by kind (generation, contents, freed, age; recreated for ref-counted
  * objects; wrong lookups and stale values for the qp-trie), the readers' age histogram
@@ -43,7 +43,7 @@ export interface TortureOptions {
    * @defaultValue 'element'
    */
   readonly structure?: TortureStructure;
-  /** The qp-trie's version validation (src/qp-trie.ts). @defaultValue 'none' */
+  /** The qp-trie's version validation (src/structures/qp-trie.ts). @defaultValue 'none' */
   readonly versions?: TrieVersions;
 }
 

@@ -7,8 +7,8 @@
  * Who may call: any thread with an attached CPU (its caches are the only source and destination
  * of batches), and the creating thread for the coordinator, recovery and `arena.trim()` (with a
  * non-blocking instance).
- * Shared words: the row's SLAB_X_LOCK (a robust futex mutex, src/sync.ts: the word names the
- * thread inside, so src/recovery.ts can repair the row and release it when that thread dies)
+ * Shared words: the row's SLAB_X_LOCK (a robust futex mutex, src/shm/sync.ts: the word names the
+ * thread inside, so src/arena/recovery.ts can repair the row and release it when that thread dies)
  * guards every other word of
  * the row, the links of the units on the row's free list and the unit-start map words of the
  * row's spans (read without the lock by `free()`: a caller that legitimately holds a pointer got
@@ -29,7 +29,7 @@
  * by a reader that found it before the free, and the pages may go to another class.
  *
  * The creating thread never blocks on a row mutex (`nonBlocking`): a worker that died holding
- * it is recovered from that thread's event loop (src/recovery.ts), so waiting there could wait
+ * it is recovered from that thread's event loop (src/arena/recovery.ts), so waiting there could wait
  * forever. Its returns go to the row's lock-free return stack when the mutex is busy, and its
  * span releases skip a busy row.
  */

@@ -4,7 +4,7 @@
  *
  * Who may call `runCpuTask`: a pool worker, once per task. It owns the CPU slot named in the
  * task from attach to detach; the barrier words (X_BARRIER) are shared and used through
- * src/sync.ts only.
+ * src/shm/sync.ts only.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';

@@ -1,9 +1,9 @@
 /**
  * SharedMap: the service-level map — string or byte keys, values of any size as bytes, strings
  * or JSON — that every worker of a Node service reads from the arena without copying through
- * `postMessage`. It is the BPF hash map (src/hash-map.ts) holding, per key, a pointer and a
+ * `postMessage`. It is the BPF hash map (src/structures/hash-map.ts) holding, per key, a pointer and a
  * length: small values live in a slab unit, values above a unit (4088 bytes) in a block of the
- * arena's pack allocator (src/pack.ts). Read-side sections are taken inside every call, and
+ * arena's pack allocator (src/structures/pack.ts). Read-side sections are taken inside every call, and
  * values are copied out, so a caller can neither forget a section nor hold memory past one.
  *
  * ```
@@ -13,7 +13,7 @@
  *
  * Replacing or deleting a value frees its old blob after a grace period: a slab blob with
  * `freeRcu`, a pack block through retired slots in the map's header page once the rcu epoch has
- * moved two past its retirement (the arena's proof, src/grace-period.ts), reaped by any handle's
+ * moved two past its retirement (the arena's proof, src/epoch/grace-period.ts), reaped by any handle's
  * next write or `reclaim()` — so a worker that ends leaves none behind. The map needs a policy that reuses hash-map elements only after a
  * GP (`arena`, or any preset but the immediate ones): `create` and `open` refuse
  * the others, under which a reader could copy a reused element's pointer.

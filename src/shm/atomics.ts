@@ -1,6 +1,6 @@
 /**
- * The only path to shared words (`X_*` in src/layout.ts) outside the lock primitives of
- * src/sync.ts: small wrappers named for what the access means, so a reader can tell at the call
+ * The only path to shared words (`X_*` in src/shm/layout.ts) outside the lock primitives of
+ * src/shm/sync.ts: small wrappers named for what the access means, so a reader can tell at the call
  * site that a word is shared and why. V8 inlines them; each costs one Atomics operation.
  *
  * Who may call: any thread, on words the layout marks as shared.

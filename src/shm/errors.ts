@@ -21,9 +21,9 @@ export type ArenaErrorCode =
   | 'ENOMEM'
   /** A wait (barrier, pool start) did not complete in time. */
   | 'ETIMEDOUT'
-  /** A generation reference names a unit that was freed since (src/unit-ref.ts). */
+  /** A generation reference names a unit that was freed since (src/structures/unit-ref.ts). */
   | 'ESTALE'
-  /** A write to a sealed block through the normal API (src/pack.ts: use `copyIn`). */
+  /** A write to a sealed block through the normal API (src/structures/pack.ts: use `copyIn`). */
   | 'EPERM';
 
 /** The one error type percpu-arena throws for misuse; `code` is stable, `message` is for people. */

@@ -10,7 +10,7 @@
  *   and the user pointer is unit + 8. Header word 0 is the free-list link while the unit is free
  *   and the owner hint (cpu << 8 | class) while it is allocated; word 1 is generation << 2 | state.
  * - Names starting with `X_` are shared words: other threads read or write them, always through
- *   Atomics (src/atomics.ts). Every other word is either immutable after `Arena.create` (class
+ *   Atomics (src/shm/atomics.ts). Every other word is either immutable after `Arena.create` (class
  *   table, header geometry) or owned by one party: a cache by its CPU, a slab row by whoever
  *   holds that row's mutex, the unit-start map words of a span by the row that took the span.
  * - Records are 16 words (64 bytes, one cache line) so that two CPUs' records never share a
@@ -41,7 +41,7 @@ export const H_CPUS = 2;
 export const H_CLASSES = 3;
 export const H_MAX_PAGES = 4;
 export const H_PAGES_BASE = 5;
-/** The reuse policy, encoded by src/policy.ts. */
+/** The reuse policy, encoded by src/epoch/policy.ts. */
 export const H_POLICY = 6;
 /** Minimum duration of one epoch, per flavor, in milliseconds (GP timing emulation). */
 export const H_GP_MIN_MS = 7;
@@ -56,7 +56,7 @@ export const H_BIRTH_MS = 10;
 /** Set once by `close()`; attached handles see it on their next slow path. */
 export const X_CLOSED = 16;
 /**
- * Page allocator mutex (a robust mutex, src/sync.ts) guarding the words below up to
+ * Page allocator mutex (a robust mutex, src/shm/sync.ts) guarding the words below up to
  * X_PAGE_LIMIT_HITS and the free-span list (X_FREE_SPANS, X_FREE_SPAN_PAGES).
  */
 export const X_PAGE_LOCK = 17;
@@ -70,7 +70,7 @@ export const X_PAGE_LIMIT_HITS = 21;
 /** Poison checks that failed on reuse, and the user pointer of the first (debug option). */
 export const X_POISON_ERRORS = 22;
 export const X_POISON_FIRST = 23;
-/** Start barrier of the CPU pool: parties, arrived, generation, broken (src/sync.ts). */
+/** Start barrier of the CPU pool: parties, arrived, generation, broken (src/shm/sync.ts). */
 export const X_BARRIER = 24;
 /**
  * The coordinator's doorbell: CPUs add 1 and notify when they seal a batch or leave a read
@@ -101,7 +101,7 @@ export const G_LAST_ADVANCE = 3;
 export const G_ADVANCES = 4;
 export const G_HELPED = 5;
 /**
- * The shrinker's counters (src/shrinker.ts): runs (a refill found the slab empty at the memory
+ * The shrinker's counters (src/cpu/shrinker.ts): runs (a refill found the slab empty at the memory
  * limit), parked or offline CPUs it drained, epochs it advanced itself, and runs after which the
  * refill got units.
  */
@@ -119,7 +119,7 @@ export const X_SPANS_RELEASED = 54;
 /** CPUs taken offline because their thread exited while it held them, and CPU stalls reported. */
 export const X_CPUS_RECOVERED = 56;
 export const X_STALLS = 57;
-/** Depot traffic: batches parked there and taken from it (src/depot.ts). */
+/** Depot traffic: batches parked there and taken from it (src/cpu/depot.ts). */
 export const X_DEPOT_PARKS = 58;
 export const X_DEPOT_TAKES = 59;
 /** Spans carved from reused pages so far: their generation bases (SLAB_CARVE_GEN). */
@@ -140,7 +140,7 @@ export const CPU_X_OWNER = 1;
 export const CPU_X_PIN = 2;
 /** The CPU's doorbell (irq_work analogue): the coordinator adds 1 and notifies. */
 export const CPU_X_DOORBELL = 4;
-/** Bit f set while the CPU holds deferred units of flavor f (src/deferred.ts). */
+/** Bit f set while the CPU holds deferred units of flavor f (src/cpu/deferred.ts). */
 export const CPU_X_PENDING = 5;
 /**
  * CPU states. The owner moves ONLINE <-> IDLE (park) and ONLINE -> OFFLINE (detach); anybody
@@ -149,7 +149,7 @@ export const CPU_X_PENDING = 5;
  * `(threadId + 1) << CPU_STATE_BITS | state`: the owner's thread while ONLINE or IDLE, the
  * drainer's while DRAINING, none while OFFLINE — so that one CAS both changes the state and names
  * the thread responsible, and a thread killed at any moment is found by recovery
- * (src/recovery.ts). CPU_X_OWNER keeps the owner's thread while a drainer holds an IDLE CPU.
+ * (src/arena/recovery.ts). CPU_X_OWNER keeps the owner's thread while a drainer holds an IDLE CPU.
  */
 export const CPU_OFFLINE = 0;
 export const CPU_ONLINE = 1;
@@ -262,14 +262,14 @@ export const C_REMOTE_OWNER = 35;
 export const C_REMOTE_POSTS = 36;
 export const C_REMOTE_TAKES = 37;
 /**
- * The allocs + frees count the last idle check saw (src/cpu.ts: a class whose count did not
+ * The allocs + frees count the last idle check saw (src/cpu/cpu.ts: a class whose count did not
  * move between two coordinator ticks is idle and gives its cached units back).
  */
 export const C_IDLE_MARK = 38;
 /**
  * The chain an inbox taker (the ttrace inbox, the return inbox) has exchanged out of the inbox
  * but not yet subtracted from its count: a thread killed in that walk leaves it here, and
- * recovery finishes the subtraction (src/recovery.ts). Owner-only.
+ * recovery finishes the subtraction (src/arena/recovery.ts). Owner-only.
  */
 export const C_TAKING_INBOX = 39;
 export const C_TAKING_RETURN = 40;
@@ -291,7 +291,7 @@ export const SLAB_SPANS = 6;
  * Generation the units of the row's current span start from: 0 for pages never used before; for
  * a span taken from the free-span list, a fresh base from X_SPAN_GENERATIONS, so that units in
  * pages a released span gave back do not restart at a generation an old reference still holds
- * (src/unit-ref.ts).
+ * (src/structures/unit-ref.ts).
  */
 export const SLAB_CARVE_GEN = 7;
 /**
@@ -306,7 +306,7 @@ export const SLAB_X_RETURN_COUNT = 9;
  * Depot (policy sharing 'depot'): per class DEPOT_SLOTS slots of whole batches, each slot
  * DEPOT_SLOT_WORDS words: head (0 empty, -(threadId + 1) while that thread fills or empties it,
  * else the chain's head), tail, count. A CPU claims a slot with one CAS, writes or reads the
- * chain's tail and count, and releases it with one store (src/depot.ts).
+ * chain's tail and count, and releases it with one store (src/cpu/depot.ts).
  */
 export const DEPOT_SLOTS = 16;
 export const DEPOT_SLOT_WORDS = 4;
@@ -344,7 +344,7 @@ export const UNIT_GENERATION_STEP = 4;
  * Every chain a cache record holds, as [head word, count word, header state of its units,
  * shared]: the free list, the four deferred lists, the owner-return buffer, and the two inboxes
  * other CPUs push to (`shared`: read their words with Atomics). For whoever audits or repairs a
- * cache (src/recovery.ts, the tests' audits).
+ * cache (src/arena/recovery.ts, the tests' audits).
  */
 export const CACHE_LISTS: ReadonlyArray<
   readonly [head: number, count: number, state: number, shared: boolean]

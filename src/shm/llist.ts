@@ -1,6 +1,6 @@
 /**
  * The lock-free chain lists the arena shares between threads (the kernel's llist): the CPUs'
- * ttrace and owner-return inboxes (src/deferred.ts) and the slabs' return stacks (src/slab.ts).
+ * ttrace and owner-return inboxes (src/cpu/deferred.ts) and the slabs' return stacks (src/memory/slab.ts).
  * A pusher adds a whole chain with a CAS on the head; the taker takes everything with an
  * exchange (llist_del_all) and walks to the end. Nobody pops one unit, so there is no ABA. Each
  * list has a count word that pushers raise *before* they publish, so the taker never subtracts

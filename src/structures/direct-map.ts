@@ -10,7 +10,7 @@
  * one word per 2 MiB of the arena:  0 huge, RW+NX   1 huge, RO+X   2 split into 4 KiB mappings
  * ```
  *
- * Who may call: the pack allocator (src/pack.ts) holding its lock, which guards every word here;
+ * Who may call: the pack allocator (src/structures/pack.ts) holding its lock, which guards every word here;
  * `stats` may read them without it (aligned 32-bit reads: a recent value).
  */
 

@@ -24,7 +24,7 @@
  *
  * Shared words and who owns them:
  * - header words: written once by `create` before the magic is published, then read-only.
- * - bucket lock: a robust mutex of src/sync.ts (its word names the holder, so crash recovery
+ * - bucket lock: a robust mutex of src/shm/sync.ts (its word names the holder, so crash recovery
  *   releases it: `recoverMapLocks`); it guards every write to the bucket's
  *   chain (head word and the `next` words of the elements on it) and the elements' contents
  *   while they are being initialised.

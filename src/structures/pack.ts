@@ -7,7 +7,7 @@
  * `bpf_arch_text_invalidate`).
  *
  * Executable allocators (`exec: true`, for BPF programs) set every pack and region RO+X in the
- * simulated direct map (src/direct-map.ts), as `set_memory_rox` does: a whole 2 MiB pack keeps
+ * simulated direct map (src/structures/direct-map.ts), as `set_memory_rox` does: a whole 2 MiB pack keeps
  * its huge mapping, a program's own region splits the one it lies in — the fragmentation packs
  * were made to remove (`percpu-arena bench pack`). Their blocks are sealed from the start and
  * written only through `copyIn` (`bpf_arch_text_copy`, the text_poke path). Data allocators

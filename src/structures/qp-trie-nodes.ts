@@ -1,5 +1,5 @@
 /**
- * The qp-trie's nodes (src/qp-trie.ts): their words, the nibble a branch tests, and the builders
+ * The qp-trie's nodes (src/structures/qp-trie.ts): their words, the nibble a branch tests, and the builders
  * of the copy-on-write updates — a branch with one more child, one fewer, or a new two-way branch.
  * A builder writes only the node it allocated, before the caller publishes it.
  *
@@ -13,7 +13,7 @@
 
 /** Node words. */
 export const N_VERSION = 0;
-/** The unit header word before a node (src/cpu.ts): generation << 2 | state. */
+/** The unit header word before a node (src/cpu/cpu.ts): generation << 2 | state. */
 export const GENERATION_WORD = -1;
 /** A branch's bitmap with BRANCH set; 0 for a leaf. */
 export const N_BITMAP = 1;

@@ -10,7 +10,7 @@
  * ```
  * region (a page of its own): | magic | max key | max value | flags | lock | count | next trie | - | root ptr | root version |
  * (the version of a node: its first word under 'per-node', the unit header's word under 'generation')
- * nodes: src/qp-trie-nodes.ts
+ * nodes: src/structures/qp-trie-nodes.ts
  * ```
  *
  * Version validation, the seed's proposal (Alexei, Sep 2022: "add a sequence number to
@@ -35,7 +35,7 @@
  * while the handle is attached (`ECLOSED` otherwise, before the lock is taken).
  *
  * Shared words: the header is written once before the magic is published. The lock word (a
- * robust mutex of src/sync.ts, released by crash recovery: `recoverTrieLocks`) guards every write
+ * robust mutex of src/shm/sync.ts, released by crash recovery: `recoverTrieLocks`) guards every write
  * to the trie: the root entry, the entries of published
  * branches and the count. Nodes are written only before they are published (by the lock holder,
  * which allocated them); an entry is published with Atomics stores, version first, then pointer,

@@ -5,7 +5,7 @@
  * is never revived — and `release` decrements and frees the unit at zero through the allocator,
  * whose policy decides when it may be handed out again.
  *
- * The trap the lab measures (src/scenarios/torture.ts, structure 'refcount'): a reader that found
+ * The trap the lab measures (src/lab/scenarios/torture.ts, structure 'refcount'): a reader that found
  * an object through a shared pointer and acquires it after the object was freed and its unit
  * handed out again as a new object sees a non-zero count and succeeds — it now holds a different
  * object. `acquire` is only safe inside a read-side section under a policy that reuses units

@@ -13,7 +13,7 @@
  * between the reference and the check passes it (ABA); any other reuse, and any free, fails it.
  * Pages a released span gave back may hold another class's units later: the unit-start bit says
  * whether a unit still starts there (else the header word could be anybody's bytes), and units
- * carved from reused pages continue from a fresh generation base (src/slab.ts), so a unit at
+ * carved from reused pages continue from a fresh generation base (src/memory/slab.ts), so a unit at
  * the same place does not restart at a generation an old reference holds.
  * The check says nothing about memory safety by itself: read the unit inside a read-side section
  * (or hold it otherwise), and check after reading, as a seqlock reader does: the bytes read are

@@ -1,6 +1,6 @@
 /**
  * A worker killed holding a robust mutex: it takes the lock at word `lock` of the arena the way
- * the structures do (src/sync.ts `robustLock`, from the built dist/), says so, spins, and is
+ * the structures do (src/shm/sync.ts `robustLock`, from the built dist/), says so, spins, and is
  * terminated while the arena watches it. Resolves once the arena has recovered the thread.
  * For the crash-recovery tests of the hash map and the pack allocator.
  */

@@ -2,7 +2,7 @@
  * `percpu-arena bench htab-mem`: the kernel's htab-mem benchmark on the arena's hash map. One
  * arena per run (the policy is the arena's), a map with 4-byte keys, `max(8192, 64 × producers)`
  * entries and its own fixed-size cache (the kernel's per-map `htab->ma`), or its pre-allocated
- * pool under the `prealloc` preset; producer CPUs in a pool run src/scenarios/htab-mem.ts while
+ * pool under the `prealloc` preset; producer CPUs in a pool run src/lab/scenarios/htab-mem.ts while
  * this thread samples their run counters and the arena's memory in use once a second.
  *
  * Who may call: any thread; it creates and closes its own arena and pool.

@@ -1,6 +1,6 @@
 /**
  * `percpu-arena bench pack`: the direct-map experiment of research/kernel.md §2.5 in the arena.
- * N programs of realistic sizes (src/scenarios/pack.ts) are loaded from several CPUs and
+ * N programs of realistic sizes (src/lab/scenarios/pack-load.ts) are loaded from several CPUs and
  * unloaded, once through an executable pack allocator (2 MiB packs, RO+X as a whole) and once
  * with a dedicated page-rounded region per program (as before bpf_prog_pack), each in an arena
  * of its own, side by side in one run. Reported per side: the simulated DirectMap4k / 2M and

@@ -20,7 +20,7 @@ export interface ReportSection {
   readonly rows: readonly CaseReport[];
 }
 
-/** The pack bench on the page: two charts and the side-by-side rows (src/cli-pack.ts). */
+/** The pack bench on the page: two charts and the side-by-side rows (src/cli/bench-pack.ts). */
 export interface PackSection {
   readonly description: string;
   readonly directMapSvg: string;

@@ -12,7 +12,7 @@
  *
  * Who may call: CPU pool workers, one per producer. Shared words (the control buffer, all
  * through Atomics): STOP written by the main thread; each producer's run counter on its own
- * cache line, written by that producer and read by the main thread; per pair a barrier (src/sync.ts)
+ * cache line, written by that producer and read by the main thread; per pair a barrier (src/shm/sync.ts)
  * and a stop word written by the adder before the barrier the deleter passes.
  */
 import type { CpuContext } from '../../service/cpu-context.js';

@@ -1,5 +1,5 @@
 /**
- * The pack bench's CPU side (`percpu-arena bench pack`, src/benchmarks/pack.ts): each CPU loads
+ * The pack bench's CPU side (`percpu-arena bench pack`, src/lab/benchmarks/pack-bench.ts): each CPU loads
  * its share of N programs — allocates a block of the JIT image's size from the pack allocator
  * and installs the image through `copyIn` — in four stages with a barrier after each (the last
  * CPU to arrive takes the allocator's stats then: the kernel table's rows at 512, 1024 … loaded
@@ -13,7 +13,7 @@
  * 2 KiB..16 KiB, 5 % in 16 KiB..128 KiB; the block is the image plus the 4-byte binary header
  * and 16 bytes of illegal instructions (bpf_jit_binary_pack_alloc), rounded by the allocator.
  *
- * Who may call: a CPU pool (src/pool.ts). Shared words: the allocator's (src/pack.ts); program
+ * Who may call: a CPU pool (src/service/pool.ts). Shared words: the allocator's (src/structures/pack.ts); program
  * bytes are written only through `copyIn` and read by the CPU that loaded them.
  */
 import type { CpuContext } from '../../service/cpu-context.js';

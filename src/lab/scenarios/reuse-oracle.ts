@@ -16,7 +16,7 @@
  * until the first reader has done its sections (or the main thread sets the stop flag); it is a
  * stress test, not a benchmark.
  *
- * Who may call: a CPU pool (src/pool.ts) with at least 2 CPUs. Shared words: the slot table and
+ * Who may call: a CPU pool (src/service/pool.ts) with at least 2 CPUs. Shared words: the slot table and
  * the stop flag in `args.shared` (Atomics); unit contents are read plainly by readers, which is
  * the point: they are what a lock-free reader sees.
  */
@@ -56,7 +56,7 @@ export interface ReuseOracleResult {
 const STARTED = 0;
 const STOP = 1;
 const SLOTS = 2;
-/** Unit header word 1 (generation << 2 | state): see src/layout.ts. */
+/** Unit header word 1 (generation << 2 | state): see src/shm/layout.ts. */
 const STATE_MASK = 3;
 const STATE_FREE = 2;
 

@@ -36,7 +36,7 @@ export interface TortureArgs {
   /** [stop, started, slots ...]: (2 + slots) words. */
   readonly control: SharedArrayBuffer;
   /**
-   * Elements: the generation reference (src/unit-ref.ts) of each slot's element, 8 bytes per
+   * Elements: the generation reference (src/structures/unit-ref.ts) of each slot's element, 8 bytes per
    * slot, published by the writer next to the pointer: what a service would store and readers
    * load instead of a bare pointer.
    */
@@ -69,7 +69,7 @@ export interface TortureResult {
     /** A sleeping `readLockTrace` reader saw its element change or go to a free list. */
     readonly sleeper: number;
     /**
-     * An element error that the reader's generation reference (src/unit-ref.ts), checked after
+     * An element error that the reader's generation reference (src/structures/unit-ref.ts), checked after
      * the reads, did not catch: a service using references would have trusted those bytes.
      */
     readonly undetected: number;

@@ -1,5 +1,5 @@
 /**
- * The torture run's qp-trie structure (`percpu-arena torture --structure qp-trie`, src/qp-trie.ts):
+ * The torture run's qp-trie structure (`percpu-arena torture --structure qp-trie`, src/structures/qp-trie.ts):
  * the writer keeps one trie changing, readers look keys up with a reference model that holds
  * whatever the interleaving.
  *
@@ -19,8 +19,8 @@
  *   read through a lookup's pointer that names another key, or changes while the reader holds
  *   it. Either, under a policy that reuses only after a GP, is a bug.
  *
- * Who may call: src/scenarios/torture.ts on a pool CPU. Shared words: the trie's (see
- * src/qp-trie.ts) and the control words of the torture run; the value words read through a
+ * Who may call: src/lab/scenarios/torture.ts on a pool CPU. Shared words: the trie's (see
+ * src/structures/qp-trie.ts) and the control words of the torture run; the value words read through a
  * lookup's pointer are read plainly, which is the point.
  */
 import type { CpuContext } from '../../service/cpu-context.js';

@@ -1,5 +1,5 @@
 /**
- * The torture run (rcutorture for the arena; `percpu-arena torture`, src/torture.ts). CPU 0 is
+ * The torture run (rcutorture for the arena; `percpu-arena torture`, src/lab/torture-run.ts). CPU 0 is
  * the writer; with 3 or more CPUs, CPU 1 is a fake writer; the others are readers.
  *
  * - The writer keeps a table of published elements (shared slots, Atomics). In a loop it
@@ -16,14 +16,14 @@
  *   retired (0 if it is still published). Errors: a changed generation, a changed word, a unit
  *   on a free list, or an age above 1 (a reader that pinned at epoch p found the element before
  *   it was retired, at r ≥ p; while pinned the epoch cannot pass p + 1). Ages go to a histogram.
- *   Readers find elements through the generation references (src/unit-ref.ts) the writer
+ *   Readers find elements through the generation references (src/structures/unit-ref.ts) the writer
  *   publishes with them and check the reference after their reads, as a service would: an
  *   error the reference does not catch counts as `undetected`.
  *   Hot-plug: every 4096 sections a reader parks for a moment and comes back. Sleepers (option
  *   `sleepMs`): every 256th section is a `readLockTrace` section that sleeps with the element
  *   in hand (sleepInTraceSection).
  * - Structure 'qp-trie': src/lab/scenarios/torture-trie.ts.
- * - Structure 'refcount' (the `bpf_cpumask` shape, src/refcount.ts): ref-counted objects held in
+ * - Structure 'refcount' (the `bpf_cpumask` shape, src/structures/refcount.ts): ref-counted objects held in
  *   the values of a hash map keyed by slot, as BPF maps hold kptrs (the slot's reference is the
  *   one `create` gives); the writer updates the slot's value and releases the object it
  *   replaces; a reader looks the slot up and acquires the object its value names (kptr_get: only a
@@ -32,7 +32,7 @@
  *   acquisition of an object that was freed and re-created is an error (`recreated`), counted,
  *   and its reference released like any other, so that the run goes on.
  *
- * Who may call: a CPU pool (src/pool.ts) with at least 2 CPUs. Shared words: the stop word, the
+ * Who may call: a CPU pool (src/service/pool.ts) with at least 2 CPUs. Shared words: the stop word, the
  * started counter and the slot table in `args.control`, objects' count words (all Atomics);
  * element words are read plainly by readers, which is the point: they are what a lock-free
  * reader sees.

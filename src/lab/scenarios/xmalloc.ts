@@ -8,7 +8,7 @@
  * Who may call: CPU pool workers; the first `producers` CPUs of the run produce, the rest consume.
  * Shared words (control buffer, Atomics): STOP (main thread), producers still running, and
  * per-CPU counters on their own lines (objects allocated or freed, allocation failures), written
- * by that CPU and read by the main thread. The queue is src/ring.ts's.
+ * by that CPU and read by the main thread. The queue is src/structures/ring.ts's.
  */
 import type { CpuContext } from '../../service/cpu-context.js';
 import type { Pointer } from '../../shm/refs.js';
