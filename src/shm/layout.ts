@@ -9,10 +9,11 @@
  * - A pointer is a byte offset into the arena; 0 is null. A unit starts with its 8-byte header
  *   and the user pointer is unit + 8. Header word 0 is the free-list link while the unit is free
  *   and the owner hint (cpu << 8 | class) while it is allocated; word 1 is generation << 2 | state.
- * - Names starting with `X_` are shared words: other threads read or write them, always through
- *   Atomics (src/shm/atomics.ts). Every other word is either immutable after `Arena.create` (class
- *   table, header geometry) or owned by one party: a cache by its CPU, a slab row by whoever
- *   holds that row's mutex, the unit-start map words of a span by the row that took the span.
+ * - Every record's words come from one ordered field list (`record` below), each field with its
+ *   length and its access — `shared` (other threads touch it: always Atomics), `owner` (one party
+ *   at a time, plain) or `fixed` (written before the arena is shared). A shared field has `X_` in
+ *   its name (the GP blocks' `G_*` words are all shared); the list is checked when this module
+ *   loads, so a new word cannot escape the check, and test/layout.test.ts pins every offset.
  * - Records are 16 words (64 bytes, one cache line) so that two CPUs' records never share a
  *   line; a cache record is four lines: the fast path's words in the first, the deferred lists
  *   and the ttrace inbox (written by other CPUs) in the second, the owner-return buffer in the
@@ -34,114 +35,237 @@ export const LAYOUT_VERSION = 6;
 export const RECORD_SHIFT = 4;
 export const RECORD_WORDS = 1 << RECORD_SHIFT;
 
-/** Header words (word index from the start of the arena). */
-export const H_MAGIC = 0;
-export const H_VERSION = 1;
-export const H_CPUS = 2;
-export const H_CLASSES = 3;
-export const H_MAX_PAGES = 4;
-export const H_PAGES_BASE = 5;
-/** The reuse policy, encoded by src/epoch/policy.ts. */
-export const H_POLICY = 6;
-/** Minimum duration of one epoch, per flavor, in milliseconds (GP timing emulation). */
-export const H_GP_MIN_MS = 7;
-/** Debug flags (DEBUG_POISON). */
-export const H_DEBUG = 9;
-export const DEBUG_POISON = 1;
 /**
- * Float64 at words 10..11: the arena's time origin (ms since the Unix epoch, fractional), so
- * every thread measures GP timing on one clock (`performance.timeOrigin + performance.now()`).
+ * Who may touch a word, the one marking of every word of the map:
+ * - `shared`: other threads read or write it while the arena is in use; always through Atomics
+ *   (or src/shm/sync.ts, src/shm/llist.ts, which use Atomics). Its name has `X_` in it, except
+ *   the GP blocks' words (`G_*`), which are all shared.
+ * - `owner`: one party at a time uses it with plain accesses — a cache by its CPU (or a drainer
+ *   holding that CPU's state), a slab row by its lock holder, a depot slot by its claimant —
+ *   and other threads at most read it racily for stats (an aligned 32-bit read cannot tear).
+ * - `fixed`: written before the arena is shared (`Arena.create`, a CPU coming online), then read.
  */
-export const H_BIRTH_MS = 10;
-/** Set once by `close()`; attached handles see it on their next slow path. */
-export const X_CLOSED = 16;
+export type Access = 'shared' | 'owner' | 'fixed';
+
+/** One field of a record: its name, its length in words, who may touch it; `-` pads. */
+type Field = readonly [name: string, words: number, access: Access | 'pad'];
+
+/** Every record's fields, for audits and the load-time check (`recordFields('cache')`). */
+const kRecords = new Map<string, readonly Field[]>();
+
 /**
- * Page allocator mutex (a robust mutex, src/shm/sync.ts) guarding the words below up to
- * X_PAGE_LIMIT_HITS and the free-span list (X_FREE_SPANS, X_FREE_SPAN_PAGES).
+ * Lays out `fields` in order from word 0 and returns each name's word offset; throws at load if
+ * they overflow `words`, if a name repeats, or if a name's `X_` disagrees with its access. Every
+ * offset of the map comes from one of these lists, so no word escapes the check.
  */
-export const X_PAGE_LOCK = 17;
-/** Pages ever carved off the top of the page region (high-water mark). */
-export const X_PAGES_NEXT = 18;
-/** Pages currently handed to slabs: the arena's memory in use. */
-export const X_PAGES_IN_USE = 19;
-export const X_PEAK_PAGES = 20;
-/** Times a slab could not get a page because of the memory limit. */
-export const X_PAGE_LIMIT_HITS = 21;
-/** Poison checks that failed on reuse, and the user pointer of the first (debug option). */
-export const X_POISON_ERRORS = 22;
-export const X_POISON_FIRST = 23;
-/** Start barrier of the CPU pool: parties, arrived, generation, broken (src/shm/sync.ts). */
-export const X_BARRIER = 24;
-/**
- * The coordinator's doorbell: CPUs add 1 and notify when they seal a batch or leave a read
- * section the coordinator waits for; it sleeps on this word with `Atomics.waitAsync`.
- */
-export const X_GP_REQUEST = 28;
-/** 1 while the coordinator sleeps on X_GP_REQUEST (CPUs notify only then). */
-export const X_GP_SLEEPING = 29;
-/** 1 while an automatic coordinator runs on the creating thread. */
-export const X_GP_COORDINATOR = 30;
+function record<const F extends readonly Field[]>(
+  name: string,
+  words: number,
+  fields: F,
+  allShared = false,
+): { readonly [K in Exclude<F[number][0], '-'>]: number } {
+  const offsets: Record<string, number> = {};
+  let at = 0;
+  for (const [field, length, access] of fields) {
+    if (field !== '-') {
+      if (field in offsets) throw new Error(`percpu-arena layout: ${name}.${field} twice`);
+      const marked = /(^|_)X_/.test(field) || allShared;
+      if (marked !== (access === 'shared')) {
+        throw new Error(
+          `percpu-arena layout: ${name}.${field} is ${access} but ${marked ? 'is' : 'is not'} marked shared`,
+        );
+      }
+      offsets[field] = at;
+    }
+    at += length;
+  }
+  if (at !== words) throw new Error(`percpu-arena layout: ${name} fields take ${at} words, not ${words}`);
+  kRecords.set(name, fields);
+  return offsets as { readonly [K in Exclude<F[number][0], '-'>]: number };
+}
+
+/** The fields of record `name` ('header', 'gp', 'cpu', 'class', 'cache', 'slab', 'depot'). */
+export function recordFields(name: string): readonly Field[] {
+  const fields = kRecords.get(name);
+  if (fields === undefined) throw new Error(`percpu-arena layout: no record ${name}`);
+  return fields;
+}
 
 /** Grace-period flavors: normal RCU and RCU tasks trace. */
 export const FLAVOR_RCU = 0;
 export const FLAVOR_TTRACE = 1;
 export const FLAVORS = 2;
-/** GP state block of flavor f starts at X_GP + f * GP_WORDS. */
-export const X_GP = 32;
-export const GP_WORDS = 8;
-/** The global epoch (wraps; compared by signed distance). */
-export const G_EPOCH = 0;
-/** The epoch somebody waits for (a sealed batch's expiry, a synchronize() target). */
-export const G_WANT = 1;
-/** 1 while an advance waits for readers: `readUnlock` then rings X_GP_REQUEST. */
-export const G_URGENT = 2;
-/** Time of the last advance, ms since H_BIRTH_MS rounded up (for the minimum GP duration). */
-export const G_LAST_ADVANCE = 3;
-/** Epoch advances in total and those made by CPUs helping (the main thread was busy). */
-export const G_ADVANCES = 4;
-export const G_HELPED = 5;
-/**
- * The shrinker's counters (src/cpu/shrinker.ts): runs (a refill found the slab empty at the memory
- * limit), parked or offline CPUs it drained, epochs it advanced itself, and runs after which the
- * refill got units.
- */
-export const X_RECLAIM_RUNS = 48;
-export const X_RECLAIM_DRAINED = 49;
-export const X_RECLAIM_ADVANCES = 50;
-export const X_RECLAIM_SUCCEEDED = 51;
-/**
- * Spans the slabs gave back (every unit free on the slab): a list through the spans' first
- * words (next, pages) guarded by X_PAGE_LOCK, the pages on it, and spans released in total.
- */
-export const X_FREE_SPANS = 52;
-export const X_FREE_SPAN_PAGES = 53;
-export const X_SPANS_RELEASED = 54;
-/** CPUs taken offline because their thread exited while it held them, and CPU stalls reported. */
-export const X_CPUS_RECOVERED = 56;
-export const X_STALLS = 57;
-/** Depot traffic: batches parked there and taken from it (src/cpu/depot.ts). */
-export const X_DEPOT_PARKS = 58;
-export const X_DEPOT_TAKES = 59;
-/** Spans carved from reused pages so far: their generation bases (SLAB_CARVE_GEN). */
-export const X_SPAN_GENERATIONS = 60;
-/**
- * The most recently created data structure's ref (a hash map, qp-trie or pack allocator); each
- * one's region links the one before (src/shm/structure-chain.ts), so that crash recovery finds
- * their robust mutexes without this map naming any of them. Words 62..63 are unused.
- */
-export const X_STRUCT_CHAIN = 61;
+
+/** Words of the header, the GP blocks and the CPU pool's barrier. */
 export const HEADER_WORDS = 64;
+export const GP_WORDS = 8;
+const kBarrierWords = 4;
+
+/** Header words (word index from the start of the arena). */
+const header = record('header', HEADER_WORDS, [
+  /** Identifies an arena buffer (ARENA_MAGIC) and the version of this map; written last. */
+  ['H_MAGIC', 1, 'fixed'],
+  ['H_VERSION', 1, 'fixed'],
+  ['H_CPUS', 1, 'fixed'],
+  ['H_CLASSES', 1, 'fixed'],
+  ['H_MAX_PAGES', 1, 'fixed'],
+  ['H_PAGES_BASE', 1, 'fixed'],
+  /** The reuse policy, encoded by src/epoch/policy.ts. */
+  ['H_POLICY', 1, 'fixed'],
+  /** Minimum duration of one epoch, per flavor, in milliseconds (GP timing emulation). */
+  ['H_GP_MIN_MS', FLAVORS, 'fixed'],
+  /** Debug flags (DEBUG_POISON). */
+  ['H_DEBUG', 1, 'fixed'],
+  /**
+   * Float64 at words 10..11: the arena's time origin (ms since the Unix epoch, fractional), so
+   * every thread measures GP timing on one clock (`performance.timeOrigin + performance.now()`).
+   */
+  ['H_BIRTH_MS', 2, 'fixed'],
+  ['-', 4, 'pad'],
+  /** Set once by `close()`; attached handles see it on their next slow path. */
+  ['X_CLOSED', 1, 'shared'],
+  /**
+   * Page allocator mutex (a robust mutex, src/shm/sync.ts) guarding the words below up to
+   * X_PAGE_LIMIT_HITS and the free-span list (X_FREE_SPANS, X_FREE_SPAN_PAGES).
+   */
+  ['X_PAGE_LOCK', 1, 'shared'],
+  /** Pages ever carved off the top of the page region (high-water mark). */
+  ['X_PAGES_NEXT', 1, 'shared'],
+  /** Pages currently handed to slabs: the arena's memory in use. */
+  ['X_PAGES_IN_USE', 1, 'shared'],
+  ['X_PEAK_PAGES', 1, 'shared'],
+  /** Times a slab could not get a page because of the memory limit. */
+  ['X_PAGE_LIMIT_HITS', 1, 'shared'],
+  /** Poison checks that failed on reuse, and the user pointer of the first (debug option). */
+  ['X_POISON_ERRORS', 1, 'shared'],
+  ['X_POISON_FIRST', 1, 'shared'],
+  /** Start barrier of the CPU pool: parties, arrived, generation, broken (src/shm/sync.ts). */
+  ['X_BARRIER', kBarrierWords, 'shared'],
+  /**
+   * The coordinator's doorbell: CPUs add 1 and notify when they seal a batch or leave a read
+   * section the coordinator waits for; it sleeps on this word with `Atomics.waitAsync`.
+   */
+  ['X_GP_REQUEST', 1, 'shared'],
+  /** 1 while the coordinator sleeps on X_GP_REQUEST (CPUs notify only then). */
+  ['X_GP_SLEEPING', 1, 'shared'],
+  /** 1 while an automatic coordinator runs on the creating thread. */
+  ['X_GP_COORDINATOR', 1, 'shared'],
+  ['-', 1, 'pad'],
+  /** GP state block of flavor f starts at X_GP + f * GP_WORDS (the `gp` record below). */
+  ['X_GP', FLAVORS * GP_WORDS, 'shared'],
+  /**
+   * The shrinker's counters (src/cpu/shrinker.ts): runs (a refill found the slab empty at the
+   * memory limit), parked or offline CPUs it drained, epochs it advanced itself, and runs after
+   * which the refill got units.
+   */
+  ['X_RECLAIM_RUNS', 1, 'shared'],
+  ['X_RECLAIM_DRAINED', 1, 'shared'],
+  ['X_RECLAIM_ADVANCES', 1, 'shared'],
+  ['X_RECLAIM_SUCCEEDED', 1, 'shared'],
+  /**
+   * Spans the slabs gave back (every unit free on the slab): a list through the spans' first
+   * words (next, pages) guarded by X_PAGE_LOCK, the pages on it, and spans released in total.
+   */
+  ['X_FREE_SPANS', 1, 'shared'],
+  ['X_FREE_SPAN_PAGES', 1, 'shared'],
+  ['X_SPANS_RELEASED', 1, 'shared'],
+  ['-', 1, 'pad'],
+  /** CPUs taken offline because their thread exited while it held them, and CPU stalls reported. */
+  ['X_CPUS_RECOVERED', 1, 'shared'],
+  ['X_STALLS', 1, 'shared'],
+  /** Depot traffic: batches parked there and taken from it (src/cpu/depot.ts). */
+  ['X_DEPOT_PARKS', 1, 'shared'],
+  ['X_DEPOT_TAKES', 1, 'shared'],
+  /** Spans carved from reused pages so far: their generation bases (SLAB_CARVE_GEN). */
+  ['X_SPAN_GENERATIONS', 1, 'shared'],
+  /**
+   * The most recently created data structure's ref (a hash map, qp-trie or pack allocator); each
+   * one's region links the one before (src/shm/structure-chain.ts), so that crash recovery finds
+   * their robust mutexes without this map naming any of them.
+   */
+  ['X_STRUCT_CHAIN', 1, 'shared'],
+  ['-', 2, 'pad'],
+]);
+export const {
+  H_MAGIC,
+  H_VERSION,
+  H_CPUS,
+  H_CLASSES,
+  H_MAX_PAGES,
+  H_PAGES_BASE,
+  H_POLICY,
+  H_GP_MIN_MS,
+  H_DEBUG,
+  H_BIRTH_MS,
+  X_CLOSED,
+  X_PAGE_LOCK,
+  X_PAGES_NEXT,
+  X_PAGES_IN_USE,
+  X_PEAK_PAGES,
+  X_PAGE_LIMIT_HITS,
+  X_POISON_ERRORS,
+  X_POISON_FIRST,
+  X_BARRIER,
+  X_GP_REQUEST,
+  X_GP_SLEEPING,
+  X_GP_COORDINATOR,
+  X_GP,
+  X_RECLAIM_RUNS,
+  X_RECLAIM_DRAINED,
+  X_RECLAIM_ADVANCES,
+  X_RECLAIM_SUCCEEDED,
+  X_FREE_SPANS,
+  X_FREE_SPAN_PAGES,
+  X_SPANS_RELEASED,
+  X_CPUS_RECOVERED,
+  X_STALLS,
+  X_DEPOT_PARKS,
+  X_DEPOT_TAKES,
+  X_SPAN_GENERATIONS,
+  X_STRUCT_CHAIN,
+} = header;
+export const DEBUG_POISON = 1;
+
+/** One flavor's GP state block (at X_GP + flavor * GP_WORDS): every word shared. */
+export const { G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE, G_ADVANCES, G_HELPED } = record(
+  'gp',
+  GP_WORDS,
+  [
+    /** The global epoch (wraps; compared by signed distance). */
+    ['G_EPOCH', 1, 'shared'],
+    /** The epoch somebody waits for (a sealed batch's expiry, a synchronize() target). */
+    ['G_WANT', 1, 'shared'],
+    /** 1 while an advance waits for readers: `readUnlock` then rings X_GP_REQUEST. */
+    ['G_URGENT', 1, 'shared'],
+    /** Time of the last advance, ms since H_BIRTH_MS rounded up (for the minimum GP duration). */
+    ['G_LAST_ADVANCE', 1, 'shared'],
+    /** Epoch advances in total and those made by CPUs helping (the main thread was busy). */
+    ['G_ADVANCES', 1, 'shared'],
+    ['G_HELPED', 1, 'shared'],
+    ['-', 2, 'pad'],
+  ],
+  true,
+);
 
 /** CPU table record. */
-export const CPU_X_STATE = 0;
-/** threadId + 1 of the thread that owns the slot (0: nobody); for diagnostics. */
-export const CPU_X_OWNER = 1;
-/** Pin word of flavor f at CPU_X_PIN + f: 0 when quiescent, (epoch << 1) | 1 inside a section. */
-export const CPU_X_PIN = 2;
-/** The CPU's doorbell (irq_work analogue): the coordinator adds 1 and notifies. */
-export const CPU_X_DOORBELL = 4;
-/** Bit f set while the CPU holds deferred units of flavor f (src/cpu/deferred.ts). */
-export const CPU_X_PENDING = 5;
+export const { CPU_X_STATE, CPU_X_OWNER, CPU_X_PIN, CPU_X_DOORBELL, CPU_X_PENDING } = record(
+  'cpu',
+  RECORD_WORDS,
+  [
+    /** The state word (CPU states below). */
+    ['CPU_X_STATE', 1, 'shared'],
+    /** threadId + 1 of the thread that owns the slot (0: nobody); for diagnostics. */
+    ['CPU_X_OWNER', 1, 'shared'],
+    /** Pin word of flavor f at CPU_X_PIN + f: 0 when quiescent, (epoch << 1) | 1 inside a section. */
+    ['CPU_X_PIN', FLAVORS, 'shared'],
+    /** The CPU's doorbell (irq_work analogue): the coordinator adds 1 and notifies. */
+    ['CPU_X_DOORBELL', 1, 'shared'],
+    /** Bit f set while the CPU holds deferred units of flavor f (src/cpu/deferred.ts). */
+    ['CPU_X_PENDING', 1, 'shared'],
+    ['-', 10, 'pad'],
+  ],
+);
+
 /**
  * CPU states. The owner moves ONLINE <-> IDLE (park) and ONLINE -> OFFLINE (detach); anybody
  * may claim IDLE or OFFLINE -> DRAINING to work on the CPU's lists and must put back what it
@@ -174,16 +298,28 @@ export function cpuStateWord(state: number, threadId: number): number {
   return state === CPU_OFFLINE ? CPU_OFFLINE : ((threadId + 1) << CPU_STATE_BITS) | state;
 }
 
-/** Class table record: immutable after create. */
-export const CLS_UNIT_SIZE = 0;
-export const CLS_LOW = 1;
-export const CLS_HIGH = 2;
-export const CLS_BATCH = 3;
-export const CLS_PREFILL = 4;
-export const CLS_SPAN_PAGES = 5;
-export const CLS_SPAN_UNITS = 6;
-/** User bytes per object of a fixed-size cache; 0 for a general class. */
-export const CLS_OBJECT_SIZE = 7;
+/** Class table record: written by `Arena.create`. */
+export const {
+  CLS_UNIT_SIZE,
+  CLS_LOW,
+  CLS_HIGH,
+  CLS_BATCH,
+  CLS_PREFILL,
+  CLS_SPAN_PAGES,
+  CLS_SPAN_UNITS,
+  CLS_OBJECT_SIZE,
+} = record('class', RECORD_WORDS, [
+  ['CLS_UNIT_SIZE', 1, 'fixed'],
+  ['CLS_LOW', 1, 'fixed'],
+  ['CLS_HIGH', 1, 'fixed'],
+  ['CLS_BATCH', 1, 'fixed'],
+  ['CLS_PREFILL', 1, 'fixed'],
+  ['CLS_SPAN_PAGES', 1, 'fixed'],
+  ['CLS_SPAN_UNITS', 1, 'fixed'],
+  /** User bytes per object of a fixed-size cache; 0 for a general class. */
+  ['CLS_OBJECT_SIZE', 1, 'fixed'],
+  ['-', 8, 'pad'],
+]);
 
 /**
  * Cache record (per CPU and class), 4 lines: owner CPU only (or whoever holds the CPU in a
@@ -191,116 +327,183 @@ export const CLS_OBJECT_SIZE = 7;
  */
 export const CACHE_SHIFT = 6;
 export const CACHE_WORDS = 1 << CACHE_SHIFT;
-export const C_FREE_HEAD = 0;
-export const C_FREE_COUNT = 1;
-export const C_ALLOCS = 2;
-export const C_FREES = 3;
-export const C_REFILLS = 4;
-export const C_TRIMS = 5;
-/** Refills that got fewer units than asked because the memory limit was reached. */
-export const C_REFILL_SHORT = 6;
-/**
- * The fast path's gates, next to the list head so it reads them from a line it already has:
- * an alloc that would leave the count at or below GATE_LOW, or a free that would raise it above
- * GATE_HIGH, takes the slow path. They equal the watermarks under an immediate policy; a policy
- * or debug option that must see every free (or every alloc) closes a gate instead of adding a
- * branch to the fast path.
- */
-export const C_GATE_LOW = 7;
-export const C_GATE_HIGH = 8;
-export const C_BATCH = 9;
-/** Free units a trim keeps: (low + high) / 2. */
-export const C_TRIM_TO = 10;
-/** The cache's watermarks, copied from its class when the CPU comes online. */
-export const C_LOW = 11;
-export const C_HIGH = 12;
-/** Units that passed a grace period here. */
-export const C_RECLAIMED = 13;
-/**
- * The kernel's c->tgt for rcu frees: the CPU that allocated the last unit deferred here; under
- * hint policies the batch goes to that CPU's ttrace lists after its rcu GP (__free_by_rcu).
- */
-export const C_RCU_TGT = 14;
-/**
- * Deferred lists (named after the kernel's): each is a chain through header word 0 with head,
- * tail and count. `freeByRcu` collects rcu-deferred frees; sealed with the rcu epoch it becomes
- * `waitingForGp` (one batch in flight, as the kernel's call_rcu_in_progress). The ttrace pair is
- * the same for the tasks-trace flavor; its sealed batch carries both epochs (a ttrace GP implies
- * an rcu GP, rcu_trace_implies_rcu_gp()).
- */
-export const C_RCU_HEAD = 16;
-export const C_RCU_TAIL = 17;
-export const C_RCU_COUNT = 18;
-export const C_WAIT_HEAD = 19;
-export const C_WAIT_TAIL = 20;
-export const C_WAIT_COUNT = 21;
-export const C_WAIT_EPOCH = 22;
-export const C_TT_HEAD = 23;
-export const C_TT_TAIL = 24;
-export const C_TT_COUNT = 25;
-export const C_TTW_HEAD = 26;
-export const C_TTW_TAIL = 27;
-export const C_TTW_COUNT = 28;
-export const C_TTW_EPOCH = 29;
-export const C_TTW_EPOCH_RCU = 15;
-/**
- * Remote-free inbox (shared): other CPUs push chains with a CAS on the head (llist_add) and add
- * to the count; the owner takes the whole list with an exchange (llist_del_all).
- */
-export const C_X_INBOX_HEAD = 30;
-export const C_X_INBOX_COUNT = 31;
-/**
- * Owner return (policy remoteFree 'owner'): frees of units another CPU allocated collect here,
- * all for one owner (C_REMOTE_OWNER), until a batch is full or the owner changes; then the
- * chain goes to that owner's return inbox in one CAS. Owner-only.
- */
-export const C_REMOTE_HEAD = 32;
-export const C_REMOTE_TAIL = 33;
-export const C_REMOTE_COUNT = 34;
-export const C_REMOTE_OWNER = 35;
-/** Batches this cache posted to owners, and chains it took from its own return inbox. */
-export const C_REMOTE_POSTS = 36;
-export const C_REMOTE_TAKES = 37;
-/**
- * The allocs + frees count the last idle check saw (src/cpu/cpu.ts: a class whose count did not
- * move between two coordinator ticks is idle and gives its cached units back).
- */
-export const C_IDLE_MARK = 38;
-/**
- * The chain an inbox taker (the ttrace inbox, the return inbox) has exchanged out of the inbox
- * but not yet subtracted from its count: a thread killed in that walk leaves it here, and
- * recovery finishes the subtraction (src/arena/recovery.ts). Owner-only.
- */
-export const C_TAKING_INBOX = 39;
-export const C_TAKING_RETURN = 40;
-/** The owner-return inbox: other CPUs push chains (CAS on the head), the holder takes all. */
-export const C_X_RETURN_HEAD = 48;
-export const C_X_RETURN_COUNT = 49;
+export const {
+  C_FREE_HEAD,
+  C_FREE_COUNT,
+  C_ALLOCS,
+  C_FREES,
+  C_REFILLS,
+  C_TRIMS,
+  C_REFILL_SHORT,
+  C_GATE_LOW,
+  C_GATE_HIGH,
+  C_BATCH,
+  C_TRIM_TO,
+  C_LOW,
+  C_HIGH,
+  C_RECLAIMED,
+  C_RCU_TGT,
+  C_TTW_EPOCH_RCU,
+  C_RCU_HEAD,
+  C_RCU_TAIL,
+  C_RCU_COUNT,
+  C_WAIT_HEAD,
+  C_WAIT_TAIL,
+  C_WAIT_COUNT,
+  C_WAIT_EPOCH,
+  C_TT_HEAD,
+  C_TT_TAIL,
+  C_TT_COUNT,
+  C_TTW_HEAD,
+  C_TTW_TAIL,
+  C_TTW_COUNT,
+  C_TTW_EPOCH,
+  C_X_INBOX_HEAD,
+  C_X_INBOX_COUNT,
+  C_REMOTE_HEAD,
+  C_REMOTE_TAIL,
+  C_REMOTE_COUNT,
+  C_REMOTE_OWNER,
+  C_REMOTE_POSTS,
+  C_REMOTE_TAKES,
+  C_IDLE_MARK,
+  C_TAKING_INBOX,
+  C_TAKING_RETURN,
+  C_X_RETURN_HEAD,
+  C_X_RETURN_COUNT,
+} = record('cache', CACHE_WORDS, [
+  // Line 0: the fast path's words (src/cpu/cpu.ts spells these offsets as literals).
+  ['C_FREE_HEAD', 1, 'owner'],
+  ['C_FREE_COUNT', 1, 'owner'],
+  ['C_ALLOCS', 1, 'owner'],
+  ['C_FREES', 1, 'owner'],
+  ['C_REFILLS', 1, 'owner'],
+  ['C_TRIMS', 1, 'owner'],
+  /** Refills that got fewer units than asked because the memory limit was reached. */
+  ['C_REFILL_SHORT', 1, 'owner'],
+  /**
+   * The fast path's gates, next to the list head so it reads them from a line it already has:
+   * an alloc that would leave the count at or below GATE_LOW, or a free that would raise it
+   * above GATE_HIGH, takes the slow path. They equal the watermarks under an immediate policy; a
+   * policy or debug option that must see every free (or every alloc) closes a gate instead of
+   * adding a branch to the fast path.
+   */
+  ['C_GATE_LOW', 1, 'owner'],
+  ['C_GATE_HIGH', 1, 'owner'],
+  ['C_BATCH', 1, 'owner'],
+  /** Free units a trim keeps: (low + high) / 2. */
+  ['C_TRIM_TO', 1, 'owner'],
+  /** The cache's watermarks, copied from its class when the CPU comes online. */
+  ['C_LOW', 1, 'owner'],
+  ['C_HIGH', 1, 'owner'],
+  /** Units that passed a grace period here. */
+  ['C_RECLAIMED', 1, 'owner'],
+  /**
+   * The kernel's c->tgt for rcu frees: the CPU that allocated the last unit deferred here;
+   * under hint policies the batch goes to that CPU's ttrace lists after its rcu GP
+   * (__free_by_rcu).
+   */
+  ['C_RCU_TGT', 1, 'owner'],
+  /** The rcu epoch a sealed ttrace batch also waits for (see C_TTW_EPOCH). */
+  ['C_TTW_EPOCH_RCU', 1, 'owner'],
+  // Line 1: the deferred lists and the ttrace inbox.
+  /**
+   * Deferred lists (named after the kernel's): each is a chain through header word 0 with
+   * head, tail and count. `freeByRcu` collects rcu-deferred frees; sealed with the rcu epoch it
+   * becomes `waitingForGp` (one batch in flight, as the kernel's call_rcu_in_progress). The
+   * ttrace pair is the same for the tasks-trace flavor; its sealed batch carries both epochs (a
+   * ttrace GP implies an rcu GP, rcu_trace_implies_rcu_gp()).
+   */
+  ['C_RCU_HEAD', 1, 'owner'],
+  ['C_RCU_TAIL', 1, 'owner'],
+  ['C_RCU_COUNT', 1, 'owner'],
+  ['C_WAIT_HEAD', 1, 'owner'],
+  ['C_WAIT_TAIL', 1, 'owner'],
+  ['C_WAIT_COUNT', 1, 'owner'],
+  ['C_WAIT_EPOCH', 1, 'owner'],
+  ['C_TT_HEAD', 1, 'owner'],
+  ['C_TT_TAIL', 1, 'owner'],
+  ['C_TT_COUNT', 1, 'owner'],
+  ['C_TTW_HEAD', 1, 'owner'],
+  ['C_TTW_TAIL', 1, 'owner'],
+  ['C_TTW_COUNT', 1, 'owner'],
+  ['C_TTW_EPOCH', 1, 'owner'],
+  /**
+   * Remote-free inbox: other CPUs push chains with a CAS on the head (llist_add) and add to the
+   * count; the owner takes the whole list with an exchange (llist_del_all).
+   */
+  ['C_X_INBOX_HEAD', 1, 'shared'],
+  ['C_X_INBOX_COUNT', 1, 'shared'],
+  // Line 2: owner return (owner-only).
+  /**
+   * Owner return (policy remoteFree 'owner'): frees of units another CPU allocated collect here,
+   * all for one owner (C_REMOTE_OWNER), until a batch is full or the owner changes; then the
+   * chain goes to that owner's return inbox in one CAS.
+   */
+  ['C_REMOTE_HEAD', 1, 'owner'],
+  ['C_REMOTE_TAIL', 1, 'owner'],
+  ['C_REMOTE_COUNT', 1, 'owner'],
+  ['C_REMOTE_OWNER', 1, 'owner'],
+  /** Batches this cache posted to owners, and chains it took from its own return inbox. */
+  ['C_REMOTE_POSTS', 1, 'owner'],
+  ['C_REMOTE_TAKES', 1, 'owner'],
+  /**
+   * The allocs + frees count the last idle check saw (src/cpu/cpu.ts: a class whose count did
+   * not move between two coordinator ticks is idle and gives its cached units back).
+   */
+  ['C_IDLE_MARK', 1, 'owner'],
+  /**
+   * The chain an inbox taker (the ttrace inbox, the return inbox) has exchanged out of the
+   * inbox but not yet subtracted from its count: a thread killed in that walk leaves it here,
+   * and recovery finishes the subtraction (src/arena/recovery.ts).
+   */
+  ['C_TAKING_INBOX', 1, 'owner'],
+  ['C_TAKING_RETURN', 1, 'owner'],
+  ['-', 7, 'pad'],
+  // Line 3: the owner-return inbox: other CPUs push chains (CAS on the head), the holder takes all.
+  ['C_X_RETURN_HEAD', 1, 'shared'],
+  ['C_X_RETURN_COUNT', 1, 'shared'],
+  ['-', 14, 'pad'],
+]);
 
-/** Slab row (per class): guarded by the row's mutex at SLAB_X_LOCK. */
-export const SLAB_X_LOCK = 0;
-export const SLAB_FREE_HEAD = 1;
-export const SLAB_FREE_COUNT = 2;
-/** Next uncarved unit of the newest span and the end of that span (byte offsets). */
-export const SLAB_CARVE_NEXT = 3;
-export const SLAB_CARVE_END = 4;
-/** Units ever carved into this class and spans taken from the page allocator. */
-export const SLAB_UNITS = 5;
-export const SLAB_SPANS = 6;
-/**
- * Generation the units of the row's current span start from: 0 for pages never used before; for
- * a span taken from the free-span list, a fresh base from X_SPAN_GENERATIONS, so that units in
- * pages a released span gave back do not restart at a generation an old reference still holds
- * (src/structures/unit-ref.ts).
- */
-export const SLAB_CARVE_GEN = 7;
-/**
- * Units returned by a thread that must not block (the creating thread: its event loop is where
- * a dead lock holder is recovered): a lock-free stack of chains (CAS push, exchange take) that
- * whoever next holds the row's mutex moves onto the free list.
- */
-export const SLAB_X_RETURNS = 8;
-export const SLAB_X_RETURN_COUNT = 9;
+/** Slab row (per class): the owner words are the holder's of the row's mutex at SLAB_X_LOCK. */
+export const {
+  SLAB_X_LOCK,
+  SLAB_FREE_HEAD,
+  SLAB_FREE_COUNT,
+  SLAB_CARVE_NEXT,
+  SLAB_CARVE_END,
+  SLAB_UNITS,
+  SLAB_SPANS,
+  SLAB_CARVE_GEN,
+  SLAB_X_RETURNS,
+  SLAB_X_RETURN_COUNT,
+} = record('slab', RECORD_WORDS, [
+  ['SLAB_X_LOCK', 1, 'shared'],
+  ['SLAB_FREE_HEAD', 1, 'owner'],
+  ['SLAB_FREE_COUNT', 1, 'owner'],
+  /** Next uncarved unit of the newest span and the end of that span (byte offsets). */
+  ['SLAB_CARVE_NEXT', 1, 'owner'],
+  ['SLAB_CARVE_END', 1, 'owner'],
+  /** Units ever carved into this class and spans taken from the page allocator. */
+  ['SLAB_UNITS', 1, 'owner'],
+  ['SLAB_SPANS', 1, 'owner'],
+  /**
+   * Generation the units of the row's current span start from: 0 for pages never used before;
+   * for a span taken from the free-span list, a fresh base from X_SPAN_GENERATIONS, so that
+   * units in pages a released span gave back do not restart at a generation an old reference
+   * still holds (src/structures/unit-ref.ts).
+   */
+  ['SLAB_CARVE_GEN', 1, 'owner'],
+  /**
+   * Units returned by a thread that must not block (the creating thread: its event loop is
+   * where a dead lock holder is recovered): a lock-free stack of chains (CAS push, exchange
+   * take) that whoever next holds the row's mutex moves onto the free list.
+   */
+  ['SLAB_X_RETURNS', 1, 'shared'],
+  ['SLAB_X_RETURN_COUNT', 1, 'shared'],
+  ['-', 6, 'pad'],
+]);
 
 /**
  * Depot (policy sharing 'depot'): per class DEPOT_SLOTS slots of whole batches, each slot
@@ -310,9 +513,13 @@ export const SLAB_X_RETURN_COUNT = 9;
  */
 export const DEPOT_SLOTS = 16;
 export const DEPOT_SLOT_WORDS = 4;
-export const DEPOT_X_HEAD = 0;
-export const DEPOT_TAIL = 1;
-export const DEPOT_COUNT = 2;
+export const { DEPOT_X_HEAD, DEPOT_TAIL, DEPOT_COUNT } = record('depot', DEPOT_SLOT_WORDS, [
+  ['DEPOT_X_HEAD', 1, 'shared'],
+  /** The claimant's, between its CAS on the head and its releasing store. */
+  ['DEPOT_TAIL', 1, 'owner'],
+  ['DEPOT_COUNT', 1, 'owner'],
+  ['-', 1, 'pad'],
+]);
 
 /**
  * Unit-start map: one bit per 8 bytes of the page region, set for every unit start of every
@@ -456,135 +663,17 @@ export function readLayout(i32: Int32Array): Layout {
   return layout;
 }
 
-/** Load-time check of the constants above: fields fit their records, header words are distinct. */
+/** Load-time check of what the field lists cannot see: encodings and line placement. */
 function checkConstants(): void {
-  const records: Record<string, number[]> = {
-    cpu: [CPU_X_STATE, CPU_X_OWNER, CPU_X_PIN, CPU_X_PIN + 1, CPU_X_DOORBELL, CPU_X_PENDING],
-    class: [
-      CLS_UNIT_SIZE,
-      CLS_LOW,
-      CLS_HIGH,
-      CLS_BATCH,
-      CLS_PREFILL,
-      CLS_SPAN_PAGES,
-      CLS_SPAN_UNITS,
-      CLS_OBJECT_SIZE,
-    ],
-    cache: [
-      C_FREE_HEAD,
-      C_FREE_COUNT,
-      C_ALLOCS,
-      C_FREES,
-      C_REFILLS,
-      C_TRIMS,
-      C_REFILL_SHORT,
-      C_GATE_LOW,
-      C_GATE_HIGH,
-      C_BATCH,
-      C_TRIM_TO,
-      C_LOW,
-      C_HIGH,
-      C_RECLAIMED,
-      C_RCU_TGT,
-      C_TTW_EPOCH_RCU,
-      C_RCU_HEAD,
-      C_RCU_TAIL,
-      C_RCU_COUNT,
-      C_WAIT_HEAD,
-      C_WAIT_TAIL,
-      C_WAIT_COUNT,
-      C_WAIT_EPOCH,
-      C_TT_HEAD,
-      C_TT_TAIL,
-      C_TT_COUNT,
-      C_TTW_HEAD,
-      C_TTW_TAIL,
-      C_TTW_COUNT,
-      C_TTW_EPOCH,
-      C_X_INBOX_HEAD,
-      C_X_INBOX_COUNT,
-      C_REMOTE_HEAD,
-      C_REMOTE_TAIL,
-      C_REMOTE_COUNT,
-      C_REMOTE_OWNER,
-      C_REMOTE_POSTS,
-      C_REMOTE_TAKES,
-      C_IDLE_MARK,
-      C_TAKING_INBOX,
-      C_TAKING_RETURN,
-      C_X_RETURN_HEAD,
-      C_X_RETURN_COUNT,
-    ],
-    slab: [
-      SLAB_X_LOCK,
-      SLAB_FREE_HEAD,
-      SLAB_FREE_COUNT,
-      SLAB_CARVE_NEXT,
-      SLAB_CARVE_END,
-      SLAB_UNITS,
-      SLAB_SPANS,
-      SLAB_CARVE_GEN,
-      SLAB_X_RETURNS,
-      SLAB_X_RETURN_COUNT,
-    ],
-    header: [
-      H_MAGIC,
-      H_VERSION,
-      H_CPUS,
-      H_CLASSES,
-      H_MAX_PAGES,
-      H_PAGES_BASE,
-      H_POLICY,
-      H_GP_MIN_MS,
-      H_GP_MIN_MS + 1,
-      H_DEBUG,
-      H_BIRTH_MS,
-      H_BIRTH_MS + 1,
-      X_CLOSED,
-      X_PAGE_LOCK,
-      X_PAGES_NEXT,
-      X_PAGES_IN_USE,
-      X_PEAK_PAGES,
-      X_PAGE_LIMIT_HITS,
-      X_POISON_ERRORS,
-      X_POISON_FIRST,
-      X_BARRIER,
-      X_BARRIER + 1,
-      X_BARRIER + 2,
-      X_BARRIER + 3,
-      X_GP_REQUEST,
-      X_GP_SLEEPING,
-      X_GP_COORDINATOR,
-      ...Array.from({ length: FLAVORS * GP_WORDS }, (_, k) => X_GP + k),
-      X_RECLAIM_RUNS,
-      X_RECLAIM_DRAINED,
-      X_RECLAIM_ADVANCES,
-      X_RECLAIM_SUCCEEDED,
-      X_FREE_SPANS,
-      X_FREE_SPAN_PAGES,
-      X_SPANS_RELEASED,
-      X_CPUS_RECOVERED,
-      X_STALLS,
-      X_DEPOT_PARKS,
-      X_DEPOT_TAKES,
-      X_SPAN_GENERATIONS,
-      X_STRUCT_CHAIN,
-    ],
-  };
-  for (const [name, fields] of Object.entries(records)) {
-    const limit = name === 'header' ? HEADER_WORDS : name === 'cache' ? CACHE_WORDS : RECORD_WORDS;
-    if (new Set(fields).size !== fields.length || fields.some((f) => f < 0 || f >= limit)) {
-      throw new Error(`percpu-arena layout: ${name} fields overlap or leave their record`);
-    }
-  }
   if (
     PAGE_BYTES % 64 !== 0 ||
     (UNIT_GENERATION_STEP & UNIT_STATE_MASK) !== 0 ||
     H_BIRTH_MS % 2 !== 0 ||
+    X_GP % GP_WORDS !== 0 ||
     C_X_INBOX_HEAD >> RECORD_SHIFT === 0 ||
     C_X_RETURN_HEAD >> RECORD_SHIFT === C_REMOTE_HEAD >> RECORD_SHIFT
   ) {
-    throw new Error('percpu-arena layout: page size or unit header encoding is inconsistent');
+    throw new Error('percpu-arena layout: page size, unit header encoding or line placement is inconsistent');
   }
 }
 checkConstants();

@@ -1,16 +1,23 @@
 /**
- * Blocking primitives on (Int32Array, index) inside the arena: a 3-state futex mutex, a
- * spinlock and a reusable barrier. `atomics-sync` is not in the registry; this replaces it and
- * avoids the bugs found in it (research/js-ecosystem.md §1.4): the mutex notifies only when a
- * waiter may exist, the barrier waits on a generation counter so a release between "arrive" and
- * `Atomics.wait` is never lost, and every primitive lives at an offset of the one arena buffer.
+ * Blocking primitives on (Int32Array, index) inside the arena:
+ * - the **robust mutex** (`robustLock` / `robustUnlock` / `mutexRecover`), the one production
+ *   code takes — slab rows, the page lock, the structures' locks: its word names its holder, so
+ *   crash recovery (src/arena/recovery.ts) can release the lock of a thread that died holding it;
+ * - the plain 3-state futex mutex (`mutexLock`, Drepper's mutex3), kept for the fast-path
+ *   benchmark's global-mutex variant (bench/fastpath-task.ts) and its tests;
+ * - a reusable barrier (the CPU pool's start barrier).
+ * `atomics-sync` is not in the registry; this replaces it and avoids the bugs found in it
+ * (https://github.com/slavamuravey/atomics-sync): a mutex notifies only when a waiter may exist,
+ * the barrier waits on a generation counter so a release between "arrive" and `Atomics.wait` is
+ * never lost, and every primitive lives at an offset of the one arena buffer.
  *
  * Who may call: any thread. `Atomics.wait` blocks the calling thread; Node allows it on the main
  * thread too, so the main thread may take these locks in the deterministic mode (keep critical
- * sections short: the coordinator runs there).
+ * sections short: the coordinator runs there; the arena's creating thread never waits on a slab
+ * row, src/memory/slab.ts).
  * Shared words: each primitive owns the words at its index; all of them are read and written
- * with Atomics only. A mutex or spinlock release is a sequentially consistent Atomics operation, so plain
- * writes made inside the critical section are visible to the next holder.
+ * with Atomics only. A release is a sequentially consistent Atomics operation, so plain writes
+ * made inside the critical section are visible to the next holder.
  */
 import { threadId } from 'node:worker_threads';
 import { ArenaError } from './errors.js';
@@ -120,24 +127,6 @@ export function mutexRecover(
   Atomics.store(i32, index, UNLOCKED);
   Atomics.notify(i32, index);
   return true;
-}
-
-/** Takes a spinlock (never sleeps): for critical sections of a few dozen instructions. */
-export function spinLock(i32: Int32Array, index: number): void {
-  while (Atomics.compareExchange(i32, index, UNLOCKED, LOCKED) !== UNLOCKED) {
-    // Test-and-test-and-set: spin on a load, not a CAS, so the line stays shared while held.
-    while (Atomics.load(i32, index) !== UNLOCKED) {}
-  }
-}
-
-/** Tries to take a spinlock once; true on success. */
-export function spinTryLock(i32: Int32Array, index: number): boolean {
-  return Atomics.compareExchange(i32, index, UNLOCKED, LOCKED) === UNLOCKED;
-}
-
-/** Releases a spinlock. */
-export function spinUnlock(i32: Int32Array, index: number): void {
-  Atomics.store(i32, index, UNLOCKED);
 }
 
 /** Barrier words, relative to its index: parties, arrived, generation, broken. */
