@@ -1,6 +1,6 @@
 /**
  * Worker side of bench/fastpath.bench.ts: one exported function per (variant, pattern), run by
- * the CPU pool on every CPU of a run at once (see src/pool.ts and src/cpu-context.ts).
+ * the CPU pool on every CPU of a run at once (see src/service/pool.ts and src/service/cpu-context.ts).
  *
  * Every variant has its own hot-loop functions (`xxxLifo`, `xxxChurn`) so that each loop's type
  * feedback stays monomorphic: one kind of allocator object ever reaches each call site. Passing
@@ -18,9 +18,10 @@
  * Must not use top-level await: the pool loads this module with `require()`.
  */
 import { MemPool } from '@thi.ng/malloc';
-import type { CpuHandle } from '../src/cpu.js';
-import type { CpuContext } from '../src/cpu-context.js';
-import { mutexLock, mutexUnlock } from '../src/sync.js';
+import type { CpuHandle } from '../src/cpu/cpu.js';
+import type { Pointer } from '../src/index.js';
+import type { CpuContext } from '../src/service/cpu-context.js';
+import { mutexLock, mutexUnlock } from '../src/shm/sync.js';
 
 /** What the main thread passes to every run. */
 export interface FastpathArgs {
@@ -66,7 +67,7 @@ function arenaLifo(cpu: CpuHandle, n: number): number {
   let p = 0;
   for (let i = 0; i < n; i++) {
     p = cpu.alloc(SIZE);
-    cpu.free(p);
+    cpu.free(p as Pointer);
   }
   return p;
 }
@@ -75,7 +76,7 @@ function arenaChurn(cpu: CpuHandle, live: Int32Array, idx: Uint16Array, start: n
   let p = 0;
   for (let i = 0; i < n; i++) {
     const j = idx[(start + i) & INDEX_MASK] as number;
-    cpu.free(live[j] as number);
+    cpu.free(live[j] as Pointer);
     p = cpu.alloc(SIZE);
     live[j] = p;
   }
@@ -91,7 +92,7 @@ function mutexLifo(cpu: CpuHandle, lock: Int32Array, n: number): number {
     p = cpu.alloc(SIZE);
     mutexUnlock(lock, 0);
     mutexLock(lock, 0);
-    cpu.free(p);
+    cpu.free(p as Pointer);
     mutexUnlock(lock, 0);
   }
   return p;
@@ -109,7 +110,7 @@ function mutexChurn(
   for (let i = 0; i < n; i++) {
     const j = idx[(start + i) & INDEX_MASK] as number;
     mutexLock(lock, 0);
-    cpu.free(live[j] as number);
+    cpu.free(live[j] as Pointer);
     mutexUnlock(lock, 0);
     mutexLock(lock, 0);
     p = cpu.alloc(SIZE);
@@ -307,7 +308,7 @@ export function arenaChurnRun(ctx: CpuContext<FastpathArgs>): FastpathResult {
   const live = fillLive(() => cpu.alloc(SIZE), 'arena alloc');
   const r = measure(ctx, 'arena alloc', (s, n) => arenaChurn(cpu, live, kIndices, s, n));
   checkLive(live, 'arena alloc');
-  for (const p of live) cpu.free(p);
+  for (const p of live) cpu.free(p as Pointer);
   return r;
 }
 
@@ -323,7 +324,7 @@ export function mutexChurnRun(ctx: CpuContext<FastpathArgs>): FastpathResult {
   const live = fillLive(() => cpu.alloc(SIZE), 'arena alloc (mutex)');
   const r = measure(ctx, 'arena alloc (mutex)', (s, n) => mutexChurn(cpu, lock, live, kIndices, s, n));
   checkLive(live, 'arena alloc (mutex)');
-  for (const p of live) cpu.free(p);
+  for (const p of live) cpu.free(p as Pointer);
   return r;
 }
 

@@ -14,9 +14,9 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
-import { Arena } from '../src/arena.js';
-import type { PresetName } from '../src/policy.js';
-import { CpuPool, siblingModule } from '../src/pool.js';
+import { Arena } from '../src/arena/arena.js';
+import type { PresetName } from '../src/epoch/policy.js';
+import { CpuPool, siblingModule } from '../src/service/pool.js';
 import { endRound, envNumber, loadMark, printConditions, runConditions, summarize } from './bench-common.js';
 import type { FastpathArgs, FastpathResult } from './fastpath-task.js';
 

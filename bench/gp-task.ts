@@ -9,8 +9,9 @@
  *
  * Must not use top-level await: the pool loads this module with `require()`.
  */
-import type { CpuHandle } from '../src/cpu.js';
-import type { CpuContext } from '../src/cpu-context.js';
+import type { CpuHandle } from '../src/cpu/cpu.js';
+import type { Pointer } from '../src/index.js';
+import type { CpuContext } from '../src/service/cpu-context.js';
 
 export interface ReadSideArgs {
   readonly seconds: number;
@@ -107,6 +108,6 @@ export function busyRun(ctx: CpuContext<BusyArgs>): BusyResult {
     }
     sections += 1024;
   }
-  cpu.free(unit << 2);
+  cpu.free((unit << 2) as Pointer);
   return { sections, freed, allocFailures, checksum: sum };
 }

@@ -12,9 +12,9 @@
  */
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
-import { Arena } from '../src/arena.js';
-import type { CpuHandle } from '../src/cpu.js';
-import { HashMap } from '../src/hash-map.js';
+import { Arena } from '../src/arena/arena.js';
+import type { CpuHandle } from '../src/cpu/cpu.js';
+import { HashMap } from '../src/structures/hash-map.js';
 import { endRound, envNumber, loadMark, printConditions, runConditions, summarize } from './bench-common.js';
 
 const { values: flags } = parseArgs({ options: { json: { type: 'boolean', default: false } } });

@@ -5,7 +5,8 @@
  * stays quiet for a second. The per-CPU overflow/underflow ratio shows the circulation.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, type CpuHandle, PRESETS } from '../src/index.js';
+import { Arena, type CpuHandle } from '../src/index.js';
+import { PRESETS } from '../src/lab/index.js';
 
 /** The 32-byte class (user size 24): kernel watermarks low 32, high 96. */
 const CLS = 1;

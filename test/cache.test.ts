@@ -6,8 +6,17 @@
  * (research/kernel.md §1.5), written out here rather than read back from src/.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, type ArenaOptions, CLASS_UNIT_SIZES, type CpuHandle } from '../src/index.js';
-import { C_FREE_HEAD, CLS_SPAN_PAGES, cacheWord, classWord, PAGE_BYTES, readLayout } from '../src/layout.js';
+import type { Pointer } from '../src/index.js';
+import { Arena, type ArenaOptions, type CpuHandle } from '../src/index.js';
+import { CLASS_UNIT_SIZES } from '../src/lab/index.js';
+import {
+  C_FREE_HEAD,
+  CLS_SPAN_PAGES,
+  cacheWord,
+  classWord,
+  PAGE_BYTES,
+  readLayout,
+} from '../src/shm/layout.js';
 
 /** Kernel §1.5 per general class: [unit, low, high, batch, trim target, prefill]. */
 const KERNEL_MARKS: ReadonlyArray<readonly [number, number, number, number, number, number]> = [
@@ -52,7 +61,7 @@ function cacheOf(arena: Arena, cpu: number, cls: number) {
 }
 
 /** Allocates `n` units of user size `size` on `cpu`, failing the test on a null. */
-function allocMany(cpu: CpuHandle, size: number, n: number): number[] {
+function allocMany(cpu: CpuHandle, size: number, n: number): Pointer[] {
   return Array.from({ length: n }, () => {
     const ptr = cpu.alloc(size);
     expect(ptr).not.toBe(0);
@@ -223,7 +232,7 @@ describe('memory limit', () => {
     // Still at the limit: a second try fails the same way, without throwing.
     expect(a.alloc(200)).toBe(0);
     // Free a few: they land in the cache, and the next allocations reuse them.
-    for (const p of held.splice(0, 5)) a.free(p);
+    for (const p of held.splice(0, 5)) a.free(p as Pointer);
     const again = allocMany(a, 200, 5);
     expect(again.every((p) => p !== 0)).toBe(true);
     expect(arena.stats().liveUnits).toBe(held.length + 5);

@@ -6,7 +6,7 @@
  * per case would take minutes).
  */
 import { describe, expect, it } from 'vitest';
-import { main } from '../src/cli-main.js';
+import { main } from '../src/cli/commands.js';
 
 interface Outcome {
   code: number;

@@ -1,5 +1,5 @@
 /**
- * Crash recovery and hot-plug with real workers (src/recovery.ts, `arena.watch`): workers
+ * Crash recovery and hot-plug with real workers (src/arena/recovery.ts, `arena.watch`): workers
  * killed by `terminate()` at random moments or by an uncaught exception while they churn,
  * inside read-side sections, halfway through list updates or holding a slab mutex; GPs must go
  * on, the slots must attach again, and a quiet arena must account for every unit exactly
@@ -8,9 +8,10 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, type PresetName, type StallReport } from '../src/index.js';
-import { C_FREE_COUNT, cacheWord, readLayout, SLAB_X_LOCK, slabWord } from '../src/layout.js';
-import { robustHolder } from '../src/sync.js';
+import { Arena, type PresetName } from '../src/index.js';
+import type { StallReport } from '../src/lab/index.js';
+import { C_FREE_COUNT, cacheWord, readLayout, SLAB_X_LOCK, slabWord } from '../src/shm/layout.js';
+import { robustHolder } from '../src/shm/sync.js';
 import type { CrashTaskData, SurvivorResult } from './fixtures/crash-task.js';
 import { auditArena } from './helpers/audit.js';
 

@@ -8,8 +8,10 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { pinValue, readEpoch } from '../src/grace-period.js';
-import { Arena, type ArenaOptions } from '../src/index.js';
+import { pinValue, readEpoch } from '../src/epoch/grace-period.js';
+import type { Pointer } from '../src/index.js';
+import { Arena } from '../src/index.js';
+import { CpuPool } from '../src/service/pool.js';
 import {
   CPU_X_PIN,
   cpuWord,
@@ -20,11 +22,11 @@ import {
   UNIT_ALLOCATED,
   UNIT_STATE_MASK,
   X_GP_REQUEST,
-} from '../src/layout.js';
-import { CpuPool } from '../src/pool.js';
+} from '../src/shm/layout.js';
+import { createTestArena, type TestArenaOptions } from '../src/testing.js';
 
-function manual(options: Partial<ArenaOptions> = {}) {
-  const arena = Arena.create({ cpus: 3, maxBytes: 4 << 20, coordinator: 'manual', ...options });
+function manual(options: Partial<TestArenaOptions> = {}) {
+  const arena = createTestArena({ cpus: 3, maxBytes: 4 << 20, coordinator: 'manual', ...options });
   return { arena, i32: new Int32Array(arena.shared.buffer) };
 }
 
@@ -125,12 +127,12 @@ function* interleavings(actors: readonly (readonly string[])[]): Generator<strin
  * and three coordinator advances. Returns a description of the first violation, or null: the
  * unit the reader holds must not become reusable (leave the DEFERRED state) while it holds it.
  */
-function runInterleaving(steps: readonly string[], options: Partial<ArenaOptions>): string | null {
+function runInterleaving(steps: readonly string[], options: Partial<TestArenaOptions>): string | null {
   const { arena, i32 } = manual({ policy: 'reuse-after-gp', ...options });
   const writer = arena.attach(0);
   arena.attach(1); // the reader's CPU slot; its pin is driven by hand below
   const pin = cpuWord(readLayout(i32), 1) + CPU_X_PIN + FLAVOR_RCU;
-  let published = writer.alloc(40);
+  let published: number = writer.alloc(40);
   const unit = published - 8;
   const generation = (i32[(unit >> 2) + 1] as number) >>> 2;
   let observed = 0;
@@ -153,7 +155,7 @@ function runInterleaving(steps: readonly string[], options: Partial<ArenaOptions
       case 'W:unlink+freeRcu': {
         const old = published;
         published = 0;
-        writer.freeRcu(old);
+        writer.freeRcu(old as Pointer);
         break;
       }
       case 'W:poll':

@@ -7,8 +7,11 @@
  * Sizes from the environment: HTAB_OPS (ops per CPU, 150 000), HTAB_CPUS (2).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, type ArenaOptions, HashMap, PRESET_NAMES, PRESETS, type PresetName } from '../src/index.js';
-import { CpuPool } from '../src/pool.js';
+import type { Arena, PresetName } from '../src/index.js';
+import { PRESET_NAMES, PRESETS } from '../src/lab/index.js';
+import { CpuPool } from '../src/service/pool.js';
+import { HashMap, type HashMapRef } from '../src/structures/index.js';
+import { type ArenaFaults, createTestArena } from '../src/testing.js';
 import type { HtabCheckArgs, HtabCheckResult } from './fixtures/htab-task.js';
 
 const ops = Number(process.env.HTAB_OPS ?? 150_000);
@@ -22,8 +25,8 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function run(policy: PresetName, prealloc: boolean, faults?: ArenaOptions['faults']) {
-  const arena = Arena.create({
+async function run(policy: PresetName, prealloc: boolean, faults?: ArenaFaults) {
+  const arena = createTestArena({
     cpus,
     maxBytes: 64 << 20,
     policy,
@@ -45,7 +48,7 @@ async function run(policy: PresetName, prealloc: boolean, faults?: ArenaOptions[
 }
 
 /** The map's contents read on the main thread, as [key, version] pairs sorted by key. */
-function contents(arena: Arena, ref: number): [number, number][] {
+function contents(arena: Arena, ref: HashMapRef): [number, number][] {
   const cpu = arena.attach(0);
   const map = HashMap.open(cpu, ref);
   const pairs = map.keys().map((k): [number, number] => {

@@ -6,7 +6,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Arena, ArenaError, HashMap, MapStatus, PRESET_NAMES, UpdateFlag } from '../src/index.js';
+import { Arena, ArenaError } from '../src/index.js';
+import { PRESET_NAMES } from '../src/lab/index.js';
+import { HashMap, MapStatus, UpdateFlag } from '../src/structures/index.js';
 import { killWhileHolding } from './helpers/lock-holder.js';
 
 const KEY = 6;
@@ -255,8 +257,8 @@ describe('HashMap bad input: clear errors, nothing changed', () => {
     const map = maps[0] as HashMap;
     map.update(key(1), value(1));
     const stats = JSON.stringify(arena.stats());
-    expectError(() => HashMap.open(cpus[0] as never, 4096 * 3), 'EINVAL', /not a map/);
-    expectError(() => HashMap.open(cpus[0] as never, 12), 'EINVAL', /not a map/);
+    expectError(() => HashMap.open(cpus[0] as never, (4096 * 3) as never), 'EINVAL', /not a map/);
+    expectError(() => HashMap.open(cpus[0] as never, 12 as never), 'EINVAL', /not a map/);
     expectError(() => map.update(new Uint8Array(5), value(1)), 'EINVAL', /key must be/);
     expectError(() => map.update(key(1), new Uint8Array(3)), 'EINVAL', /value must be/);
     expectError(() => map.update(key(1), value(1), 3 as UpdateFlag), 'EINVAL', /bad flags/);

@@ -1,11 +1,11 @@
 /**
- * The Prometheus export (src/metrics.ts): the registry's text parses, every metric family is
+ * The Prometheus export (src/service/metrics.ts): the registry's text parses, every metric family is
  * there with the right type, the numbers are the arena's stats at scrape time, and nothing is
  * read between scrapes.
  */
 import { describe, expect, it } from 'vitest';
 import { Arena } from '../src/index.js';
-import { arenaMetrics } from '../src/metrics.js';
+import { arenaMetrics } from '../src/service/metrics.js';
 
 /** Prometheus text format: `name{labels} value` lines and `# TYPE name type` lines. */
 function parse(text: string) {

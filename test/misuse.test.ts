@@ -6,8 +6,9 @@
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import type { Pointer } from '../src/index.js';
 import { Arena, ArenaError, type ArenaErrorCode, attach, type CpuHandle } from '../src/index.js';
-import { readLayout, SLAB_CARVE_END, SLAB_CARVE_NEXT, slabWord } from '../src/layout.js';
+import { readLayout, SLAB_CARVE_END, SLAB_CARVE_NEXT, slabWord } from '../src/shm/layout.js';
 
 /** A small arena (1 MiB of pages) so that snapshots of the whole buffer stay cheap. */
 function setup() {
@@ -68,7 +69,7 @@ describe('free of something that is not an allocated unit', () => {
     const row = slabWord(readLayout(a.i32), 10);
     const next = a.i32[row + SLAB_CARVE_NEXT] ?? 0;
     expect(next).toBeLessThan(a.i32[row + SLAB_CARVE_END] ?? 0);
-    expectRejected(arena, 'EINVAL', () => a.free(next + 8));
+    expectRejected(arena, 'EINVAL', () => a.free((next + 8) as Pointer));
   });
 
   it('rejects a pointer into the unused tail of a span', () => {
@@ -76,7 +77,7 @@ describe('free of something that is not an allocated unit', () => {
     // 96-byte units: a 2-page span holds 85 of them and 32 bytes are left over at its end.
     const ptr = a.alloc(88);
     const spanStart = ptr - 8 - ((ptr - 8 - readLayout(a.i32).pagesBase) % 8192);
-    expectRejected(arena, 'EINVAL', () => a.free(spanStart + 85 * 96 + 8));
+    expectRejected(arena, 'EINVAL', () => a.free((spanStart + 85 * 96 + 8) as Pointer));
   });
 
   it('rejects a double free with EINVAL naming it', () => {
@@ -113,7 +114,7 @@ describe('free of interior pointers of every span shape', () => {
     for (let ptr = lowest; ptr < lowest + 4 * 4096; ptr++) {
       if (live.has(ptr)) continue;
       try {
-        a.free(ptr);
+        a.free(ptr as Pointer);
         expect.fail(`free(${ptr}) of a non-boundary pointer was accepted`);
       } catch (e) {
         if (!(e instanceof ArenaError) || e.code !== 'EINVAL') throw e;
@@ -123,7 +124,7 @@ describe('free of interior pointers of every span shape', () => {
     expect(rejected).toBeGreaterThan(4 * 4096 - live.size);
     expect(Buffer.compare(before, new Uint8Array(arena.shared.buffer))).toBe(0);
     // And every real pointer is still accepted.
-    for (const ptr of live) a.free(ptr);
+    for (const ptr of live) a.free(ptr as Pointer);
     expect(arena.stats().liveUnits).toBe(0);
   });
 });
@@ -188,9 +189,9 @@ describe('after close()', () => {
     const other = attach(arena.shared, 1);
     const held = Array.from({ length: 200 }, () => other.alloc(8));
     // Free until the next free would go above high (96) and trim.
-    while ((arena.stats().cpus[1]?.classes[0]?.free ?? 0) < 96) other.free(held.pop() ?? 0);
+    while ((arena.stats().cpus[1]?.classes[0]?.free ?? 0) < 96) other.free((held.pop() ?? 0) as Pointer);
     await arena.close();
-    expectRejected(arena, 'ECLOSED', () => other.free(held.pop() ?? 0));
+    expectRejected(arena, 'ECLOSED', () => other.free((held.pop() ?? 0) as Pointer));
   });
 });
 

@@ -23,16 +23,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  Arena,
-  type ArenaOptions,
-  CLASS_UNIT_SIZES,
-  type CpuHandle,
-  classOfSize,
-  PRESET_NAMES,
-  PRESETS,
-  type PresetName,
-} from '../src/index.js';
+import type { CpuHandle, Pointer, PresetName } from '../src/index.js';
+import { CLASS_UNIT_SIZES, classOfSize, PRESET_NAMES, PRESETS } from '../src/lab/index.js';
 import {
   C_FREE_COUNT,
   CACHE_LISTS,
@@ -54,7 +46,8 @@ import {
   UNIT_STATE_MASK,
   X_PAGE_LIMIT_HITS,
   X_PAGES_NEXT,
-} from '../src/layout.js';
+} from '../src/shm/layout.js';
+import { createTestArena, type TestArenaOptions } from '../src/testing.js';
 
 const CPUS = 3;
 const FIXED_SIZES = [300, 40];
@@ -101,8 +94,8 @@ interface Coverage {
  * Runs `ops` on a fresh arena, auditing after every one; throws (an assertion) on a mismatch.
  * Adds what the run exercised to `coverage`.
  */
-function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, coverage?: Coverage): void {
-  const arena = Arena.create({
+function runModel(ops: readonly Op[], options: Partial<TestArenaOptions> = {}, coverage?: Coverage): void {
+  const arena = createTestArena({
     cpus: CPUS,
     maxBytes: 2 << 20,
     fixedSizes: FIXED_SIZES,
@@ -163,8 +156,8 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
     const ptr = order[index] as number;
     const info = live.get(ptr) as Live;
     checkPattern(ptr, info);
-    if (rcu) handle(cpu).freeRcu(ptr);
-    else handle(cpu).free(ptr);
+    if (rcu) handle(cpu).freeRcu(ptr as Pointer);
+    else handle(cpu).free(ptr as Pointer);
     if (rcu || freeDefers) deferredAt.set(ptr, rcuEpoch());
     else deferredAt.delete(ptr);
     if (coverage && cpu !== info.cpu) coverage.crossCpuFrees++;
@@ -243,7 +236,7 @@ function runModel(ops: readonly Op[], options: Partial<ArenaOptions> = {}, cover
         info.cls >= GENERAL
           ? (FIXED_SIZES[info.cls - GENERAL] as number)
           : (unitSizes[info.cls] as number) - 8;
-      if (anyCpu.usableSize(ptr) !== usable) expect.fail(`usableSize(${ptr}) is not ${usable}`);
+      if (anyCpu.usableSize(ptr as Pointer) !== usable) expect.fail(`usableSize(${ptr}) is not ${usable}`);
       checkPattern(ptr, info);
       keys[n++] = unit * 256 + info.cls;
     }

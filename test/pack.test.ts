@@ -1,5 +1,5 @@
 /**
- * The pack allocator (src/pack.ts) and the simulated direct map (src/direct-map.ts): a
+ * The pack allocator (src/structures/pack.ts) and the simulated direct map (src/structures/direct-map.ts): a
  * fast-check model of the bitmaps (no overlap, first fit across packs in order, an empty pack
  * given back at once, large requests in page-rounded regions), the trap fill of fresh and freed
  * ranges, sealing, the direct map with and without packs, bad input that leaves everything as
@@ -7,8 +7,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { runPackBench } from '../src/benchmarks/pack.js';
-import { Arena, ArenaError, CHUNK_BYTES, HUGE_BYTES, PACK_BYTES, PackAllocator } from '../src/index.js';
+import { Arena, ArenaError } from '../src/index.js';
+import { runPackBench } from '../src/lab/benchmarks/pack-bench.js';
+import { CHUNK_BYTES, HUGE_BYTES, PACK_BYTES, PackAllocator } from '../src/structures/index.js';
 import { killWhileHolding } from './helpers/lock-holder.js';
 
 const PAGE = 4096;
@@ -202,7 +203,7 @@ describe('PackAllocator bad input: clear errors, nothing changed', () => {
     expect(code(() => pack.copyIn(block, [1] as unknown as Uint8Array))).toBe('EINVAL');
     expect(code(() => PackAllocator.create(arena, { maxPacks: 0 }))).toBe('EINVAL');
     expect(code(() => PackAllocator.create(arena, { exec: 'yes' as unknown as boolean }))).toBe('EINVAL');
-    expect(code(() => PackAllocator.open(arena, 4096))).toBe('EINVAL');
+    expect(code(() => PackAllocator.open(arena, 4096 as never))).toBe('EINVAL');
     expect(JSON.stringify(pack.stats())).toBe(stats);
     expect(JSON.stringify(arena.stats())).toBe(arenaStats);
     pack.free(block);

@@ -1,8 +1,9 @@
 /**
  * The package round trip: `npm pack`, install the tarball in an empty folder (dependencies from
- * the registry or npm's cache), import it from plain JavaScript (the root and
- * `percpu-arena/metrics`), type-check a TypeScript file against its declarations, and run the
- * CLI from it, a benchmark included (its worker modules must be in the tarball).
+ * the registry or npm's cache), import every export path from plain JavaScript (the root,
+ * `percpu-arena/structures`, `/lab`, `/metrics`, `/testing`), type-check a TypeScript file
+ * against its declarations (the branded refs and pointers among them), and run the CLI from it,
+ * a benchmark included (its worker modules must be in the tarball).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
@@ -45,31 +46,80 @@ describe('the npm package', () => {
 
     writeFileSync(
       path.join(app, 'main.js'),
-      `import { Arena, SharedMap, PackAllocator } from 'percpu-arena';
+      `import * as root from 'percpu-arena';
+import { Arena, SharedMap } from 'percpu-arena';
+import { HashMap, PackAllocator, QpTrie } from 'percpu-arena/structures';
+import { PRESET_NAMES, runTorture } from 'percpu-arena/lab';
 import { arenaMetrics } from 'percpu-arena/metrics';
+import { createTestArena } from 'percpu-arena/testing';
 const arena = Arena.create({ cpus: 1, maxBytes: 16 << 20, policy: 'arena' });
-const map = SharedMap.open(arena.attach(0), SharedMap.create(arena, { maxEntries: 16 }));
+const cpu = arena.attach(0);
+const map = SharedMap.open(cpu, SharedMap.create(arena, { maxEntries: 16 }));
 map.set('greeting', { hello: 'world' });
-const pack = PackAllocator.open(arena.shared, PackAllocator.create(arena));
+const pack = PackAllocator.open(cpu, PackAllocator.create(arena));
 const block = pack.alloc(10000);
+const htab = HashMap.open(cpu, HashMap.create(arena, { keySize: 4, valueSize: 4, maxEntries: 4 }));
+const trie = QpTrie.open(cpu, QpTrie.create(arena, { maxKeyBytes: 4, maxValueBytes: 4 }));
 const text = await arenaMetrics(arena).metrics();
-console.log(JSON.stringify({ value: map.get('greeting'), block: block > 0, metrics: text.includes('percpu_arena_bytes_in_use') }));
-await arena.close();
+const value = map.get('greeting');
+cpu[Symbol.dispose]();
+await arena[Symbol.asyncDispose]();
+const faulty = createTestArena({ cpus: 1, faults: { handOutTwice: true } });
+const faults = faulty.shared.faults;
+await faulty.close();
+console.log(JSON.stringify({
+  value,
+  block: block > 0,
+  structures: htab.size === 0 && trie.size === 0,
+  metrics: text.includes('percpu_arena_bytes_in_use'),
+  closed: arena.closed && !cpu.attached,
+  presets: PRESET_NAMES.length > 0 && typeof runTorture === 'function',
+  faults,
+  root: Object.keys(root).sort(),
+}));
 `,
     );
     const out = execFileSync(process.execPath, ['main.js'], { cwd: app, encoding: 'utf8' });
-    expect(JSON.parse(out)).toEqual({ value: { hello: 'world' }, block: true, metrics: true });
+    expect(JSON.parse(out)).toEqual({
+      value: { hello: 'world' },
+      block: true,
+      structures: true,
+      metrics: true,
+      closed: true,
+      presets: true,
+      faults: { handOutTwice: true },
+      // The root's values: the types that go with them are checked in main.ts below.
+      root: ['Arena', 'ArenaError', 'CpuHandle', 'CpuPool', 'SharedMap', 'attach', 'attachFree', 'watchPool'],
+    });
 
     writeFileSync(
       path.join(app, 'main.ts'),
-      `import { Arena, type ArenaStats, SharedMap, type SharedMapValue } from 'percpu-arena';
-const arena: Arena = Arena.create({ cpus: 1, policy: 'arena' });
-const map: SharedMap = SharedMap.open(arena.attach(0), SharedMap.create(arena, { maxEntries: 4 }));
+      `import { Arena, type ArenaStats, type Pointer, SharedMap, type SharedMapValue } from 'percpu-arena';
+import { HashMap, type HashMapRef, QpTrie } from 'percpu-arena/structures';
+import type { PresetName } from 'percpu-arena';
+import type { Policy } from 'percpu-arena/lab';
+import type { ArenaFaults } from 'percpu-arena/testing';
+const arena: Arena = Arena.create({ cpus: 1, policy: 'arena' satisfies PresetName });
+const cpu = arena.attach(0);
+const map: SharedMap = SharedMap.open(cpu, SharedMap.create(arena, { maxEntries: 4 }));
 const value: SharedMapValue | undefined = map.get('k');
 const stats: ArenaStats = arena.stats();
+const policy: Policy = arena.policy;
+const faults: ArenaFaults = {};
 // @ts-expect-error maxEntries is required
 SharedMap.create(arena, {});
-export { stats, value };
+// @ts-expect-error fault injection is not an ArenaOptions field
+Arena.create({ cpus: 1, faults: { handOutTwice: true } });
+const mapRef: HashMapRef = HashMap.create(arena, { keySize: 4, valueSize: 4, maxEntries: 4 });
+// @ts-expect-error a hash map's ref is not a qp-trie's
+QpTrie.open(cpu, mapRef);
+// @ts-expect-error a ref is not a pointer
+cpu.free(mapRef);
+const ptr: Pointer = cpu.alloc(8);
+// @ts-expect-error a pointer is not a ref
+HashMap.open(cpu, ptr);
+cpu.free(ptr);
+export { faults, policy, stats, value };
 `,
     );
     writeFileSync(

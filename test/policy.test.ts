@@ -5,8 +5,10 @@
  * hint for remote frees, the pre-allocated pool; and the poison debug option.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, type ArenaOptions, PRESET_NAMES, PRESETS, type PresetName, presetOf } from '../src/index.js';
-import { decodePolicy, encodePolicy } from '../src/policy.js';
+import { decodePolicy, encodePolicy } from '../src/epoch/policy.js';
+import type { Pointer } from '../src/index.js';
+import { Arena, type ArenaOptions, type PresetName } from '../src/index.js';
+import { PRESET_NAMES, PRESETS, presetOf } from '../src/lab/index.js';
 
 /** The 32-byte class: user size 24. */
 const CLS = 1;
@@ -139,7 +141,7 @@ describe('presets', () => {
     const before = where === 'free' ? cache(arena, 0).free : klass(arena).slabFree;
     for (const ptr of ptrs) a.free(ptr);
     expect(cache(arena, 0).deferred).toBe(20);
-    expect(() => a.free(ptrs[0] as number)).toThrow(/EINVAL.*double free/);
+    expect(() => a.free(ptrs[0] as Pointer)).toThrow(/EINVAL.*double free/);
     passGps(arena, a);
     expect(cache(arena, 0).deferred).toBe(0);
     const after = where === 'free' ? cache(arena, 0).free : klass(arena).slabFree;

@@ -1,11 +1,12 @@
 /**
- * Ref-counted objects (src/refcount.ts), deterministic: create starts at one reference, acquire
+ * Ref-counted objects (src/structures/refcount.ts), deterministic: create starts at one reference, acquire
  * takes one only from a non-zero count (kptr_get), the last release frees the unit through the
  * allocator; and the trap the lab measures: under immediate reuse a stale pointer acquires the
  * object re-created in the freed unit.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, RefCounts, UnitRefs } from '../src/index.js';
+import { Arena } from '../src/index.js';
+import { RefCounts, UnitRefs } from '../src/structures/index.js';
 
 describe('ref-counted objects', () => {
   it('count, acquire only from non-zero, free at zero', async () => {

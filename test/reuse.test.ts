@@ -1,7 +1,7 @@
 /**
  * Stress test with real workers: no reuse inside a read-side section. A writer CPU replaces
  * published units and frees the old ones while reader CPUs hold them inside `readLock()` and
- * check generation, state and contents (src/scenarios/reuse-oracle.ts). Under the presets that
+ * check generation, state and contents (src/lab/scenarios/reuse-oracle.ts). Under the presets that
  * reuse only after an rcu GP, and with `freeRcu` under any preset, nothing may change under a
  * reader; under kernel-6.6, whose `free` reuses at once, the same oracle must see reuse, which is
  * the proof that a green run means something. Not a benchmark. Sizes from the environment:
@@ -9,12 +9,12 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, type ArenaOptions, type PresetName } from '../src/index.js';
-import { CpuPool } from '../src/pool.js';
-import type { ReuseOracleArgs, ReuseOracleResult } from '../src/scenarios/reuse-oracle.js';
+import type { ReuseOracleArgs, ReuseOracleResult } from '../src/lab/scenarios/reuse-oracle.js';
+import { CpuPool } from '../src/service/pool.js';
 
 const sections = Number(process.env.REUSE_SECTIONS ?? 2_000_000);
 const cpus = Number(process.env.REUSE_CPUS ?? 2);
-const oracleModule = new URL('../src/scenarios/reuse-oracle.ts', import.meta.url);
+const oracleModule = new URL('../src/lab/scenarios/reuse-oracle.ts', import.meta.url);
 
 let cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

@@ -1,8 +1,8 @@
 /** The PointerQueue (Vyukov's bounded MPMC queue): order, full/empty, and position wrap-around. */
 import { describe, expect, it } from 'vitest';
-import { PointerQueue } from '../src/ring.js';
+import { PointerQueue } from '../src/structures/ring.js';
 
-/** Words of the queue's buffer (see src/ring.ts): positions, then 4-word cells [seq, ptr, tag, -]. */
+/** Words of the queue's buffer (see src/structures/ring.ts): positions, then 4-word cells [seq, ptr, tag, -]. */
 const ENQUEUE_POS = 0;
 const DEQUEUE_POS = 16;
 const CELLS = 32;

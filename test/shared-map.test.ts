@@ -1,9 +1,9 @@
 /**
- * SharedMap (src/shared-map.ts), the service-level map: a fast-check model test against a JS Map
+ * SharedMap (src/service/shared-map.ts), the service-level map: a fast-check model test against a JS Map
  * (string and byte keys, byte / string / JSON values, small and large, GPs and reclaims between
  * steps, two CPUs taking turns), memory coming back after everything is deleted, bad input that
  * changes nothing, a full map, and two piscina workers sharing one map through
- * `SharedMap.attach` with their slots given back when the pool ends.
+ * `SharedMap.open` with their slots given back when the pool ends.
  */
 import fc from 'fast-check';
 import { Piscina } from 'piscina';
@@ -11,12 +11,12 @@ import { describe, expect, it } from 'vitest';
 import {
   Arena,
   ArenaError,
-  PackAllocator,
   SharedMap,
   type SharedMapKey,
   type SharedMapValue,
   watchPool,
 } from '../src/index.js';
+import { PackAllocator, type PackRef } from '../src/structures/index.js';
 
 const keyArb: fc.Arbitrary<SharedMapKey> = fc.oneof(
   fc.constantFrom('a', 'b', 'key', 'ключ', '🔑', 'x'.repeat(40)),
@@ -123,7 +123,7 @@ describe('SharedMap memory across handles', () => {
     expect(SharedMap.open(cpu, maps[0].ref).reclaim()).toBe(0);
     // One live value: one pack block, and in the slab only the map's element.
     expect(arena.stats().liveUnits).toBe(1);
-    const packRef = new Int32Array(arena.shared.buffer)[(maps[0].ref >> 2) + 2] as number;
+    const packRef = new Int32Array(arena.shared.buffer)[(maps[0].ref >> 2) + 2] as PackRef;
     expect(PackAllocator.open(arena, packRef).stats().blocks).toBe(1);
     expect((maps[1].get('k') as string).startsWith('49')).toBe(true);
   });
@@ -173,7 +173,7 @@ describe('SharedMap bad input: clear errors, nothing changed', () => {
     }
     expect(code(() => SharedMap.create(arena, { maxEntries: 0 }))).toBe('EINVAL');
     expect(code(() => SharedMap.create(arena, { maxEntries: 4, maxKeyBytes: 600 }))).toBe('EINVAL');
-    expect(code(() => SharedMap.open(map.cpu, 4096))).toBe('EINVAL');
+    expect(code(() => SharedMap.open(map.cpu, 4096 as never))).toBe('EINVAL');
     const immediate = Arena.create({
       cpus: 1,
       maxBytes: 8 << 20,

@@ -1,12 +1,14 @@
 /**
- * The shrinker (src/shrinker.ts): at the memory limit a refill that finds nothing drains the
+ * The shrinker (src/cpu/shrinker.ts): at the memory limit a refill that finds nothing drains the
  * parked CPUs and tries an urgent GP before `alloc` returns 0; `alloc` never throws there and
  * succeeds again once memory is back. In the deterministic mode with a coordinator nobody steps,
  * so only the shrinker can make the units come back; and a reader still inside its section keeps
  * its units from being reused even at the limit.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, type ArenaOptions, type CpuHandle, PRESETS } from '../src/index.js';
+import type { Pointer } from '../src/index.js';
+import { Arena, type ArenaOptions, type CpuHandle } from '../src/index.js';
+import { PRESETS } from '../src/lab/index.js';
 
 const SIZE = 24;
 
@@ -36,7 +38,7 @@ describe('shrinker at the memory limit', () => {
     const { arena, a, b } = setup({ ...PRESETS['kernel-6.6'], trimVia: 'slab' });
     const all = fill(b);
     expect(all.length).toBeGreaterThan(1000);
-    for (const ptr of all) b.free(ptr);
+    for (const ptr of all) b.free(ptr as Pointer);
     expect(arena.stats().cpus[1]?.classes[1]?.free).toBeGreaterThan(0); // cached on b
     b.park();
     // a gets every unit of the class, including those b had cached, then a clean 0.
@@ -55,7 +57,7 @@ describe('shrinker at the memory limit', () => {
   it('runs an urgent GP for deferred frees nobody else would advance', () => {
     const { arena, a } = setup('reuse-after-gp');
     const first = fill(a);
-    for (const ptr of first) a.free(ptr);
+    for (const ptr of first) a.free(ptr as Pointer);
     // (The CPU's own help may already have passed some of them.)
     expect(arena.stats().totals.deferred).toBeGreaterThan(first.length / 2);
     // No coordinator steps the epochs (manual mode): only the shrinker's advances bring them back.
@@ -69,7 +71,7 @@ describe('shrinker at the memory limit', () => {
     const { arena, a, b } = setup('reuse-after-gp');
     const ptrs = fill(a);
     b.readLock(); // pinned at the current epoch
-    for (const ptr of ptrs) a.free(ptr);
+    for (const ptr of ptrs) a.free(ptr as Pointer);
     // The shrinker may advance once (b saw the current epoch), not twice: nothing comes back.
     expect(a.alloc(SIZE)).toBe(0);
     expect(arena.stats().totals.deferred).toBe(ptrs.length);
@@ -80,7 +82,7 @@ describe('shrinker at the memory limit', () => {
   it('respects the emulated GP duration', () => {
     const { arena, a } = setup('reuse-after-gp', { rcu: 60_000, ttrace: 60_000 });
     const ptrs = fill(a);
-    for (const ptr of ptrs) a.free(ptr);
+    for (const ptr of ptrs) a.free(ptr as Pointer);
     expect(a.alloc(SIZE)).toBe(0);
     expect(arena.stats().reclaim.runs).toBeGreaterThan(0);
     expect(arena.stats().reclaim.gpAdvances).toBe(0);

@@ -1,10 +1,11 @@
 /**
  * Size classes and watermarks against the kernel (research/kernel.md §1.3 and §1.5). The
  * expected values are computed here from the kernel's own code, transcribed independently of
- * src/size-class.ts, so a slip in the table or the formula there cannot hide in both places.
+ * src/memory/size-class.ts, so a slip in the table or the formula there cannot hide in both places.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, CLASS_UNIT_SIZES, classOfSize, MAX_ALLOC_BYTES, watermarksFor } from '../src/index.js';
+import { Arena } from '../src/index.js';
+import { CLASS_UNIT_SIZES, classOfSize, MAX_ALLOC_BYTES, watermarksFor } from '../src/lab/index.js';
 
 const HEADER = 8;
 

@@ -5,15 +5,15 @@
  * STRESS_CPUS (3), STRESS_OPS (allocations per CPU, 60000), STRESS_LIVE (units each CPU keeps, 500).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, type ArenaOptions } from '../src/index.js';
-import { CpuPool } from '../src/pool.js';
-import { PointerQueue } from '../src/ring.js';
-import type { ChurnArgs, ChurnResult } from '../src/scenarios/churn.js';
+import type { ChurnArgs, ChurnResult } from '../src/lab/scenarios/churn.js';
+import { CpuPool } from '../src/service/pool.js';
+import { PointerQueue } from '../src/structures/ring.js';
+import { createTestArena, type TestArenaOptions } from '../src/testing.js';
 
 const cpus = Number(process.env.STRESS_CPUS ?? 3);
 const ops = Number(process.env.STRESS_OPS ?? 60_000);
 const live = Number(process.env.STRESS_LIVE ?? 500);
-const churnModule = new URL('../src/scenarios/churn.ts', import.meta.url);
+const churnModule = new URL('../src/lab/scenarios/churn.ts', import.meta.url);
 
 let cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -21,8 +21,8 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function runChurn(options: ArenaOptions, args: Partial<ChurnArgs> = {}) {
-  const arena = Arena.create(options);
+async function runChurn(options: TestArenaOptions, args: Partial<ChurnArgs> = {}) {
+  const arena = createTestArena(options);
   const pool = CpuPool.start(arena);
   cleanup.push(() => pool.close());
   const queue = new PointerQueue(4096);

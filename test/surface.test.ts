@@ -18,14 +18,18 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as root from '../src/index.js';
 import { ArenaError } from '../src/index.js';
-import * as metricsModule from '../src/metrics.js';
+import * as lab from '../src/lab/index.js';
+import * as metricsModule from '../src/service/metrics.js';
+import * as structures from '../src/structures/index.js';
+import * as testing from '../src/testing.js';
 import { type Bad, EINVAL, type Entry, type Expect, type Kind, kindDefault, kinds } from './surface/kinds.js';
 import { CORE_ENTRIES } from './surface/table-core.js';
+import { LAB_ENTRIES } from './surface/table-lab.js';
 import { STRUCTURE_ENTRIES } from './surface/table-structures.js';
 import { KEY, makeWorld, pools, VALUE, type World } from './surface/world.js';
 
 /** The table: every public function and member, with its arguments' kinds. */
-const ENTRIES: Entry[] = [...CORE_ENTRIES, ...STRUCTURE_ENTRIES];
+const ENTRIES: Entry[] = [...CORE_ENTRIES, ...STRUCTURE_ENTRIES, ...LAB_ENTRIES];
 
 afterAll(async () => {
   for (const pool of pools.splice(0)) await pool.close();
@@ -51,11 +55,28 @@ const NO_INPUT = new Set([
   'UpdateFlag',
 ]);
 
-/** Class members checked elsewhere: `Symbol.iterator` is `entries()`. */
-const MEMBER_ALIASES = new Set(['SharedMap.Symbol(Symbol.iterator)']);
+/**
+ * Class members that are another member under a second name: `Symbol.iterator` is `entries()`,
+ * `Symbol.dispose` is `detach()`, `Symbol.asyncDispose` is `close()`.
+ */
+const MEMBER_ALIASES = new Set([
+  `SharedMap.${String(Symbol.iterator)}`,
+  `CpuHandle.${String(Symbol.dispose)}`,
+  `Arena.${String(Symbol.asyncDispose)}`,
+  `CpuPool.${String(Symbol.asyncDispose)}`,
+]);
 
 /** Entries whose bad cases return a promise that must reject (instead of throwing). */
-const ASYNC = new Set(['Arena.synchronize', 'Arena.close', 'CpuPool.run', 'CpuPool.close']);
+const ASYNC = new Set([
+  'Arena.synchronize',
+  'Arena.close',
+  'CpuPool.run',
+  'CpuPool.close',
+  'runHtabMem',
+  'runXmalloc',
+  'runTorture',
+  'runPackBench',
+]);
 
 const byName = new Map(ENTRIES.map((e) => [e.name, e]));
 
@@ -117,7 +138,13 @@ async function expectCase(
 describe('the misuse table', () => {
   it('names every export and every public member of every exported class', () => {
     const missing: string[] = [];
-    for (const [name, value] of Object.entries({ ...root, ...metricsModule })) {
+    for (const [name, value] of Object.entries({
+      ...root,
+      ...structures,
+      ...lab,
+      ...metricsModule,
+      ...testing,
+    })) {
       if (NO_INPUT.has(name)) continue;
       if (typeof value === 'function' && /^class /.test(Function.prototype.toString.call(value))) {
         if (
@@ -262,18 +289,19 @@ describe('from another thread', () => {
   it("a worker's structures throw ECLOSED once the arena is closed, and a held slot is EBUSY there", async () => {
     const x = makeWorld();
     const dist = new URL('../dist/src/index.js', import.meta.url).href;
+    const distStructures = new URL('../dist/src/structures/index.js', import.meta.url).href;
     // The worker attaches slot 3, opens the hash map, the trie and the shared map, and waits;
     // after the close it calls each once and reports the error codes.
     const worker = new Worker(
       `const { workerData, parentPort } = require('node:worker_threads');
-       import(${JSON.stringify(dist)}).then((m) => {
+       Promise.all([import(${JSON.stringify(dist)}), import(${JSON.stringify(distStructures)})]).then(([m, s]) => {
          const code = (f) => { try { f(); return 'ok'; } catch (e) { return e.code ?? String(e); } };
          const busy = code(() => m.attach(workerData.shared, 0));
          const cpu = m.attach(workerData.shared, 3);
-         const map = m.HashMap.open(cpu, workerData.mapRef);
-         const trie = m.QpTrie.open(cpu, workerData.trieRef);
+         const map = s.HashMap.open(cpu, workerData.mapRef);
+         const trie = s.QpTrie.open(cpu, workerData.trieRef);
          const shared = m.SharedMap.open(cpu, workerData.sharedRef);
-         const pack = m.PackAllocator.open(workerData.shared, workerData.packRef);
+         const pack = s.PackAllocator.open(cpu, workerData.packRef);
          parentPort.postMessage({ busy });
          parentPort.once('message', () => {
            const key = new Uint8Array(${KEY}).fill(1);

@@ -1,5 +1,5 @@
 /**
- * The torture run (src/torture.ts, `percpu-arena torture`) with real workers: under kernel-6.6
+ * The torture run (src/lab/torture-run.ts, `percpu-arena torture`) with real workers: under kernel-6.6
  * (immediate reuse) readers see elements reused inside their sections, and acquire ref-counted
  * objects that were freed and re-created, and qp-trie lookups answer wrongly — the lab can fail —
  * and under the policies that reuse only after a GP they see none of it, while memory really
@@ -7,7 +7,7 @@
  * lookups are right under immediate reuse too. Seconds per run from TORTURE_SECONDS (1).
  */
 import { describe, expect, it } from 'vitest';
-import { runTorture } from '../src/torture.js';
+import { runTorture } from '../src/lab/torture-run.js';
 
 const seconds = Number(process.env.TORTURE_SECONDS ?? 1);
 

@@ -1,10 +1,12 @@
 /**
- * Generation references (src/unit-ref.ts), in the deterministic mode: current while the unit
+ * Generation references (src/structures/unit-ref.ts), in the deterministic mode: current while the unit
  * stays allocated, stale once it is freed and after it is handed out again; the checked view
  * throws ESTALE; bad input is EINVAL. (The use-after-free lab's worker tests are still to come.)
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, ArenaError, UnitRefs } from '../src/index.js';
+import type { Pointer } from '../src/index.js';
+import { Arena, ArenaError } from '../src/index.js';
+import { UnitRefs } from '../src/structures/index.js';
 
 describe('generation references', () => {
   it('are current while the unit is allocated, stale once it is freed or reused', async () => {
@@ -44,7 +46,7 @@ describe('generation references', () => {
     // The same pages, carved again for the same class: no old reference comes back to life.
     const again = arena.attach(0);
     const fresh = new Set(Array.from({ length: 3000 }, () => again.alloc(24)));
-    expect(old.some((ref) => fresh.has(refs.pointer(ref)))).toBe(true);
+    expect(old.some((ref) => fresh.has(refs.pointer(ref) as Pointer))).toBe(true);
     expect(old.filter((ref) => refs.isCurrent(ref))).toEqual([]);
     await arena.close();
   });

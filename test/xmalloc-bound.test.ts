@@ -1,12 +1,12 @@
 /**
- * The xmalloc shape (every free remote) against its memory bound (src/benchmarks/xmalloc.ts
+ * The xmalloc shape (every free remote) against its memory bound (src/lab/benchmarks/xmalloc.ts
  * `memoryBound`: live objects + caches + depot + nine epochs of frees), with kernel-like GP
  * timing (10 ms rcu / 300 ms ttrace epochs): the `arena` preset stays within it;
  * `kernel-6.1`, whose remote frees wait on the freeing CPU's ttrace lists, goes far above it —
  * so the check can fail. Real workers, 1 producer and 1 consumer, 1 s measured.
  */
 import { describe, expect, it } from 'vitest';
-import { runXmalloc } from '../src/benchmarks/xmalloc.js';
+import { runXmalloc } from '../src/lab/benchmarks/xmalloc.js';
 
 describe('xmalloc memory bound', () => {
   it.each([

@@ -3,7 +3,7 @@
  * interface:
  *
  * - `shared`: one SharedMap in the arena; every worker reads and writes it directly (its CPU
- *   slot is claimed by `SharedMap.attach` on the worker's first task).
+ *   slot is claimed by `SharedMap.open` on the worker's first task).
  * - `postmessage`: a JS `Map` per worker, kept in step by broadcasting every write to the other
  *   workers over a `BroadcastChannel` (postMessage semantics: a copy per worker, applied when
  *   each worker's event loop gets to it).
@@ -11,7 +11,7 @@
  * Loaded by piscina's worker through tsx (CommonJS), so no top-level await.
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { type SharedArena, SharedMap } from '../../src/index.js';
+import { type SharedArena, SharedMap, type SharedMapRef } from '../../src/index.js';
 
 export interface Task {
   readonly op: 'get' | 'set';
@@ -47,7 +47,7 @@ function localStore(): Map<string, string> {
 
 export function handle(task: Task): Reply {
   if (task.mode === 'shared') {
-    const map = SharedMap.attach(task.shared as SharedArena, task.ref as number);
+    const map = SharedMap.open(task.shared as SharedArena, task.ref as SharedMapRef);
     if (task.op === 'get') {
       const value = map.get(task.key);
       return value === undefined ? { status: 404, body: '' } : { status: 200, body: value as string };

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Piscina } from 'piscina';
 import { Arena, SharedMap, watchPool } from '../../src/index.js';
-import { arenaMetrics } from '../../src/metrics.js';
+import { arenaMetrics } from '../../src/service/metrics.js';
 import type { Reply, Task } from './handlers.js';
 
 export interface ServiceOptions {

@@ -6,6 +6,8 @@
  * list holds; off the lists it is allocated (live or leaked) or lost (free but on no list: a
  * chain a killed thread held in its locals).
  */
+
+import { forEachUnitStart } from '../../src/memory/slab.js';
 import {
   CACHE_LISTS,
   cacheWord,
@@ -23,8 +25,7 @@ import {
   UNIT_ALLOCATED,
   UNIT_FREE,
   UNIT_STATE_MASK,
-} from '../../src/layout.js';
-import { forEachUnitStart } from '../../src/slab.js';
+} from '../../src/shm/layout.js';
 
 export interface Audit {
   /** Units on lists, allocated, and free on no list. */

@@ -1,6 +1,6 @@
 /**
  * A worker killed holding a robust mutex: it takes the lock at word `lock` of the arena the way
- * the structures do (src/sync.ts `robustLock`, from the built dist/), says so, spins, and is
+ * the structures do (src/shm/sync.ts `robustLock`, from the built dist/), says so, spins, and is
  * terminated while the arena watches it. Resolves once the arena has recovered the thread.
  * For the crash-recovery tests of the hash map and the pack allocator.
  */
@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { Arena } from '../../src/index.js';
 
 export async function killWhileHolding(arena: Arena, lock: number): Promise<void> {
-  const sync = new URL('../../dist/src/sync.js', import.meta.url).href;
+  const sync = new URL('../../dist/src/shm/sync.js', import.meta.url).href;
   const worker = new Worker(
     `const { workerData, parentPort } = require('node:worker_threads');
      import(${JSON.stringify(sync)}).then(({ robustLock }) => {

@@ -74,6 +74,13 @@ export const kinds = {
   /** An Arena object (the creating thread's), not its `shared`. */
   arenaObject: [...kNotNumbers, v('undefined', undefined), w('arena.shared', (x) => x.arena.shared)],
   handle: [...kNotNumbers, v('undefined', undefined), w('an Arena', (x) => x.arena)],
+  /** What SharedMap.open takes: a CPU handle or an arena (`arena.shared` or the Arena). */
+  cpuOrArena: [
+    ...kNotNumbers,
+    v('undefined', undefined),
+    v('{ buffer: ArrayBuffer }', { buffer: new ArrayBuffer(64) }),
+    v('not an arena', { buffer: new SharedArrayBuffer(1 << 16) }, { code: 'EBADARENA' }),
+  ],
   options: [v('null', null), v('42', 42), v("'x'", 'x')],
   flavor: [v("'rcu '", 'rcu '), v('0', 0), v('null', null), v('{}', {})],
   /** A HashMap key: a Uint8Array of keySize bytes. */

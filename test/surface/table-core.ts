@@ -2,19 +2,9 @@
  * The misuse table, part one: the arena, attaching, the CPU handle, pools, metrics and the pure
  * functions. Every public function and member joins here or in table-structures.ts.
  */
-import {
-  Arena,
-  attach,
-  attachFree,
-  CpuPool,
-  classOfSize,
-  fixedUnitSize,
-  PRESETS,
-  presetOf,
-  watchPool,
-  watermarksFor,
-} from '../../src/index.js';
-import * as metricsModule from '../../src/metrics.js';
+import { Arena, attach, attachFree, CpuPool, watchPool } from '../../src/index.js';
+import { classOfSize, fixedUnitSize, PRESETS, presetOf, watermarksFor } from '../../src/lab/index.js';
+import * as metricsModule from '../../src/service/metrics.js';
 import { type Entry, kFakePool, none, v } from './kinds.js';
 import type { Untyped } from './world.js';
 
@@ -135,7 +125,7 @@ export const CORE_ENTRIES: Entry[] = [
   {
     name: 'CpuHandle.free',
     args: (x) => [x.ptr],
-    call: (x, [p]) => x.cpu.free(p as number),
+    call: (x, [p]) => x.cpu.free(p as Untyped),
     kinds: ['ptr'],
     extra: [[v('0 (null: a no-op)', 0, { returns: undefined })]],
     lifecycle: 'handle',
@@ -143,7 +133,7 @@ export const CORE_ENTRIES: Entry[] = [
   {
     name: 'CpuHandle.freeRcu',
     args: (x) => [x.ptr],
-    call: (x, [p]) => x.cpu.freeRcu(p as number),
+    call: (x, [p]) => x.cpu.freeRcu(p as Untyped),
     kinds: ['ptr'],
     extra: [[v('0 (null: a no-op)', 0, { returns: undefined })]],
     lifecycle: 'handle',
@@ -151,7 +141,7 @@ export const CORE_ENTRIES: Entry[] = [
   {
     name: 'CpuHandle.usableSize',
     args: (x) => [x.ptr],
-    call: (x, [p]) => x.cpu.usableSize(p as number),
+    call: (x, [p]) => x.cpu.usableSize(p as Untyped),
     kinds: ['ptr'],
     extra: [[v('0', 0)]],
     lifecycle: 'handle',

@@ -2,6 +2,7 @@
  * The misuse table, part two: the kernel-model structures (hash map, qp-trie, pack allocator),
  * the shared map, reference counts, generation references and the pointer queue.
  */
+import { SharedMap } from '../../src/index.js';
 import {
   CheckedUnit,
   HashMap,
@@ -9,9 +10,8 @@ import {
   PointerQueue,
   QpTrie,
   RefCounts,
-  SharedMap,
   UnitRefs,
-} from '../../src/index.js';
+} from '../../src/structures/index.js';
 import { type Entry, none, v, w } from './kinds.js';
 import { keyOf, type Untyped, VALUE, valueBytes } from './world.js';
 
@@ -44,7 +44,7 @@ export const STRUCTURE_ENTRIES: Entry[] = [
   {
     name: 'HashMap.open',
     args: (x) => [x.cpu, x.mapRef],
-    call: (_, [c, r]) => HashMap.open(c as Untyped, r as number),
+    call: (_, [c, r]) => HashMap.open(c as Untyped, r as Untyped),
     kinds: ['handle', 'structureRef'],
     extra: [[], [w('a trie ref', (x) => x.trieRef), w('a shared-map ref', (x) => x.sharedRef)]],
     lifecycle: 'handle',
@@ -107,7 +107,7 @@ export const STRUCTURE_ENTRIES: Entry[] = [
   {
     name: 'QpTrie.open',
     args: (x) => [x.cpu, x.trieRef],
-    call: (_, [c, r]) => QpTrie.open(c as Untyped, r as number),
+    call: (_, [c, r]) => QpTrie.open(c as Untyped, r as Untyped),
     kinds: ['handle', 'structureRef'],
     extra: [[], [w('a hash-map ref', (x) => x.mapRef)]],
     lifecycle: 'handle',
@@ -186,7 +186,7 @@ export const STRUCTURE_ENTRIES: Entry[] = [
   {
     name: 'PackAllocator.open',
     args: (x) => [x.arena, x.packRef],
-    call: (_, [a, r]) => PackAllocator.open(a as Untyped, r as number),
+    call: (_, [a, r]) => PackAllocator.open(a as Untyped, r as Untyped),
     kinds: ['arena', 'structureRef'],
     extra: [[], [w('a hash-map ref', (x) => x.mapRef)]],
     lifecycle: 'arena',
@@ -271,16 +271,17 @@ export const STRUCTURE_ENTRIES: Entry[] = [
   {
     name: 'SharedMap.open',
     args: (x) => [x.cpu, x.sharedRef],
-    call: (_, [c, r]) => SharedMap.open(c as Untyped, r as number),
-    kinds: ['handle', 'structureRef'],
+    call: (_, [c, r]) => SharedMap.open(c as Untyped, r as Untyped),
+    kinds: ['cpuOrArena', 'structureRef'],
     extra: [[], [w('a hash-map ref', (x) => x.mapRef)]],
     lifecycle: 'handle',
   },
   {
-    name: 'SharedMap.attach',
+    // Given the arena, open attaches a free CPU slot: a bad ref must be refused before that.
+    name: 'SharedMap.open on an arena',
     args: (x) => [x.arena.shared, x.sharedRef],
-    call: (_, [s, r]) => SharedMap.attach(s as Untyped, r as number),
-    kinds: ['shared', 'structureRef'],
+    call: (_, [s, r]) => SharedMap.open(s as Untyped, r as Untyped),
+    kinds: ['cpuOrArena', 'structureRef'],
     extra: [[], [w('a hash-map ref', (x) => x.mapRef)]],
     lifecycle: 'arena',
   },

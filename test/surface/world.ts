@@ -3,19 +3,16 @@
  * structure, pointers and refs of each kind, and things of another arena. Bad calls must leave
  * it exactly as it was, so one world serves every case of a run.
  */
+import { Arena, type CpuHandle, CpuPool, SharedMap } from '../../src/index.js';
 import {
-  Arena,
   type CheckedUnit,
-  type CpuHandle,
-  CpuPool,
   HashMap,
   PackAllocator,
   PointerQueue,
   QpTrie,
   RefCounts,
-  SharedMap,
   UnitRefs,
-} from '../../src/index.js';
+} from '../../src/structures/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: misuse from untyped callers is the point here.
 export type Untyped = any;

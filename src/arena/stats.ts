@@ -1,0 +1,302 @@
+/**
+ * Reading an arena's counters into plain objects: per CPU and class (the caches), per class
+ * (the slab rows) and totals. Any thread may call; it takes no lock. Shared counters are read
+ * with Atomics; owner-only cache words and slab rows are read plainly and racily, so while
+ * CPUs run the figures are a recent snapshot, not a consistent cut; when the arena is quiet
+ * (every CPU detached) they are exact. GP counters come from the coordinator (src/arena/coordinator.ts).
+ */
+
+import { readShared } from '../shm/atomics.js';
+import {
+  C_ALLOCS,
+  C_BATCH,
+  C_FREE_COUNT,
+  C_FREES,
+  C_HIGH,
+  C_LOW,
+  C_RCU_COUNT,
+  C_RECLAIMED,
+  C_REFILL_SHORT,
+  C_REFILLS,
+  C_REMOTE_COUNT,
+  C_REMOTE_POSTS,
+  C_REMOTE_TAKES,
+  C_TRIMS,
+  C_TT_COUNT,
+  C_TTW_COUNT,
+  C_WAIT_COUNT,
+  C_X_INBOX_COUNT,
+  C_X_RETURN_COUNT,
+  CLS_OBJECT_SIZE,
+  CLS_SPAN_PAGES,
+  CLS_UNIT_SIZE,
+  CPU_ONLINE,
+  CPU_X_OWNER,
+  CPU_X_STATE,
+  cacheWord,
+  classWord,
+  cpuState,
+  cpuWord,
+  DEPOT_COUNT,
+  DEPOT_SLOTS,
+  DEPOT_X_HEAD,
+  depotWord,
+  type Layout,
+  PAGE_BYTES,
+  SLAB_FREE_COUNT,
+  SLAB_SPANS,
+  SLAB_UNITS,
+  SLAB_X_RETURN_COUNT,
+  slabWord,
+  X_CPUS_RECOVERED,
+  X_DEPOT_PARKS,
+  X_DEPOT_TAKES,
+  X_PAGE_LIMIT_HITS,
+  X_PAGES_IN_USE,
+  X_PEAK_PAGES,
+  X_POISON_ERRORS,
+  X_POISON_FIRST,
+  X_RECLAIM_ADVANCES,
+  X_RECLAIM_DRAINED,
+  X_RECLAIM_RUNS,
+  X_RECLAIM_SUCCEEDED,
+  X_SPANS_RELEASED,
+  X_STALLS,
+} from '../shm/layout.js';
+import type { GpStats } from './coordinator.js';
+
+/** Counters of one CPU's cache of one class. */
+export interface CacheStats {
+  readonly allocs: number;
+  readonly frees: number;
+  readonly refills: number;
+  /** Refills that got fewer units than a batch because the memory limit was reached. */
+  readonly refillsShort: number;
+  readonly trims: number;
+  /** Units on the cache's free list now. */
+  readonly free: number;
+  /**
+   * Freed units waiting for a GP on this cache's deferred lists (freeByRcu, waitingForGp and
+   * the ttrace pair), in its inboxes, or in its owner-return buffer. Under kernel 6.6 units on
+   * the ttrace lists may still be reused before their GP.
+   */
+  readonly deferred: number;
+  /** Owner return: batches this cache posted to their owners, and chains it took back. */
+  readonly returnPosts: number;
+  readonly returnTakes: number;
+  /** Units that passed an rcu GP on this cache. */
+  readonly reclaimed: number;
+  /** The cache's watermarks and refill batch (0 while its CPU has never been online). */
+  readonly low: number;
+  readonly high: number;
+  readonly batch: number;
+}
+
+/** One CPU slot. */
+export interface CpuStats {
+  readonly cpu: number;
+  readonly online: boolean;
+  /** threadId of the owning thread, or -1 when offline. */
+  readonly threadId: number;
+  /** Indexed by class. */
+  readonly classes: readonly CacheStats[];
+  readonly allocs: number;
+  readonly frees: number;
+  readonly refills: number;
+  readonly trims: number;
+  /**
+   * trims / refills (overflows per underflow) over all classes: near 1 means units circulate
+   * between this CPU's caches and the shared layer a batch at a time (tcmalloc #286); 0 with no
+   * refill yet.
+   */
+  readonly overflowUnderflowRatio: number;
+}
+
+/** One size class (or fixed-size cache) of the slab. */
+export interface ClassStats {
+  /** Bytes per unit, header included. */
+  readonly unitSize: number;
+  /** Object size of a fixed-size cache; 0 for a general class. */
+  readonly objectSize: number;
+  /** Spans taken from the page allocator, the pages they hold and units carved from them. */
+  readonly spans: number;
+  readonly pages: number;
+  readonly units: number;
+  /** Units on the slab's free list. */
+  readonly slabFree: number;
+  /** Units on the CPUs' cache free lists. */
+  readonly cached: number;
+  /** Free units parked in the depot (policy sharing 'depot'). */
+  readonly depot: number;
+  /** Units on the CPUs' deferred lists and inboxes. */
+  readonly deferred: number;
+  /** Units allocated and not freed: units − slabFree − cached − depot − deferred. */
+  readonly live: number;
+}
+
+/** What `arena.stats()` returns. */
+export interface ArenaStats {
+  /** Bytes of pages handed to slabs now (the arena's memory in use). */
+  readonly bytesInUse: number;
+  /** Largest `bytesInUse` since the arena was created. */
+  readonly peakBytes: number;
+  /** The memory limit (pages the arena may hand out, in bytes). */
+  readonly maxBytes: number;
+  /** Units allocated and not yet freed, over all classes. */
+  readonly liveUnits: number;
+  /** Times a slab could not grow because of the memory limit. */
+  readonly limitHits: number;
+  /** Spans the slabs gave back to the page allocator once all their units were free on the slab. */
+  readonly spansReleased: number;
+  /** CPUs taken offline because their thread exited holding them (src/arena/recovery.ts). */
+  readonly cpusRecovered: number;
+  /** Depot traffic: batches parked and taken (policy sharing 'depot'). */
+  readonly depot: { readonly parks: number; readonly takes: number };
+  /** CPU stalls reported (a CPU held a GP back for `stallWarningMs`). */
+  readonly stalls: number;
+  readonly classes: readonly ClassStats[];
+  readonly cpus: readonly CpuStats[];
+  /** Sums over every CPU and class. */
+  readonly totals: {
+    readonly allocs: number;
+    readonly frees: number;
+    readonly refills: number;
+    readonly trims: number;
+    readonly deferred: number;
+    readonly reclaimed: number;
+  };
+  /** Grace periods per flavor. */
+  readonly gp: GpStats;
+  /** The poison debug option: failed checks (writes after free) and the first such pointer. */
+  readonly poison: { readonly errors: number; readonly firstPtr: number };
+  /**
+   * The shrinker (src/cpu/shrinker.ts), run when a refill found nothing at the memory limit: runs,
+   * parked or offline CPUs it drained, epochs it advanced, and runs after which the refill got
+   * units.
+   */
+  readonly reclaim: {
+    readonly runs: number;
+    readonly drainedCpus: number;
+    readonly gpAdvances: number;
+    readonly succeeded: number;
+  };
+}
+
+/** Units parked in the depot slots of class `cls` (racy snapshot). */
+function depotUnits(i32: Int32Array, layout: Layout, cls: number): number {
+  let n = 0;
+  for (let slot = 0; slot < DEPOT_SLOTS; slot++) {
+    const w = depotWord(layout, cls, slot);
+    if (Atomics.load(i32, w + DEPOT_X_HEAD) > 0) n += i32[w + DEPOT_COUNT] as number;
+  }
+  return n;
+}
+
+export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaStats {
+  const cpus: CpuStats[] = [];
+  const cachedPerClass = new Array<number>(layout.classes).fill(0);
+  const deferredPerClass = new Array<number>(layout.classes).fill(0);
+  let reclaimed = 0;
+  for (let cpu = 0; cpu < layout.cpus; cpu++) {
+    const classes: CacheStats[] = [];
+    const sum = { allocs: 0, frees: 0, refills: 0, trims: 0 };
+    for (let cls = 0; cls < layout.classes; cls++) {
+      const c = cacheWord(layout, cpu, cls);
+      const s: CacheStats = {
+        allocs: i32[c + C_ALLOCS] as number,
+        frees: i32[c + C_FREES] as number,
+        refills: i32[c + C_REFILLS] as number,
+        refillsShort: i32[c + C_REFILL_SHORT] as number,
+        trims: i32[c + C_TRIMS] as number,
+        free: i32[c + C_FREE_COUNT] as number,
+        deferred:
+          (i32[c + C_RCU_COUNT] as number) +
+          (i32[c + C_WAIT_COUNT] as number) +
+          (i32[c + C_TT_COUNT] as number) +
+          (i32[c + C_TTW_COUNT] as number) +
+          (i32[c + C_REMOTE_COUNT] as number) +
+          Atomics.load(i32, c + C_X_INBOX_COUNT) +
+          Atomics.load(i32, c + C_X_RETURN_COUNT),
+        returnPosts: i32[c + C_REMOTE_POSTS] as number,
+        returnTakes: i32[c + C_REMOTE_TAKES] as number,
+        reclaimed: i32[c + C_RECLAIMED] as number,
+        low: i32[c + C_LOW] as number,
+        high: i32[c + C_HIGH] as number,
+        batch: i32[c + C_BATCH] as number,
+      };
+      classes.push(s);
+      cachedPerClass[cls] = (cachedPerClass[cls] as number) + s.free;
+      deferredPerClass[cls] = (deferredPerClass[cls] as number) + s.deferred;
+      reclaimed += s.reclaimed;
+      sum.allocs += s.allocs;
+      sum.frees += s.frees;
+      sum.refills += s.refills;
+      sum.trims += s.trims;
+    }
+    const rec = cpuWord(layout, cpu);
+    const online = cpuState(readShared(i32, rec + CPU_X_STATE)) === CPU_ONLINE;
+    const overflowUnderflowRatio =
+      sum.refills === 0 ? 0 : Math.round((sum.trims / sum.refills) * 1000) / 1000;
+    cpus.push({
+      cpu,
+      online,
+      threadId: readShared(i32, rec + CPU_X_OWNER) - 1,
+      classes,
+      ...sum,
+      overflowUnderflowRatio,
+    });
+  }
+  const classes: ClassStats[] = [];
+  let liveUnits = 0;
+  for (let cls = 0; cls < layout.classes; cls++) {
+    const row = slabWord(layout, cls);
+    const units = i32[row + SLAB_UNITS] as number;
+    const slabFree = (i32[row + SLAB_FREE_COUNT] as number) + Atomics.load(i32, row + SLAB_X_RETURN_COUNT);
+    const cached = cachedPerClass[cls] as number;
+    const deferred = deferredPerClass[cls] as number;
+    const depot = depotUnits(i32, layout, cls);
+    const live = units - slabFree - cached - depot - deferred;
+    liveUnits += live;
+    classes.push({
+      unitSize: i32[classWord(layout, cls) + CLS_UNIT_SIZE] as number,
+      objectSize: i32[classWord(layout, cls) + CLS_OBJECT_SIZE] as number,
+      spans: i32[row + SLAB_SPANS] as number,
+      pages: (i32[row + SLAB_SPANS] as number) * (i32[classWord(layout, cls) + CLS_SPAN_PAGES] as number),
+      units,
+      slabFree,
+      cached,
+      depot,
+      deferred,
+      live,
+    });
+  }
+  return {
+    bytesInUse: readShared(i32, X_PAGES_IN_USE) * PAGE_BYTES,
+    peakBytes: readShared(i32, X_PEAK_PAGES) * PAGE_BYTES,
+    maxBytes: layout.maxPages * PAGE_BYTES,
+    liveUnits,
+    limitHits: readShared(i32, X_PAGE_LIMIT_HITS),
+    spansReleased: readShared(i32, X_SPANS_RELEASED),
+    cpusRecovered: readShared(i32, X_CPUS_RECOVERED),
+    depot: { parks: readShared(i32, X_DEPOT_PARKS), takes: readShared(i32, X_DEPOT_TAKES) },
+    stalls: readShared(i32, X_STALLS),
+    classes,
+    cpus,
+    totals: {
+      allocs: cpus.reduce((n, c) => n + c.allocs, 0),
+      frees: cpus.reduce((n, c) => n + c.frees, 0),
+      refills: cpus.reduce((n, c) => n + c.refills, 0),
+      trims: cpus.reduce((n, c) => n + c.trims, 0),
+      deferred: deferredPerClass.reduce((n, d) => n + d, 0),
+      reclaimed,
+    },
+    gp,
+    poison: { errors: readShared(i32, X_POISON_ERRORS), firstPtr: readShared(i32, X_POISON_FIRST) },
+    reclaim: {
+      runs: readShared(i32, X_RECLAIM_RUNS),
+      drainedCpus: readShared(i32, X_RECLAIM_DRAINED),
+      gpAdvances: readShared(i32, X_RECLAIM_ADVANCES),
+      succeeded: readShared(i32, X_RECLAIM_SUCCEEDED),
+    },
+  };
+}

@@ -1,0 +1,186 @@
+/**
+ * `percpu-arena bench htab-mem`: the kernel's htab-mem benchmark on the arena's hash map. One
+ * arena per run (the policy is the arena's), a map with 4-byte keys, `max(8192, 64 × producers)`
+ * entries and its own fixed-size cache (the kernel's per-map `htab->ma`), or its pre-allocated
+ * pool under the `prealloc` preset; producer CPUs in a pool run src/lab/scenarios/htab-mem.ts while
+ * this thread samples their run counters and the arena's memory in use once a second.
+ *
+ * Who may call: any thread; it creates and closes its own arena and pool.
+ */
+import { Arena } from '../../arena/arena.js';
+import type { GpFlavorStats } from '../../arena/coordinator.js';
+import type { PresetName } from '../../epoch/policy.js';
+import { siblingModule } from '../../service/pool.js';
+import { fail } from '../../shm/errors.js';
+import { HashMap } from '../../structures/hash-map.js';
+import { checkOptions, GP_MIN_MS_OPTION, type OptionSpec, PRESET_OPTION, seconds } from '../options-check.js';
+import {
+  CONTROL_STOP,
+  controlWords,
+  HTAB_USE_CASES,
+  type HtabMemArgs,
+  type HtabMemResult,
+  type HtabUseCase,
+  initControl,
+  runCounterWord,
+} from '../scenarios/htab-mem.js';
+import { type MachineConditions, MiB, machineConditions, meanStddev, round2, sampledRun } from './measure.js';
+
+export { HTAB_USE_CASES, type HtabUseCase };
+
+export interface HtabMemOptions {
+  readonly useCase: HtabUseCase;
+  readonly producers: number;
+  /** The arena's reuse policy; `prealloc` means the map's pre-allocated pool (--preallocated). */
+  readonly policy: PresetName;
+  /** @defaultValue 8 */
+  readonly valueSize?: number;
+  readonly warmupS: number;
+  readonly durationS: number;
+  /** Minimum epoch durations (GP timing emulation), ms. */
+  readonly gpMinMs?: { readonly rcu?: number; readonly ttrace?: number };
+  /** The arena's memory limit. @defaultValue 1 GiB */
+  readonly maxBytes?: number;
+  readonly onProgress?: (fraction: number) => void;
+}
+
+export interface GpSummary {
+  /** GPs the coordinator saw through (from a request to the epoch reaching it). */
+  readonly completed: number;
+  /**
+   * Epoch advances by anyone: the coordinator or CPUs (under `gpDrive: 'cpus'` the CPUs make
+   * nearly all of them, so `completed` stays small while GPs pass).
+   */
+  readonly advances: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+}
+
+export interface HtabMemReport {
+  readonly bench: 'htab-mem';
+  readonly useCase: HtabUseCase;
+  readonly policy: PresetName;
+  readonly preallocated: boolean;
+  readonly producers: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  readonly warmupS: number;
+  readonly durationS: number;
+  readonly gpMinMs: { readonly rcu: number; readonly ttrace: number };
+  /** Program runs per producer per second, in thousands: mean and stddev over the intervals. */
+  readonly perProdKops: number;
+  readonly perProdKopsStddev: number;
+  /** Arena memory in use sampled at each interval's end: mean and stddev, MiB. */
+  readonly avgMiB: number;
+  readonly avgMiBStddev: number;
+  /** Highest memory in use since the arena was created (the cgroup's memory.peak), MiB. */
+  readonly peakMiB: number;
+  readonly intervals: readonly { readonly perProdKops: number; readonly MiB: number }[];
+  readonly failedUpdates: number;
+  readonly gp: { readonly rcu: GpSummary; readonly ttrace: GpSummary };
+  readonly conditions: MachineConditions;
+}
+
+/** What is wrong with the options, in the CLI's words, or undefined. */
+const kHtabMemOptions: Readonly<Record<keyof HtabMemOptions, OptionSpec>> = {
+  useCase: { kind: 'oneOf', values: HTAB_USE_CASES },
+  producers: { kind: 'integer', min: 1, max: 1024 },
+  policy: PRESET_OPTION,
+  valueSize: { kind: 'integer', min: 1, max: 4088, optional: true },
+  warmupS: seconds(0),
+  durationS: seconds(0.001),
+  gpMinMs: GP_MIN_MS_OPTION,
+  maxBytes: { kind: 'integer', min: 1, max: Number.MAX_SAFE_INTEGER, optional: true },
+  onProgress: { kind: 'function', optional: true },
+};
+
+export function htabMemProblem(o: HtabMemOptions): string | undefined {
+  if (!HTAB_USE_CASES.includes(o.useCase)) {
+    return `--use-case must be one of ${HTAB_USE_CASES.join(', ')}, got '${o.useCase}'`;
+  }
+  if (o.useCase === 'add_del_on_diff_cpu' && o.producers % 2 !== 0) {
+    return `add_del_on_diff_cpu needs an even number of producers (it pairs an adding CPU with a deleting one), got ${o.producers}`;
+  }
+  return undefined;
+}
+
+export function gpSummary(s: GpFlavorStats): GpSummary {
+  return { completed: s.completed, advances: s.advances, p50Us: s.latencyUs.p50, p99Us: s.latencyUs.p99 };
+}
+
+export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport> {
+  checkOptions('runHtabMem', options, kHtabMemOptions);
+  const problem = htabMemProblem(options);
+  if (problem !== undefined) fail('EINVAL', `runHtabMem: ${problem}`);
+  const { useCase, producers, policy } = options;
+  const valueSize = options.valueSize ?? 8;
+  const preallocated = policy === 'prealloc';
+  const gpMinMs = { rcu: options.gpMinMs?.rcu ?? 0, ttrace: options.gpMinMs?.ttrace ?? 0 };
+  const maxEntries = Math.max(8192, 64 * producers);
+  const elemBytes = HashMap.elementBytes(4, valueSize);
+  const arena = Arena.create({
+    cpus: producers,
+    // Not growable: V8 cannot hoist the bounds checks of length-tracking views on a growable
+    // buffer (measured 4-5x slower map updates on Node 20). The OS commits pages as they are touched.
+    maxBytes: options.maxBytes ?? 1 << 30,
+    policy,
+    gpMinMs,
+    fixedSizes: preallocated ? [] : [elemBytes],
+  });
+  const conditions = machineConditions();
+  const buffer = new SharedArrayBuffer(controlWords(producers) * 4);
+  const control = new Int32Array(buffer);
+  initControl(control, producers);
+  try {
+    const ref = HashMap.create(arena, {
+      keySize: 4,
+      valueSize,
+      maxEntries,
+      prealloc: preallocated,
+      ...(preallocated ? {} : { fixedCache: 0 }),
+    });
+    const args: HtabMemArgs = { ref, useCase, valueSize, control: buffer };
+    const { samples, results } = await sampledRun<HtabMemResult>({
+      arena,
+      module: siblingModule(import.meta.url, '../scenarios/htab-mem'),
+      fn: 'htabMemProducer',
+      args,
+      readCounters: () =>
+        Array.from({ length: producers }, (_, i) => Atomics.load(control, runCounterWord(i))),
+      stop: () => Atomics.store(control, CONTROL_STOP, 1),
+      warmupS: options.warmupS,
+      durationS: options.durationS,
+      onProgress: options.onProgress,
+    });
+    const stats = arena.stats();
+    const perInterval = samples.map((s) => ({
+      perProdKops: s.counts.reduce((a, b) => a + b, 0) / producers / s.seconds / 1000,
+      MiB: s.bytes / MiB,
+    }));
+    const ops = meanStddev(perInterval.map((s) => s.perProdKops));
+    const mem = meanStddev(perInterval.map((s) => s.MiB));
+    return {
+      bench: 'htab-mem',
+      useCase,
+      policy,
+      preallocated,
+      producers,
+      valueSize,
+      maxEntries,
+      warmupS: options.warmupS,
+      durationS: options.durationS,
+      gpMinMs,
+      perProdKops: round2(ops.mean),
+      perProdKopsStddev: round2(ops.stddev),
+      avgMiB: round2(mem.mean),
+      avgMiBStddev: round2(mem.stddev),
+      peakMiB: round2(stats.peakBytes / MiB),
+      intervals: perInterval.map((s) => ({ perProdKops: round2(s.perProdKops), MiB: round2(s.MiB) })),
+      failedUpdates: results.reduce((n, r) => n + r.failedUpdates, 0),
+      gp: { rcu: gpSummary(stats.gp.rcu), ttrace: gpSummary(stats.gp.ttrace) },
+      conditions,
+    };
+  } finally {
+    await arena.close();
+  }
+}
