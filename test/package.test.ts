@@ -62,6 +62,7 @@ const htab = HashMap.open(cpu, HashMap.create(arena, { keySize: 4, valueSize: 4,
 const trie = QpTrie.open(cpu, QpTrie.create(arena, { maxKeyBytes: 4, maxValueBytes: 4 }));
 const text = await arenaMetrics(arena).metrics();
 const value = map.get('greeting');
+const empty = htab.size === 0 && trie.size === 0;
 cpu[Symbol.dispose]();
 await arena[Symbol.asyncDispose]();
 const faulty = createTestArena({ cpus: 1, faults: { handOutTwice: true } });
@@ -70,7 +71,7 @@ await faulty.close();
 console.log(JSON.stringify({
   value,
   block: block > 0,
-  structures: htab.size === 0 && trie.size === 0,
+  structures: empty,
   metrics: text.includes('percpu_arena_bytes_in_use'),
   closed: arena.closed && !cpu.attached,
   presets: PRESET_NAMES.length > 0 && typeof runTorture === 'function',
