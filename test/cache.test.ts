@@ -3,7 +3,7 @@
  * the main thread): prefill, refill below the low watermark, trim above the high watermark,
  * cross-CPU frees, detach, page accounting, the memory limit, fixed-size caches and the
  * generation counter in the unit header. Expected watermarks come from the kernel table
- * (research/kernel.md §1.5), written out here rather than read back from src/.
+ * (kernel/bpf/memalloc.c, init_refill_work()), written out here rather than read back from src/.
  */
 import { describe, expect, it } from 'vitest';
 import type { Pointer } from '../src/index.js';

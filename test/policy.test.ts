@@ -1,6 +1,8 @@
 /**
  * What each preset does with a free, in the deterministic mode (CPU handles on this thread, the
- * coordinator stepped by hand), against research/kernel.md §1.6–1.13: where trims go, whether
+ * coordinator stepped by hand), against kernel/bpf/memalloc.c's commits 0893d6007db5, 822fb26bdb55,
+ * 04fabf00b4d3, 5af6807bdb10 (https://git.kernel.org/torvalds/c/<id>) and Hou Tao's RFCs
+ * (https://lore.kernel.org/bpf/?q=BPF_MA_REUSE_AFTER_RCU_GP): where trims go, whether
  * refill reuses the ttrace lists before their GP, where units go after their rcu GP, the owner
  * hint for remote frees, the pre-allocated pool; and the poison debug option.
  */

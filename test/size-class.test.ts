@@ -1,5 +1,6 @@
 /**
- * Size classes and watermarks against the kernel (research/kernel.md §1.3 and §1.5). The
+ * Size classes and watermarks against the kernel (kernel/bpf/memalloc.c: bpf_mem_cache_idx() with
+ * the fix https://git.kernel.org/torvalds/c/36024d023d13, and init_refill_work()). The
  * expected values are computed here from the kernel's own code, transcribed independently of
  * src/memory/size-class.ts, so a slip in the table or the formula there cannot hide in both places.
  */

@@ -15,8 +15,9 @@
  * src/epoch/grace-period.ts holds unchanged (the seal loads the epoch after the unlink).
  * One batch per flavor and cache is in flight at a time (call_rcu_in_progress): while it waits,
  * new frees pile up on the `freeBy…` list, and the next operation after the batch's GP moves it
- * and seals the pile. That is the kernel's accumulation, kept on purpose (research/kernel.md
- * §1.8). A ttrace batch is sealed with both epochs and waits for both GPs: a tasks-trace GP
+ * and seals the pile. That is the kernel's accumulation, kept on purpose (the blow-up Hou Tao
+ * measured, https://lore.kernel.org/all/20221209010947.3130477-1-houtao@huaweicloud.com/).
+ * A ttrace batch is sealed with both epochs and waits for both GPs: a tasks-trace GP
  * implies an rcu GP in the kernel (rcu_trace_implies_rcu_gp()).
  *
  * Who may call: the thread that holds the CPU, either as its owner (state ONLINE) or as a

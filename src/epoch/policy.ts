@@ -1,7 +1,9 @@
 /**
  * Reuse policies: when a freed unit may be reused, where a remote free goes, how caches share,
  * how much they hold; and the presets that name the combinations the kernel and its proposed
- * fixes use (research/kernel.md §1.6–1.13).
+ * fixes use (kernel/bpf/memalloc.c with 0893d6007db5, 822fb26bdb55, 04fabf00b4d3 and 5af6807bdb10,
+ * https://git.kernel.org/torvalds/c/<id>; Hou Tao's reuse-after-GP RFCs, bpf list, Apr–Jun 2023:
+ * https://lore.kernel.org/bpf/?q=BPF_MA_REUSE_AFTER_RCU_GP).
  *
  * ```
  *                 free()                 freeRcu()            free_llist > high (trim)      after the rcu GP        after the ttrace GP
@@ -114,7 +116,8 @@ const reuseAfterGp: Policy = {
 export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
   'kernel-6.1': kernel61,
   // 0893d6007db5 (Dec 2022): alloc_bulk reuses the trimmed units not yet handed to call_rcu;
-  // the allocator the htab-mem bench was merged against (research/kernel.md §1.12 table A).
+  // the allocator the htab-mem bench was merged against (the table in the bench's commit,
+  // https://git.kernel.org/torvalds/c/fd283ab196a8).
   'kernel-6.4': kernel64,
   'kernel-6.6': kernel66,
   // bpf_mem_free_rcu() everywhere: the kernel 6.6 code with every free deferred by one rcu GP.

@@ -1,6 +1,8 @@
 /**
  * Size classes, watermarks and prefill, copied from the kernel's kernel/bpf/memalloc.c
- * (research/kernel.md §1.3 and §1.5). Pure functions and immutable tables: any thread may call.
+ * (sizes[], size_index[], bpf_mem_cache_idx() with the fix
+ * https://git.kernel.org/torvalds/c/36024d023d13, and the watermarks of init_refill_work()).
+ * Pure functions and immutable tables: any thread may call.
  *
  * A unit is the 8-byte header plus the user bytes, so a request of `size` bytes needs a unit of
  * at least `size + 8` bytes and the largest request the 4096-byte class serves is 4088 bytes

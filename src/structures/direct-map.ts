@@ -1,5 +1,6 @@
 /**
- * A simulated kernel direct map over the arena's address range (research/kernel.md §2.5): the
+ * A simulated kernel direct map over the arena's address range (the fragmentation Aaron Lu
+ * measured, https://lore.kernel.org/all/Y2ioTodn+mBXdIqp@ziqianlu-desk2/): the
  * range is mapped by 2 MiB huge mappings; changing the permission of a range that does not cover
  * a whole huge mapping splits that mapping into 512 4 KiB mappings, and a split mapping stays
  * split ("Once a split happened, it remains happened": resetting the permission on free, as

@@ -1,5 +1,6 @@
 /**
- * The pack allocator (the kernel's bpf_prog_pack, research/kernel.md Part 2), also the arena's
+ * The pack allocator (the kernel's bpf_prog_pack, kernel/bpf/core.c since 57631054fae6,
+ * https://git.kernel.org/torvalds/c/57631054fae6), also the arena's
  * allocator for blocks larger than a slab unit. Small blocks share 2 MiB packs of 64-byte chunks,
  * tracked by a bitmap and found first-fit across the packs under one lock; a block larger than
  * half a pack gets a dedicated page-rounded region; a pack is given back as soon as it is empty.

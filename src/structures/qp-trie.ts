@@ -1,6 +1,8 @@
 /**
- * A qp-trie map in the arena, the shape of Hou Tao's proposed BPF qp-trie (research/kernel.md
- * §1.15): variable-length byte keys, branch nodes that test one nibble of the key and hold only
+ * A qp-trie map in the arena, the shape of Hou Tao's proposed BPF qp-trie ("[PATCH bpf-next v2
+ * 00/13] Add support for qp-trie with dynptr key", 24 Sep 2022,
+ * https://lore.kernel.org/bpf/?q=%22qp-trie+with+dynptr+key%22): variable-length byte keys, branch
+ * nodes that test one nibble of the key and hold only
  * the children present (a 17-bit bitmap: "the key ends here" and 16 nibble values), leaves that
  * hold a key and its value. Updates are copy-on-write and serialised by one lock per trie: a new
  * node is built, published with one pointer store into its parent's entry, and the node it

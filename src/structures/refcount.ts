@@ -1,5 +1,6 @@
 /**
- * Ref-counted objects in the arena, the `bpf_cpumask` shape (research/kernel.md): an object is a
+ * Ref-counted objects in the arena, the `bpf_cpumask` shape (kernel/bpf/cpumask.c; made RCU-safe
+ * by 77473d1a962f, https://git.kernel.org/torvalds/c/77473d1a962f): an object is a
  * unit whose first word counts references; `create` starts it at 1, `acquire` is the kernel's
  * `kptr_get` — increment only a non-zero count, so an object already on its way to the allocator
  * is never revived — and `release` decrements and frees the unit at zero through the allocator,

@@ -1,5 +1,6 @@
 /**
- * `percpu-arena bench pack`: the direct-map experiment of research/kernel.md §2.5 in the arena.
+ * `percpu-arena bench pack`: Aaron Lu's direct-map experiment (bpf list, 7 Nov 2022,
+ * https://lore.kernel.org/all/Y2ioTodn+mBXdIqp@ziqianlu-desk2/) in the arena.
  * N programs of realistic sizes (src/lab/scenarios/pack-load.ts) are loaded from several CPUs and
  * unloaded, once through an executable pack allocator (2 MiB packs, RO+X as a whole) and once
  * with a dedicated page-rounded region per program (as before bpf_prog_pack), each in an arena

@@ -8,10 +8,12 @@
  * the rest.
  *
  * Program sizes (stated in the bench's report): the JIT image length is drawn from the fleet
- * figures in research/kernel.md §2.5 ("50% of the loaded BPF programs are less than 500 bytes,
- * 75% of them are less than 2kB"): 50 % uniform in 64..499 bytes, 25 % in 500..2047, 20 % in
- * 2 KiB..16 KiB, 5 % in 16 KiB..128 KiB; the block is the image plus the 4-byte binary header
- * and 16 bytes of illegal instructions (bpf_jit_binary_pack_alloc), rounded by the allocator.
+ * figures of Song Liu's execmem v5 cover letter (28 Nov 2022,
+ * https://lore.kernel.org/bpf/?q=%22execmem_alloc+for+BPF+programs%22): "50% of the loaded BPF
+ * programs are less than 500 bytes, 75% of them are less than 2kB": 50 % uniform in 64..499
+ * bytes, 25 % in 500..2047, 20 % in 2 KiB..16 KiB, 5 % in 16 KiB..128 KiB; the block is the image
+ * plus the 4-byte binary header and 16 bytes of illegal instructions (bpf_jit_binary_pack_alloc),
+ * rounded by the allocator.
  *
  * Who may call: a CPU pool (src/service/pool.ts). Shared words: the allocator's (src/structures/pack.ts); program
  * bytes are written only through `copyIn` and read by the CPU that loaded them.
