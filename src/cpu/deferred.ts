@@ -133,8 +133,8 @@ export class DeferredLists {
   readonly depot: Depot | undefined;
   readonly #poison: boolean;
   readonly cpu: number;
-  /** Tail of the chain the last `#popFree` returned. */
-  #poppedTail = 0;
+  /** The chain the last `#popFirst` unlinked: its result, owned here, read before the next pop. */
+  readonly #popped: Chain = emptyChain();
 
   /** Epochs after its seal at which a batch is past its GP: 2, or 1 with the oneEpochGp fault. */
   readonly #gpEpochs: number;
@@ -357,15 +357,14 @@ export class DeferredLists {
     const n = (i32[c + C_FREE_COUNT] as number) - (keep ?? (i32[c + C_TRIM_TO] as number));
     i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
     if (n <= 0) return;
-    const head = this.#popFree(c, n);
+    const { head, tail } = this.#popFree(c, n);
     // The depot holds refill-sized batches (a larger one would overshoot the taker's refill).
-    if (park && n <= 2 * (i32[c + C_BATCH] as number) && this.depot?.park(cls, head, this.#poppedTail, n))
-      return;
+    if (park && n <= 2 * (i32[c + C_BATCH] as number) && this.depot?.park(cls, head, tail, n)) return;
     if (this.#trimTtrace) {
-      this.sendTtrace(cls, target, head, this.#poppedTail, n);
+      this.sendTtrace(cls, target, head, tail, n);
       this.progressTtrace(cls);
     } else {
-      this.#slab.returnBatch(cls, head, this.#poppedTail, n);
+      this.#slab.returnBatch(cls, head, tail, n);
     }
   }
 
@@ -373,28 +372,33 @@ export class DeferredLists {
   flushFreeList(cls: number): void {
     const c = cacheWord(this.#layout, this.cpu, cls);
     const n = this.#i32[c + C_FREE_COUNT] as number;
-    if (n > 0) this.#slab.returnBatch(cls, this.#popFree(c, n), this.#poppedTail, n);
+    if (n === 0) return;
+    const { head, tail } = this.#popFree(c, n);
+    this.#slab.returnBatch(cls, head, tail, n);
   }
 
-  /** Unlinks the first `n` units of the free list at cache word `c`; returns the chain's head. */
-  #popFree(c: number, n: number): number {
+  /** Unlinks the first `n` units of the free list at cache word `c` (see `#popFirst`). */
+  #popFree(c: number, n: number): Chain {
     return this.#popFirst(c + C_FREE_HEAD, c + C_FREE_COUNT, n);
   }
 
   /**
    * Unlinks the first `n` (1..count) units of the list whose head and count are at words
-   * `headWord` and `countWord`; returns the chain's head, its tail in `#poppedTail` (its link
-   * still points into the list: the caller relinks or ends it).
+   * `headWord` and `countWord`; returns them as a chain (this object's `#popped`: read it before
+   * the next pop) whose tail's link still points into the list: the caller relinks or ends it.
    */
-  #popFirst(headWord: number, countWord: number, n: number): number {
+  #popFirst(headWord: number, countWord: number, n: number): Chain {
     const i32 = this.#i32;
     const head = i32[headWord] as number;
     let tail = head;
     for (let k = 1; k < n; k++) tail = i32[tail >> 2] as number;
     i32[headWord] = i32[tail >> 2] as number;
     i32[countWord] = (i32[countWord] as number) - n;
-    this.#poppedTail = tail;
-    return head;
+    const popped = this.#popped;
+    popped.head = head;
+    popped.tail = tail;
+    popped.count = n;
+    return popped;
   }
 
   /**
@@ -519,10 +523,10 @@ export class DeferredLists {
       const count = i32[countWord] as number;
       if (count === 0 || got === want || (headWord === c + C_TTW_HEAD && !waitingToo)) continue;
       const n = Math.min(count, want - got);
-      const first = this.#popFirst(headWord, countWord, n);
-      if (tail !== 0) i32[tail >> 2] = first;
-      else head = first;
-      tail = this.#poppedTail;
+      const popped = this.#popFirst(headWord, countWord, n);
+      if (tail !== 0) i32[tail >> 2] = popped.head;
+      else head = popped.head;
+      tail = popped.tail;
       got += n;
     }
     if (tail !== 0) i32[tail >> 2] = 0;

@@ -6,7 +6,10 @@
  * (elements only) and how many units went round the free lists (`recycled`). A stress test for
  * people, not a benchmark: its answer is the error count, not a speed.
  *
- * Who may call: any thread; it creates and closes its own arena and pool.
+ * Who may call: any thread; it creates and closes its own arena and pool. Shared words: a start
+ * buffer of its own (word 1: workers ready, Atomics-added by each worker and loaded here; word 0:
+ * the start flag, stored and notified here once) and the scenario's slot table, which only the
+ * workers touch (src/lab/scenarios/torture.ts).
  */
 import { Arena } from '../arena/arena.js';
 import type { PresetName } from '../epoch/policy.js';

@@ -7,7 +7,7 @@
  * error, not a silent skip.
  *
  * Who may call: a structure's `create` (joinStructureChain, once its region is initialised); the
- * arena's recovery (walkStructureChain, on the creating thread). Shared words: X_STRUCT_CHAIN
+ * arena's recovery (recoverStructures, on the creating thread). Shared words: X_STRUCT_CHAIN
  * (CAS push, Atomics load); a region's link word is written before the CAS publishes the region
  * and never again, so walkers read it plainly after the Atomics load of the head.
  */

@@ -5,7 +5,9 @@
  * pool under the `prealloc` preset; producer CPUs in a pool run src/lab/scenarios/htab-mem.ts while
  * this thread samples their run counters and the arena's memory in use once a second.
  *
- * Who may call: any thread; it creates and closes its own arena and pool.
+ * Who may call: any thread; it creates and closes its own arena and pool. Shared words: a control
+ * buffer of its own (src/lab/scenarios/htab-mem.ts's layout): it stores CONTROL_STOP once and
+ * Atomics-loads each producer's run counter, which only that producer writes.
  */
 import { Arena } from '../../arena/arena.js';
 import type { GpFlavorStats } from '../../arena/coordinator.js';

@@ -4,7 +4,9 @@
  * free is remote, the pattern per-CPU caches handle worst (mimalloc-bench's xmalloc-testN). It
  * reports objects freed per second and the arena's memory in use, sampled once a second.
  *
- * Who may call: any thread; it creates and closes its own arena and pool.
+ * Who may call: any thread; it creates and closes its own arena and pool. Shared words: a control
+ * buffer of its own (src/lab/scenarios/xmalloc.ts's layout): it stores XMALLOC_STOP once and
+ * Atomics-loads each consumer's object counter, which only that consumer writes.
  */
 import { Arena } from '../../arena/arena.js';
 import type { ArenaStats } from '../../arena/stats.js';

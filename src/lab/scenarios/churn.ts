@@ -8,6 +8,11 @@
  * It is the body of the stress test (test/stress.test.ts) and of the CLI demo; it is not a
  * benchmark (it checks every byte it wrote).
  *
+ * Who may call: a worker of a CpuPool, with its CPU context (one CPU per worker). Shared words:
+ * only through the PointerQueue (src/structures/ring.ts, whose contract covers it) and the
+ * arena; a unit's stamp words are written and read by its holder only, and a unit changes holder
+ * through the queue, whose push and pop order those accesses.
+ *
  * Unit contents: word 0 = stamp (random per allocation, kept by the holder), word 1 = requested
  * size, every further byte = stamp & 0xff.
  */
