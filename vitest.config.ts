@@ -1,7 +1,16 @@
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // The examples import the package by name, as an app does; in the repository that is src/
+  // (tsconfig.json's paths say the same for tsc and tsx).
+  resolve: {
+    alias: {
+      'percpu-arena/metrics': fileURLToPath(new URL('./src/metrics.ts', import.meta.url)),
+      'percpu-arena': fileURLToPath(new URL('./src/index.ts', import.meta.url)),
+    },
+  },
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',

@@ -7,9 +7,9 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import Table from 'cli-table3';
 import { Arena } from './arena.js';
 import { gpTimingOptions, integerOption, numberOption, presetOption } from './cli-options.js';
+import { loadTable, type TableClass } from './optional-deps.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from './policy.js';
 import { CpuPool, siblingModule } from './pool.js';
 import { PointerQueue } from './ring.js';
@@ -58,6 +58,7 @@ export async function demo(argv: string[]): Promise<number> {
     process.stdout.write(kDemoUsage);
     return 0;
   }
+  const Table = values.json ? undefined : await loadTable("percpu-arena demo's tables");
   const cpus = integerOption(values.cpus, 'cpus', os.availableParallelism(), 1, 64);
   const args: Omit<ChurnArgs, 'queue'> = {
     ops: integerOption(values.ops, 'ops', 200_000, 1, 1e9),
@@ -108,29 +109,32 @@ export async function demo(argv: string[]): Promise<number> {
   };
   if (values.json) {
     process.stdout.write(`${JSON.stringify(summary)}\n`);
-  } else {
-    printTables(summary);
+  } else if (Table) {
+    printTables(summary, Table);
   }
   return errors === 0 && report.leaked === 0 ? 0 : 1;
 }
 
-function printTables(s: {
-  cpus: number;
-  ops: number;
-  live: number;
-  remoteFraction: number;
-  policy: string;
-  gpMinMs: { rcu: number; ttrace: number };
-  deferredAtEnd: number;
-  gp: ArenaStats['gp'];
-  wallMs: number;
-  perCpu: (ChurnResult & { refills: number; trims: number })[];
-  bytesInUse: number;
-  peakBytes: number;
-  liveUnits: number;
-  leaked: number;
-  errors: number;
-}): void {
+function printTables(
+  s: {
+    cpus: number;
+    ops: number;
+    live: number;
+    remoteFraction: number;
+    policy: string;
+    gpMinMs: { rcu: number; ttrace: number };
+    deferredAtEnd: number;
+    gp: ArenaStats['gp'];
+    wallMs: number;
+    perCpu: (ChurnResult & { refills: number; trims: number })[];
+    bytesInUse: number;
+    peakBytes: number;
+    liveUnits: number;
+    leaked: number;
+    errors: number;
+  },
+  Table: TableClass,
+): void {
   const plain = { style: { head: [], border: [] } };
   const kib = (bytes: number): string => `${(bytes / 1024).toFixed(0)} KiB`;
   console.log(

@@ -5,9 +5,9 @@
  * Who may call: src/cli-bench.ts.
  */
 import { parseArgs } from 'node:util';
-import Table from 'cli-table3';
 import { type PackBenchReport, type PackSide, runPackBench } from './benchmarks/pack.js';
 import { integerOption } from './cli-options.js';
+import { loadTable, type TableClass } from './optional-deps.js';
 
 export const PACK_USAGE = `pack       the bpf_prog_pack experiment: N programs of realistic sizes loaded from several CPUs
            into 2 MiB packs (RO+X as a whole) and, side by side, each into its own page-rounded
@@ -38,6 +38,7 @@ export async function benchPack(argv: string[]): Promise<number> {
     process.stdout.write(`Usage: percpu-arena bench pack [options]\n\n${PACK_USAGE}`);
     return 0;
   }
+  const Table = values.json ? undefined : await loadTable("percpu-arena bench pack's table");
   const report = await runPackBench({
     programs: integerOption(values.programs, 'programs', 2048, 4, 65536),
     cpus: integerOption(values.cpus, 'cpus', 2, 1, 16),
@@ -45,11 +46,13 @@ export async function benchPack(argv: string[]): Promise<number> {
     hugeVmap: values['huge-vmap'],
   });
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  else printPackBench(report);
+  else if (Table) printPackBench(report, Table);
   return report.withPack.corrupt + report.withoutPack.corrupt > 0 ? 1 : 0;
 }
 
-const ratio = (a: number, b: number): string => (b === 0 ? (a === 0 ? '—' : '∞') : `${(a / b).toFixed(2)}×`);
+/** with ÷ without; no ratio (not ∞) when the side without packs measured 0. */
+const ratio = (a: number, b: number): string =>
+  b === 0 ? (a === 0 ? '— (both 0)' : '— (0 without packs)') : `${(a / b).toFixed(2)}×`;
 
 /** One row per measure: its name, both sides and their ratio (the terminal table, the report page). */
 export function packRows(r: PackBenchReport): string[][] {
@@ -84,17 +87,17 @@ export function packRows(r: PackBenchReport): string[][] {
   return rows;
 }
 
-export function packTable(r: PackBenchReport): string {
+export function packTable(r: PackBenchReport, Table: TableClass): string {
   const table = new Table({ head: ['', 'with packs', 'without packs', 'with ÷ without'] });
   for (const row of packRows(r)) table.push(row);
   return table.toString();
 }
 
-function printPackBench(r: PackBenchReport): void {
+function printPackBench(r: PackBenchReport, Table: TableClass): void {
   const c = r.conditions;
   console.log(
     `${c.cpuModel}, ${c.cores} cores, Node ${c.node}; ${r.programs} programs from ${r.cpus} CPUs, seed ${r.seed}` +
       `${r.hugeVmap ? ', huge vmap' : ''}\nsizes: ${r.sizes}`,
   );
-  console.log(packTable(r));
+  console.log(packTable(r, Table));
 }

@@ -9,8 +9,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SingleBar } from 'cli-progress';
-import Table from 'cli-table3';
 import { HTAB_USE_CASES, runHtabMem } from './benchmarks/htab-mem.js';
 import { machineConditions } from './benchmarks/measure.js';
 import { type PackBenchReport, runPackBench } from './benchmarks/pack.js';
@@ -26,9 +24,11 @@ import {
   xmallocProducers,
 } from './cli-options.js';
 import { packRows, packTable } from './cli-pack.js';
+import { loadOptional, loadTable, type TableClass } from './optional-deps.js';
 import { PRESET_NAMES, type PresetName } from './policy.js';
 import type { BarChart } from './report/charts.js';
 import { type CaseReport, type PackSection, type ReportSection, reportHtml } from './report/html.js';
+import { reportProgress } from './report/progress.js';
 
 const CASES = [...HTAB_USE_CASES, 'xmalloc', 'pack'] as const;
 type CaseName = (typeof CASES)[number];
@@ -118,23 +118,24 @@ export async function report(argv: string[]): Promise<number> {
   const withPack = cases.includes('pack');
   const runs = presetCases.flatMap((name) => presets.map((policy) => ({ name, policy })));
   const total = runs.length + (withPack ? 1 : 0);
-  const bar = new SingleBar({
-    format: ' {bar} {percentage}% | run {run}/{runs} {label} | ETA {eta_formatted}',
-    stream: process.stderr,
-    hideCursor: true,
-    etaBuffer: 50,
-  });
+  // The optional packages the report needs, before minutes of runs rather than after them.
+  const { barChartSvg } = await loadOptional(
+    'echarts',
+    "percpu-arena report's charts",
+    () => import('./report/charts.js'),
+  );
+  const Table = values.json ? undefined : await loadTable("percpu-arena report's tables");
   const started = performance.now();
-  bar.start(total, 0, { run: 1, runs: total, label: '' });
+  const progress = await reportProgress(total);
   const results: CaseReport[] = [];
   let pack: PackBenchReport | undefined;
   try {
     for (const [i, { name, policy }] of runs.entries()) {
-      const payload = { run: i + 1, runs: total, label: `${name} ${policy}` };
-      const onProgress = (fraction: number): void => bar.update(i + fraction, payload);
+      const label = `${name} ${policy}`;
+      const onProgress = (fraction: number): void => progress.update(i + fraction, label);
       onProgress(0);
       const timing = { durationS, warmupS, gpMinMs, onProgress };
-      results.push(
+      const result =
         name === 'xmalloc'
           ? await runXmalloc({ producers: xmallocProducers(producers), policy, ...timing })
           : await runHtabMem({
@@ -142,21 +143,21 @@ export async function report(argv: string[]): Promise<number> {
               policy,
               producers: name === 'add_del_on_diff_cpu' ? evenCount(producers) : producers,
               ...timing,
-            }),
-      );
+            });
+      results.push(result);
+      progress.finished(i, `${label}: ${throughputText(result)}, peak ${result.peakMiB.toFixed(2)} MiB`);
     }
     if (withPack) {
-      bar.update(runs.length, { run: total, runs: total, label: 'pack' });
+      progress.update(runs.length, 'pack');
       pack = await runPackBench();
+      progress.finished(runs.length, `pack: ${pack.programs} programs, ${pack.withPack.corrupt} corrupt`);
     }
-    bar.update(total);
+    progress.update(total, '');
   } finally {
-    bar.stop();
+    progress.stop();
   }
   const wallS = (performance.now() - started) / 1000;
 
-  // ECharts takes most of a second to load: only the report pays for it, after its runs.
-  const { barChartSvg } = await import('./report/charts.js');
   const sections = presetCases.map((name) =>
     section(
       barChartSvg,
@@ -191,9 +192,9 @@ export async function report(argv: string[]): Promise<number> {
   writeFileSync(path.join(out, 'results.json'), `${JSON.stringify(json, null, 2)}\n`);
   if (values.json) {
     process.stdout.write(`${JSON.stringify(json)}\n`);
-  } else {
-    printTable(results);
-    if (pack) console.log(packTable(pack));
+  } else if (Table) {
+    printTable(results, Table);
+    if (pack) console.log(packTable(pack, Table));
     console.log(`Report written to ${path.join(out, 'index.html')} (${wallS.toFixed(0)} s)`);
   }
   return 0;
@@ -267,7 +268,14 @@ function packReportSection(barChartSvg: (chart: BarChart) => string, r: PackBenc
   };
 }
 
-function printTable(results: CaseReport[]): void {
+/** A run's throughput in the units of its bench. */
+function throughputText(r: CaseReport): string {
+  return r.bench === 'xmalloc'
+    ? `${(r.objectsPerSec / 1e6).toFixed(2)} ± ${(r.objectsPerSecStddev / 1e6).toFixed(2)} M obj/s`
+    : `${r.perProdKops.toFixed(2)} ± ${r.perProdKopsStddev.toFixed(2)}k/s per producer`;
+}
+
+function printTable(results: CaseReport[], Table: TableClass): void {
   const table = new Table({
     head: ['case', 'preset', 'throughput', 'avg MiB', 'peak MiB', 'epoch advances rcu/ttrace', 'failed'],
     style: { head: [], border: [] },
@@ -276,9 +284,7 @@ function printTable(results: CaseReport[]): void {
     table.push([
       r.useCase,
       r.policy,
-      r.bench === 'xmalloc'
-        ? `${(r.objectsPerSec / 1e6).toFixed(2)} ± ${(r.objectsPerSecStddev / 1e6).toFixed(2)} M obj/s`
-        : `${r.perProdKops.toFixed(2)} ± ${r.perProdKopsStddev.toFixed(2)}k/s per producer`,
+      throughputText(r),
       `${r.avgMiB.toFixed(2)} ± ${r.avgMiBStddev.toFixed(2)}`,
       r.peakMiB.toFixed(2),
       `${r.gp.rcu.advances} / ${r.gp.ttrace.advances}`,
