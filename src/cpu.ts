@@ -229,8 +229,12 @@ export class CpuHandle {
   readonly #policy: number;
   /** Remote frees go back to their owner (policy remoteFree 'owner'). */
   readonly #ownerReturn: boolean;
-  /** When the doorbell last ran the idle check (timely return). */
-  #lastIdleCheckMs = 0;
+  /**
+   * When the doorbell last ran the idle check (timely return); the attach counts as one, so the
+   * first check comes a second after it whatever the thread's age (`performance.now()` counts
+   * from the thread's start).
+   */
+  #lastIdleCheckMs = performance.now();
   readonly #slot: CpuSlot;
   /** Pin words and the epoch and urgent words of both flavors. */
   readonly #pinRcu: number;

@@ -12,9 +12,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { Piscina } from 'piscina';
 import { Arena, SharedMap, watchPool } from 'percpu-arena';
 import { arenaMetrics } from 'percpu-arena/metrics';
+import { Piscina } from 'piscina';
 import type { Reply, Task } from './handlers.js';
 
 export interface ServiceOptions {
