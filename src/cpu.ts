@@ -182,7 +182,15 @@ export function attachFree(shared: SharedArena): CpuHandle {
       if (!(error instanceof ArenaError) || error.code !== 'EBUSY') throw error;
     }
   }
-  fail('EBUSY', `every one of the arena's ${cpus} CPU slots is attached`);
+  // The usual cause: more threads attach than the arena has slots (piscina's default maxThreads
+  // is 1.5 × the cores, and a main thread that attaches takes a slot too).
+  fail(
+    'EBUSY',
+    `every one of the arena's ${cpus} CPU slots is attached: create the arena with a slot for every ` +
+      "thread that attaches (each pool worker, and the main thread if it attaches; piscina's default " +
+      'maxThreads is 1.5 × the cores), or cap the pool (maxThreads) and watch it (watchPool) so that ' +
+      'exited workers give their slots back',
+  );
 }
 
 /**

@@ -171,6 +171,20 @@ export { stats, value };
       /with packs/,
     );
 
+    // The README's piscina + SharedMap program (the README shows these very files), from the installed package.
+    const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+    for (const file of ['main.mjs', 'task.mjs']) {
+      const text = readFileSync(path.join(repo, 'examples/piscina-shared-map', file), 'utf8');
+      expect(readme).toContain(text.trimEnd());
+    }
+    const program = execFileSync(
+      process.execPath,
+      [path.join(installed, 'examples/piscina-shared-map/main.mjs')],
+      { cwd: app, encoding: 'utf8' },
+    );
+    expect(program).toMatch(/^hello user:7 from worker thread \d+$/m);
+    expect(program).toMatch(/^9 entries; user:3 is \{ greeting: 'hello', thread: \d+ \}$/m);
+
     // The example service, from the installed package (its compiled files import it by name).
     const server = spawn(
       process.execPath,
