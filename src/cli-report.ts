@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { HTAB_USE_CASES, runHtabMem } from './benchmarks/htab-mem.js';
-import { machineConditions } from './benchmarks/measure.js';
+import { KERNEL_LIKE_GP_MS, machineConditions } from './benchmarks/measure.js';
 import { type PackBenchReport, runPackBench } from './benchmarks/pack.js';
 import { runXmalloc } from './benchmarks/xmalloc.js';
 import {
@@ -26,17 +26,18 @@ import {
 import { packRows, packTable } from './cli-pack.js';
 import { loadOptional, loadTable, type TableClass } from './optional-deps.js';
 import { PRESET_NAMES, type PresetName } from './policy.js';
-import type { BarChart } from './report/charts.js';
+import type { BarChart, TradeoffChart } from './report/charts.js';
 import { type CaseReport, type PackSection, type ReportSection, reportHtml } from './report/html.js';
 import { reportProgress } from './report/progress.js';
+import { type PresetSafety, tortureEachPreset, verdictRows } from './report/verdict.js';
 
 const CASES = [...HTAB_USE_CASES, 'xmalloc', 'pack'] as const;
 type CaseName = (typeof CASES)[number];
 /** Cases run once per preset; 'pack' runs once (the pack allocator has no reuse policy). */
 type PresetCase = Exclude<CaseName, 'pack'>;
 
-/** The report's GP timing unless told otherwise: kernel-like orders of magnitude (docs/benchmarks.md). */
-export const REPORT_GP_MS = { rcu: 10, ttrace: 100 };
+/** The report's GP timing unless told otherwise: the benchmarks' kernel-like default. */
+export const REPORT_GP_MS = KERNEL_LIKE_GP_MS;
 
 const kUsage = `Usage: percpu-arena report [options]
 
@@ -51,6 +52,8 @@ results.json) to a folder.
   --warmup S          seconds before measuring, 0..60 (default 0.5)
   --rcu-gp-ms N       minimum rcu epoch in ms (default ${REPORT_GP_MS.rcu})
   --ttrace-gp-ms N    minimum ttrace epoch in ms (default ${REPORT_GP_MS.ttrace})
+  --torture-seconds S seconds of the use-after-free torture per preset for the verdict, 0..60
+                      (default 1; 0 skips it and the verdict judges no safety)
   --presets LIST      comma-separated presets (default all: ${PRESET_NAMES.join(',')})
   --cases LIST        comma-separated cases (default all: ${CASES.join(',')})
   --json              print all results as one JSON object instead of the table
@@ -92,6 +95,7 @@ export async function report(argv: string[]): Promise<number> {
       ...gpTimingParseOptions,
       presets: { type: 'string' },
       cases: { type: 'string' },
+      'torture-seconds': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -108,6 +112,7 @@ export async function report(argv: string[]): Promise<number> {
   const gpMinMs = gpTimingOptions(values, REPORT_GP_MS);
   const presets = listOption<PresetName>(values.presets, 'presets', PRESET_NAMES);
   const cases = listOption<CaseName>(values.cases, 'cases', CASES);
+  const tortureOption = numberOption(values['torture-seconds'], 'torture-seconds', 1, 0, 60);
   try {
     mkdirSync(out, { recursive: true });
   } catch (error) {
@@ -117,9 +122,12 @@ export async function report(argv: string[]): Promise<number> {
   const presetCases = cases.filter((name): name is PresetCase => name !== 'pack');
   const withPack = cases.includes('pack');
   const runs = presetCases.flatMap((name) => presets.map((policy) => ({ name, policy })));
-  const total = runs.length + (withPack ? 1 : 0);
+  // The verdict's torture runs, one per preset (only when presets are benchmarked).
+  const tortureSeconds = presetCases.length > 0 ? tortureOption : 0;
+  const tortured = tortureSeconds > 0 ? presets.length : 0;
+  const total = tortured + runs.length + (withPack ? 1 : 0);
   // The optional packages the report needs, before minutes of runs rather than after them.
-  const { barChartSvg } = await loadOptional(
+  const { barChartSvg, tradeoffChartSvg } = await loadOptional(
     'echarts',
     "percpu-arena report's charts",
     () => import('./report/charts.js'),
@@ -129,8 +137,20 @@ export async function report(argv: string[]): Promise<number> {
   const progress = await reportProgress(total);
   const results: CaseReport[] = [];
   let pack: PackBenchReport | undefined;
+  let safety: PresetSafety[] = [];
   try {
-    for (const [i, { name, policy }] of runs.entries()) {
+    if (tortured > 0) {
+      progress.update(0, `torture ${presets[0]}`);
+      safety = await tortureEachPreset(presets, tortureSeconds, (i, s) => {
+        progress.finished(
+          i,
+          `torture ${s.policy}: ${s.verdict} (${s.errors} errors in ${s.readerSections} reader sections, ${s.seconds} s)`,
+        );
+        progress.update(i + 1, `torture ${presets[i + 1] ?? ''}`);
+      });
+    }
+    for (const [j, { name, policy }] of runs.entries()) {
+      const i = tortured + j;
       const label = `${name} ${policy}`;
       const onProgress = (fraction: number): void => progress.update(i + fraction, label);
       onProgress(0);
@@ -148,9 +168,9 @@ export async function report(argv: string[]): Promise<number> {
       progress.finished(i, `${label}: ${throughputText(result)}, peak ${result.peakMiB.toFixed(2)} MiB`);
     }
     if (withPack) {
-      progress.update(runs.length, 'pack');
+      progress.update(total - 1, 'pack');
       pack = await runPackBench();
-      progress.finished(runs.length, `pack: ${pack.programs} programs, ${pack.withPack.corrupt} corrupt`);
+      progress.finished(total - 1, `pack: ${pack.programs} programs, ${pack.withPack.corrupt} corrupt`);
     }
     progress.update(total, '');
   } finally {
@@ -158,14 +178,20 @@ export async function report(argv: string[]): Promise<number> {
   }
   const wallS = (performance.now() - started) / 1000;
 
+  const safeOf = (policy: PresetName): boolean | undefined => {
+    const verdict = safety.find((s) => s.policy === policy)?.verdict;
+    return verdict === 'safe' ? true : verdict === 'unsafe' ? false : undefined;
+  };
   const sections = presetCases.map((name) =>
     section(
-      barChartSvg,
+      { barChartSvg, tradeoffChartSvg },
       name,
       results.filter((r) => r.useCase === name),
+      safeOf,
     ),
   );
   for (const s of sections) {
+    writeFileSync(path.join(out, `${s.id}-tradeoff.svg`), s.tradeoffSvg);
     writeFileSync(path.join(out, `${s.id}-throughput.svg`), s.throughputSvg);
     writeFileSync(path.join(out, `${s.id}-memory.svg`), s.memorySvg);
   }
@@ -186,9 +212,11 @@ export async function report(argv: string[]): Promise<number> {
     sections,
     pack: packSection,
     wallS,
+    verdict: presetCases.length > 0 ? verdictRows(presets, safety, results) : [],
+    tortureSeconds,
   };
   writeFileSync(path.join(out, 'index.html'), reportHtml(page));
-  const json = { ...page, sections: undefined, pack: undefined, results, packBench: pack };
+  const json = { ...page, sections: undefined, pack: undefined, results, packBench: pack, torture: safety };
   writeFileSync(path.join(out, 'results.json'), `${JSON.stringify(json, null, 2)}\n`);
   if (values.json) {
     process.stdout.write(`${JSON.stringify(json)}\n`);
@@ -201,12 +229,24 @@ export async function report(argv: string[]): Promise<number> {
 }
 
 function section(
-  barChartSvg: (chart: BarChart) => string,
+  charts: { barChartSvg: (chart: BarChart) => string; tradeoffChartSvg: (chart: TradeoffChart) => string },
   name: PresetCase,
   rows: CaseReport[],
+  safeOf: (policy: PresetName) => boolean | undefined,
 ): ReportSection {
+  const { barChartSvg } = charts;
   const categories = rows.map((r) => r.policy);
   const xmalloc = name === 'xmalloc';
+  const tradeoffSvg = charts.tradeoffChartSvg({
+    title: `${name}: throughput against peak memory (up and left is better)`,
+    yName: xmalloc ? 'M objects/s' : 'k ops/s per producer',
+    points: rows.map((r) => ({
+      name: r.policy,
+      peakMiB: r.peakMiB,
+      throughput: r.bench === 'xmalloc' ? r.objectsPerSec / 1e6 : r.perProdKops,
+      safe: safeOf(r.policy),
+    })),
+  });
   const throughputSvg = barChartSvg({
     title: `${name}: ${xmalloc ? 'objects freed per second (millions)' : 'per-producer k ops/s'}`,
     categories,
@@ -234,7 +274,15 @@ function section(
       { name: 'peak', values: rows.map((r) => r.peakMiB) },
     ],
   });
-  return { id: name, title: name, description: kDescriptions[name], throughputSvg, memorySvg, rows };
+  return {
+    id: name,
+    title: name,
+    description: kDescriptions[name],
+    tradeoffSvg,
+    throughputSvg,
+    memorySvg,
+    rows,
+  };
 }
 
 function packReportSection(barChartSvg: (chart: BarChart) => string, r: PackBenchReport): PackSection {
