@@ -237,6 +237,7 @@ export function reportHtml(page: ReportPage): string {
   ul.notes { font-size: 0.9rem; color: #444; max-width: 70rem; }
   .table-wrap, section { overflow-x: auto; }
   figure svg { max-width: 100%; height: auto; }
+  @media (max-width: 900px) { table.verdict { font-size: 0.8rem; } table.verdict small { font-size: 0.7rem; } }
 </style>
 </head>
 <body>
