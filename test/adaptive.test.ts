@@ -74,24 +74,41 @@ describe('adaptive capacity', () => {
   });
 
   it('gives the capacity back when the CPU parks, or after a quiet second at its doorbell', async () => {
-    const { arena, cpu } = setup('adaptive');
-    for (let k = 0; k < 20; k++) burst(cpu, 400);
-    expect(cache(arena).high).toBeGreaterThan(96);
-    cpu.park();
-    expect(cache(arena).high).toBe(96);
-    expect(cache(arena).free).toBeLessThanOrEqual(96);
-    cpu.unpark();
-    for (let k = 0; k < 20; k++) burst(cpu, 400);
-    const grown = cache(arena).high;
-    expect(grown).toBeGreaterThan(96);
-    cpu.poll(); // not quiet yet: nothing changes
-    expect(cache(arena).high).toBe(grown);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    cpu.poll();
-    expect(cache(arena).high).toBe(grown / 2);
-    expect(cache(arena).free).toBeLessThanOrEqual(grown / 2);
-    cpu.detach();
-    expect((await arena.close()).leaked).toBe(0);
+    // The check runs at most once a second, counted from the CPU's attach. The first poll
+    // below must come within that second, or it is the check, and the later one finds the class
+    // idle (not merely past its decay) and drops it to the base: a machine so busy that setting
+    // up took a second shows nothing, so that run is not judged but done again.
+    const starved: number[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const created = performance.now();
+      const { arena, cpu } = setup('adaptive');
+      for (let k = 0; k < 20; k++) burst(cpu, 400);
+      expect(cache(arena).high).toBeGreaterThan(96);
+      cpu.park();
+      expect(cache(arena).high).toBe(96);
+      expect(cache(arena).free).toBeLessThanOrEqual(96);
+      cpu.unpark();
+      for (let k = 0; k < 20; k++) burst(cpu, 400);
+      const grown = cache(arena).high;
+      expect(grown).toBeGreaterThan(96);
+      const setupMs = performance.now() - created;
+      if (setupMs >= 900) {
+        starved.push(Math.round(setupMs));
+        cpu.detach();
+        await arena.close();
+        continue;
+      }
+      cpu.poll(); // not quiet yet: nothing changes
+      expect(cache(arena).high).toBe(grown);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      cpu.poll();
+      expect(cache(arena).high).toBe(grown / 2);
+      expect(cache(arena).free).toBeLessThanOrEqual(grown / 2);
+      cpu.detach();
+      expect((await arena.close()).leaked).toBe(0);
+      return;
+    }
+    expect.fail(`every run was starved: setting up took ${starved.join(', ')} ms (not under 900 ms)`);
   });
 
   it('is refused with free-after-gp (nothing reusable to keep); owner return with immediate reuse', () => {

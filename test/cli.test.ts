@@ -6,7 +6,7 @@
  * results. These check what the commands produce, not how fast anything is.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,18 +138,38 @@ describe('percpu-arena CLI', () => {
     );
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/add_del_on_diff_cpu .*kernel-6.6/s);
+    // Not a terminal: a line per finished run, the verdict's torture runs first.
+    expect(r.stderr).toMatch(/^\[1\/7\] torture kernel-6.6: unsafe \(\d+ errors/m);
+    expect(r.stderr).toMatch(/^\[2\/7\] torture reuse-after-gp: safe \(0 errors/m);
+    expect(r.stderr).toMatch(/^\[7\/7\] pack: 2048 programs, 0 corrupt/m);
     expect(readdirSync(out).sort()).toEqual([
       'add_del_on_diff_cpu-memory.svg',
       'add_del_on_diff_cpu-throughput.svg',
+      'add_del_on_diff_cpu-tradeoff.svg',
       'index.html',
       'pack-directmap.svg',
       'pack-memory.svg',
       'results.json',
       'xmalloc-memory.svg',
       'xmalloc-throughput.svg',
+      'xmalloc-tradeoff.svg',
     ]);
     const html = readFileSync(path.join(out, 'index.html'), 'utf8');
-    expect(html.match(/<svg /g)).toHaveLength(6);
+    expect(html.match(/<svg /g)).toHaveLength(8);
+    // The verdict, from the report's own torture runs: kernel-6.6 reuses under readers.
+    expect(html).toMatch(/<td>kernel-6.6<\/td><td class="unsafe">▲ unsafe/);
+    expect(html).toMatch(/<td>reuse-after-gp<\/td><td class="safe">● safe/);
+    expect(html).toContain('fastest safe preset <code>reuse-after-gp</code>');
+    // Safe and unsafe presets are marked apart on the trade-off chart.
+    const tradeoff = readFileSync(path.join(out, 'xmalloc-tradeoff.svg'), 'utf8');
+    expect(tradeoff).toContain('safe under readers');
+    expect(tradeoff).toContain('reuses under readers');
+    expect(html).not.toContain('∞');
+    expect(html).toContain('grace-period steps');
+    // Links to the docs resolve (the package's docs folder).
+    const links = [...html.matchAll(/href="(file:[^"]+)"/g)].map((m) => fileURLToPath(m[1] as string));
+    expect(links.length).toBeGreaterThan(0);
+    for (const file of links) expect(existsSync(file), file).toBe(true);
     expect(html).toMatch(/DirectMap4k after 2048/);
     expect(html).not.toMatch(/<script|<link|src="http/);
     expect(html).toContain('every rcu epoch lasts ≥ 10 ms, every ttrace epoch ≥ 100 ms');

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import type { Pointer } from '../src/index.js';
-import { Arena, ArenaError, type ArenaErrorCode, attach, type CpuHandle } from '../src/index.js';
+import { Arena, ArenaError, type ArenaErrorCode, attach, attachFree, type CpuHandle } from '../src/index.js';
 import { readLayout, SLAB_CARVE_END, SLAB_CARVE_NEXT, slabWord } from '../src/shm/layout.js';
 
 /** A small arena (1 MiB of pages) so that snapshots of the whole buffer stay cheap. */
@@ -269,5 +269,30 @@ describe('close() leak report', () => {
     expect(report.attachedCpus).toEqual([]);
     // A second close returns the same report.
     expect(await arena.close()).toBe(report);
+  });
+});
+
+describe('out of CPU slots', () => {
+  it('attachFree says why every slot is taken and what to do, and takes a slot once one is free', async () => {
+    const arena = Arena.create({ cpus: 2, policy: 'arena' });
+    const main = arena.attach(0); // the main thread takes a slot when it attaches
+    const worker = attachFree(arena.shared);
+    let error: unknown;
+    try {
+      attachFree(arena.shared);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ArenaError);
+    expect((error as ArenaError).code).toBe('EBUSY');
+    expect((error as Error).message).toMatch(/every one of the arena's 2 CPU slots is attached/);
+    expect((error as Error).message).toMatch(/main thread/);
+    expect((error as Error).message).toMatch(/maxThreads/);
+    worker.detach();
+    const again = attachFree(arena.shared);
+    expect(again.cpu).toBe(1);
+    again.detach();
+    main.detach();
+    await arena.close();
   });
 });

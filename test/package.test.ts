@@ -4,9 +4,15 @@
  * `percpu-arena/structures`, `/lab`, `/metrics`, `/testing`), type-check a TypeScript file
  * against its declarations (the branded refs and pointers among them), and run the CLI from it,
  * a benchmark included (its worker modules must be in the tarball).
+ *
+ * A light install: the library's own dependencies only (piscina); the CLI's optional peers
+ * (echarts, cli-table3, cli-progress) and prom-client are not installed, and what needs them says
+ * which package to install. Every source map in the tarball points at a file in it; the example
+ * service runs from the installed package.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +22,7 @@ const repo = fileURLToPath(new URL('..', import.meta.url));
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 describe('the npm package', () => {
-  it('packs, installs in an empty folder, imports from JS and TS, runs its CLI', () => {
+  it('packs, installs in an empty folder, imports from JS and TS, runs its CLI', async () => {
     const work = mkdtempSync(path.join(os.tmpdir(), 'percpu-pack-'));
     // --ignore-scripts: dist/ is built by the test setup; a rebuild here would rewrite it under other tests.
     execFileSync(npm, ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], {
@@ -31,18 +37,77 @@ describe('the npm package', () => {
       path.join(app, 'package.json'),
       JSON.stringify({ name: 'app', private: true, type: 'module' }),
     );
-    execFileSync(
-      npm,
-      [
-        'install',
-        '--prefer-offline',
-        '--no-audit',
-        '--no-fund',
-        '--ignore-scripts',
-        path.join(work, tarball as string),
-      ],
-      { cwd: app, stdio: 'pipe' },
+    const install = (...what: string[]): void => {
+      execFileSync(
+        npm,
+        ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', ...what],
+        {
+          cwd: app,
+          stdio: 'pipe',
+        },
+      );
+    };
+    install(path.join(work, tarball as string));
+    const installed = path.join(app, 'node_modules/percpu-arena');
+
+    // What the tarball holds: LICENSE, CHANGELOG, and the file behind every source map.
+    const shipped = (
+      JSON.parse(
+        execFileSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+          cwd: repo,
+          encoding: 'utf8',
+        }),
+      ) as { files: { path: string }[] }[]
+    )[0]?.files.map((f) => f.path);
+    expect(shipped).toContain('LICENSE');
+    expect(shipped).toContain('CHANGELOG.md');
+    const maps = (shipped ?? []).filter((f) => f.endsWith('.map'));
+    expect(maps.length).toBeGreaterThan(50);
+    const missing = maps.flatMap((map) => {
+      const { sources } = JSON.parse(readFileSync(path.join(installed, map), 'utf8')) as {
+        sources: string[];
+      };
+      return sources
+        .map((source) => path.join(path.dirname(map), source))
+        .filter((source) => !existsSync(path.join(installed, source)));
+    });
+    expect(missing).toEqual([]);
+    const manifest = JSON.parse(readFileSync(path.join(installed, 'package.json'), 'utf8'));
+    expect(manifest.license).toBe('MIT');
+    expect(manifest.author).toBeTruthy();
+
+    // A light install: only the library's dependencies, none of the CLI's optional peers.
+    const modules = readdirSync(path.join(app, 'node_modules'));
+    for (const optional of ['echarts', 'zrender', 'cli-table3', 'cli-progress', 'prom-client']) {
+      expect(modules).not.toContain(optional);
+    }
+    const cli = path.join(app, 'node_modules/.bin/percpu-arena');
+    const needs = (args: string[], pkg: string): void => {
+      const r = spawnSync(cli, args, { cwd: app, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`needs the optional package ${pkg}: npm install ${pkg}`);
+    };
+    needs(['report', '--out', path.join(work, 'report'), '--cases', 'pack'], 'echarts');
+    needs(['bench', 'pack', '--programs', '16'], 'cli-table3');
+    const metricsWithout = spawnSync(process.execPath, ['-e', "import('percpu-arena/metrics')"], {
+      cwd: app,
+      encoding: 'utf8',
+    });
+    expect(metricsWithout.status).not.toBe(0);
+    expect(metricsWithout.stderr).toContain("'prom-client'");
+    // The CLI without tables (JSON) and the library's root work without any optional peer.
+    expect(
+      JSON.parse(
+        execFileSync(cli, ['bench', 'pack', '--programs', '16', '--json'], { cwd: app, encoding: 'utf8' }),
+      ).withPack.corrupt,
+    ).toBe(0);
+    const root = execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', "import { Arena } from 'percpu-arena'; console.log(typeof Arena.create)"],
+      { cwd: app, encoding: 'utf8' },
     );
+    expect(root.trim()).toBe('function');
+    install('prom-client', 'cli-table3');
 
     writeFileSync(
       path.join(app, 'main.js'),
@@ -148,11 +213,46 @@ export { faults, policy, stats, value };
       },
     );
 
-    const cli = path.join(app, 'node_modules/.bin/percpu-arena');
     expect(execFileSync(cli, ['--help'], { cwd: app, encoding: 'utf8' })).toMatch(/Usage: percpu-arena/);
     const bench = JSON.parse(
       execFileSync(cli, ['bench', 'pack', '--programs', '16', '--json'], { cwd: app, encoding: 'utf8' }),
     );
     expect(bench.withPack.corrupt).toBe(0);
-  }, 180_000);
+    expect(execFileSync(cli, ['bench', 'pack', '--programs', '16'], { cwd: app, encoding: 'utf8' })).toMatch(
+      /with packs/,
+    );
+
+    // The README's piscina + SharedMap program (the README shows these very files), from the installed package.
+    const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+    for (const file of ['main.mjs', 'task.mjs']) {
+      const text = readFileSync(path.join(repo, 'examples/piscina-shared-map', file), 'utf8');
+      expect(readme).toContain(text.trimEnd());
+    }
+    const program = execFileSync(
+      process.execPath,
+      [path.join(installed, 'examples/piscina-shared-map/main.mjs')],
+      { cwd: app, encoding: 'utf8' },
+    );
+    expect(program).toMatch(/^hello user:7 from worker thread \d+$/m);
+    expect(program).toMatch(/^9 entries; user:3 is \{ greeting: 'hello', thread: \d+ \}$/m);
+
+    // The example service, from the installed package (its compiled files import it by name).
+    const server = spawn(
+      process.execPath,
+      [path.join(installed, 'dist/examples/shared-cache/server.js'), '--port', '0', '--workers', '2'],
+      { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      const [line] = (await Promise.race([
+        once(server.stdout, 'data'),
+        once(server, 'exit').then(() => [Buffer.from('exited')]),
+      ])) as [Buffer];
+      const url = /service on (http:\S+)/.exec(String(line))?.[1];
+      expect(url, String(line)).toBeDefined();
+      expect((await fetch(`${url}/item/k`, { method: 'PUT', body: 'v' })).status).toBe(204);
+      expect(await (await fetch(`${url}/item/k`)).text()).toBe('v');
+    } finally {
+      server.kill();
+    }
+  }, 240_000);
 });

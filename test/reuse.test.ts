@@ -97,32 +97,47 @@ describe('stress: grace periods advance while the main thread is blocked', () =>
     // 1.5 s. A reader preempted inside its section holds GPs back, as in the kernel: at ~10 M
     // frees/s, 2 MiB lasted 3 ms of that on a loaded 2-core machine and allocations failed now
     // and then; 8 MiB covers 13 ms, and a rare failure is allowed (see below).
+    //
+    // The point shows only if the writer freed more than twice the arena's capacity while this
+    // thread was blocked. A starved run (once: 159 428 writes in 1.5 s on a busy machine) proves
+    // nothing either way: it is run again, blocking twice as long, up to three times. What must
+    // hold in every run (no reader sees reuse, memory within the limit) is checked in every run.
     const maxBytes = 8 << 20;
-    const run = startOracle(
-      { cpus, policy: 'kernel-6.6', maxBytes },
-      { free: 'freeRcu', sections: 50_000_000 },
-    );
-    // Wait (without blocking) until both CPUs run, then block this thread.
-    while (Atomics.load(run.control, 0) < cpus) {
-      const wait = Atomics.waitAsync(run.control, 0, Atomics.load(run.control, 0), 100);
-      if (wait.async) await wait.value;
+    const starved: number[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const run = startOracle(
+        { cpus, policy: 'kernel-6.6', maxBytes },
+        { free: 'freeRcu', sections: 50_000_000 },
+      );
+      // Wait (without blocking) until both CPUs run, then block this thread.
+      while (Atomics.load(run.control, 0) < cpus) {
+        const wait = Atomics.waitAsync(run.control, 0, Atomics.load(run.control, 0), 100);
+        if (wait.async) await wait.value;
+      }
+      const before = run.arena.stats().gp.rcu;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500 * 2 ** attempt);
+      const during = run.arena.stats().gp.rcu;
+      // Stop the readers early: the test is about the blocked period.
+      Atomics.store(run.control, 1, 1);
+      const all = await run.results;
+      const writer = all.find((r) => r.role === 'writer') as ReuseOracleResult;
+      expect(violationsOf(all)).toBe(0);
+      expect(run.arena.stats().peakBytes).toBeLessThanOrEqual(maxBytes);
+      if (writer.writes <= (2 * maxBytes) / 64) {
+        starved.push(writer.writes);
+        continue;
+      }
+      // Nearly all writes happen while this thread is blocked (the run stops right after):
+      // freeing more than twice the arena's capacity without a single failed allocation means
+      // units were reclaimed, and only the CPUs could advance the epochs.
+      expect(during.helpedAdvances - before.helpedAdvances).toBeGreaterThan(1);
+      expect(during.epoch - before.epoch).toBeGreaterThan(1);
+      // Reclamation kept up: at most one failed allocation in 10 000 (a preempted reader).
+      expect(writer.allocFailures).toBeLessThanOrEqual(writer.writes / 10_000);
+      return;
     }
-    const before = run.arena.stats().gp.rcu;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
-    const during = run.arena.stats().gp.rcu;
-    // Stop the readers early: the test is about the blocked period.
-    Atomics.store(run.control, 1, 1);
-    const all = await run.results;
-    const writer = all.find((r) => r.role === 'writer') as ReuseOracleResult;
-    // Nearly all writes happen while this thread is blocked (the run stops right after):
-    // freeing more than twice the arena's capacity without a single failed allocation means
-    // units were reclaimed, and only the CPUs could advance the epochs.
-    expect(during.helpedAdvances - before.helpedAdvances).toBeGreaterThan(1);
-    expect(during.epoch - before.epoch).toBeGreaterThan(1);
-    expect(writer.writes).toBeGreaterThan((2 * maxBytes) / 64);
-    // Reclamation kept up: at most one failed allocation in 10 000 (a preempted reader).
-    expect(writer.allocFailures).toBeLessThanOrEqual(writer.writes / 10_000);
-    expect(violationsOf(all)).toBe(0);
-    expect(run.arena.stats().peakBytes).toBeLessThanOrEqual(maxBytes);
+    expect.fail(
+      `every run was starved: the writer freed ${starved.join(', ')} units (not over ${(2 * maxBytes) / 64})`,
+    );
   });
 });

@@ -11,7 +11,7 @@
  * Loaded by piscina's worker through tsx (CommonJS), so no top-level await.
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { type SharedArena, SharedMap, type SharedMapRef } from '../../src/index.js';
+import { type SharedArena, SharedMap, type SharedMapRef } from 'percpu-arena';
 
 export interface Task {
   readonly op: 'get' | 'set';

@@ -21,9 +21,8 @@ async function spawnService(mode: string, workers: number): Promise<{ url: strin
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      new URL('./server.ts', import.meta.url).pathname,
+      ...(import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : []),
+      new URL(import.meta.url.endsWith('.ts') ? './server.ts' : './server.js', import.meta.url).pathname,
       '--mode',
       mode,
       '--port',

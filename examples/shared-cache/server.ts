@@ -4,14 +4,18 @@
  * (`--mode postmessage`). Routes: `GET /item/:key`, `PUT /item/:key` (the body is the value),
  * `GET /metrics` (the arena in Prometheus format, shared mode), `GET /stats` (process memory).
  *
- * Run: `npx tsx examples/shared-cache/server.ts --mode shared --port 8080 --workers 2`.
+ * Run: `npx tsx examples/shared-cache/server.ts --mode shared --port 8080 --workers 2` in the
+ * repository (tsconfig.json maps `percpu-arena` to src/), or from an installed package
+ * (`npm install percpu-arena prom-client`):
+ * `node node_modules/percpu-arena/dist/examples/shared-cache/server.js --port 8080`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import { Arena, SharedMap, watchPool } from 'percpu-arena';
+import { arenaMetrics } from 'percpu-arena/metrics';
 import { Piscina } from 'piscina';
-import { Arena, SharedMap, watchPool } from '../../src/index.js';
-import { arenaMetrics } from '../../src/service/metrics.js';
+
 import type { Reply, Task } from './handlers.js';
 
 export interface ServiceOptions {
@@ -35,14 +39,16 @@ async function body(req: IncomingMessage): Promise<string> {
 
 export async function startService(options: ServiceOptions): Promise<Service> {
   const workers = options.workers ?? 2;
+  // handlers.ts next to server.ts (run through tsx), handlers.js next to the compiled server.js.
+  const fromSource = import.meta.url.endsWith('.ts');
   const pool = new Piscina({
-    filename: new URL('./handlers.ts', import.meta.url).href,
+    filename: new URL(fromSource ? './handlers.ts' : './handlers.js', import.meta.url).href,
     name: 'handle',
     // 'async': an idle worker's event loop keeps running (the arena's doorbells, the channel).
     atomics: 'async',
     minThreads: workers,
     maxThreads: workers,
-    execArgv: ['--import', import.meta.resolve('tsx')],
+    ...(fromSource ? { execArgv: ['--import', import.meta.resolve('tsx')] } : {}),
   });
   let arena: Arena | undefined;
   let ref = 0;

@@ -4,8 +4,8 @@
  *
  * Who may call: src/cli/bench.ts.
  */
-import Table from 'cli-table3';
 import { type PackBenchReport, type PackSide, runPackBench } from '../lab/benchmarks/pack-bench.js';
+import { loadTable, type TableClass } from './optional-deps.js';
 import { integerOption, parseCommand } from './options.js';
 
 export const PACK_USAGE = `pack       the bpf_prog_pack experiment: N programs of realistic sizes loaded from several CPUs
@@ -33,6 +33,7 @@ export async function benchPack(argv: string[]): Promise<number> {
     process.stdout.write(`Usage: percpu-arena bench pack [options]\n\n${PACK_USAGE}`);
     return 0;
   }
+  const Table = values.json ? undefined : await loadTable("percpu-arena bench pack's table");
   const report = await runPackBench({
     programs: integerOption(values.programs, 'programs', 2048, 4, 65536),
     cpus: integerOption(values.cpus, 'cpus', 2, 1, 16),
@@ -40,11 +41,13 @@ export async function benchPack(argv: string[]): Promise<number> {
     hugeVmap: values['huge-vmap'],
   });
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  else printPackBench(report);
+  else if (Table) printPackBench(report, Table);
   return report.withPack.corrupt + report.withoutPack.corrupt > 0 ? 1 : 0;
 }
 
-const ratio = (a: number, b: number): string => (b === 0 ? (a === 0 ? '—' : '∞') : `${(a / b).toFixed(2)}×`);
+/** with ÷ without; no ratio (not ∞) when the side without packs measured 0. */
+const ratio = (a: number, b: number): string =>
+  b === 0 ? (a === 0 ? '— (both 0)' : '— (0 without packs)') : `${(a / b).toFixed(2)}×`;
 
 /** One row per measure: its name, both sides and their ratio (the terminal table, the report page). */
 export function packRows(r: PackBenchReport): string[][] {
@@ -79,17 +82,17 @@ export function packRows(r: PackBenchReport): string[][] {
   return rows;
 }
 
-export function packTable(r: PackBenchReport): string {
+export function packTable(r: PackBenchReport, Table: TableClass): string {
   const table = new Table({ head: ['', 'with packs', 'without packs', 'with ÷ without'] });
   for (const row of packRows(r)) table.push(row);
   return table.toString();
 }
 
-function printPackBench(r: PackBenchReport): void {
+function printPackBench(r: PackBenchReport, Table: TableClass): void {
   const c = r.conditions;
   console.log(
     `${c.cpuModel}, ${c.cores} cores, Node ${c.node}; ${r.programs} programs from ${r.cpus} CPUs, seed ${r.seed}` +
       `${r.hugeVmap ? ', huge vmap' : ''}\nsizes: ${r.sizes}`,
   );
-  console.log(packTable(r));
+  console.log(packTable(r, Table));
 }

@@ -13,6 +13,7 @@ import {
   htabMemProblem,
   runHtabMem,
 } from '../lab/benchmarks/htab-mem.js';
+import { KERNEL_LIKE_GP_MS } from '../lab/benchmarks/measure.js';
 import { runXmalloc, type XmallocReport } from '../lab/benchmarks/xmalloc.js';
 import { benchPack, PACK_USAGE } from './bench-pack.js';
 import {
@@ -52,8 +53,9 @@ const kCommonUsage = `Common options (htab-mem, xmalloc):
   --policy NAME       reuse policy preset (default ${DEFAULT_PRESET}): ${PRESET_NAMES.join(', ')}
   --duration S        measured seconds, 1..3600 (default 5)
   --warmup S          seconds before measuring, 0..600 (default 1)
-  --rcu-gp-ms N       minimum duration of an rcu epoch in ms, 0..60000 (default 0)
-  --ttrace-gp-ms N    minimum duration of a ttrace epoch in ms, 0..60000 (default 0)
+  --rcu-gp-ms N       minimum duration of an rcu epoch in ms, 0..60000 (default ${KERNEL_LIKE_GP_MS.rcu},
+                      as the report: the order of the kernel's grace periods)
+  --ttrace-gp-ms N    minimum duration of a ttrace epoch in ms, 0..60000 (default ${KERNEL_LIKE_GP_MS.ttrace})
   --json              print one JSON object
   -h, --help          show this help
 `;
@@ -120,7 +122,7 @@ async function htabMem(argv: string[]): Promise<number> {
       64,
     ),
     policy: values.preallocated ? 'prealloc' : presetOption(values.policy),
-    gpMinMs: gpTimingOptions(values),
+    gpMinMs: gpTimingOptions(values, KERNEL_LIKE_GP_MS),
     ...timing(values),
   } as const;
   const problem = htabMemProblem(options);
@@ -147,7 +149,7 @@ async function xmalloc(argv: string[]): Promise<number> {
     batch: integerOption(values.batch, 'batch', 4096, 1, 65_536),
     size: integerOption(values.size, 'size', 64, 1, 4088),
     policy: presetOption(values.policy),
-    gpMinMs: gpTimingOptions(values),
+    gpMinMs: gpTimingOptions(values, KERNEL_LIKE_GP_MS),
     ...timing(values),
   });
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -6,13 +6,13 @@
  * Who may call: the CLI (main thread).
  */
 import os from 'node:os';
-import Table from 'cli-table3';
 import { Arena } from '../arena/arena.js';
 import type { ArenaStats } from '../arena/stats.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from '../epoch/policy.js';
 import type { ChurnArgs, ChurnResult } from '../lab/scenarios/churn.js';
 import { CpuPool, siblingModule } from '../service/pool.js';
 import { PointerQueue } from '../structures/ring.js';
+import { loadTable, type TableClass } from './optional-deps.js';
 import { gpTimingOptions, integerOption, numberOption, parseCommand, presetOption } from './options.js';
 
 const kDemoUsage = `Usage: percpu-arena demo [options]
@@ -53,6 +53,7 @@ export async function demo(argv: string[]): Promise<number> {
     process.stdout.write(kDemoUsage);
     return 0;
   }
+  const Table = values.json ? undefined : await loadTable("percpu-arena demo's tables");
   const cpus = integerOption(values.cpus, 'cpus', os.availableParallelism(), 1, 64);
   const args: Omit<ChurnArgs, 'queue'> = {
     ops: integerOption(values.ops, 'ops', 200_000, 1, 1e9),
@@ -103,29 +104,32 @@ export async function demo(argv: string[]): Promise<number> {
   };
   if (values.json) {
     process.stdout.write(`${JSON.stringify(summary)}\n`);
-  } else {
-    printTables(summary);
+  } else if (Table) {
+    printTables(summary, Table);
   }
   return errors === 0 && report.leaked === 0 ? 0 : 1;
 }
 
-function printTables(s: {
-  cpus: number;
-  ops: number;
-  live: number;
-  remoteFraction: number;
-  policy: string;
-  gpMinMs: { rcu: number; ttrace: number };
-  deferredAtEnd: number;
-  gp: ArenaStats['gp'];
-  wallMs: number;
-  perCpu: (ChurnResult & { refills: number; trims: number })[];
-  bytesInUse: number;
-  peakBytes: number;
-  liveUnits: number;
-  leaked: number;
-  errors: number;
-}): void {
+function printTables(
+  s: {
+    cpus: number;
+    ops: number;
+    live: number;
+    remoteFraction: number;
+    policy: string;
+    gpMinMs: { rcu: number; ttrace: number };
+    deferredAtEnd: number;
+    gp: ArenaStats['gp'];
+    wallMs: number;
+    perCpu: (ChurnResult & { refills: number; trims: number })[];
+    bytesInUse: number;
+    peakBytes: number;
+    liveUnits: number;
+    leaked: number;
+    errors: number;
+  },
+  Table: TableClass,
+): void {
   const plain = { style: { head: [], border: [] } };
   const kib = (bytes: number): string => `${(bytes / 1024).toFixed(0)} KiB`;
   console.log(

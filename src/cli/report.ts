@@ -8,16 +8,16 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SingleBar } from 'cli-progress';
-import Table from 'cli-table3';
 import { PRESET_NAMES, type PresetName } from '../epoch/policy.js';
 import { HTAB_USE_CASES, runHtabMem } from '../lab/benchmarks/htab-mem.js';
-import { machineConditions } from '../lab/benchmarks/measure.js';
+import { KERNEL_LIKE_GP_MS, machineConditions } from '../lab/benchmarks/measure.js';
 import { type PackBenchReport, runPackBench } from '../lab/benchmarks/pack-bench.js';
 import { runXmalloc } from '../lab/benchmarks/xmalloc.js';
-import type { BarChart } from '../lab/report/charts.js';
+import type { BarChart, TradeoffChart } from '../lab/report/charts.js';
 import { type CaseReport, type PackSection, type ReportSection, reportHtml } from '../lab/report/html.js';
+import { type PresetSafety, tortureEachPreset, verdictRows } from '../lab/report/verdict.js';
 import { packRows, packTable } from './bench-pack.js';
+import { loadOptional, loadTable, type TableClass } from './optional-deps.js';
 import {
   defaultCpus,
   evenCount,
@@ -30,14 +30,15 @@ import {
   UsageError,
   xmallocProducers,
 } from './options.js';
+import { reportProgress } from './progress.js';
 
 const CASES = [...HTAB_USE_CASES, 'xmalloc', 'pack'] as const;
 type CaseName = (typeof CASES)[number];
 /** Cases run once per preset; 'pack' runs once (the pack allocator has no reuse policy). */
 type PresetCase = Exclude<CaseName, 'pack'>;
 
-/** The report's GP timing unless told otherwise: kernel-like orders of magnitude (docs/benchmarks.md). */
-export const REPORT_GP_MS = { rcu: 10, ttrace: 100 };
+/** The report's GP timing unless told otherwise: the benchmarks' kernel-like default. */
+export const REPORT_GP_MS = KERNEL_LIKE_GP_MS;
 
 const kUsage = `Usage: percpu-arena report [options]
 
@@ -52,6 +53,8 @@ results.json) to a folder.
   --warmup S          seconds before measuring, 0..60 (default 0.5)
   --rcu-gp-ms N       minimum rcu epoch in ms (default ${REPORT_GP_MS.rcu})
   --ttrace-gp-ms N    minimum ttrace epoch in ms (default ${REPORT_GP_MS.ttrace})
+  --torture-seconds S seconds of the use-after-free torture per preset for the verdict, 0..60
+                      (default 1; 0 skips it and the verdict judges no safety)
   --presets LIST      comma-separated presets (default all: ${PRESET_NAMES.join(',')})
   --cases LIST        comma-separated cases (default all: ${CASES.join(',')})
   --json              print all results as one JSON object instead of the table
@@ -91,6 +94,7 @@ export async function report(argv: string[]): Promise<number> {
     ...gpTimingParseOptions,
     presets: { type: 'string' },
     cases: { type: 'string' },
+    'torture-seconds': { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   });
@@ -105,29 +109,46 @@ export async function report(argv: string[]): Promise<number> {
   const gpMinMs = gpTimingOptions(values, REPORT_GP_MS);
   const presets = listOption<PresetName>(values.presets, 'presets', PRESET_NAMES);
   const cases = listOption<CaseName>(values.cases, 'cases', CASES);
+  const tortureOption = numberOption(values['torture-seconds'], 'torture-seconds', 1, 0, 60);
   const out = outputFolder(outArg, 'out');
 
   const presetCases = cases.filter((name): name is PresetCase => name !== 'pack');
   const withPack = cases.includes('pack');
   const runs = presetCases.flatMap((name) => presets.map((policy) => ({ name, policy })));
-  const total = runs.length + (withPack ? 1 : 0);
-  const bar = new SingleBar({
-    format: ' {bar} {percentage}% | run {run}/{runs} {label} | ETA {eta_formatted}',
-    stream: process.stderr,
-    hideCursor: true,
-    etaBuffer: 50,
-  });
+  // The verdict's torture runs, one per preset (only when presets are benchmarked).
+  const tortureSeconds = presetCases.length > 0 ? tortureOption : 0;
+  const tortured = tortureSeconds > 0 ? presets.length : 0;
+  const total = tortured + runs.length + (withPack ? 1 : 0);
+  // The optional packages the report needs, before minutes of runs rather than after them.
+  const { barChartSvg, tradeoffChartSvg } = await loadOptional(
+    'echarts',
+    "percpu-arena report's charts",
+    () => import('../lab/report/charts.js'),
+  );
+  const Table = values.json ? undefined : await loadTable("percpu-arena report's tables");
   const started = performance.now();
-  bar.start(total, 0, { run: 1, runs: total, label: '' });
+  const progress = await reportProgress(total);
   const results: CaseReport[] = [];
   let pack: PackBenchReport | undefined;
+  let safety: PresetSafety[] = [];
   try {
-    for (const [i, { name, policy }] of runs.entries()) {
-      const payload = { run: i + 1, runs: total, label: `${name} ${policy}` };
-      const onProgress = (fraction: number): void => bar.update(i + fraction, payload);
+    if (tortured > 0) {
+      progress.update(0, `torture ${presets[0]}`);
+      safety = await tortureEachPreset(presets, tortureSeconds, (i, s) => {
+        progress.finished(
+          i,
+          `torture ${s.policy}: ${s.verdict} (${s.errors} errors in ${s.readerSections} reader sections, ${s.seconds} s)`,
+        );
+        progress.update(i + 1, `torture ${presets[i + 1] ?? ''}`);
+      });
+    }
+    for (const [j, { name, policy }] of runs.entries()) {
+      const i = tortured + j;
+      const label = `${name} ${policy}`;
+      const onProgress = (fraction: number): void => progress.update(i + fraction, label);
       onProgress(0);
       const timing = { durationS, warmupS, gpMinMs, onProgress };
-      results.push(
+      const result =
         name === 'xmalloc'
           ? await runXmalloc({ producers: xmallocProducers(producers), policy, ...timing })
           : await runHtabMem({
@@ -135,29 +156,35 @@ export async function report(argv: string[]): Promise<number> {
               policy,
               producers: name === 'add_del_on_diff_cpu' ? evenCount(producers) : producers,
               ...timing,
-            }),
-      );
+            });
+      results.push(result);
+      progress.finished(i, `${label}: ${throughputText(result)}, peak ${result.peakMiB.toFixed(2)} MiB`);
     }
     if (withPack) {
-      bar.update(runs.length, { run: total, runs: total, label: 'pack' });
+      progress.update(total - 1, 'pack');
       pack = await runPackBench();
+      progress.finished(total - 1, `pack: ${pack.programs} programs, ${pack.withPack.corrupt} corrupt`);
     }
-    bar.update(total);
+    progress.update(total, '');
   } finally {
-    bar.stop();
+    progress.stop();
   }
   const wallS = (performance.now() - started) / 1000;
 
-  // ECharts takes most of a second to load: only the report pays for it, after its runs.
-  const { barChartSvg } = await import('../lab/report/charts.js');
+  const safeOf = (policy: PresetName): boolean | undefined => {
+    const verdict = safety.find((s) => s.policy === policy)?.verdict;
+    return verdict === 'safe' ? true : verdict === 'unsafe' ? false : undefined;
+  };
   const sections = presetCases.map((name) =>
     section(
-      barChartSvg,
+      { barChartSvg, tradeoffChartSvg },
       name,
       results.filter((r) => r.useCase === name),
+      safeOf,
     ),
   );
   for (const s of sections) {
+    writeFileSync(path.join(out, `${s.id}-tradeoff.svg`), s.tradeoffSvg);
     writeFileSync(path.join(out, `${s.id}-throughput.svg`), s.throughputSvg);
     writeFileSync(path.join(out, `${s.id}-memory.svg`), s.memorySvg);
   }
@@ -178,27 +205,41 @@ export async function report(argv: string[]): Promise<number> {
     sections,
     pack: packSection,
     wallS,
+    verdict: presetCases.length > 0 ? verdictRows(presets, safety, results) : [],
+    tortureSeconds,
   };
   writeFileSync(path.join(out, 'index.html'), reportHtml(page));
-  const json = { ...page, sections: undefined, pack: undefined, results, packBench: pack };
+  const json = { ...page, sections: undefined, pack: undefined, results, packBench: pack, torture: safety };
   writeFileSync(path.join(out, 'results.json'), `${JSON.stringify(json, null, 2)}\n`);
   if (values.json) {
     process.stdout.write(`${JSON.stringify(json)}\n`);
-  } else {
-    printTable(results);
-    if (pack) console.log(packTable(pack));
+  } else if (Table) {
+    printTable(results, Table);
+    if (pack) console.log(packTable(pack, Table));
     console.log(`Report written to ${path.join(out, 'index.html')} (${wallS.toFixed(0)} s)`);
   }
   return 0;
 }
 
 function section(
-  barChartSvg: (chart: BarChart) => string,
+  charts: { barChartSvg: (chart: BarChart) => string; tradeoffChartSvg: (chart: TradeoffChart) => string },
   name: PresetCase,
   rows: CaseReport[],
+  safeOf: (policy: PresetName) => boolean | undefined,
 ): ReportSection {
+  const { barChartSvg } = charts;
   const categories = rows.map((r) => r.policy);
   const xmalloc = name === 'xmalloc';
+  const tradeoffSvg = charts.tradeoffChartSvg({
+    title: `${name}: throughput against peak memory (up and left is better)`,
+    yName: xmalloc ? 'M objects/s' : 'k ops/s per producer',
+    points: rows.map((r) => ({
+      name: r.policy,
+      peakMiB: r.peakMiB,
+      throughput: r.bench === 'xmalloc' ? r.objectsPerSec / 1e6 : r.perProdKops,
+      safe: safeOf(r.policy),
+    })),
+  });
   const throughputSvg = barChartSvg({
     title: `${name}: ${xmalloc ? 'objects freed per second (millions)' : 'per-producer k ops/s'}`,
     categories,
@@ -226,7 +267,15 @@ function section(
       { name: 'peak', values: rows.map((r) => r.peakMiB) },
     ],
   });
-  return { id: name, title: name, description: kDescriptions[name], throughputSvg, memorySvg, rows };
+  return {
+    id: name,
+    title: name,
+    description: kDescriptions[name],
+    tradeoffSvg,
+    throughputSvg,
+    memorySvg,
+    rows,
+  };
 }
 
 function packReportSection(barChartSvg: (chart: BarChart) => string, r: PackBenchReport): PackSection {
@@ -260,7 +309,14 @@ function packReportSection(barChartSvg: (chart: BarChart) => string, r: PackBenc
   };
 }
 
-function printTable(results: CaseReport[]): void {
+/** A run's throughput in the units of its bench. */
+function throughputText(r: CaseReport): string {
+  return r.bench === 'xmalloc'
+    ? `${(r.objectsPerSec / 1e6).toFixed(2)} ± ${(r.objectsPerSecStddev / 1e6).toFixed(2)} M obj/s`
+    : `${r.perProdKops.toFixed(2)} ± ${r.perProdKopsStddev.toFixed(2)}k/s per producer`;
+}
+
+function printTable(results: CaseReport[], Table: TableClass): void {
   const table = new Table({
     head: ['case', 'preset', 'throughput', 'avg MiB', 'peak MiB', 'epoch advances rcu/ttrace', 'failed'],
     style: { head: [], border: [] },
@@ -269,9 +325,7 @@ function printTable(results: CaseReport[]): void {
     table.push([
       r.useCase,
       r.policy,
-      r.bench === 'xmalloc'
-        ? `${(r.objectsPerSec / 1e6).toFixed(2)} ± ${(r.objectsPerSecStddev / 1e6).toFixed(2)} M obj/s`
-        : `${r.perProdKops.toFixed(2)} ± ${r.perProdKopsStddev.toFixed(2)}k/s per producer`,
+      throughputText(r),
       `${r.avgMiB.toFixed(2)} ± ${r.avgMiBStddev.toFixed(2)}`,
       r.peakMiB.toFixed(2),
       `${r.gp.rcu.advances} / ${r.gp.ttrace.advances}`,

@@ -149,13 +149,21 @@ export function attachFree(shared: SharedArena): CpuHandle {
       if (!(error instanceof ArenaError) || error.code !== 'EBUSY') throw error;
     }
   }
-  fail('EBUSY', `every one of the arena's ${cpus} CPU slots is attached`);
+  // The usual cause: more threads attach than the arena has slots (piscina's default maxThreads
+  // is 1.5 × the cores, and a main thread that attaches takes a slot too).
+  fail(
+    'EBUSY',
+    `every one of the arena's ${cpus} CPU slots is attached: create the arena with a slot for every ` +
+      "thread that attaches (each pool worker, and the main thread if it attaches; piscina's default " +
+      'maxThreads is 1.5 × the cores), or cap the pool (maxThreads) and watch it (watchPool) so that ' +
+      'exited workers give their slots back',
+  );
 }
 
 /**
  * The handles attached on this thread, by arena (its time origin, the key every thread's copy of
  * `shared` agrees on): `Arena.close()` detaches all of them, however they were attached
- * (`arena.attach`, `attach`, `attachFree`, `SharedMap.attach`). Module state is per thread.
+ * (`arena.attach`, `attach`, `attachFree`, `SharedMap.open` on an arena). Module state is per thread.
  */
 const threadHandles = new Map<number, Set<CpuHandle>>();
 
@@ -217,8 +225,12 @@ export class CpuHandle {
   readonly #hint: boolean;
   /** Remote frees go back to their owner (policy remoteFree 'owner'). */
   readonly #ownerReturn: boolean;
-  /** When the doorbell last ran the idle check (timely return). */
-  #lastIdleCheckMs = 0;
+  /**
+   * When the doorbell last ran the idle check (timely return); the attach counts as one, so the
+   * first check comes a second after it whatever the thread's age (`performance.now()` counts
+   * from the thread's start).
+   */
+  #lastIdleCheckMs = performance.now();
   readonly #slot: CpuSlot;
   /** Pin words and the epoch and urgent words of both flavors. */
   readonly #pinRcu: number;
