@@ -25,7 +25,7 @@ import {
   UsageError,
   xmallocProducers,
 } from './cli-options.js';
-import { packRows, packTable } from './cli-pack.js';
+import { packMemoryText, packRows, packTable } from './cli-pack.js';
 import { PRESET_NAMES, type PresetName } from './policy.js';
 import type { BarChart } from './report/charts.js';
 import { type CaseReport, type PackSection, type ReportSection, reportHtml } from './report/html.js';
@@ -258,9 +258,9 @@ function packReportSection(barChartSvg: (chart: BarChart) => string, r: PackBenc
   });
   return {
     description:
-      `${r.programs} programs loaded from ${r.cpus} CPUs into an executable pack allocator (2 MiB packs, RO+X as a whole) ` +
-      `and, side by side, each into a page-rounded region of its own (before bpf_prog_pack); the direct map is simulated ` +
-      `over the arena's addresses (docs/benchmarks.md). Sizes: ${r.sizes}.`,
+      `${r.programs} programs loaded into an executable pack allocator (2 MiB packs, RO+X as a whole) ` +
+      `and, side by side, each into a page-rounded region of its own (before bpf_prog_pack); ${packMemoryText(r)} ` +
+      `(docs/benchmarks.md); the kernel's rows are Aaron Lu's. Sizes: ${r.sizes}.`,
     directMapSvg,
     memorySvg,
     rows: packRows(r),
