@@ -39,6 +39,8 @@ htab-mem   the kernel's htab-mem benchmark on the arena's hash map: producer CPU
                       add_del_on_diff_cpu needs an even count and defaults to
                       the largest even count not above them)
   --preallocated      pre-allocated map (the prealloc preset)
+  --irq-work          run refills and trims as the kernel's irq_work (deferred to the CPU's next
+                      allocator call), immediate-reuse presets only
 
 xmalloc    the xmalloc-test shape: N producer CPUs allocate batches, a bounded queue carries
            them, N consumer CPUs free them (every free remote); reports objects/s and memory.
@@ -94,6 +96,7 @@ async function htabMem(argv: string[]): Promise<number> {
       'value-size': { type: 'string' },
       producers: { type: 'string' },
       preallocated: { type: 'boolean', default: false },
+      'irq-work': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -119,6 +122,7 @@ async function htabMem(argv: string[]): Promise<number> {
     ),
     policy: values.preallocated ? 'prealloc' : presetOption(values.policy),
     gpMinMs: gpTimingOptions(values),
+    irqWork: values['irq-work'],
     ...timing(values),
   } as const;
   const problem = htabMemProblem(options);
@@ -192,6 +196,11 @@ function printHtabMem(r: HtabMemReport): void {
   );
   console.log(
     gpLine(r) + (r.failedUpdates > 0 ? `; ${r.failedUpdates} updates failed (map full or no memory)` : ''),
+  );
+  const e = r.cacheEvents;
+  console.log(
+    `Refills ${e.refills} (${fixed2(e.refillsPerRun)} per program run), trims ${e.trims} (${fixed2(e.trimsPerRun)} per run)` +
+      `${r.irqWork ? ', run as irq_work' : ''}`,
   );
 }
 

@@ -10,7 +10,7 @@
 import { Arena } from '../arena.js';
 import type { GpFlavorStats } from '../coordinator.js';
 import { HashMap } from '../hash-map.js';
-import type { PresetName } from '../policy.js';
+import { PRESETS, type PresetName } from '../policy.js';
 import { siblingModule } from '../pool.js';
 import {
   CONTROL_STOP,
@@ -39,6 +39,11 @@ export interface HtabMemOptions {
   readonly gpMinMs?: { readonly rcu?: number; readonly ttrace?: number };
   /** The arena's memory limit. @defaultValue 1 GiB */
   readonly maxBytes?: number;
+  /**
+   * The preset with refills and trims run as the kernel's irq_work (policy refillWork
+   * 'irq-work'); immediate-reuse presets only. @defaultValue false
+   */
+  readonly irqWork?: boolean;
   readonly onProgress?: (fraction: number) => void;
 }
 
@@ -76,6 +81,15 @@ export interface HtabMemReport {
   readonly intervals: readonly { readonly perProdKops: number; readonly MiB: number }[];
   readonly failedUpdates: number;
   readonly gp: { readonly rcu: GpSummary; readonly ttrace: GpSummary };
+  /** Refills and trims run as irq_work (`irqWork`). */
+  readonly irqWork: boolean;
+  /** Refills (alloc_bulk) and trims (free_bulk) over the whole run, and per program run. */
+  readonly cacheEvents: {
+    readonly refills: number;
+    readonly trims: number;
+    readonly refillsPerRun: number;
+    readonly trimsPerRun: number;
+  };
   readonly conditions: MachineConditions;
 }
 
@@ -83,6 +97,9 @@ export interface HtabMemReport {
 export function htabMemProblem(o: HtabMemOptions): string | undefined {
   if (!HTAB_USE_CASES.includes(o.useCase)) {
     return `--use-case must be one of ${HTAB_USE_CASES.join(', ')}, got '${o.useCase}'`;
+  }
+  if (o.irqWork === true && PRESETS[o.policy]?.reuse !== 'immediate') {
+    return `--irq-work models the kernel's refill and trim: it needs an immediate-reuse preset (kernel-6.1, kernel-6.4, kernel-6.6, prealloc), got ${o.policy}`;
   }
   if (o.useCase === 'add_del_on_diff_cpu' && o.producers % 2 !== 0) {
     return `add_del_on_diff_cpu needs an even number of producers (it pairs an adding CPU with a deleting one), got ${o.producers}`;
@@ -108,7 +125,7 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
     // Not growable: V8 cannot hoist the bounds checks of length-tracking views on a growable
     // buffer (measured 4-5x slower map updates on Node 20). The OS commits pages as they are touched.
     maxBytes: options.maxBytes ?? 1 << 30,
-    policy,
+    policy: options.irqWork === true ? { ...PRESETS[policy], refillWork: 'irq-work' } : policy,
     gpMinMs,
     fixedSizes: preallocated ? [] : [elemBytes],
   });
@@ -138,6 +155,8 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       onProgress: options.onProgress,
     });
     const stats = arena.stats();
+    const counted = Array.from({ length: producers }, (_, i) => Atomics.load(control, runCounterWord(i)));
+    const runs = counted.reduce((a, b) => a + b, 0) / (useCase === 'batch_add_batch_del' ? 2 : 1);
     const perInterval = samples.map((s) => ({
       perProdKops: s.counts.reduce((a, b) => a + b, 0) / producers / s.seconds / 1000,
       MiB: s.bytes / MiB,
@@ -163,6 +182,13 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       intervals: perInterval.map((s) => ({ perProdKops: round2(s.perProdKops), MiB: round2(s.MiB) })),
       failedUpdates: results.reduce((n, r) => n + r.failedUpdates, 0),
       gp: { rcu: gpSummary(stats.gp.rcu), ttrace: gpSummary(stats.gp.ttrace) },
+      irqWork: options.irqWork === true,
+      cacheEvents: {
+        refills: stats.totals.refills,
+        trims: stats.totals.trims,
+        refillsPerRun: runs === 0 ? 0 : round2(stats.totals.refills / runs),
+        trimsPerRun: runs === 0 ? 0 : round2(stats.totals.trims / runs),
+      },
       conditions,
     };
   } finally {
