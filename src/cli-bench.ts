@@ -197,6 +197,10 @@ function printHtabMem(r: HtabMemReport): void {
   console.log(
     gpLine(r) + (r.failedUpdates > 0 ? `; ${r.failedUpdates} updates failed (map full or no memory)` : ''),
   );
+  console.log(
+    `memcg model (what the kernel bench reads): memory.current ${fixed2(r.memcg.avgMiB)}MiB, ` +
+      `memory.peak ${fixed2(r.memcg.peakMiB)}MiB, of which the CPUs' charge stocks ${fixed2(r.memcg.stocksMiB)}MiB at the end`,
+  );
   const e = r.cacheEvents;
   console.log(
     `Refills ${e.refills} (${fixed2(e.refillsPerRun)} per program run), trims ${e.trims} (${fixed2(e.trimsPerRun)} per run)` +

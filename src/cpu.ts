@@ -53,6 +53,7 @@ import {
   C_REFILLS,
   C_REMOTE_COUNT,
   C_REMOTE_OWNER,
+  C_SLAB_TAKEN,
   C_TRIM_TO,
   C_WAIT_COUNT,
   CACHE_SHIFT,
@@ -722,6 +723,7 @@ export class CpuHandle {
       if (need <= 0) return;
     }
     this.#splice(c, this.#slab.takeBatch(cls, need), this.#slab.lastTail, this.#slab.lastCount);
+    i32[c + C_SLAB_TAKEN] = (i32[c + C_SLAB_TAKEN] as number) + this.#slab.lastCount;
     if (this.#slab.lastCount >= need) return;
     i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
     if ((i32[c + C_FREE_COUNT] as number) !== 0) return;
@@ -735,6 +737,7 @@ export class CpuHandle {
     }
     if ((i32[c + C_FREE_COUNT] as number) === 0) {
       this.#splice(c, this.#slab.takeBatch(cls, want), this.#slab.lastTail, this.#slab.lastCount);
+      i32[c + C_SLAB_TAKEN] = (i32[c + C_SLAB_TAKEN] as number) + this.#slab.lastCount;
     }
     if ((i32[c + C_FREE_COUNT] as number) !== 0) this.#shrinker.succeeded();
   }

@@ -46,6 +46,7 @@ import {
   C_REMOTE_POSTS,
   C_REMOTE_TAIL,
   C_REMOTE_TAKES,
+  C_SLAB_RETURNED,
   C_TAKING_INBOX,
   C_TAKING_RETURN,
   C_TRIM_TO,
@@ -223,7 +224,7 @@ export class DeferredLists {
         // __free_by_rcu: to tgt's free_by_rcu_ttrace (kernel 6.6), or here (6.1, no hint yet).
         this.sendTtrace(cls, this.#hint ? (i32[c + C_RCU_TGT] as number) : this.cpu, head, tail, waiting);
       } else {
-        this.#slab.returnBatch(cls, head, tail, waiting);
+        this.#toSlab(c, cls, head, tail, waiting);
       }
     }
     const pile = i32[c + C_RCU_COUNT] as number;
@@ -269,7 +270,7 @@ export class DeferredLists {
         this.#maybeHelp(FLAVOR_TTRACE, c, i32[c + C_TT_COUNT] as number);
         return;
       }
-      this.#slab.returnBatch(cls, i32[c + C_TTW_HEAD] as number, i32[c + C_TTW_TAIL] as number, waiting);
+      this.#toSlab(c, cls, i32[c + C_TTW_HEAD] as number, i32[c + C_TTW_TAIL] as number, waiting);
       i32[c + C_TTW_COUNT] = 0;
       i32[c + C_TTW_HEAD] = 0;
     }
@@ -310,7 +311,7 @@ export class DeferredLists {
       this.sendTtrace(cls, target, head, this.#poppedTail, n);
       this.progressTtrace(cls);
     } else {
-      this.#slab.returnBatch(cls, head, this.#poppedTail, n);
+      this.#toSlab(c, cls, head, this.#poppedTail, n);
     }
   }
 
@@ -318,7 +319,13 @@ export class DeferredLists {
   flushFreeList(cls: number): void {
     const c = cacheWord(this.#layout, this.cpu, cls);
     const n = this.#i32[c + C_FREE_COUNT] as number;
-    if (n > 0) this.#slab.returnBatch(cls, this.#popFree(c, n), this.#poppedTail, n);
+    if (n > 0) this.#toSlab(c, cls, this.#popFree(c, n), this.#poppedTail, n);
+  }
+
+  /** Gives a chain of `n` units of the cache at word `c` back to the slab, counting them. */
+  #toSlab(c: number, cls: number, head: number, tail: number, n: number): void {
+    this.#slab.returnBatch(cls, head, tail, n);
+    this.#i32[c + C_SLAB_RETURNED] = (this.#i32[c + C_SLAB_RETURNED] as number) + n;
   }
 
   /** Unlinks the first `n` units of the free list at cache word `c`; returns the chain's head. */

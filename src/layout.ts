@@ -276,6 +276,13 @@ export const C_IDLE_MARK = 38;
  */
 export const C_TAKING_INBOX = 39;
 export const C_TAKING_RETURN = 40;
+/**
+ * Units this cache took from the slab (refills that reached it: the kernel's kmalloc in
+ * alloc_bulk) and gave back to it (the kernel's kfree), counted by whoever moved them (the
+ * owner, or the coordinator for a parked CPU); read by the htab-mem bench's memcg model.
+ */
+export const C_SLAB_TAKEN = 41;
+export const C_SLAB_RETURNED = 42;
 /** The owner-return inbox: other CPUs push chains (CAS on the head), the holder takes all. */
 export const C_X_RETURN_HEAD = 48;
 export const C_X_RETURN_COUNT = 49;
@@ -515,6 +522,8 @@ function checkConstants(): void {
       C_IDLE_MARK,
       C_TAKING_INBOX,
       C_TAKING_RETURN,
+      C_SLAB_TAKEN,
+      C_SLAB_RETURNED,
       C_X_RETURN_HEAD,
       C_X_RETURN_COUNT,
     ],

@@ -10,6 +10,7 @@
 import { Arena } from '../arena.js';
 import type { GpFlavorStats } from '../coordinator.js';
 import { HashMap } from '../hash-map.js';
+import { MemcgModel } from '../memcg.js';
 import { PRESETS, type PresetName } from '../policy.js';
 import { siblingModule } from '../pool.js';
 import {
@@ -22,6 +23,7 @@ import {
   initControl,
   runCounterWord,
 } from '../scenarios/htab-mem.js';
+import { GENERAL_CLASS_COUNT } from '../size-class.js';
 import { type MachineConditions, MiB, machineConditions, meanStddev, round2, sampledRun } from './measure.js';
 
 export { HTAB_USE_CASES, type HtabUseCase };
@@ -83,6 +85,13 @@ export interface HtabMemReport {
   readonly gp: { readonly rcu: GpSummary; readonly ttrace: GpSummary };
   /** Refills and trims run as irq_work (`irqWork`). */
   readonly irqWork: boolean;
+  /**
+   * What the kernel bench reads instead of memory in use: the cgroup's memory.current (mean over
+   * samples every 50 ms of the measured seconds) and memory.peak, from src/memcg.ts replaying
+   * every CPU's slab traffic (and the map's own pages, charged on the creating thread); and the
+   * charge the CPUs' stocks held at the end, used by nothing. MiB.
+   */
+  readonly memcg: { readonly avgMiB: number; readonly peakMiB: number; readonly stocksMiB: number };
   /** Refills (alloc_bulk) and trims (free_bulk) over the whole run, and per program run. */
   readonly cacheEvents: {
     readonly refills: number;
@@ -133,7 +142,33 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
   const buffer = new SharedArrayBuffer(controlWords(producers) * 4);
   const control = new Int32Array(buffer);
   initControl(control, producers);
+  // The memcg model: CPUs 0..producers-1, and the creating thread (bpf(BPF_MAP_CREATE)'s CPU).
+  const memcg = new MemcgModel(producers + 1);
+  const creator = producers;
+  const taken = new Float64Array(producers * arena.stats().classes.length);
+  const returned = new Float64Array(taken.length);
+  const memcgSamples: { readonly at: number; readonly bytes: number }[] = [];
+  // Only the map's own cache is the map's (htab->ma): the general classes are the arena's
+  // (bpf_global_ma's), not charged to the bench's cgroup; a pre-allocated map has none.
+  const mapClass = preallocated ? -1 : GENERAL_CLASS_COUNT;
+  const sampleMemcg = (): void => {
+    const stats = arena.stats();
+    for (const cpu of stats.cpus) {
+      for (const [cls, cache] of cpu.classes.entries()) {
+        if (cls !== mapClass) continue;
+        const k = cpu.cpu * stats.classes.length + cls;
+        const unit = stats.classes[cls]?.unitSize ?? 0;
+        memcg.chargeObjects(cpu.cpu, cache.slabTaken - (taken[k] as number), unit);
+        memcg.unchargeObjects(cpu.cpu, cache.slabReturned - (returned[k] as number), unit);
+        taken[k] = cache.slabTaken;
+        returned[k] = cache.slabReturned;
+      }
+    }
+    memcgSamples.push({ at: performance.now(), bytes: memcg.currentBytes });
+  };
+  let sampler: ReturnType<typeof setInterval> | undefined;
   try {
+    const before = arena.stats().bytesInUse;
     const ref = HashMap.create(arena, {
       keySize: 4,
       valueSize,
@@ -141,6 +176,11 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       prealloc: preallocated,
       ...(preallocated ? {} : { fixedCache: 0 }),
     });
+    // bpf_map_area_alloc: the buckets (and the pre-allocated elements), page by page.
+    const mapPages = Math.ceil((arena.stats().bytesInUse - before) / 4096);
+    for (let i = 0; i < mapPages; i++) memcg.chargePages(creator, 1);
+    const started = performance.now();
+    sampler = setInterval(sampleMemcg, 50);
     const args: HtabMemArgs = { ref, useCase, valueSize, control: buffer };
     const { samples, results } = await sampledRun<HtabMemResult>({
       arena,
@@ -154,6 +194,10 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       durationS: options.durationS,
       onProgress: options.onProgress,
     });
+    clearInterval(sampler);
+    sampleMemcg();
+    const measuredFrom = started + options.warmupS * 1000;
+    const measured = memcgSamples.filter((m) => m.at >= measuredFrom).map((m) => m.bytes / MiB);
     const stats = arena.stats();
     const counted = Array.from({ length: producers }, (_, i) => Atomics.load(control, runCounterWord(i)));
     const runs = counted.reduce((a, b) => a + b, 0) / (useCase === 'batch_add_batch_del' ? 2 : 1);
@@ -183,6 +227,11 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       failedUpdates: results.reduce((n, r) => n + r.failedUpdates, 0),
       gp: { rcu: gpSummary(stats.gp.rcu), ttrace: gpSummary(stats.gp.ttrace) },
       irqWork: options.irqWork === true,
+      memcg: {
+        avgMiB: round2(meanStddev(measured).mean),
+        peakMiB: round2(memcg.peakBytes / MiB),
+        stocksMiB: round2(memcg.stockBytes / MiB),
+      },
       cacheEvents: {
         refills: stats.totals.refills,
         trims: stats.totals.trims,
@@ -192,6 +241,7 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       conditions,
     };
   } finally {
+    clearInterval(sampler);
     await arena.close();
   }
 }
