@@ -194,7 +194,15 @@ describe('percpu-arena bench pack', () => {
       expect(typeof side.splits).toBe('number');
       expect(side.corrupt).toBe(0);
     }
-    for (const args of [['--programs', '3'], ['--cpus', '0'], ['--seed', 'x'], ['--bogus']]) {
+    for (const args of [
+      ['--programs', '3'],
+      ['--cpus', '0'],
+      ['--seed', 'x'],
+      ['--memory', 'disk'],
+      ['--sizes', 'huge'],
+      ['--instance-pages', '-1'],
+      ['--bogus'],
+    ]) {
       const bad = run('bench', 'pack', ...args);
       expect(bad.status, args.join(' ')).toBe(2);
       expect(bad.stderr).toMatch(/percpu-arena:/);

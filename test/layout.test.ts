@@ -100,6 +100,8 @@ const kMap: Record<string, Record<string, number>> = {
     C_IDLE_MARK: 38,
     C_TAKING_INBOX: 39,
     C_TAKING_RETURN: 40,
+    C_SLAB_TAKEN: 41,
+    C_SLAB_RETURNED: 42,
     C_X_RETURN_HEAD: 48,
     C_X_RETURN_COUNT: 49,
   },
@@ -120,7 +122,7 @@ const kMap: Record<string, Record<string, number>> = {
 
 describe('the memory map', () => {
   it('is version 6 with every field where the table says', () => {
-    expect(layout.LAYOUT_VERSION).toBe(6);
+    expect(layout.LAYOUT_VERSION).toBe(7);
     for (const [record, fields] of Object.entries(kMap)) {
       const names = layout
         .recordFields(record)

@@ -293,7 +293,7 @@ describe('PackAllocator and crash recovery', () => {
 
 describe('PackAllocator from worker CPUs', () => {
   it('two CPUs load and unload 512 programs at once: every image intact, everything given back', async () => {
-    const r = await runPackBench({ programs: 512, cpus: 2 });
+    const r = await runPackBench({ programs: 512, cpus: 2, memory: 'arena' });
     for (const side of [r.withPack, r.withoutPack]) {
       expect(side.failures).toBe(0);
       expect(side.corrupt).toBe(0);

@@ -21,6 +21,8 @@ import {
   C_REMOTE_COUNT,
   C_REMOTE_POSTS,
   C_REMOTE_TAKES,
+  C_SLAB_RETURNED,
+  C_SLAB_TAKEN,
   C_TRIMS,
   C_TT_COUNT,
   C_TTW_COUNT,
@@ -86,6 +88,9 @@ export interface CacheStats {
   readonly returnTakes: number;
   /** Units that passed an rcu GP on this cache. */
   readonly reclaimed: number;
+  /** Units this cache took from the slab, and gave back to it (the kernel's kmalloc / kfree). */
+  readonly slabTaken: number;
+  readonly slabReturned: number;
   /** The cache's watermarks and refill batch (0 while its CPU has never been online). */
   readonly low: number;
   readonly high: number;
@@ -220,6 +225,8 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
         returnPosts: i32[c + C_REMOTE_POSTS] as number,
         returnTakes: i32[c + C_REMOTE_TAKES] as number,
         reclaimed: i32[c + C_RECLAIMED] as number,
+        slabTaken: i32[c + C_SLAB_TAKEN] as number,
+        slabReturned: i32[c + C_SLAB_RETURNED] as number,
         low: i32[c + C_LOW] as number,
         high: i32[c + C_HIGH] as number,
         batch: i32[c + C_BATCH] as number,

@@ -38,6 +38,8 @@ const kHtabUsage = `htab-mem   the kernel's htab-mem benchmark on the arena's ha
                       add_del_on_diff_cpu needs an even count and defaults to
                       the largest even count not above them)
   --preallocated      pre-allocated map (the prealloc preset)
+  --irq-work          run refills and trims as the kernel's irq_work (deferred to the CPU's next
+                      allocator call), immediate-reuse presets only
 
 `;
 
@@ -100,6 +102,7 @@ async function htabMem(argv: string[]): Promise<number> {
     'value-size': { type: 'string' },
     producers: { type: 'string' },
     preallocated: { type: 'boolean', default: false },
+    'irq-work': { type: 'boolean', default: false },
   });
   if (values.help) {
     process.stdout.write(`Usage: percpu-arena bench htab-mem [options]\n\n${kHtabUsage}\n${kCommonUsage}`);
@@ -123,6 +126,7 @@ async function htabMem(argv: string[]): Promise<number> {
     ),
     policy: values.preallocated ? 'prealloc' : presetOption(values.policy),
     gpMinMs: gpTimingOptions(values, KERNEL_LIKE_GP_MS),
+    irqWork: values['irq-work'],
     ...timing(values),
   } as const;
   const problem = htabMemProblem(options);
@@ -192,6 +196,15 @@ function printHtabMem(r: HtabMemReport): void {
   );
   console.log(
     gpLine(r) + (r.failedUpdates > 0 ? `; ${r.failedUpdates} updates failed (map full or no memory)` : ''),
+  );
+  console.log(
+    `memcg model (what the kernel bench reads): memory.current ${fixed2(r.memcg.avgMiB)}MiB, ` +
+      `memory.peak ${fixed2(r.memcg.peakMiB)}MiB, of which the CPUs' charge stocks ${fixed2(r.memcg.stocksMiB)}MiB at the end`,
+  );
+  const e = r.cacheEvents;
+  console.log(
+    `Refills ${e.refills} (${fixed2(e.refillsPerRun)} per program run), trims ${e.trims} (${fixed2(e.trimsPerRun)} per run)` +
+      `${r.irqWork ? ', run as irq_work' : ''}`,
   );
 }
 

@@ -16,7 +16,7 @@ import { runXmalloc } from '../lab/benchmarks/xmalloc.js';
 import type { BarChart, TradeoffChart } from '../lab/report/charts.js';
 import { type CaseReport, type PackSection, type ReportSection, reportHtml } from '../lab/report/html.js';
 import { type PresetSafety, tortureEachPreset, verdictRows } from '../lab/report/verdict.js';
-import { packRows, packTable } from './bench-pack.js';
+import { packMemoryText, packRows, packTable } from './bench-pack.js';
 import { loadOptional, loadTable, type TableClass } from './optional-deps.js';
 import {
   defaultCpus,
@@ -300,9 +300,9 @@ function packReportSection(barChartSvg: (chart: BarChart) => string, r: PackBenc
   });
   return {
     description:
-      `${r.programs} programs loaded from ${r.cpus} CPUs into an executable pack allocator (2 MiB packs, RO+X as a whole) ` +
-      `and, side by side, each into a page-rounded region of its own (before bpf_prog_pack); the direct map is simulated ` +
-      `over the arena's addresses (docs/benchmarks.md). Sizes: ${r.sizes}.`,
+      `${r.programs} programs loaded into an executable pack allocator (2 MiB packs, RO+X as a whole) ` +
+      `and, side by side, each into a page-rounded region of its own (before bpf_prog_pack); ${packMemoryText(r)} ` +
+      `(docs/benchmarks.md); the kernel's rows are Aaron Lu's. Sizes: ${r.sizes}.`,
     directMapSvg,
     memorySvg,
     rows: packRows(r),

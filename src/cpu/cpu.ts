@@ -260,6 +260,13 @@ export class CpuHandle {
   readonly #scale: Uint8Array;
   readonly #lastEvent: Uint8Array;
   readonly #lastEventMs: Float64Array;
+  /**
+   * Policy refillWork 'irq-work' (owner-only): per class, whether a refill or trim was raised
+   * and not run yet (its gates are closed until it runs), and the trim's target then.
+   */
+  readonly #irqWork: boolean;
+  readonly #irqPending: Uint8Array;
+  readonly #irqTarget: Int32Array;
 
   /** Use `attach(shared, cpu)` or `arena.attach(cpu)`. */
   constructor(shared: SharedArena, cpu: number) {
@@ -302,6 +309,9 @@ export class CpuHandle {
     this.#scale = new Uint8Array(layout.classes).fill(1);
     this.#lastEvent = new Uint8Array(layout.classes);
     this.#lastEventMs = new Float64Array(layout.classes);
+    this.#irqWork = policy.irqWork;
+    this.#irqPending = new Uint8Array(layout.classes);
+    this.#irqTarget = new Int32Array(layout.classes);
     const rec = cpuWord(layout, cpu);
     this.#pinRcu = rec + CPU_X_PIN + FLAVOR_RCU;
     this.#pinTtrace = rec + CPU_X_PIN + FLAVOR_TTRACE;
@@ -446,6 +456,7 @@ export class CpuHandle {
   poll(): number {
     if (!this.#attached) this.#closedError();
     this.#checkOpen();
+    this.#runAllIrqWork();
     this.#returnIdle();
     return this.#lists.pollAll(false);
   }
@@ -499,12 +510,15 @@ export class CpuHandle {
       return;
     }
     this.#checkOpen();
+    if (this.#irqPending[cls] !== 0) this.#runIrqWork(cls);
     // c->tgt = the hint of the unit being freed: free_bulk sends the batch to its owner.
     const target = (i32[h] as number) >> HINT_CLASS_BITS;
     if (this.#lists.poison) this.#lists.poisonUnit(h << 2, cls);
     const count = (i32[c + C_FREE_COUNT] as number) + 1;
     this.#push(h, c, count);
-    if (count > (i32[c + C_HIGH] as number) && !this.#unbounded) {
+    if (count > (i32[c + C_HIGH] as number) && !this.#unbounded && this.#irqWork) {
+      this.#raiseIrqWork(cls, this.#hint ? target : this.cpu);
+    } else if (count > (i32[c + C_HIGH] as number) && !this.#unbounded) {
       if (this.#adaptive) this.#adapt(cls, kOverflow);
       // The adaptation may have raised the watermark past the count: then nothing to trim.
       if (count > (i32[c + C_HIGH] as number)) this.#lists.freeBulk(cls, this.#hint ? target : this.cpu);
@@ -639,6 +653,7 @@ export class CpuHandle {
     }
     const i32 = this.i32;
     const c = this.#cacheBase + (cls << CACHE_SHIFT);
+    if (this.#irqPending[cls] !== 0) this.#runIrqWork(cls);
     if ((i32[c + C_FREE_COUNT] as number) === 0) {
       if (this.#adaptive) this.#adapt(cls, kUnderflow);
       this.#lists.allocBulk(cls, i32[c + C_BATCH] as number, this.#chain, this.#shrinker);
@@ -653,12 +668,46 @@ export class CpuHandle {
     i32[c + C_ALLOCS] = (i32[c + C_ALLOCS] as number) + 1;
     i32[h] = this.#hintBase | cls;
     i32[h + 1] = (((i32[h + 1] as number) + UNIT_GENERATION_STEP) & ~UNIT_STATE_MASK) | UNIT_ALLOCATED;
-    if (count < (i32[c + C_LOW] as number)) {
+    if (count < (i32[c + C_LOW] as number) && this.#irqWork) {
+      this.#raiseIrqWork(cls, this.cpu);
+    } else if (count < (i32[c + C_LOW] as number)) {
       if (this.#adaptive) this.#adapt(cls, kUnderflow);
       this.#lists.allocBulk(cls, i32[c + C_BATCH] as number, this.#chain, this.#shrinker);
     }
     if (this.#handOutTwice) this.#faultUnit = unit;
     return unit + 8;
+  }
+
+  /**
+   * irq_work_raise: the refill or trim of `cls` waits for the next slow-path entry, which both
+   * gates now force (the kernel's self-interrupt after the raising call); `target` is c->tgt.
+   */
+  #raiseIrqWork(cls: number, target: number): void {
+    const c = this.#cacheBase + (cls << CACHE_SHIFT);
+    this.#irqPending[cls] = 1;
+    this.#irqTarget[cls] = target;
+    this.i32[c + C_GATE_LOW] = kGateClosed;
+    this.i32[c + C_GATE_HIGH] = -1;
+  }
+
+  /**
+   * bpf_mem_refill: decides from the count it finds (below low: alloc_bulk a batch; above
+   * high: free_bulk), then opens the gates again. Callers have checked that the arena is open.
+   */
+  #runIrqWork(cls: number): void {
+    const i32 = this.i32;
+    const c = this.#cacheBase + (cls << CACHE_SHIFT);
+    this.#irqPending[cls] = 0;
+    this.#setWatermarks(cls, this.#scale[cls] as number);
+    const count = i32[c + C_FREE_COUNT] as number;
+    if (count < (i32[c + C_LOW] as number)) {
+      this.#lists.allocBulk(cls, i32[c + C_BATCH] as number, this.#chain, this.#shrinker);
+    } else if (count > (i32[c + C_HIGH] as number)) this.#lists.freeBulk(cls, this.#irqTarget[cls] as number);
+  }
+
+  #runAllIrqWork(): void {
+    if (!this.#irqWork) return;
+    for (let cls = 0; cls < this.#classes; cls++) if (this.#irqPending[cls] !== 0) this.#runIrqWork(cls);
   }
 
   /**
@@ -794,6 +843,7 @@ export class CpuHandle {
   readonly #onDoorbell = (): boolean => {
     if (!this.#attached && !this.#parked) return false;
     if (this.#attached && readShared(this.i32, X_CLOSED) === 0) {
+      this.#runAllIrqWork();
       this.#returnIdle();
       this.#lists.pollAll(false);
     }

@@ -53,6 +53,8 @@ import {
   C_REMOTE_POSTS,
   C_REMOTE_TAIL,
   C_REMOTE_TAKES,
+  C_SLAB_RETURNED,
+  C_SLAB_TAKEN,
   C_TAKING_INBOX,
   C_TAKING_RETURN,
   C_TRIM_TO,
@@ -217,7 +219,7 @@ export class DeferredLists {
         // __free_by_rcu: to tgt's free_by_rcu_ttrace (kernel 6.6), or here (6.1, no hint yet).
         this.sendTtrace(cls, this.#hint ? (i32[c + C_RCU_TGT] as number) : this.cpu, head, tail, waiting);
       } else {
-        this.#slab.returnBatch(cls, head, tail, waiting);
+        this.#toSlab(c, cls, head, tail, waiting);
       }
     }
     const pile = i32[c + C_RCU_COUNT] as number;
@@ -263,7 +265,7 @@ export class DeferredLists {
         this.#maybeHelp(FLAVOR_TTRACE, c, i32[c + C_TT_COUNT] as number);
         return;
       }
-      this.#slab.returnBatch(cls, i32[c + C_TTW_HEAD] as number, i32[c + C_TTW_TAIL] as number, waiting);
+      this.#toSlab(c, cls, i32[c + C_TTW_HEAD] as number, i32[c + C_TTW_TAIL] as number, waiting);
       i32[c + C_TTW_COUNT] = 0;
       i32[c + C_TTW_HEAD] = 0;
     }
@@ -318,6 +320,7 @@ export class DeferredLists {
     }
     this.#slab.takeBatch(cls, need, chain);
     this.#splice(c, chain);
+    i32[c + C_SLAB_TAKEN] = (i32[c + C_SLAB_TAKEN] as number) + chain.count;
     if (chain.count >= need) return;
     i32[c + C_REFILL_SHORT] = (i32[c + C_REFILL_SHORT] as number) + 1;
     if ((i32[c + C_FREE_COUNT] as number) !== 0) return;
@@ -332,6 +335,7 @@ export class DeferredLists {
     if ((i32[c + C_FREE_COUNT] as number) === 0) {
       this.#slab.takeBatch(cls, want, chain);
       this.#splice(c, chain);
+      i32[c + C_SLAB_TAKEN] = (i32[c + C_SLAB_TAKEN] as number) + chain.count;
     }
     if ((i32[c + C_FREE_COUNT] as number) !== 0) reclaimer.succeeded();
   }
@@ -364,7 +368,7 @@ export class DeferredLists {
       this.sendTtrace(cls, target, head, tail, n);
       this.progressTtrace(cls);
     } else {
-      this.#slab.returnBatch(cls, head, tail, n);
+      this.#toSlab(c, cls, head, tail, n);
     }
   }
 
@@ -374,7 +378,13 @@ export class DeferredLists {
     const n = this.#i32[c + C_FREE_COUNT] as number;
     if (n === 0) return;
     const { head, tail } = this.#popFree(c, n);
+    this.#toSlab(c, cls, head, tail, n);
+  }
+
+  /** Gives a chain of `n` units of the cache at word `c` back to the slab, counting them. */
+  #toSlab(c: number, cls: number, head: number, tail: number, n: number): void {
     this.#slab.returnBatch(cls, head, tail, n);
+    this.#i32[c + C_SLAB_RETURNED] = (this.#i32[c + C_SLAB_RETURNED] as number) + n;
   }
 
   /** Unlinks the first `n` units of the free list at cache word `c` (see `#popFirst`). */

@@ -80,6 +80,15 @@ export interface Policy {
   readonly refillFromTtrace: 'none' | 'unsealed' | 'all';
   /** Where a unit goes once its rcu GP passed: the kernel's ttrace lists, or the free list (Hou Tao). */
   readonly afterRcuGp: 'ttrace' | 'free-list' | 'slab';
+  /**
+   * When a refill or trim runs: in the call that crosses the watermark (`inline`), or as the
+   * kernel's irq_work (`irq-work`): the crossing only raises the work, which runs on the same CPU
+   * before its next allocation or free of that class (where the kernel's self-interrupt fires,
+   * once the raising call re-enables interrupts), or at its next `poll()` or doorbell, and
+   * decides from the count it finds then (bpf_mem_refill). Immediate-reuse policies only.
+   * @defaultValue 'inline'
+   */
+  readonly refillWork?: 'inline' | 'irq-work';
 }
 
 export const PRESET_NAMES = [
@@ -103,6 +112,7 @@ const kernel61: Policy = {
   trimVia: 'ttrace',
   refillFromTtrace: 'none',
   afterRcuGp: 'ttrace',
+  refillWork: 'inline',
 };
 const kernel64: Policy = { ...kernel61, refillFromTtrace: 'unsealed' };
 const kernel66: Policy = { ...kernel61, remoteFree: 'hint', refillFromTtrace: 'all' };
@@ -153,6 +163,7 @@ const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
   trimVia: ['slab', 'ttrace'],
   refillFromTtrace: ['none', 'unsealed', 'all'],
   afterRcuGp: ['ttrace', 'free-list', 'slab'],
+  refillWork: ['inline', 'irq-work'],
 };
 
 /** Resolves a preset name or a policy object (missing fields from kernel-6.6); throws EINVAL. */
@@ -194,6 +205,12 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
       "options.policy: capacity 'adaptive' keeps reusable units; reuse 'free-after-gp' has none",
     );
   }
+  if (resolved.refillWork === 'irq-work' && resolved.reuse !== 'immediate') {
+    fail(
+      'EINVAL',
+      "options.policy: refillWork 'irq-work' models the kernel presets: it needs reuse 'immediate'",
+    );
+  }
   if (resolved.reuse === 'free-after-gp' && resolved.afterRcuGp !== 'slab') {
     fail(
       'EINVAL',
@@ -232,6 +249,8 @@ const P_CPU_GP = 1 << 11;
 /** Largest multiple of the kernel's watermarks an adaptive cache holds. */
 export const ADAPTIVE_MAX_SCALE = 8;
 const P_TRIM_TTRACE = 1 << 4;
+/** Refills and trims run as irq_work (policy refillWork 'irq-work'; src/cpu/cpu.ts). */
+const P_IRQ_WORK = 1 << 13;
 /** Refill from the ttrace lists: 0 none, 1 unsealed list only, 2 both (two bits). */
 const P_REFILL_SHIFT = 5;
 export const P_REFILL_ALL = 2;
@@ -246,6 +265,7 @@ export function encodePolicy(p: Policy): number {
     (p.gpDrive === 'cpus' ? P_CPU_GP : 0) |
     (p.sharing === 'depot' ? P_DEPOT : 0) |
     (p.trimVia === 'ttrace' ? P_TRIM_TTRACE : 0) |
+    (p.refillWork === 'irq-work' ? P_IRQ_WORK : 0) |
     (choices.refillFromTtrace.indexOf(p.refillFromTtrace) << P_REFILL_SHIFT) |
     (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT)
   );
@@ -261,6 +281,7 @@ export function decodePolicy(bits: number): Policy {
     trimVia: bits & P_TRIM_TTRACE ? 'ttrace' : 'slab',
     refillFromTtrace: choices.refillFromTtrace[(bits >> P_REFILL_SHIFT) & 3] as Policy['refillFromTtrace'],
     afterRcuGp: choices.afterRcuGp[(bits >> P_AFTER_RCU_SHIFT) & 3] as Policy['afterRcuGp'],
+    refillWork: bits & P_IRQ_WORK ? 'irq-work' : 'inline',
   };
 }
 
@@ -290,6 +311,8 @@ export interface PolicyWord {
   readonly refillFromTtrace: number;
   /** After the rcu GP: 0 the ttrace lists, 1 the free list, 2 the slab. */
   readonly afterRcuGp: number;
+  /** refillWork 'irq-work': a watermark crossing raises the refill or trim instead of running it. */
+  readonly irqWork: boolean;
 }
 
 /** Decodes an arena's policy word (header word H_POLICY). */
@@ -305,5 +328,6 @@ export function readPolicyWord(bits: number): PolicyWord {
     trimViaTtrace: (bits & P_TRIM_TTRACE) !== 0,
     refillFromTtrace: (bits >> P_REFILL_SHIFT) & 3,
     afterRcuGp: (bits >> P_AFTER_RCU_SHIFT) & 3,
+    irqWork: (bits & P_IRQ_WORK) !== 0,
   };
 }

@@ -14,7 +14,12 @@ export type OptionSpec =
   | { readonly kind: 'integer'; readonly min: number; readonly max: number; readonly optional?: boolean }
   | { readonly kind: 'number'; readonly min: number; readonly max: number; readonly optional?: boolean }
   | { readonly kind: 'oneOf'; readonly values: readonly string[]; readonly optional?: boolean }
-  | { readonly kind: 'boolean' | 'function' | 'gpMinMs'; readonly optional?: boolean };
+  | { readonly kind: 'boolean' | 'function' | 'gpMinMs'; readonly optional?: boolean }
+  | {
+      readonly kind: 'object';
+      readonly fields: Readonly<Record<string, OptionSpec>>;
+      readonly optional?: boolean;
+    };
 
 /** A preset name, required. */
 export const PRESET_OPTION: OptionSpec = { kind: 'oneOf', values: PRESET_NAMES };
@@ -28,32 +33,40 @@ export const seconds = (min: number, optional = false): OptionSpec => ({
   optional,
 });
 
-/** Throws EINVAL unless `options` is an object whose fields all match `spec`. */
+/**
+ * Throws EINVAL unless `options` is an object whose fields all match `spec` (`name` says where
+ * it sits: `options`, or a nested object's path).
+ */
 export function checkOptions(
   call: string,
   options: unknown,
   spec: Readonly<Record<string, OptionSpec>>,
+  name = 'options',
 ): void {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    fail('EINVAL', `${call}: options must be an object, got ${show(options)}`);
+    fail('EINVAL', `${call}: ${name} must be an object, got ${show(options)}`);
   }
   for (const key of Object.keys(options)) {
     if (!Object.hasOwn(spec, key)) {
-      fail('EINVAL', `${call}: unknown option '${key}' (one of ${Object.keys(spec).join(', ')})`);
+      fail('EINVAL', `${call}: unknown option '${name}.${key}' (one of ${Object.keys(spec).join(', ')})`);
     }
   }
   for (const [key, field] of Object.entries(spec)) {
     const value = (options as Record<string, unknown>)[key];
     if (value === undefined) {
-      if (field.optional !== true) fail('EINVAL', `${call}: options.${key} is required`);
+      if (field.optional !== true) fail('EINVAL', `${call}: ${name}.${key} is required`);
+      continue;
+    }
+    if (field.kind === 'object') {
+      checkOptions(call, value, field.fields, `${name}.${key}`);
       continue;
     }
     const problem = problemOf(field, value);
-    if (problem !== undefined) fail('EINVAL', `${call}: options.${key} ${problem}, got ${show(value)}`);
+    if (problem !== undefined) fail('EINVAL', `${call}: ${name}.${key} ${problem}, got ${show(value)}`);
   }
 }
 
-function problemOf(field: OptionSpec, value: unknown): string | undefined {
+function problemOf(field: Exclude<OptionSpec, { kind: 'object' }>, value: unknown): string | undefined {
   switch (field.kind) {
     case 'integer':
       return Number.isInteger(value) && (value as number) >= field.min && (value as number) <= field.max

@@ -29,7 +29,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -369,6 +369,8 @@ export const {
   C_IDLE_MARK,
   C_TAKING_INBOX,
   C_TAKING_RETURN,
+  C_SLAB_TAKEN,
+  C_SLAB_RETURNED,
   C_X_RETURN_HEAD,
   C_X_RETURN_COUNT,
 } = record('cache', CACHE_WORDS, [
@@ -459,7 +461,14 @@ export const {
    */
   ['C_TAKING_INBOX', 1, 'owner'],
   ['C_TAKING_RETURN', 1, 'owner'],
-  ['-', 7, 'pad'],
+  /**
+   * Units this cache took from the slab (refills that reached it: the kernel's kmalloc in
+   * alloc_bulk) and gave back to it (the kernel's kfree), counted by whoever moved them (the
+   * owner, or the coordinator for a parked CPU); read by the htab-mem bench's memcg model.
+   */
+  ['C_SLAB_TAKEN', 1, 'owner'],
+  ['C_SLAB_RETURNED', 1, 'owner'],
+  ['-', 5, 'pad'],
   // Line 3: the owner-return inbox: other CPUs push chains (CAS on the head), the holder takes all.
   ['C_X_RETURN_HEAD', 1, 'shared'],
   ['C_X_RETURN_COUNT', 1, 'shared'],

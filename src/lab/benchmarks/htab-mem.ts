@@ -11,7 +11,8 @@
  */
 import { Arena } from '../../arena/arena.js';
 import type { GpFlavorStats } from '../../arena/coordinator.js';
-import type { PresetName } from '../../epoch/policy.js';
+import { PRESETS, type PresetName } from '../../epoch/policy.js';
+import { GENERAL_CLASS_COUNT } from '../../memory/size-class.js';
 import { siblingModule } from '../../service/pool.js';
 import { fail } from '../../shm/errors.js';
 import { HashMap } from '../../structures/hash-map.js';
@@ -27,6 +28,7 @@ import {
   runCounterWord,
 } from '../scenarios/htab-mem.js';
 import { type MachineConditions, MiB, machineConditions, meanStddev, round2, sampledRun } from './measure.js';
+import { MemcgModel } from './memcg.js';
 
 export { HTAB_USE_CASES, type HtabUseCase };
 
@@ -43,6 +45,11 @@ export interface HtabMemOptions {
   readonly gpMinMs?: { readonly rcu?: number; readonly ttrace?: number };
   /** The arena's memory limit. @defaultValue 1 GiB */
   readonly maxBytes?: number;
+  /**
+   * The preset with refills and trims run as the kernel's irq_work (policy refillWork
+   * 'irq-work'); immediate-reuse presets only. @defaultValue false
+   */
+  readonly irqWork?: boolean;
   readonly onProgress?: (fraction: number) => void;
 }
 
@@ -80,6 +87,22 @@ export interface HtabMemReport {
   readonly intervals: readonly { readonly perProdKops: number; readonly MiB: number }[];
   readonly failedUpdates: number;
   readonly gp: { readonly rcu: GpSummary; readonly ttrace: GpSummary };
+  /** Refills and trims run as irq_work (`irqWork`). */
+  readonly irqWork: boolean;
+  /**
+   * What the kernel bench reads instead of memory in use: the cgroup's memory.current (mean over
+   * samples every 50 ms of the measured seconds) and memory.peak, from src/memcg.ts replaying
+   * every CPU's slab traffic (and the map's own pages, charged on the creating thread); and the
+   * charge the CPUs' stocks held at the end, used by nothing. MiB.
+   */
+  readonly memcg: { readonly avgMiB: number; readonly peakMiB: number; readonly stocksMiB: number };
+  /** Refills (alloc_bulk) and trims (free_bulk) over the whole run, and per program run. */
+  readonly cacheEvents: {
+    readonly refills: number;
+    readonly trims: number;
+    readonly refillsPerRun: number;
+    readonly trimsPerRun: number;
+  };
   readonly conditions: MachineConditions;
 }
 
@@ -93,12 +116,16 @@ const kHtabMemOptions: Readonly<Record<keyof HtabMemOptions, OptionSpec>> = {
   durationS: seconds(0.001),
   gpMinMs: GP_MIN_MS_OPTION,
   maxBytes: { kind: 'integer', min: 1, max: Number.MAX_SAFE_INTEGER, optional: true },
+  irqWork: { kind: 'boolean', optional: true },
   onProgress: { kind: 'function', optional: true },
 };
 
 export function htabMemProblem(o: HtabMemOptions): string | undefined {
   if (!HTAB_USE_CASES.includes(o.useCase)) {
     return `--use-case must be one of ${HTAB_USE_CASES.join(', ')}, got '${o.useCase}'`;
+  }
+  if (o.irqWork === true && PRESETS[o.policy]?.reuse !== 'immediate') {
+    return `--irq-work models the kernel's refill and trim: it needs an immediate-reuse preset (kernel-6.1, kernel-6.4, kernel-6.6, prealloc), got ${o.policy}`;
   }
   if (o.useCase === 'add_del_on_diff_cpu' && o.producers % 2 !== 0) {
     return `add_del_on_diff_cpu needs an even number of producers (it pairs an adding CPU with a deleting one), got ${o.producers}`;
@@ -125,7 +152,7 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
     // Not growable: V8 cannot hoist the bounds checks of length-tracking views on a growable
     // buffer (measured 4-5x slower map updates on Node 20). The OS commits pages as they are touched.
     maxBytes: options.maxBytes ?? 1 << 30,
-    policy,
+    policy: options.irqWork === true ? { ...PRESETS[policy], refillWork: 'irq-work' } : policy,
     gpMinMs,
     fixedSizes: preallocated ? [] : [elemBytes],
   });
@@ -133,7 +160,33 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
   const buffer = new SharedArrayBuffer(controlWords(producers) * 4);
   const control = new Int32Array(buffer);
   initControl(control, producers);
+  // The memcg model: CPUs 0..producers-1, and the creating thread (bpf(BPF_MAP_CREATE)'s CPU).
+  const memcg = new MemcgModel(producers + 1);
+  const creator = producers;
+  const taken = new Float64Array(producers * arena.stats().classes.length);
+  const returned = new Float64Array(taken.length);
+  const memcgSamples: { readonly at: number; readonly bytes: number }[] = [];
+  // Only the map's own cache is the map's (htab->ma): the general classes are the arena's
+  // (bpf_global_ma's), not charged to the bench's cgroup; a pre-allocated map has none.
+  const mapClass = preallocated ? -1 : GENERAL_CLASS_COUNT;
+  const sampleMemcg = (): void => {
+    const stats = arena.stats();
+    for (const cpu of stats.cpus) {
+      for (const [cls, cache] of cpu.classes.entries()) {
+        if (cls !== mapClass) continue;
+        const k = cpu.cpu * stats.classes.length + cls;
+        const unit = stats.classes[cls]?.unitSize ?? 0;
+        memcg.chargeObjects(cpu.cpu, cache.slabTaken - (taken[k] as number), unit);
+        memcg.unchargeObjects(cpu.cpu, cache.slabReturned - (returned[k] as number), unit);
+        taken[k] = cache.slabTaken;
+        returned[k] = cache.slabReturned;
+      }
+    }
+    memcgSamples.push({ at: performance.now(), bytes: memcg.currentBytes });
+  };
+  let sampler: ReturnType<typeof setInterval> | undefined;
   try {
+    const before = arena.stats().bytesInUse;
     const ref = HashMap.create(arena, {
       keySize: 4,
       valueSize,
@@ -141,6 +194,11 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       prealloc: preallocated,
       ...(preallocated ? {} : { fixedCache: 0 }),
     });
+    // bpf_map_area_alloc: the buckets (and the pre-allocated elements), page by page.
+    const mapPages = Math.ceil((arena.stats().bytesInUse - before) / 4096);
+    for (let i = 0; i < mapPages; i++) memcg.chargePages(creator, 1);
+    const started = performance.now();
+    sampler = setInterval(sampleMemcg, 50);
     const args: HtabMemArgs = { ref, useCase, valueSize, control: buffer };
     const { samples, results } = await sampledRun<HtabMemResult>({
       arena,
@@ -154,7 +212,13 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       durationS: options.durationS,
       onProgress: options.onProgress,
     });
+    clearInterval(sampler);
+    sampleMemcg();
+    const measuredFrom = started + options.warmupS * 1000;
+    const measured = memcgSamples.filter((m) => m.at >= measuredFrom).map((m) => m.bytes / MiB);
     const stats = arena.stats();
+    const counted = Array.from({ length: producers }, (_, i) => Atomics.load(control, runCounterWord(i)));
+    const runs = counted.reduce((a, b) => a + b, 0) / (useCase === 'batch_add_batch_del' ? 2 : 1);
     const perInterval = samples.map((s) => ({
       perProdKops: s.counts.reduce((a, b) => a + b, 0) / producers / s.seconds / 1000,
       MiB: s.bytes / MiB,
@@ -180,9 +244,22 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       intervals: perInterval.map((s) => ({ perProdKops: round2(s.perProdKops), MiB: round2(s.MiB) })),
       failedUpdates: results.reduce((n, r) => n + r.failedUpdates, 0),
       gp: { rcu: gpSummary(stats.gp.rcu), ttrace: gpSummary(stats.gp.ttrace) },
+      irqWork: options.irqWork === true,
+      memcg: {
+        avgMiB: round2(meanStddev(measured).mean),
+        peakMiB: round2(memcg.peakBytes / MiB),
+        stocksMiB: round2(memcg.stockBytes / MiB),
+      },
+      cacheEvents: {
+        refills: stats.totals.refills,
+        trims: stats.totals.trims,
+        refillsPerRun: runs === 0 ? 0 : round2(stats.totals.refills / runs),
+        trimsPerRun: runs === 0 ? 0 : round2(stats.totals.trims / runs),
+      },
       conditions,
     };
   } finally {
+    clearInterval(sampler);
     await arena.close();
   }
 }
