@@ -116,6 +116,8 @@ export const X_RECLAIM_SUCCEEDED = 51;
 export const X_FREE_SPANS = 52;
 export const X_FREE_SPAN_PAGES = 53;
 export const X_SPANS_RELEASED = 54;
+/** The same chain for the shared maps' tables (src/shared-table.ts): their bucket locks. */
+export const X_TABLE_CHAIN = 55;
 /** CPUs taken offline because their thread exited while it held them, and CPU stalls reported. */
 export const X_CPUS_RECOVERED = 56;
 export const X_STALLS = 57;

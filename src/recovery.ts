@@ -6,7 +6,7 @@
  * attached again:
  *
  * 1. Locks: every robust mutex (slab rows, the page lock, pack allocators, hash-map buckets and
- *    pool lists, qp-tries; src/sync.ts) whose word names the
+ *    pool lists, shared-map table buckets, qp-tries; src/sync.ts) whose word names the
  *    thread is repaired and released. A row's free list is walked by its count and cut at
  *    the first unit that is not a free unit of the row's class (the thread may have died between
  *    moving the head and fixing the count); the units cut off are reported as dropped.
@@ -82,6 +82,7 @@ import {
 } from './layout.js';
 import { recoverPackLocks } from './pack.js';
 import { recoverTrieLocks } from './qp-trie.js';
+import { recoverTableLocks } from './shared-table.js';
 import { forEachUnitStart, isUnitStart } from './slab.js';
 import { mutexRecover } from './sync.js';
 
@@ -140,6 +141,7 @@ export function recoverThread(
   if (mutexRecover(i32, X_PAGE_LOCK, deadThreadId, () => {})) locksReleased++;
   locksReleased += recoverPackLocks(i32, deadThreadId);
   locksReleased += recoverTrieLocks(i32, deadThreadId);
+  locksReleased += recoverTableLocks(i32, deadThreadId);
   const maps = recoverMapLocks(i32, deadThreadId);
   locksReleased += maps.released;
   droppedUnits += maps.unlinked;

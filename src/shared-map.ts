@@ -1,42 +1,53 @@
 /**
  * SharedMap: the service-level map — string or byte keys, values of any size as bytes, strings
  * or JSON — that every worker of a Node service reads from the arena without copying through
- * `postMessage`. It is the BPF hash map (src/hash-map.ts) holding, per key, a pointer and a
- * length: small values live in a slab unit, values above a unit (4088 bytes) in a block of the
- * arena's pack allocator (src/pack.ts). Read-side sections are taken inside every call, and
- * values are copied out, so a caller can neither forget a section nor hold memory past one.
+ * `postMessage`. Its index is a table of its own (src/shared-table.ts): one slab unit per entry
+ * holding the key's own bytes and the value's first bytes, a second unit for the rest of a
+ * value that one unit would fit badly, a block of the arena's pack allocator (src/pack.ts) for
+ * a value above a unit (4088 bytes) (src/shared-value.ts). Read-side sections are taken inside
+ * every call, and values are copied out (or viewed inside `read`'s callback only), so a caller
+ * can neither forget a section nor hold memory past one.
  *
- * ```
- * key in the hash map:   | kind (1 string, 2 bytes) | length (2 bytes, LE) | key bytes, zero-padded to maxKeyBytes |
- * value in the hash map: | blob pointer | length << 3 | kind << 1 | in a pack |
- * ```
- *
- * Replacing or deleting a value frees its old blob after a grace period: a slab blob with
- * `freeRcu`, a pack block through retired slots in the map's header page once the rcu epoch has
- * moved two past its retirement (the arena's proof, src/grace-period.ts), reaped by any handle's
- * next write or `reclaim()` — so a worker that ends leaves none behind. The map needs a policy that reuses hash-map elements only after a
- * GP (`arena`, or any preset but the immediate ones): `create` and `open` refuse
- * the others, under which a reader could copy a reused element's pointer.
+ * A `set` of a present key puts a new entry in the old one's place with one store: a `get`
+ * concurrent with any number of overwrites returns the old or the new value, never undefined
+ * (test/shared-map-overwrite.test.ts shows the kernel's link-then-unlink order missing).
+ * Replacing or deleting a value frees its old entry and tail with `freeRcu`, and a pack block
+ * through retired slots in the map's header page once the rcu epoch has moved two past its
+ * retirement (the arena's proof, src/grace-period.ts), reaped by any handle's next write or
+ * `reclaim()` — so a worker that ends leaves none behind. The map needs a policy that reuses
+ * memory only after a GP (`arena`, or any preset but the immediate ones): `create` and `open`
+ * refuse the others.
  *
  * Who may call: `SharedMap.create` any thread holding the arena; `SharedMap.open(cpu, ref)` or
  * `SharedMap.attach(shared, ref)` (a free CPU slot, once per thread: for piscina tasks and plain
  * workers) the thread owning the CPU, and the handle only from that thread. Shared words: those
- * of the hash map and the pack allocator, under their own locks; the header's pack ref (CAS from
+ * of the table and the pack allocator, under their own locks; the header's pack ref (CAS from
  * 0, once) and retired slots (each claimed by CAS to BUSY before it is written or freed, so a
- * block is freed once); blob bytes are written before
- * the element that points to them is published (the bucket lock's release orders them) and
- * never written again.
+ * block is freed once); entry and value bytes are written before the entry is published (the
+ * table's Atomics store) and never written again.
  */
 import type { Arena } from './arena.js';
 import { arenaBuffer, checkInteger, checkStructureRef } from './arguments.js';
 import { attachFree, type CpuHandle, type SharedArena } from './cpu.js';
 import { type ArenaError, fail } from './errors.js';
 import { isExpired, readBirthMs, readEpoch, requestEpoch } from './grace-period.js';
-import { HashMap, MapStatus } from './hash-map.js';
+import { decodeKey, KeyCodec, round4 } from './key-codec.js';
 import { FLAVOR_RCU, H_POLICY, PAGE_BYTES, readLayout } from './layout.js';
 import { PackAllocator } from './pack.js';
 import { PageAllocator } from './page-allocator.js';
 import { decodePolicy } from './policy.js';
+import {
+  E_HEAD_BYTES,
+  E_KEY_META,
+  E_TAIL,
+  E_VALUE_META,
+  ENTRY_HEADER_BYTES,
+  PC_HITS,
+  PC_MISSES,
+  PutStatus,
+  SharedTable,
+} from './shared-table.js';
+import { chargedBytes, copyBytes, decodeValue, encodeValue, IN_PACK, planHead } from './shared-value.js';
 import { MAX_ALLOC_BYTES } from './size-class.js';
 
 /** Options of `SharedMap.create`. */
@@ -47,6 +58,12 @@ export interface SharedMapOptions {
   readonly maxKeyBytes?: number;
   /** Largest value in bytes (UTF-8 or JSON text for strings and objects), 1..2^28. @defaultValue 1 MiB */
   readonly maxValueBytes?: number;
+  /**
+   * For tests only: `linkThenUnlink` overwrites in the kernel hash map's order (new entry at the
+   * bucket's head, then the old one unlinked), under which a concurrent `get` can miss a
+   * present key; the overwrite test proves it detects that.
+   */
+  readonly faults?: { readonly linkThenUnlink?: boolean };
 }
 
 /** A key: a string (UTF-8) or bytes; `'a'` and `Uint8Array.of(0x61)` are different keys. */
@@ -55,6 +72,7 @@ export type SharedMapKey = string | Uint8Array;
 export type SharedMapValue = Uint8Array | string | number | boolean | null | object;
 
 const S_MAGIC = 0;
+/** The table (src/shared-table.ts). */
 const S_MAP = 1;
 /** The pack allocator for large values, created by the first large `set` (0 until then). */
 const S_PACK = 2;
@@ -69,18 +87,8 @@ const RETIRED_SLOTS = (PAGE_BYTES / 4 - S_RETIRED) / 2;
 const SLOT_BUSY = -1;
 const MAP_MAGIC = 0x534d4150; // "SMAP"
 
-const KEY_PREFIX = 3;
-const KIND_STRING = 1;
-const KIND_BYTES = 2;
-const VALUE_BYTES = 0;
-const VALUE_STRING = 1;
-const VALUE_JSON = 2;
-const IN_PACK = 1;
-const MAX_KEY = 512 - KEY_PREFIX;
+const MAX_KEY = 509;
 const MAX_VALUE = 1 << 28;
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function checkPolicy(i32: Int32Array): void {
   if (decodePolicy(Atomics.load(i32, H_POLICY)).reuse === 'immediate') {
@@ -105,16 +113,12 @@ export class SharedMap {
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
   readonly cpu: CpuHandle;
-  readonly #map: HashMap;
+  readonly #table: SharedTable;
   #pack: PackAllocator | undefined;
   readonly #header: number;
   readonly #i32: Int32Array;
   readonly #bytes: Uint8Array;
-  readonly #key: Uint8Array;
-  readonly #element = new Uint8Array(8);
-  readonly #elementWords = new Int32Array(this.#element.buffer);
-  readonly #previous = new Uint8Array(8);
-  readonly #previousWords = new Int32Array(this.#previous.buffer);
+  readonly #key: KeyCodec;
   /** Pack blocks waiting for their GP that found every shared slot taken: block, epoch, … */
   readonly #overflow: number[] = [];
 
@@ -128,12 +132,12 @@ export class SharedMap {
     this.maxKeyBytes = i32[s + S_MAX_KEY] as number;
     this.maxValueBytes = i32[s + S_MAX_VALUE] as number;
     this.#header = s;
-    this.#map = HashMap.open(cpu, i32[s + S_MAP] as number);
-    this.#key = new Uint8Array(KEY_PREFIX + this.maxKeyBytes);
+    this.#table = SharedTable.open(cpu, i32[s + S_MAP] as number);
+    this.#key = new KeyCodec(this.maxKeyBytes, this.#table.seed);
   }
 
   /**
-   * Creates a map (a header page and its hash map; the pack allocator for large values comes
+   * Creates a map (a header page and its table; the pack allocator for large values comes
    * with the first one) and returns its `ref`. Throws `EINVAL` for bad options or an
    * immediate-reuse policy, `ENOMEM` without room (nothing is left allocated then).
    */
@@ -154,12 +158,11 @@ export class SharedMap {
     const pages = new PageAllocator(i32, readLayout(i32), buffer);
     const header = pages.allocSpan(1);
     if (header === 0) fail('ENOMEM', 'SharedMap.create: no room in the arena');
-    let map: number;
+    let table: number;
     try {
-      map = HashMap.create({ buffer } as SharedArena, {
-        keySize: KEY_PREFIX + maxKey,
-        valueSize: 8,
+      table = SharedTable.create({ buffer } as SharedArena, {
         maxEntries,
+        ...(options.faults ? { faults: options.faults } : {}),
       });
     } catch (error) {
       pages.lock(false);
@@ -169,7 +172,7 @@ export class SharedMap {
     }
     const s = header >> 2;
     i32.fill(0, s, s + PAGE_BYTES / 4);
-    i32[s + S_MAP] = map;
+    i32[s + S_MAP] = table;
     i32[s + S_MAX_KEY] = maxKey;
     i32[s + S_MAX_VALUE] = maxValue;
     Atomics.store(i32, s + S_MAGIC, MAP_MAGIC);
@@ -207,38 +210,39 @@ export class SharedMap {
 
   /** Entries now (exact when no write runs). */
   get size(): number {
-    return this.#map.size;
+    return this.#table.size;
   }
 
   /** The value of `key` (a copy: bytes, a string, or the parsed JSON), or undefined. */
   get(key: SharedMapKey): SharedMapValue | undefined {
-    const keyBytes = this.#encodeKey(key);
+    this.#key.load(key);
     const cpu = this.cpu;
     let kind: number;
     let copy: Uint8Array;
     cpu.readLock();
     try {
-      const at = this.#map.lookup(keyBytes);
-      if (at === 0) return undefined;
-      const ptr = this.#i32[at >> 2] as number;
-      const meta = this.#i32[(at >> 2) + 1] as number;
+      const e = this.#table.find(this.#key);
+      if (e === 0) {
+        this.#table.count(PC_MISSES);
+        return undefined;
+      }
+      this.#table.count(PC_HITS);
+      const meta = this.#i32[(e >> 2) + E_VALUE_META] as number;
       kind = (meta >>> 1) & 3;
-      const length = meta >>> 3;
-      copy = ptr === 0 ? new Uint8Array(0) : this.#bytes.slice(ptr, ptr + length);
+      copy = new Uint8Array(meta >>> 3);
+      this.#copyValue(e, meta, copy);
     } finally {
       cpu.readUnlock();
     }
-    if (kind === VALUE_BYTES) return copy;
-    const text = decoder.decode(copy);
-    return kind === VALUE_STRING ? text : (JSON.parse(text) as SharedMapValue);
+    return decodeValue(copy, kind) as SharedMapValue;
   }
 
   has(key: SharedMapKey): boolean {
-    const keyBytes = this.#encodeKey(key);
+    this.#key.load(key);
     const cpu = this.cpu;
     cpu.readLock();
     try {
-      return this.#map.lookup(keyBytes) !== 0;
+      return this.#table.find(this.#key) !== 0;
     } finally {
       cpu.readUnlock();
     }
@@ -249,59 +253,79 @@ export class SharedMap {
    * out. Throws `EINVAL` for a key or value that is not accepted (too long, not encodable).
    */
   set(key: SharedMapKey, value: SharedMapValue): boolean {
-    const keyBytes = this.#encodeKey(key);
-    const [bytes, kind] = this.#encodeValue(value);
+    const codec = this.#key;
+    codec.load(key);
+    const [bytes, kind] = encodeValue(value, this.maxValueBytes);
     this.#checkAttached();
     this.#reap();
-    const large = bytes.length > MAX_ALLOC_BYTES;
+    const n = bytes.length;
+    const base = ENTRY_HEADER_BYTES + round4(codec.length);
+    const large = n > MAX_ALLOC_BYTES;
     const pack = large ? this.#packs() : undefined;
     if (large && pack === undefined) return false;
-    let blob = 0;
-    if (bytes.length > 0) {
-      blob = pack ? pack.alloc(bytes.length) : this.cpu.alloc(bytes.length);
-      if (blob === 0) return false;
-      this.#bytes.set(bytes, blob);
-    }
-    this.#elementWords[0] = blob;
-    this.#elementWords[1] = (bytes.length << 3) | (kind << 1) | (large ? IN_PACK : 0);
-    let status: MapStatus;
-    try {
-      status = this.#map.update(keyBytes, this.#element, 0, this.#previous);
-    } catch (error) {
-      // Thrown after the new element was linked (its old element's free found the arena
-      // closed): the blob is published, the old one still has to go.
-      if (this.#map.published) {
-        if (this.#map.replaced) this.#retire();
-      } else {
-        this.#discard(blob, pack);
+    const head = large ? 0 : planHead(base, n);
+    const cpu = this.cpu;
+    const entry = cpu.alloc(base + head);
+    if (entry === 0) return false;
+    let tail = 0;
+    if (head < n) {
+      tail = pack ? pack.alloc(n) : cpu.alloc(n - head);
+      if (tail === 0) {
+        cpu.free(entry);
+        return false;
       }
-      throw error;
     }
-    if (status !== MapStatus.OK) {
-      this.#discard(blob, pack);
+    const i32 = this.#i32;
+    const w = entry >> 2;
+    i32.fill(0, w, w + (ENTRY_HEADER_BYTES >> 2));
+    i32[w + E_VALUE_META] = (n << 3) | (kind << 1) | (large ? IN_PACK : 0);
+    i32[w + E_TAIL] = tail;
+    i32[w + E_HEAD_BYTES] = head;
+    this.#table.writeKey(codec, entry);
+    const mem = this.#bytes;
+    copyBytes(bytes, 0, head, mem, entry + base);
+    if (tail !== 0) copyBytes(bytes, head, n - head, mem, tail);
+    const status = this.#table.put(codec, entry);
+    if (status === PutStatus.FULL) {
+      cpu.free(entry);
+      if (tail !== 0) {
+        if (pack) pack.free(tail);
+        else cpu.free(tail);
+      }
       return false;
     }
-    if (this.#map.replaced) this.#retire();
+    this.#table.chargeBytes(chargedBytes(base, head, n, large));
+    if (status === PutStatus.REPLACED) this.#release(this.#table.old);
     return true;
   }
 
   /** Removes `key`; false if it was absent. Throws `EINVAL` for a bad key. */
   delete(key: SharedMapKey): boolean {
-    const keyBytes = this.#encodeKey(key);
+    this.#key.load(key);
     this.#checkAttached();
     this.#reap();
-    if (this.#map.delete(keyBytes, this.#previous) !== MapStatus.OK) return false;
-    this.#retire();
+    if (!this.#table.remove(this.#key)) return false;
+    this.#release(this.#table.old);
     return true;
   }
 
   /** Every key (strings and bytes as they were set), read inside one read-side section. */
   keys(): SharedMapKey[] {
-    return this.#map.keys().map((k) => {
-      const length = (k[1] as number) | ((k[2] as number) << 8);
-      const bytes = k.slice(KEY_PREFIX, KEY_PREFIX + length);
-      return k[0] === KIND_STRING ? decoder.decode(bytes) : bytes;
-    });
+    const keys: SharedMapKey[] = [];
+    const table = this.#table;
+    const i32 = this.#i32;
+    const bytes = this.#bytes;
+    this.cpu.readLock();
+    try {
+      for (let b = 0; b < table.buckets; b++) {
+        table.forEachInBucket(b, (e) => {
+          keys.push(decodeKey(bytes, e + ENTRY_HEADER_BYTES, i32[(e >> 2) + E_KEY_META] as number));
+        });
+      }
+    } finally {
+      this.cpu.readUnlock();
+    }
+    return keys;
   }
 
   /** Entries, each value read when it is reached (not a snapshot of the whole map). */
@@ -330,6 +354,40 @@ export class SharedMap {
     if (!this.cpu.attached) fail('ECLOSED', `SharedMap: CPU ${this.cpu.cpu} is detached or parked`);
   }
 
+  /** Copies the value of entry `e` (value meta `meta`) into `target` from offset 0. */
+  #copyValue(e: number, meta: number, target: Uint8Array): void {
+    const i32 = this.#i32;
+    const w = e >> 2;
+    const n = meta >>> 3;
+    const tail = i32[w + E_TAIL] as number;
+    const mem = this.#bytes;
+    if ((meta & IN_PACK) !== 0) {
+      copyBytes(mem, tail, n, target, 0);
+      return;
+    }
+    const head = i32[w + E_HEAD_BYTES] as number;
+    const at = e + ENTRY_HEADER_BYTES + round4((i32[w + E_KEY_META] as number) & 0xffff);
+    copyBytes(mem, at, head, target, 0);
+    if (head < n) copyBytes(mem, tail, n - head, target, head);
+  }
+
+  /** An entry replaced or removed: its units go after a GP, its pack block is retired. */
+  #release(e: number): void {
+    const i32 = this.#i32;
+    const w = e >> 2;
+    const meta = i32[w + E_VALUE_META] as number;
+    const n = meta >>> 3;
+    const head = i32[w + E_HEAD_BYTES] as number;
+    const tail = i32[w + E_TAIL] as number;
+    const inPack = (meta & IN_PACK) !== 0;
+    const base = ENTRY_HEADER_BYTES + round4((i32[w + E_KEY_META] as number) & 0xffff);
+    this.#table.chargeBytes(-chargedBytes(base, head, n, inPack));
+    this.cpu.freeRcu(e);
+    if (tail === 0) return;
+    if (inPack) this.#retire(tail);
+    else this.cpu.freeRcu(tail);
+  }
+
   /** The map's pack allocator, created by the first large value; undefined without room. */
   #packs(): PackAllocator | undefined {
     if (this.#pack !== undefined) return this.#pack;
@@ -352,80 +410,12 @@ export class SharedMap {
     return this.#pack;
   }
 
-  /** A blob allocated for a value that was never published: nobody can hold it. */
-  #discard(blob: number, pack: PackAllocator | undefined): void {
-    if (blob === 0) return;
-    if (pack) pack.free(blob);
-    else this.cpu.free(blob);
-  }
-
-  #encodeKey(key: SharedMapKey): Uint8Array {
-    const out = this.#key;
-    let bytes: Uint8Array;
-    if (typeof key === 'string') {
-      bytes = encoder.encode(key);
-      out[0] = KIND_STRING;
-    } else if (key instanceof Uint8Array) {
-      bytes = key;
-      out[0] = KIND_BYTES;
-    } else {
-      fail('EINVAL', `SharedMap: a key must be a string or a Uint8Array, got ${typeof key}`);
-    }
-    if (bytes.length < 1 || bytes.length > this.maxKeyBytes) {
-      fail(
-        'EINVAL',
-        `SharedMap: a key must take 1 to ${this.maxKeyBytes} bytes, this one takes ${bytes.length}`,
-      );
-    }
-    out[1] = bytes.length & 0xff;
-    out[2] = bytes.length >>> 8;
-    out.fill(0, KEY_PREFIX);
-    out.set(bytes, KEY_PREFIX);
-    return out;
-  }
-
-  #encodeValue(value: SharedMapValue): [Uint8Array, number] {
-    let bytes: Uint8Array;
-    let kind: number;
-    if (value instanceof Uint8Array) {
-      bytes = value;
-      kind = VALUE_BYTES;
-    } else if (typeof value === 'string') {
-      bytes = encoder.encode(value);
-      kind = VALUE_STRING;
-    } else {
-      let text: string | undefined;
-      try {
-        text = JSON.stringify(value);
-      } catch (error) {
-        fail('EINVAL', `SharedMap: the value cannot be encoded as JSON (${(error as Error).message})`);
-      }
-      if (text === undefined) fail('EINVAL', `SharedMap: a value of type ${typeof value} cannot be stored`);
-      bytes = encoder.encode(text);
-      kind = VALUE_JSON;
-    }
-    if (bytes.length > this.maxValueBytes) {
-      fail(
-        'EINVAL',
-        `SharedMap: the value takes ${bytes.length} bytes, more than maxValueBytes (${this.maxValueBytes})`,
-      );
-    }
-    return [bytes, kind];
-  }
-
   /**
-   * The replaced or deleted value in #previous: its blob goes after a GP — a slab unit by
-   * `freeRcu`, a pack block through the shared retired slots (claimed by CAS: 0 → BUSY, epoch,
-   * then the block), so that any handle frees it once the epoch has moved two past, even after
-   * this thread is gone. With every slot taken, this handle keeps it.
+   * A replaced or deleted pack block goes after a GP through the shared retired slots (claimed
+   * by CAS: 0 → BUSY, epoch, then the block), so that any handle frees it once the epoch has
+   * moved two past, even after this thread is gone. With every slot taken, this handle keeps it.
    */
-  #retire(): void {
-    const blob = this.#previousWords[0] as number;
-    if (blob === 0) return;
-    if (((this.#previousWords[1] as number) & IN_PACK) === 0) {
-      this.cpu.freeRcu(blob);
-      return;
-    }
+  #retire(blob: number): void {
     const i32 = this.#i32;
     const epoch = readEpoch(i32, FLAVOR_RCU);
     requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0);
