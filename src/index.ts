@@ -30,7 +30,13 @@ export { QpTrie, type QpTrieOptions, TrieStatus, type TrieStep, type TrieVersion
 export type { RecoveryReport } from './recovery.js';
 export { REF_PAYLOAD_OFFSET, RefCounts } from './refcount.js';
 export { PointerQueue } from './ring.js';
-export { SharedMap, type SharedMapKey, type SharedMapOptions, type SharedMapValue } from './shared-map.js';
+export {
+  SharedMap,
+  type SharedMapKey,
+  type SharedMapOptions,
+  type SharedMapStats,
+  type SharedMapValue,
+} from './shared-map.js';
 export {
   CLASS_UNIT_SIZES,
   classOfSize,

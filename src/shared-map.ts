@@ -66,6 +66,18 @@ export interface SharedMapOptions {
   readonly faults?: { readonly linkThenUnlink?: boolean };
 }
 
+/** Counters of one map, summed over its handles (`SharedMap.stats`). */
+export interface SharedMapStats {
+  readonly entries: number;
+  /** Bytes the entries hold: their units, tail units and pack blocks (rounded to chunks). */
+  readonly bytes: number;
+  /** Bytes of the table itself (header, per-CPU counters, buckets). */
+  readonly tableBytes: number;
+  /** Lookups (`get`, `getInto`, `read`) that found their key, and that did not. */
+  readonly hits: number;
+  readonly misses: number;
+}
+
 /** A key: a string (UTF-8) or bytes; `'a'` and `Uint8Array.of(0x61)` are different keys. */
 export type SharedMapKey = string | Uint8Array;
 /** A value: bytes, a string, or anything `JSON.stringify` takes (returned parsed). */
@@ -119,6 +131,8 @@ export class SharedMap {
   readonly #i32: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #key: KeyCodec;
+  /** Where `read` puts together a value stored in two pieces (grown on demand). */
+  #assembly = new Uint8Array(0);
   /** Pack blocks waiting for their GP that found every shared slot taken: block, epoch, … */
   readonly #overflow: number[] = [];
 
@@ -235,6 +249,96 @@ export class SharedMap {
       cpu.readUnlock();
     }
     return decodeValue(copy, kind) as SharedMapValue;
+  }
+
+  /**
+   * Copies the value of `key` (its bytes: UTF-8 for strings and JSON) into `target` from
+   * offset 0 and returns its length; when `target` is too short nothing is copied and the length
+   * says how much is needed. -1 when the key is absent. No allocation.
+   */
+  getInto(key: SharedMapKey, target: Uint8Array): number {
+    if (!(target instanceof Uint8Array)) fail('EINVAL', 'SharedMap.getInto: the target must be a Uint8Array');
+    this.#key.load(key);
+    const cpu = this.cpu;
+    cpu.readLock();
+    try {
+      const e = this.#table.find(this.#key);
+      if (e === 0) {
+        this.#table.count(PC_MISSES);
+        return -1;
+      }
+      this.#table.count(PC_HITS);
+      const meta = this.#i32[(e >> 2) + E_VALUE_META] as number;
+      const n = meta >>> 3;
+      if (n <= target.length) this.#copyValue(e, meta, target);
+      return n;
+    } finally {
+      cpu.readUnlock();
+    }
+  }
+
+  /**
+   * Calls `reader` with the bytes of `key`'s value and returns what it returns (undefined, without
+   * a call, when the key is absent). The view is valid only inside the call: it is the arena's
+   * memory, read inside a section, and may be reused once the call returns — copy what you keep.
+   * A value stored in two pieces is put together in a buffer this handle reuses. After the call
+   * the entry's unit generation is checked: a unit reused inside the section (a policy that
+   * reuses at once, or a section left inside the callback) throws `ESTALE`.
+   */
+  read<R>(key: SharedMapKey, reader: (bytes: Uint8Array) => R): R | undefined {
+    if (typeof reader !== 'function') fail('EINVAL', 'SharedMap.read: the reader must be a function');
+    this.#key.load(key);
+    const cpu = this.cpu;
+    const i32 = this.#i32;
+    cpu.readLock();
+    try {
+      const e = this.#table.find(this.#key);
+      if (e === 0) {
+        this.#table.count(PC_MISSES);
+        return undefined;
+      }
+      this.#table.count(PC_HITS);
+      const w = e >> 2;
+      const generation = (i32[w - 1] as number) >>> 2;
+      const meta = i32[w + E_VALUE_META] as number;
+      const n = meta >>> 3;
+      const head = i32[w + E_HEAD_BYTES] as number;
+      let view: Uint8Array;
+      if ((meta & IN_PACK) !== 0) {
+        const at = i32[w + E_TAIL] as number;
+        view = this.#bytes.subarray(at, at + n);
+      } else if (head === n) {
+        const at = e + ENTRY_HEADER_BYTES + round4((i32[w + E_KEY_META] as number) & 0xffff);
+        view = this.#bytes.subarray(at, at + n);
+      } else {
+        if (this.#assembly.length < n)
+          this.#assembly = new Uint8Array(Math.max(n, 2 * this.#assembly.length));
+        this.#copyValue(e, meta, this.#assembly);
+        view = this.#assembly.subarray(0, n);
+      }
+      const result = reader(view);
+      if ((i32[w - 1] as number) >>> 2 !== generation) {
+        fail(
+          'ESTALE',
+          'SharedMap.read: the entry was reused while it was being read (a section was left inside the reader?)',
+        );
+      }
+      return result;
+    } finally {
+      cpu.readUnlock();
+    }
+  }
+
+  /** The map's counters now: entries, bytes its entries hold, hits and misses of every handle. */
+  stats(): SharedMapStats {
+    const table = this.#table;
+    return {
+      entries: table.size,
+      bytes: table.bytes,
+      tableBytes: table.pages * PAGE_BYTES,
+      hits: table.counter(PC_HITS),
+      misses: table.counter(PC_MISSES),
+    };
   }
 
   has(key: SharedMapKey): boolean {
