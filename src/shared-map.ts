@@ -243,8 +243,7 @@ export class SharedMap {
       this.#table.count(PC_HITS);
       const meta = this.#i32[(e >> 2) + E_VALUE_META] as number;
       kind = (meta >>> 1) & 3;
-      copy = new Uint8Array(meta >>> 3);
-      this.#copyValue(e, meta, copy);
+      copy = this.#sliceValue(e, meta);
     } finally {
       cpu.readUnlock();
     }
@@ -456,6 +455,24 @@ export class SharedMap {
 
   #checkAttached(): void {
     if (!this.cpu.attached) fail('ECLOSED', `SharedMap: CPU ${this.cpu.cpu} is detached or parked`);
+  }
+
+  /** A copy of the value of entry `e` (value meta `meta`): one `slice` when it is in one piece. */
+  #sliceValue(e: number, meta: number): Uint8Array {
+    const w = e >> 2;
+    const n = meta >>> 3;
+    const i32 = this.#i32;
+    if ((meta & IN_PACK) !== 0) {
+      const at = i32[w + E_TAIL] as number;
+      return this.#bytes.slice(at, at + n);
+    }
+    if ((i32[w + E_HEAD_BYTES] as number) === n) {
+      const at = e + ENTRY_HEADER_BYTES + round4((i32[w + E_KEY_META] as number) & 0xffff);
+      return this.#bytes.slice(at, at + n);
+    }
+    const copy = new Uint8Array(n);
+    this.#copyValue(e, meta, copy);
+    return copy;
   }
 
   /** Copies the value of entry `e` (value meta `meta`) into `target` from offset 0. */
