@@ -9,6 +9,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Arena } from './arena.js';
 import { fail } from './errors.js';
+import type { SharedMap, SharedMapStats } from './shared-map.js';
 import type { ArenaStats } from './stats.js';
 
 export interface ArenaMetricsOptions {
@@ -204,6 +205,90 @@ export function arenaMetrics(arena: Arena, options: ArenaMetricsOptions = {}): R
         collect() {
           this.reset();
           d.sample(stats(), (labels, value) => this.set({ ...labels, ...extra }, value));
+        },
+      });
+    }
+  }
+  return registry;
+}
+
+export interface SharedMapMetricsOptions {
+  /** The registry to register in. @defaultValue a new Registry */
+  readonly registry?: Registry;
+  /** Prefix of every metric name. @defaultValue 'percpu_arena_map_' */
+  readonly prefix?: string;
+  /** Labels added to every sample, e.g. `{ map: 'sessions' }` (one set per map in a registry). */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+const kMapDefinitions: readonly {
+  readonly type: 'counter' | 'gauge';
+  readonly name: string;
+  readonly help: string;
+  readonly of: (s: SharedMapStats) => number;
+}[] = [
+  {
+    type: 'gauge',
+    name: 'entries',
+    help: 'Entries in the map (expired ones not yet swept included).',
+    of: (s) => s.entries,
+  },
+  {
+    type: 'gauge',
+    name: 'bytes',
+    help: "Bytes the map's entries hold (units and pack blocks).",
+    of: (s) => s.bytes,
+  },
+  { type: 'counter', name: 'hits_total', help: 'Lookups that found their key.', of: (s) => s.hits },
+  {
+    type: 'counter',
+    name: 'misses_total',
+    help: 'Lookups that did not (or found it expired).',
+    of: (s) => s.misses,
+  },
+  { type: 'counter', name: 'evictions_total', help: 'Entries evicted to make room.', of: (s) => s.evictions },
+  {
+    type: 'counter',
+    name: 'expired_total',
+    help: 'Entries removed because their TTL had passed.',
+    of: (s) => s.expired,
+  },
+];
+
+/**
+ * Registers one SharedMap's counters (summed over every handle of every thread) in a registry
+ * and returns it; read from `map.stats()` at each scrape. Who may call: the thread owning `map`.
+ */
+export function sharedMapMetrics(map: SharedMap, options: SharedMapMetricsOptions = {}): Registry {
+  const registry = options.registry ?? new Registry();
+  const prefix = options.prefix ?? 'percpu_arena_map_';
+  const labels = options.labels ?? {};
+  let snapshot: { stats: SharedMapStats; at: number } | undefined;
+  const stats = (): SharedMapStats => {
+    const now = performance.now();
+    if (snapshot === undefined || now - snapshot.at > 50) snapshot = { stats: map.stats(), at: now };
+    return snapshot.stats;
+  };
+  for (const d of kMapDefinitions) {
+    const config = {
+      name: `${prefix}${d.name}`,
+      help: d.help,
+      labelNames: Object.keys(labels),
+      registers: [registry],
+    };
+    if (d.type === 'counter') {
+      new Counter({
+        ...config,
+        collect() {
+          this.reset();
+          this.inc(labels, d.of(stats()));
+        },
+      });
+    } else {
+      new Gauge({
+        ...config,
+        collect() {
+          this.set(labels, d.of(stats()));
         },
       });
     }

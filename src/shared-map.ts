@@ -30,18 +30,22 @@ import type { Arena } from './arena.js';
 import { arenaBuffer, checkInteger, checkStructureRef } from './arguments.js';
 import { attachFree, type CpuHandle, type SharedArena } from './cpu.js';
 import { type ArenaError, fail } from './errors.js';
-import { isExpired, readBirthMs, readEpoch, requestEpoch } from './grace-period.js';
+import { arenaNowMs, isExpired, readBirthMs, readEpoch, requestEpoch } from './grace-period.js';
 import { decodeKey, KeyCodec, round4 } from './key-codec.js';
 import { FLAVOR_RCU, H_POLICY, PAGE_BYTES, readLayout } from './layout.js';
 import { PackAllocator } from './pack.js';
 import { PageAllocator } from './page-allocator.js';
 import { decodePolicy } from './policy.js';
 import {
+  E_EXPIRES,
   E_HEAD_BYTES,
   E_KEY_META,
+  E_REFERENCED,
   E_TAIL,
   E_VALUE_META,
   ENTRY_HEADER_BYTES,
+  PC_EVICTIONS,
+  PC_EXPIRED,
   PC_HITS,
   PC_MISSES,
   PutStatus,
@@ -59,6 +63,20 @@ export interface SharedMapOptions {
   /** Largest value in bytes (UTF-8 or JSON text for strings and objects), 1..2^28. @defaultValue 1 MiB */
   readonly maxValueBytes?: number;
   /**
+   * Most bytes the entries may hold (their units and pack blocks, as `stats().bytes` counts
+   * them; the table's own pages are apart), 4096..2^34. Writers on several threads may pass it
+   * for a moment by one value each. @defaultValue no limit
+   */
+  readonly maxBytes?: number;
+  /**
+   * Make room when `maxEntries` or `maxBytes` would be passed by evicting entries that were not
+   * read recently (CLOCK: a reference bit per entry, a hand shared by the writers; expired
+   * entries go first), instead of `set` returning false. @defaultValue false
+   */
+  readonly evict?: boolean;
+  /** Time to live of every entry in ms, 1..2^30 (`set`'s `ttlMs` overrides it). @defaultValue none */
+  readonly ttlMs?: number;
+  /**
    * For tests only: `linkThenUnlink` overwrites in the kernel hash map's order (new entry at the
    * bucket's head, then the old one unlinked), under which a concurrent `get` can miss a
    * present key; the overwrite test proves it detects that.
@@ -73,9 +91,18 @@ export interface SharedMapStats {
   readonly bytes: number;
   /** Bytes of the table itself (header, per-CPU counters, buckets). */
   readonly tableBytes: number;
-  /** Lookups (`get`, `getInto`, `read`) that found their key, and that did not. */
+  /** Lookups (`get`, `getInto`, `read`) that found their key, and that did not (or found it expired). */
   readonly hits: number;
   readonly misses: number;
+  /** Entries removed to make room (`evict`), and entries removed because their TTL had passed. */
+  readonly evictions: number;
+  readonly expired: number;
+}
+
+/** Options of one `set`. */
+export interface SetOptions {
+  /** Time to live of this entry in ms, 1..2^30, or 0 for none (overrides the map's `ttlMs`). */
+  readonly ttlMs?: number;
 }
 
 /** A key: a string (UTF-8) or bytes; `'a'` and `Uint8Array.of(0x61)` are different keys. */
@@ -92,6 +119,10 @@ const S_MAX_KEY = 3;
 const S_MAX_VALUE = 4;
 /** Retired slots in use (a hint: reapers skip the scan at 0). */
 const S_RETIRED_COUNT = 5;
+/** maxBytes / 8 (0: no limit), evict (0 / 1), default TTL in ms (0: none). */
+const S_MAX_BYTES = 6;
+const S_EVICT = 7;
+const S_TTL = 8;
 /** Retired pack blocks waiting for their GP, shared by every handle: (block, epoch) pairs. */
 const S_RETIRED = 16;
 const RETIRED_SLOTS = (PAGE_BYTES / 4 - S_RETIRED) / 2;
@@ -101,6 +132,9 @@ const MAP_MAGIC = 0x534d4150; // "SMAP"
 
 const MAX_KEY = 509;
 const MAX_VALUE = 1 << 28;
+const MAX_TTL = 2 ** 30;
+/** Tries of a `set` that evicts to make room before it gives up (other writers fill it too). */
+const kEvictTries = 64;
 
 function checkPolicy(i32: Int32Array): void {
   if (decodePolicy(Atomics.load(i32, H_POLICY)).reuse === 'immediate') {
@@ -124,13 +158,23 @@ export class SharedMap {
   readonly ref: number;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
+  /** Most bytes the entries may hold (Infinity: no limit), whether `set` evicts, the default TTL. */
+  readonly maxBytes: number;
+  readonly evicts: boolean;
+  readonly ttlMs: number;
   readonly cpu: CpuHandle;
+  /**
+   * The clock TTLs are measured with, in ms (the arena's time: any thread reads the same).
+   * Tests replace it to move time.
+   */
+  clock: () => number;
   readonly #table: SharedTable;
   #pack: PackAllocator | undefined;
   readonly #header: number;
   readonly #i32: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #key: KeyCodec;
+  #destroyed = false;
   /** Where `read` puts together a value stored in two pieces (grown on demand). */
   #assembly = new Uint8Array(0);
   /** Pack blocks waiting for their GP that found every shared slot taken: block, epoch, … */
@@ -145,6 +189,12 @@ export class SharedMap {
     this.#bytes = cpu.bytes;
     this.maxKeyBytes = i32[s + S_MAX_KEY] as number;
     this.maxValueBytes = i32[s + S_MAX_VALUE] as number;
+    const maxBytes = i32[s + S_MAX_BYTES] as number;
+    this.maxBytes = maxBytes === 0 ? Number.POSITIVE_INFINITY : (maxBytes >>> 0) * 8;
+    this.evicts = i32[s + S_EVICT] === 1;
+    this.ttlMs = i32[s + S_TTL] as number;
+    const birth = readBirthMs(i32.buffer as SharedArrayBuffer);
+    this.clock = () => arenaNowMs(birth);
     this.#header = s;
     this.#table = SharedTable.open(cpu, i32[s + S_MAP] as number);
     this.#key = new KeyCodec(this.maxKeyBytes, this.#table.seed);
@@ -167,6 +217,14 @@ export class SharedMap {
       1,
       MAX_VALUE,
     );
+    const maxBytes =
+      options.maxBytes === undefined
+        ? 0
+        : checkInteger('SharedMap', 'maxBytes', options.maxBytes, 4096, 2 ** 34);
+    const evict = options.evict ?? false;
+    if (typeof evict !== 'boolean') fail('EINVAL', 'SharedMap: evict must be a boolean');
+    const ttl =
+      options.ttlMs === undefined ? 0 : checkInteger('SharedMap', 'ttlMs', options.ttlMs, 1, MAX_TTL);
     const i32 = new Int32Array(buffer);
     checkPolicy(i32);
     const pages = new PageAllocator(i32, readLayout(i32), buffer);
@@ -189,6 +247,9 @@ export class SharedMap {
     i32[s + S_MAP] = table;
     i32[s + S_MAX_KEY] = maxKey;
     i32[s + S_MAX_VALUE] = maxValue;
+    i32[s + S_MAX_BYTES] = Math.ceil(maxBytes / 8) | 0;
+    i32[s + S_EVICT] = evict ? 1 : 0;
+    i32[s + S_TTL] = ttl;
     Atomics.store(i32, s + S_MAGIC, MAP_MAGIC);
     return header;
   }
@@ -229,18 +290,15 @@ export class SharedMap {
 
   /** The value of `key` (a copy: bytes, a string, or the parsed JSON), or undefined. */
   get(key: SharedMapKey): SharedMapValue | undefined {
+    this.#checkLive();
     this.#key.load(key);
     const cpu = this.cpu;
     let kind: number;
     let copy: Uint8Array;
     cpu.readLock();
     try {
-      const e = this.#table.find(this.#key);
-      if (e === 0) {
-        this.#table.count(PC_MISSES);
-        return undefined;
-      }
-      this.#table.count(PC_HITS);
+      const e = this.#lookup();
+      if (e === 0) return undefined;
       const meta = this.#i32[(e >> 2) + E_VALUE_META] as number;
       kind = (meta >>> 1) & 3;
       copy = this.#sliceValue(e, meta);
@@ -256,17 +314,14 @@ export class SharedMap {
    * says how much is needed. -1 when the key is absent. No allocation.
    */
   getInto(key: SharedMapKey, target: Uint8Array): number {
+    this.#checkLive();
     if (!(target instanceof Uint8Array)) fail('EINVAL', 'SharedMap.getInto: the target must be a Uint8Array');
     this.#key.load(key);
     const cpu = this.cpu;
     cpu.readLock();
     try {
-      const e = this.#table.find(this.#key);
-      if (e === 0) {
-        this.#table.count(PC_MISSES);
-        return -1;
-      }
-      this.#table.count(PC_HITS);
+      const e = this.#lookup();
+      if (e === 0) return -1;
       const meta = this.#i32[(e >> 2) + E_VALUE_META] as number;
       const n = meta >>> 3;
       if (n <= target.length) this.#copyValue(e, meta, target);
@@ -285,18 +340,15 @@ export class SharedMap {
    * reuses at once, or a section left inside the callback) throws `ESTALE`.
    */
   read<R>(key: SharedMapKey, reader: (bytes: Uint8Array) => R): R | undefined {
+    this.#checkLive();
     if (typeof reader !== 'function') fail('EINVAL', 'SharedMap.read: the reader must be a function');
     this.#key.load(key);
     const cpu = this.cpu;
     const i32 = this.#i32;
     cpu.readLock();
     try {
-      const e = this.#table.find(this.#key);
-      if (e === 0) {
-        this.#table.count(PC_MISSES);
-        return undefined;
-      }
-      this.#table.count(PC_HITS);
+      const e = this.#lookup();
+      if (e === 0) return undefined;
       const w = e >> 2;
       const generation = (i32[w - 1] as number) >>> 2;
       const meta = i32[w + E_VALUE_META] as number;
@@ -328,8 +380,9 @@ export class SharedMap {
     }
   }
 
-  /** The map's counters now: entries, bytes its entries hold, hits and misses of every handle. */
+  /** The map's counters now (entries, bytes, hits, misses, evictions, expired), summed over every handle. */
   stats(): SharedMapStats {
+    this.#checkLive();
     const table = this.#table;
     return {
       entries: table.size,
@@ -337,15 +390,19 @@ export class SharedMap {
       tableBytes: table.pages * PAGE_BYTES,
       hits: table.counter(PC_HITS),
       misses: table.counter(PC_MISSES),
+      evictions: table.counter(PC_EVICTIONS),
+      expired: table.counter(PC_EXPIRED),
     };
   }
 
   has(key: SharedMapKey): boolean {
+    this.#checkLive();
     this.#key.load(key);
     const cpu = this.cpu;
     cpu.readLock();
     try {
-      return this.#table.find(this.#key) !== 0;
+      const e = this.#table.find(this.#key);
+      return e !== 0 && !this.#expired(e);
     } finally {
       cpu.readUnlock();
     }
@@ -355,18 +412,27 @@ export class SharedMap {
    * Sets `key` to `value`. Returns false, changing nothing, when the map is full or memory is
    * out. Throws `EINVAL` for a key or value that is not accepted (too long, not encodable).
    */
-  set(key: SharedMapKey, value: SharedMapValue): boolean {
+  set(key: SharedMapKey, value: SharedMapValue, options?: SetOptions): boolean {
+    this.#checkLive();
     const codec = this.#key;
     codec.load(key);
     const [bytes, kind] = encodeValue(value, this.maxValueBytes);
+    const ttl = options?.ttlMs ?? this.ttlMs;
+    if (ttl !== 0) checkInteger('SharedMap.set', 'ttlMs', ttl, 0, MAX_TTL);
     this.#checkAttached();
     this.#reap();
     const n = bytes.length;
     const base = ENTRY_HEADER_BYTES + round4(codec.length);
     const large = n > MAX_ALLOC_BYTES;
+    const head = large ? 0 : planHead(base, n);
+    const charge = chargedBytes(base, head, n, large);
+    let tries = 0;
+    if (charge > this.maxBytes) return false;
+    while (this.#table.bytes + charge > this.maxBytes) {
+      if (!this.evicts || tries++ >= kEvictTries || !this.#evictOne()) return false;
+    }
     const pack = large ? this.#packs() : undefined;
     if (large && pack === undefined) return false;
-    const head = large ? 0 : planHead(base, n);
     const cpu = this.cpu;
     const entry = cpu.alloc(base + head);
     if (entry === 0) return false;
@@ -384,11 +450,17 @@ export class SharedMap {
     i32[w + E_VALUE_META] = (n << 3) | (kind << 1) | (large ? IN_PACK : 0);
     i32[w + E_TAIL] = tail;
     i32[w + E_HEAD_BYTES] = head;
+    // New entries start referenced: the hand passes them once before they may go.
+    i32[w + E_REFERENCED] = 1;
+    if (ttl > 0) i32[w + E_EXPIRES] = (this.#now() + ttl) | 0 || 1;
     this.#table.writeKey(codec, entry);
     const mem = this.#bytes;
     copyBytes(bytes, 0, head, mem, entry + base);
     if (tail !== 0) copyBytes(bytes, head, n - head, mem, tail);
-    const status = this.#table.put(codec, entry);
+    let status = this.#table.put(codec, entry);
+    while (status === PutStatus.FULL && this.evicts && tries++ < kEvictTries && this.#evictOne()) {
+      status = this.#table.put(codec, entry);
+    }
     if (status === PutStatus.FULL) {
       cpu.free(entry);
       if (tail !== 0) {
@@ -397,23 +469,29 @@ export class SharedMap {
       }
       return false;
     }
-    this.#table.chargeBytes(chargedBytes(base, head, n, large));
+    this.#table.chargeBytes(charge);
     if (status === PutStatus.REPLACED) this.#release(this.#table.old);
     return true;
   }
 
-  /** Removes `key`; false if it was absent. Throws `EINVAL` for a bad key. */
+  /** Removes `key`; false if it was absent (or expired). Throws `EINVAL` for a bad key. */
   delete(key: SharedMapKey): boolean {
+    this.#checkLive();
     this.#key.load(key);
     this.#checkAttached();
     this.#reap();
     if (!this.#table.remove(this.#key)) return false;
-    this.#release(this.#table.old);
-    return true;
+    const old = this.#table.old;
+    // An expired entry is gone as far as callers can tell: removed, but not "deleted".
+    const wasLive = !this.#expired(old);
+    if (!wasLive) this.#table.count(PC_EXPIRED);
+    this.#release(old);
+    return wasLive;
   }
 
   /** Every key (strings and bytes as they were set), read inside one read-side section. */
   keys(): SharedMapKey[] {
+    this.#checkLive();
     const keys: SharedMapKey[] = [];
     const table = this.#table;
     const i32 = this.#i32;
@@ -422,7 +500,8 @@ export class SharedMap {
     try {
       for (let b = 0; b < table.buckets; b++) {
         table.forEachInBucket(b, (e) => {
-          keys.push(decodeKey(bytes, e + ENTRY_HEADER_BYTES, i32[(e >> 2) + E_KEY_META] as number));
+          if (!this.#expired(e))
+            keys.push(decodeKey(bytes, e + ENTRY_HEADER_BYTES, i32[(e >> 2) + E_KEY_META] as number));
         });
       }
     } finally {
@@ -443,6 +522,62 @@ export class SharedMap {
     return this.entries();
   }
 
+  /** Values, each read when it is reached. */
+  *values(): IterableIterator<SharedMapValue> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  /** Calls `callback(value, key, map)` for every entry, as `Map.prototype.forEach` does. */
+  forEach(
+    callback: (value: SharedMapValue, key: SharedMapKey, map: SharedMap) => void,
+    thisArg?: unknown,
+  ): void {
+    if (typeof callback !== 'function') fail('EINVAL', 'SharedMap.forEach: the callback must be a function');
+    for (const [key, value] of this.entries()) callback.call(thisArg, value, key, this);
+  }
+
+  /** Removes every entry (their memory goes after a grace period); returns how many. */
+  clear(): number {
+    this.#checkLive();
+    this.#checkAttached();
+    this.#reap();
+    return this.#table.clear((e) => this.#release(e));
+  }
+
+  /**
+   * Frees the map's memory: every entry, every large value (at once: call it only when no other
+   * thread uses the map, and use none of their handles afterwards), the table's pages and the
+   * header page; `open` then refuses the ref. What stays: the table's first page (crash
+   * recovery's chain of tables passes through it) and the pack allocator's tables, if a large
+   * value ever created it (its packs go back as they empty). This handle throws `ECLOSED` after.
+   */
+  destroy(): void {
+    this.#checkLive();
+    this.#checkAttached();
+    const pack = Atomics.load(this.#i32, this.#header + S_PACK) === 0 ? undefined : this.#packs();
+    this.#table.clear((e) => this.#release(e, pack));
+    if (pack) {
+      for (let slot = 0; slot < RETIRED_SLOTS; slot++) {
+        const block = Atomics.exchange(this.#i32, this.#header + S_RETIRED + 2 * slot, 0);
+        if (block > 0) pack.free(block);
+      }
+      for (let i = 0; i < this.#overflow.length; i += 2) pack.free(this.#overflow[i] as number);
+      this.#overflow.length = 0;
+    }
+    this.#destroyed = true;
+    const i32 = this.#i32;
+    const pages = new PageAllocator(i32, readLayout(i32), i32.buffer as SharedArrayBuffer);
+    Atomics.store(i32, this.#header + S_MAGIC, 0);
+    this.#table.retire();
+    pages.lock(false);
+    try {
+      if (this.#table.pages > 1) pages.freeSpanLocked(this.#table.ref + PAGE_BYTES, this.#table.pages - 1);
+      pages.freeSpanLocked(this.ref, 1);
+    } finally {
+      pages.unlock();
+    }
+  }
+
   /**
    * Frees the large values replaced or deleted (by any handle) whose grace period has passed;
    * returns how many still wait (any handle's next write or `reclaim` frees them).
@@ -451,6 +586,47 @@ export class SharedMap {
     this.#reap();
     // A reap's decrement may land before a retire's increment: never below 0.
     return Math.max(0, Atomics.load(this.#i32, this.#header + S_RETIRED_COUNT)) + this.#overflow.length / 2;
+  }
+
+  #checkLive(): void {
+    if (this.#destroyed) fail('ECLOSED', 'SharedMap: the map was destroyed');
+  }
+
+  /** Milliseconds now on the map's clock, as an int32 (deadlines wrap: compared by distance). */
+  #now(): number {
+    return Math.floor(this.clock()) | 0;
+  }
+
+  #expired(e: number): boolean {
+    const at = this.#i32[(e >> 2) + E_EXPIRES] as number;
+    return at !== 0 && ((this.#now() - at) | 0) >= 0;
+  }
+
+  /**
+   * The live entry of the current key, inside a section: counted as a hit (and marked
+   * referenced for the CLOCK hand) or a miss; an expired entry is a miss.
+   */
+  #lookup(): number {
+    const table = this.#table;
+    const e = table.find(this.#key);
+    if (e === 0 || this.#expired(e)) {
+      table.count(PC_MISSES);
+      return 0;
+    }
+    table.count(PC_HITS);
+    const ref = (e >> 2) + E_REFERENCED;
+    if (this.#i32[ref] === 0) this.#i32[ref] = 1;
+    return e;
+  }
+
+  /** Evicts one entry (an expired one, or one not read lately); false if none could go. */
+  #evictOne(): boolean {
+    const table = this.#table;
+    const victim = table.evict((e) => this.#expired(e));
+    if (victim === 0) return false;
+    table.count(table.expiredVictim ? PC_EXPIRED : PC_EVICTIONS);
+    this.#release(victim);
+    return true;
   }
 
   #checkAttached(): void {
@@ -492,8 +668,11 @@ export class SharedMap {
     if (head < n) copyBytes(mem, tail, n - head, target, head);
   }
 
-  /** An entry replaced or removed: its units go after a GP, its pack block is retired. */
-  #release(e: number): void {
+  /**
+   * An entry replaced or removed: its units go after a GP, its pack block is retired (or, from
+   * `destroy`, freed at once into `freeNow`).
+   */
+  #release(e: number, freeNow?: PackAllocator): void {
     const i32 = this.#i32;
     const w = e >> 2;
     const meta = i32[w + E_VALUE_META] as number;
@@ -505,8 +684,9 @@ export class SharedMap {
     this.#table.chargeBytes(-chargedBytes(base, head, n, inPack));
     this.cpu.freeRcu(e);
     if (tail === 0) return;
-    if (inPack) this.#retire(tail);
-    else this.cpu.freeRcu(tail);
+    if (!inPack) this.cpu.freeRcu(tail);
+    else if (freeNow) freeNow.free(tail);
+    else this.#retire(tail);
   }
 
   /** The map's pack allocator, created by the first large value; undefined without room. */

@@ -79,8 +79,13 @@ const T_NEXT = 7;
 const T_PAGES = 8;
 /** Entries now, on a line of their own. */
 const T_COUNT = 16;
-/** Bytes of units the entries hold (entry + tail units, pack blocks), on a line of their own. */
+/**
+ * Bytes of units the entries hold (entry + tail units, pack blocks), in 8-byte units so that an
+ * int32 counts up to 16 GiB, on a line of their own.
+ */
 const T_BYTES = 32;
+/** The CLOCK hand: the next bucket to look at (Atomics.add by every evicting writer). */
+const T_HAND = 48;
 const T_PERCPU = 64;
 const PC_WORDS = 16;
 export const PC_HITS = 0;
@@ -171,7 +176,7 @@ export class SharedTable {
 
   /** Bytes of the units and blocks the entries hold now. */
   get bytes(): number {
-    return Atomics.load(this.#i32, (this.ref >> 2) + T_BYTES);
+    return Atomics.load(this.#i32, (this.ref >> 2) + T_BYTES) * 8;
   }
 
   /** Buckets of the table (a power of two). */
@@ -184,9 +189,9 @@ export class SharedTable {
     return this.#i32[(this.ref >> 2) + T_PAGES] as number;
   }
 
-  /** Adds `delta` to the bytes the entries hold (the writer that linked or freed them). */
+  /** Adds `delta` (a multiple of 8) to the bytes the entries hold (the writer that linked or freed them). */
   chargeBytes(delta: number): void {
-    Atomics.add(this.#i32, (this.ref >> 2) + T_BYTES, delta);
+    Atomics.add(this.#i32, (this.ref >> 2) + T_BYTES, delta >> 3);
   }
 
   /** Adds one to this CPU's counter `which` (PC_HITS, …): a plain store, owner only. */
@@ -287,6 +292,92 @@ export class SharedTable {
     Atomics.sub(i32, (this.ref >> 2) + T_COUNT, 1);
     this.old = e;
     return true;
+  }
+
+  /**
+   * CLOCK: moves the shared hand bucket by bucket (one Atomics.add each, so writers on several
+   * threads sweep different buckets without a global lock) and unlinks the first entry that has
+   * expired (`expired(entry)`) or was not read since the hand last passed it, clearing the
+   * reference bit of those it passes over. Returns the entry unlinked (for the caller to free
+   * after a grace period; `expiredVictim` says which kind) or 0 when two sweeps found none.
+   */
+  evict(expired: (entry: number) => boolean): number {
+    const i32 = this.#i32;
+    const hand = (this.ref >> 2) + T_HAND;
+    const limit = 2 * (this.#mask + 1) + 1;
+    this.expiredVictim = false;
+    for (let step = 0; step < limit; step++) {
+      const at = Atomics.add(i32, hand, 1);
+      const head = this.#buckets + ((at & this.#mask) << 1);
+      if (Atomics.load(i32, head) === 0) continue;
+      robustLock(i32, head + 1);
+      // An expired entry anywhere in the bucket first, then CLOCK over the chain.
+      let link = head;
+      let e = i32[head] as number;
+      while (e !== 0 && !expired(e)) {
+        link = e >> 2;
+        e = i32[link] as number;
+      }
+      if (e !== 0) {
+        this.expiredVictim = true;
+      } else {
+        link = head;
+        e = i32[head] as number;
+        while (e !== 0 && i32[(e >> 2) + E_REFERENCED] !== 0) {
+          i32[(e >> 2) + E_REFERENCED] = 0;
+          link = e >> 2;
+          e = i32[link] as number;
+        }
+      }
+      if (e !== 0) {
+        const next = i32[e >> 2] as number;
+        Atomics.store(i32, link, next);
+        robustUnlock(i32, head + 1);
+        Atomics.sub(i32, (this.ref >> 2) + T_COUNT, 1);
+        // More entries in this bucket: the next eviction looks here again (unless another
+        // writer's hand moved on meanwhile).
+        if (i32[head] !== 0) Atomics.compareExchange(i32, hand, (at + 1) | 0, at);
+        return e;
+      }
+      robustUnlock(i32, head + 1);
+    }
+    return 0;
+  }
+
+  /** Whether the last `evict` took an expired entry (else one not recently read). */
+  expiredVictim = false;
+
+  /**
+   * Unlinks every entry, bucket by bucket (each chain cut off whole under its lock: a reader
+   * walking it goes on over entries freed only after a grace period), and calls `release` with
+   * each. Returns how many.
+   */
+  clear(release: (entry: number) => void): number {
+    const i32 = this.#i32;
+    let n = 0;
+    for (let b = 0; b <= this.#mask; b++) {
+      const head = this.#buckets + (b << 1);
+      if (Atomics.load(i32, head) === 0) continue;
+      robustLock(i32, head + 1);
+      let e = i32[head] as number;
+      Atomics.store(i32, head, 0);
+      robustUnlock(i32, head + 1);
+      let cut = 0;
+      while (e !== 0) {
+        const next = i32[e >> 2] as number;
+        release(e);
+        cut++;
+        e = next;
+      }
+      Atomics.sub(i32, (this.ref >> 2) + T_COUNT, cut);
+      n += cut;
+    }
+    return n;
+  }
+
+  /** Marks the table gone (its pages are about to be freed): crash recovery skips it. */
+  retire(): void {
+    Atomics.store(this.#i32, this.ref >> 2, 0);
   }
 
   /** Writes the codec's key, its hash and meta into a new entry (before `put`). */
