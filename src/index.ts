@@ -19,6 +19,8 @@ export {
   SharedMap,
   type SharedMapKey,
   type SharedMapOptions,
+  type SharedMapSetOptions,
+  type SharedMapStats,
   type SharedMapValue,
 } from './service/shared-map.js';
 export type { ArenaRef, SharedArena } from './shm/arena-ref.js';

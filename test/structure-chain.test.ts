@@ -3,7 +3,7 @@
  * recovery hands each region to the recoverer of its magic; a magic nobody registered throws.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena } from '../src/index.js';
+import { Arena, SharedMap } from '../src/index.js';
 import { X_STRUCT_CHAIN } from '../src/shm/layout.js';
 import {
   joinStructureChain,
@@ -31,6 +31,36 @@ describe('structure chain', () => {
       }
       expect(seen).toEqual([trie, pack, map]);
       expect(recoverStructures(i32, STRUCTURE_RECOVERERS, 12345)).toEqual({ released: 0, unlinked: 0 });
+    } finally {
+      arena.close();
+    }
+  });
+
+  it("a shared map's table joins the chain, and stays on it, passed over, once the map is destroyed", () => {
+    const arena = Arena.create({ cpus: 1, maxBytes: 8 << 20, policy: 'arena' });
+    try {
+      const ref = SharedMap.create(arena, { maxEntries: 16 });
+      const cpu = arena.attach(0);
+      const map = SharedMap.open(cpu, ref);
+      map.set('k', 'v');
+      const i32 = new Int32Array(arena.shared.buffer);
+      const chained = (): string[] => {
+        const names: string[] = [];
+        for (let at = Atomics.load(i32, X_STRUCT_CHAIN); at !== 0; ) {
+          const recoverer = STRUCTURE_RECOVERERS.get(i32[at >> 2] as number) as StructureRecoverer;
+          expect(recoverer).toBeDefined();
+          names.push(recoverer.name);
+          at = i32[(at >> 2) + recoverer.nextWord] as number;
+        }
+        return names;
+      };
+      expect(chained()).toEqual(['shared-map table']);
+      map.destroy();
+      // Its pages but the first are free; the first keeps the link under a magic of its own.
+      HashMap.create(arena, { keySize: 4, valueSize: 8, maxEntries: 16 });
+      expect(chained()).toEqual(['hash map', 'destroyed shared-map table']);
+      expect(recoverStructures(i32, STRUCTURE_RECOVERERS, 12345)).toEqual({ released: 0, unlinked: 0 });
+      cpu.detach();
     } finally {
       arena.close();
     }

@@ -10,6 +10,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { Arena } from '../arena/arena.js';
 import type { ArenaStats } from '../arena/stats.js';
 import { fail, show } from '../shm/errors.js';
+import { SharedMap, type SharedMapStats } from './shared-map.js';
 
 export interface ArenaMetricsOptions {
   /** The registry to register in. @defaultValue a new Registry */
@@ -165,32 +166,39 @@ const kDefinitions: readonly Definition[] = [
  * Registers the arena's metrics in a registry (a new one unless given) and returns it: serve
  * `await registry.metrics()` with `registry.contentType` on a `/metrics` endpoint.
  */
-export function arenaMetrics(arena: Arena, options: ArenaMetricsOptions = {}): Registry {
-  if (!(arena instanceof Arena)) fail('EINVAL', 'arenaMetrics(arena) needs an Arena');
-  if (options === null || typeof options !== 'object')
-    fail('EINVAL', 'arenaMetrics: options must be an object');
-  if (options.registry !== undefined && !(options.registry instanceof Registry)) {
-    fail('EINVAL', 'arenaMetrics: options.registry must be a prom-client Registry');
+/**
+ * EINVAL, naming `call`, unless `options` is an object whose registry is a prom-client Registry,
+ * whose prefix is a Prometheus metric name prefix and whose labels are Prometheus label names with
+ * string values, none of them in `builtIn` (the metrics' own labels, whose series would merge).
+ */
+function checkMetricsOptions(call: string, options: unknown, builtIn: ReadonlySet<string>): void {
+  if (options === null || typeof options !== 'object') fail('EINVAL', `${call}: options must be an object`);
+  const { registry, prefix, labels } = options as ArenaMetricsOptions;
+  if (registry !== undefined && !(registry instanceof Registry)) {
+    fail('EINVAL', `${call}: options.registry must be a prom-client Registry`);
   }
-  const registry = options.registry ?? new Registry();
-  const prefix = options.prefix ?? 'percpu_arena_';
-  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
-    fail('EINVAL', `arenaMetrics: prefix must be a Prometheus metric name prefix, got ${show(prefix)}`);
+  if (prefix !== undefined && (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix))) {
+    fail('EINVAL', `${call}: prefix must be a Prometheus metric name prefix, got ${show(prefix)}`);
   }
-  const extra = options.labels ?? {};
-  if (extra === null || typeof extra !== 'object') fail('EINVAL', 'arenaMetrics: labels must be an object');
-  const extraNames = Object.keys(extra);
-  for (const name of extraNames) {
-    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name) || typeof extra[name] !== 'string') {
-      fail('EINVAL', `arenaMetrics: label ${name} must be a Prometheus label name with a string value`);
+  if (labels === undefined) return;
+  if (labels === null || typeof labels !== 'object') fail('EINVAL', `${call}: labels must be an object`);
+  for (const name of Object.keys(labels)) {
+    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name) || typeof labels[name] !== 'string') {
+      fail('EINVAL', `${call}: label ${name} must be a Prometheus label name with a string value`);
+    }
+    if (builtIn.has(name)) {
+      fail('EINVAL', `${call}: label '${name}' is one the metrics use (${[...builtIn].join(', ')})`);
     }
   }
-  const builtIn = new Set(kDefinitions.flatMap((d) => d.labels));
-  for (const name of extraNames) {
-    // A label the metrics set themselves would merge their series silently.
-    if (builtIn.has(name))
-      fail('EINVAL', `arenaMetrics: label '${name}' is one the metrics use (${[...builtIn].join(', ')})`);
-  }
+}
+
+export function arenaMetrics(arena: Arena, options: ArenaMetricsOptions = {}): Registry {
+  if (!(arena instanceof Arena)) fail('EINVAL', 'arenaMetrics(arena) needs an Arena');
+  checkMetricsOptions('arenaMetrics', options, new Set(kDefinitions.flatMap((d) => d.labels)));
+  const registry = options.registry ?? new Registry();
+  const prefix = options.prefix ?? 'percpu_arena_';
+  const extra = options.labels ?? {};
+  const extraNames = Object.keys(extra);
   // One stats snapshot per scrape, shared by every gauge of that scrape.
   let snapshot: { stats: ArenaStats; at: number } | undefined;
   const stats = (): ArenaStats => {
@@ -219,6 +227,92 @@ export function arenaMetrics(arena: Arena, options: ArenaMetricsOptions = {}): R
         collect() {
           this.reset();
           d.sample(stats(), (labels, value) => this.set({ ...labels, ...extra }, value));
+        },
+      });
+    }
+  }
+  return registry;
+}
+
+export interface SharedMapMetricsOptions {
+  /** The registry to register in. @defaultValue a new Registry */
+  readonly registry?: Registry;
+  /** Prefix of every metric name. @defaultValue 'percpu_arena_map_' */
+  readonly prefix?: string;
+  /** Labels added to every sample, e.g. `{ map: 'sessions' }` (one set per map in a registry). */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+const kMapDefinitions: readonly {
+  readonly type: 'counter' | 'gauge';
+  readonly name: string;
+  readonly help: string;
+  readonly of: (s: SharedMapStats) => number;
+}[] = [
+  {
+    type: 'gauge',
+    name: 'entries',
+    help: 'Entries in the map (expired ones not yet swept included).',
+    of: (s) => s.entries,
+  },
+  {
+    type: 'gauge',
+    name: 'bytes',
+    help: "Bytes the map's entries hold (units and pack blocks).",
+    of: (s) => s.bytes,
+  },
+  { type: 'counter', name: 'hits_total', help: 'Lookups that found their key.', of: (s) => s.hits },
+  {
+    type: 'counter',
+    name: 'misses_total',
+    help: 'Lookups that did not (or found it expired).',
+    of: (s) => s.misses,
+  },
+  { type: 'counter', name: 'evictions_total', help: 'Entries evicted to make room.', of: (s) => s.evictions },
+  {
+    type: 'counter',
+    name: 'expired_total',
+    help: 'Entries removed because their TTL had passed.',
+    of: (s) => s.expired,
+  },
+];
+
+/**
+ * Registers one SharedMap's counters (summed over every handle of every thread) in a registry
+ * and returns it; read from `map.stats()` at each scrape. Who may call: the thread owning `map`.
+ */
+export function sharedMapMetrics(map: SharedMap, options: SharedMapMetricsOptions = {}): Registry {
+  if (!(map instanceof SharedMap)) fail('EINVAL', 'sharedMapMetrics(map) needs a SharedMap');
+  checkMetricsOptions('sharedMapMetrics', options, new Set());
+  const registry = options.registry ?? new Registry();
+  const prefix = options.prefix ?? 'percpu_arena_map_';
+  const labels = options.labels ?? {};
+  let snapshot: { stats: SharedMapStats; at: number } | undefined;
+  const stats = (): SharedMapStats => {
+    const now = performance.now();
+    if (snapshot === undefined || now - snapshot.at > 50) snapshot = { stats: map.stats(), at: now };
+    return snapshot.stats;
+  };
+  for (const d of kMapDefinitions) {
+    const config = {
+      name: `${prefix}${d.name}`,
+      help: d.help,
+      labelNames: Object.keys(labels),
+      registers: [registry],
+    };
+    if (d.type === 'counter') {
+      new Counter({
+        ...config,
+        collect() {
+          this.reset();
+          this.inc(labels, d.of(stats()));
+        },
+      });
+    } else {
+      new Gauge({
+        ...config,
+        collect() {
+          this.set(labels, d.of(stats()));
         },
       });
     }

@@ -28,10 +28,20 @@ export interface ArenaFaults {
    * the seal's epoch see the unit reused.
    */
   readonly oneEpochGp?: boolean;
+  /**
+   * Shared maps created in the arena overwrite in the kernel hash map's order (the new entry
+   * linked at the bucket's head, then the old one unlinked), under which a concurrent `get` can
+   * miss a present key: what the overwrite test must catch (src/structures/shared-table.ts).
+   */
+  readonly linkThenUnlink?: boolean;
 }
 
 /** The names of `ArenaFaults`, for the check of `createArenaWithFaults`. */
-export const FAULT_NAMES = ['handOutTwice', 'oneEpochGp'] as const satisfies readonly (keyof ArenaFaults)[];
+export const FAULT_NAMES = [
+  'handOutTwice',
+  'oneEpochGp',
+  'linkThenUnlink',
+] as const satisfies readonly (keyof ArenaFaults)[];
 
 /** What `arena.shared` holds: everything another thread needs to attach. Structured-cloneable. */
 export interface SharedArena {

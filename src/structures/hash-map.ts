@@ -37,6 +37,12 @@
  * - pool free lists: each CPU's list under its own robust mutex; its head is peeked without the lock
  *   as a hint only (the kernel's READ_ONCE(head->first) in pcpu_freelist_pop).
  *
+ * A lookup concurrent with an update of the same key may miss it (return 0 for a present key):
+ * the new element is linked at the head before the old one is unlinked, and a walk that was
+ * already past the head when the new one landed finds the old one gone (kernel/bpf/hashtab.c
+ * has the same window; BPF programs accept it). SharedMap needs old-or-new and has a table of
+ * its own (src/shared-table.ts) that replaces in place.
+ *
  * What a lookup may see: an element unlinked but not yet reused (it still points into the chain
  * it left: the walk goes on, as in the kernel), or, when the policy reuses at once, an element
  * that became something else: then its `next` leads to another bucket's nulls, or out of range,

@@ -9,5 +9,12 @@ import { recovererTable } from '../shm/structure-chain.js';
 import { mapRecoverer } from './hash-map.js';
 import { packRecoverer } from './pack.js';
 import { trieRecoverer } from './qp-trie.js';
+import { retiredTableRecoverer, tableRecoverer } from './shared-table.js';
 
-export const STRUCTURE_RECOVERERS = recovererTable([packRecoverer, trieRecoverer, mapRecoverer]);
+export const STRUCTURE_RECOVERERS = recovererTable([
+  packRecoverer,
+  trieRecoverer,
+  mapRecoverer,
+  tableRecoverer,
+  retiredTableRecoverer,
+]);

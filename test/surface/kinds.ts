@@ -74,6 +74,20 @@ export const kinds = {
   /** An Arena object (the creating thread's), not its `shared`. */
   arenaObject: [...kNotNumbers, v('undefined', undefined), w('arena.shared', (x) => x.arena.shared)],
   handle: [...kNotNumbers, v('undefined', undefined), w('an Arena', (x) => x.arena)],
+  /** A buffer to copy into: any Uint8Array (a short one is allowed), nothing else. */
+  byteTarget: [...kNotNumbers, v('undefined', undefined), v('42', 42), v('an Int32Array', new Int32Array(4))],
+  /** A function argument (a reader, a callback). */
+  callback: [
+    v('null', null),
+    v('a symbol', Symbol('x')),
+    v("'8'", '8'),
+    v('{}', {}),
+    v('[]', []),
+    v('undefined', undefined),
+    v('42', 42),
+  ],
+  /** A SharedMap handle (sharedMapMetrics). */
+  sharedMapObject: [...kNotNumbers, v('undefined', undefined), w('an Arena', (x) => x.arena)],
   /** What SharedMap.open takes: a CPU handle or an arena (`arena.shared` or the Arena). */
   cpuOrArena: [
     ...kNotNumbers,

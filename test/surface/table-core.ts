@@ -231,6 +231,21 @@ export const CORE_ENTRIES: Entry[] = [
     lifecycle: 'arena',
   },
   {
+    name: 'sharedMapMetrics',
+    args: (x) => [x.shared, {}],
+    call: (_, [m, o]) => metricsModule.sharedMapMetrics(m as Untyped, o as Untyped),
+    kinds: ['sharedMapObject', 'options'],
+    extra: [
+      [],
+      [
+        v("prefix '9x'", { prefix: '9x' }),
+        v('label value 1', { labels: { map: 1 } }),
+        v('registry {}', { registry: {} }),
+      ],
+    ],
+    lifecycle: 'none',
+  },
+  {
     name: 'arenaMetrics',
     args: (x) => [x.arena, {}],
     call: (_, [a, o]) => metricsModule.arenaMetrics(a as Untyped, o as Untyped),

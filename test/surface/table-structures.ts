@@ -323,6 +323,37 @@ export const STRUCTURE_ENTRIES: Entry[] = [
     lifecycle: 'handle',
   },
   { name: 'SharedMap.reclaim', args: none, call: (x) => x.shared.reclaim(), kinds: [], lifecycle: 'handle' },
+  {
+    name: 'SharedMap.getInto',
+    args: () => ['a', new Uint8Array(16)],
+    call: (x, [k, t]) => x.shared.getInto(k as Untyped, t as Untyped),
+    kinds: ['sharedKey', 'byteTarget'],
+    lifecycle: 'handle',
+  },
+  {
+    name: 'SharedMap.read',
+    args: () => ['a', (bytes: Uint8Array) => bytes.length],
+    call: (x, [k, f]) => x.shared.read(k as Untyped, f as Untyped),
+    kinds: ['sharedKey', 'callback'],
+    lifecycle: 'handle',
+  },
+  { name: 'SharedMap.stats', args: none, call: (x) => x.shared.stats(), kinds: [], lifecycle: 'handle' },
+  {
+    name: 'SharedMap.values',
+    args: none,
+    call: (x) => [...x.shared.values()],
+    kinds: [],
+    lifecycle: 'handle',
+  },
+  {
+    name: 'SharedMap.forEach',
+    args: () => [() => undefined],
+    call: (x, [f]) => x.shared.forEach(f as Untyped),
+    kinds: ['callback'],
+    lifecycle: 'handle',
+  },
+  { name: 'SharedMap.clear', args: none, call: (x) => x.shared.clear(), kinds: [], lifecycle: 'handle' },
+  { name: 'SharedMap.destroy', args: none, call: (x) => x.shared.destroy(), kinds: [], lifecycle: 'handle' },
 
   // --- RefCounts, UnitRefs, CheckedUnit, PointerQueue ---
   {
