@@ -25,4 +25,4 @@ export {
 } from './service/shared-map.js';
 export type { ArenaRef, SharedArena } from './shm/arena-ref.js';
 export { ArenaError, type ArenaErrorCode } from './shm/errors.js';
-export type { Pointer, SharedMapRef } from './shm/refs.js';
+export type { Branded, Pointer, SharedMapRef } from './shm/refs.js';

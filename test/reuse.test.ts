@@ -92,17 +92,19 @@ describe('stress: a unit held inside readLock is never reused before readUnlock'
 
 describe('stress: grace periods advance while the main thread is blocked', () => {
   it('CPUs advance the epochs themselves, so freeRcu never runs the arena out of memory', async () => {
-    // 8 MiB of pages: at most 131 072 units of 64 bytes. The writer frees far more than that
+    // 32 MiB of pages: at most 524 288 units of 64 bytes. The writer frees far more than that
     // with freeRcu while the main thread (the coordinator's) is blocked in Atomics.wait for
-    // 1.5 s. A reader preempted inside its section holds GPs back, as in the kernel: at ~10 M
-    // frees/s, 2 MiB lasted 3 ms of that on a loaded 2-core machine and allocations failed now
-    // and then; 8 MiB covers 13 ms, and a rare failure is allowed (see below).
+    // 1.5 s. A reader preempted inside its section holds GPs back, as in the kernel, for as long
+    // as the OS keeps it off its core: at ~5-10 M frees/s, 2 MiB lasted 3 ms of that on a loaded
+    // 2-core machine, and 8 MiB (13 ms) still saw 1 189 failures in 7.1 M writes on Node 24 while
+    // .ci/run's other test files shared the two cores; 32 MiB covers 50 ms, and a rare failure
+    // is allowed (see below).
     //
     // The point shows only if the writer freed more than twice the arena's capacity while this
     // thread was blocked. A starved run (once: 159 428 writes in 1.5 s on a busy machine) proves
     // nothing either way: it is run again, blocking twice as long, up to three times. What must
     // hold in every run (no reader sees reuse, memory within the limit) is checked in every run.
-    const maxBytes = 8 << 20;
+    const maxBytes = 32 << 20;
     const starved: number[] = [];
     for (let attempt = 0; attempt < 3; attempt++) {
       const run = startOracle(

@@ -44,6 +44,7 @@ const NO_INPUT = new Set([
   'CHUNK_BYTES',
   'CLASS_UNIT_SIZES',
   'DEFAULT_PRESET',
+  'HTAB_USE_CASES',
   'HUGE_BYTES',
   'MAX_ALLOC_BYTES',
   'MapStatus',

@@ -27,7 +27,24 @@ export {
   type Watermarks,
   watermarksFor,
 } from '../memory/size-class.js';
-export { type HtabMemOptions, type HtabMemReport, runHtabMem } from './benchmarks/htab-mem.js';
-export { type PackBenchOptions, type PackBenchReport, runPackBench } from './benchmarks/pack-bench.js';
+export {
+  type GpSummary,
+  HTAB_USE_CASES,
+  type HtabMemOptions,
+  type HtabMemReport,
+  type HtabUseCase,
+  runHtabMem,
+} from './benchmarks/htab-mem.js';
+export type { MachineConditions } from './benchmarks/measure.js';
+export {
+  type PackBenchOptions,
+  type PackBenchReport,
+  type PackMemory,
+  type PackSide,
+  type PackStage,
+  runPackBench,
+} from './benchmarks/pack-bench.js';
+export type { PhysicalModelOptions, ProgramSizes } from './benchmarks/pack-physical.js';
 export { runXmalloc, type XmallocOptions, type XmallocReport } from './benchmarks/xmalloc.js';
+export type { TortureStructure } from './scenarios/torture-common.js';
 export { runTorture, type TortureOptions, type TortureReport } from './torture-run.js';
