@@ -129,7 +129,31 @@ export function attach(shared: SharedArena, cpu: number): CpuHandle {
   if (shared === null || typeof shared !== 'object' || !(shared.buffer instanceof SharedArrayBuffer)) {
     fail('EINVAL', 'attach(shared, cpu) needs the `arena.shared` object of an arena');
   }
-  return new CpuHandle(shared, cpu);
+  return newHandle(shared, cpu);
+}
+
+/** Makes the handle of an arena of policy cache 'sheaves' (src/cpu/sheaf.ts registers it at load). */
+type SheafHandleMaker = (
+  shared: SharedArena,
+  cpu: number,
+  layout: Layout,
+  remoteToSlab: boolean,
+) => CpuHandle;
+let makeSheafHandle: SheafHandleMaker | undefined;
+
+/** Called once by src/cpu/sheaf.ts (which extends CpuHandle, so this module cannot import it). */
+export function registerSheafHandle(make: SheafHandleMaker): void {
+  makeSheafHandle = make;
+}
+
+/** A list handle, or a sheaf handle when the arena's policy says so: the one branch, at attach. */
+function newHandle(shared: SharedArena, cpu: number): CpuHandle {
+  const i32 = new Int32Array(shared.buffer);
+  const layout = readLayout(i32);
+  const policy = readPolicyWord(i32[H_POLICY] as number);
+  if (!policy.sheaves) return new CpuHandle(shared, cpu);
+  if (makeSheafHandle === undefined) throw new Error('percpu-arena: src/cpu/sheaf.ts was not loaded');
+  return makeSheafHandle(shared, cpu, layout, policy.sheafRemoteToSlab);
 }
 
 /**
@@ -144,7 +168,7 @@ export function attachFree(shared: SharedArena): CpuHandle {
   const cpus = readLayout(new Int32Array(shared.buffer)).cpus;
   for (let cpu = 0; cpu < cpus; cpu++) {
     try {
-      return new CpuHandle(shared, cpu);
+      return newHandle(shared, cpu);
     } catch (error) {
       if (!(error instanceof ArenaError) || error.code !== 'EBUSY') throw error;
     }

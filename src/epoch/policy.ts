@@ -14,6 +14,7 @@
  * reuse-after-gp  rcu lists              rcu lists            own ttrace lists              own free list            slab; refill reuses the ttrace lists first
  * free-after-gp   rcu lists              rcu lists            (never: free list only refills) slab                  —
  * prealloc        own free list          rcu lists            never (the pool only grows)   ttrace lists             slab
+ * sheaves         main sheaf             rcu_free sheaf       (no trims: spare, barn, slab) —                        —; src/cpu/sheaf.ts
  * arena           rcu lists              rcu lists            depot, else slab (cap 8 × high; idle: slab) own free list  —; remote frees go to the owner's rcu lists
  * ```
  * "tgt" is the kernel's hint: the owner of the unit whose free triggered the trim (one field per
@@ -63,7 +64,14 @@ export type CapacityChoice = 'fixed' | 'unbounded' | 'adaptive';
  */
 export type GpDriveChoice = 'coordinator' | 'cpus';
 
-/** A policy: five choices and three kernel details. */
+/**
+ * What a CPU caches freed units in: the kernel's bpf_mem_cache linked lists, or SLUB sheaves
+ * (mm/slub.c, kernel 6.18/7.0; src/cpu/sheaf.ts): per CPU a main and a spare array of unit
+ * pointers and an rcu_free array for freeRcu, exchanged whole with a barn (src/cpu/barn.ts).
+ */
+export type CacheChoice = 'lists' | 'sheaves';
+
+/** A policy: six choices and the kernels' details. */
 export interface Policy {
   readonly reuse: ReuseChoice;
   readonly remoteFree: RemoteFreeChoice;
@@ -80,6 +88,18 @@ export interface Policy {
   readonly refillFromTtrace: 'none' | 'unsealed' | 'all';
   /** Where a unit goes once its rcu GP passed: the kernel's ttrace lists, or the free list (Hou Tao). */
   readonly afterRcuGp: 'ttrace' | 'free-list' | 'slab';
+  /** Lists (bpf_mem_alloc) or sheaves (SLUB, 7.0); sheaves need reuse 'immediate'. */
+  readonly cache: CacheChoice;
+  /**
+   * Objects per sheaf: 0 for the kernel's formula by unit size (60 below 256 B, 28 below 1 KiB,
+   * 12 below 4 KiB, else 4: calculate_sheaf_capacity), or 1..60.
+   */
+  readonly sheafCapacity: number;
+  /**
+   * Where a sheaves CPU frees a unit another CPU allocated: into its own main sheaf, or straight
+   * to the slab around the sheaves (the kernel's rule for remote-node objects, 989b09b73978).
+   */
+  readonly sheafRemoteFree: 'sheaf' | 'slab';
 }
 
 export const PRESET_NAMES = [
@@ -91,10 +111,14 @@ export const PRESET_NAMES = [
   'free-after-gp',
   'prealloc',
   'arena',
+  'sheaves',
 ] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 const kernel61: Policy = {
+  cache: 'lists',
+  sheafCapacity: 0,
+  sheafRemoteFree: 'sheaf',
   reuse: 'immediate',
   remoteFree: 'local',
   sharing: 'none',
@@ -140,6 +164,9 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
     trimVia: 'slab',
     refillFromTtrace: 'none',
   },
+  // The kernel 7.0 slab as BPF would see it if bpf_mem_alloc were replaced by it: free is kfree
+  // into the main sheaf (immediate reuse), freeRcu is kfree_rcu into the rcu_free sheaf.
+  sheaves: { ...kernel61, cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab' },
 });
 
 export const DEFAULT_PRESET: PresetName = 'kernel-6.6';
@@ -153,6 +180,9 @@ const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
   trimVia: ['slab', 'ttrace'],
   refillFromTtrace: ['none', 'unsealed', 'all'],
   afterRcuGp: ['ttrace', 'free-list', 'slab'],
+  cache: ['lists', 'sheaves'],
+  sheafCapacity: Array.from({ length: 61 }, (_, k) => k),
+  sheafRemoteFree: ['sheaf', 'slab'],
 };
 
 /** Resolves a preset name or a policy object (missing fields from kernel-6.6); throws EINVAL. */
@@ -193,6 +223,9 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
       'EINVAL',
       "options.policy: capacity 'adaptive' keeps reusable units; reuse 'free-after-gp' has none",
     );
+  }
+  if (resolved.cache === 'sheaves' && (resolved.reuse !== 'immediate' || resolved.sharing !== 'none')) {
+    fail('EINVAL', "options.policy: cache 'sheaves' needs reuse 'immediate' and sharing 'none' (for now)");
   }
   if (resolved.reuse === 'free-after-gp' && resolved.afterRcuGp !== 'slab') {
     fail(
@@ -237,6 +270,10 @@ const P_REFILL_SHIFT = 5;
 export const P_REFILL_ALL = 2;
 /** After the rcu GP: 0 ttrace lists, 1 free list, 2 slab (two bits). */
 const P_AFTER_RCU_SHIFT = 7;
+/** Cache 'sheaves', remote frees around the sheaves, and the sheaf capacity (six bits). */
+const P_SHEAVES = 1 << 13;
+const P_SHEAF_REMOTE_SLAB = 1 << 14;
+const P_SHEAF_CAPACITY_SHIFT = 16;
 
 export function encodePolicy(p: Policy): number {
   return (
@@ -247,7 +284,10 @@ export function encodePolicy(p: Policy): number {
     (p.sharing === 'depot' ? P_DEPOT : 0) |
     (p.trimVia === 'ttrace' ? P_TRIM_TTRACE : 0) |
     (choices.refillFromTtrace.indexOf(p.refillFromTtrace) << P_REFILL_SHIFT) |
-    (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT)
+    (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT) |
+    (p.cache === 'sheaves' ? P_SHEAVES : 0) |
+    (p.sheafRemoteFree === 'slab' ? P_SHEAF_REMOTE_SLAB : 0) |
+    (p.sheafCapacity << P_SHEAF_CAPACITY_SHIFT)
   );
 }
 
@@ -261,6 +301,9 @@ export function decodePolicy(bits: number): Policy {
     trimVia: bits & P_TRIM_TTRACE ? 'ttrace' : 'slab',
     refillFromTtrace: choices.refillFromTtrace[(bits >> P_REFILL_SHIFT) & 3] as Policy['refillFromTtrace'],
     afterRcuGp: choices.afterRcuGp[(bits >> P_AFTER_RCU_SHIFT) & 3] as Policy['afterRcuGp'],
+    cache: bits & P_SHEAVES ? 'sheaves' : 'lists',
+    sheafCapacity: (bits >> P_SHEAF_CAPACITY_SHIFT) & 63,
+    sheafRemoteFree: bits & P_SHEAF_REMOTE_SLAB ? 'slab' : 'sheaf',
   };
 }
 
@@ -290,6 +333,12 @@ export interface PolicyWord {
   readonly refillFromTtrace: number;
   /** After the rcu GP: 0 the ttrace lists, 1 the free list, 2 the slab. */
   readonly afterRcuGp: number;
+  /** cache 'sheaves'. */
+  readonly sheaves: boolean;
+  /** sheafRemoteFree 'slab'. */
+  readonly sheafRemoteToSlab: boolean;
+  /** The explicit sheaf capacity, 0 for the kernel's formula. */
+  readonly sheafCapacity: number;
 }
 
 /** Decodes an arena's policy word (header word H_POLICY). */
@@ -305,5 +354,8 @@ export function readPolicyWord(bits: number): PolicyWord {
     trimViaTtrace: (bits & P_TRIM_TTRACE) !== 0,
     refillFromTtrace: (bits >> P_REFILL_SHIFT) & 3,
     afterRcuGp: (bits >> P_AFTER_RCU_SHIFT) & 3,
+    sheaves: (bits & P_SHEAVES) !== 0,
+    sheafRemoteToSlab: (bits & P_SHEAF_REMOTE_SLAB) !== 0,
+    sheafCapacity: (bits >> P_SHEAF_CAPACITY_SHIFT) & 63,
   };
 }
