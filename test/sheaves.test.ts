@@ -8,7 +8,8 @@
  * Capacities are the kernel's (kernel-2025.md §2.2), written out here.
  */
 import { describe, expect, it } from 'vitest';
-import { SheafCpuHandle } from '../src/cpu/sheaf.js';
+import { sheafHandleClass } from '../src/cpu/cpu.js';
+import type { SheafCpuHandle } from '../src/cpu/sheaf.js';
 import type { CpuHandle, Pointer } from '../src/index.js';
 import { Arena, type ArenaOptions } from '../src/index.js';
 import {
@@ -100,13 +101,13 @@ describe('sheaves preset', () => {
   it('attaches a sheaf handle with the kernel capacities; list presets keep the list handle', () => {
     const arena = Arena.create({ cpus: 1, coordinator: 'manual', policy: 'sheaves' });
     const a = arena.attach(0);
-    expect(a).toBeInstanceOf(SheafCpuHandle);
+    expect(a).toBeInstanceOf(sheafHandleClass());
     expect(arena.policy.cache).toBe('sheaves');
     const layout = readLayout(new Int32Array(arena.shared.buffer));
     expect(layout.sheaves).toBeGreaterThan(20);
     arena.close();
     const lists = Arena.create({ cpus: 1, coordinator: 'manual', policy: 'kernel-6.6' });
-    expect(lists.attach(0)).not.toBeInstanceOf(SheafCpuHandle);
+    expect(lists.attach(0)).not.toBeInstanceOf(sheafHandleClass());
     expect(readLayout(new Int32Array(lists.shared.buffer)).sheaves).toBe(0);
     lists.close();
   });

@@ -16,8 +16,6 @@ import type { Worker } from 'node:worker_threads';
 import { initialiseBarns, sheafPoolSize } from '../cpu/barn.js';
 import { attach, type CpuHandle, handlesOnThisThread } from '../cpu/cpu.js';
 import { ListsByCpu } from '../cpu/deferred.js';
-// Registers the sheaf handle with attach() (policy cache 'sheaves').
-import '../cpu/sheaf.js';
 import { FLAVOR_NAMES, type Flavor, flavorIndex, writeBirthMs } from '../epoch/grace-period.js';
 import { encodePolicy, type Policy, type PresetName, resolvePolicy } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';

@@ -90,6 +90,7 @@ import { type Chain, emptyChain } from '../shm/llist.js';
 import type { Pointer } from '../shm/refs.js';
 import { CpuSlot } from './cpu-slot.js';
 import { type DeferredLists, ListsByCpu } from './deferred.js';
+import { defineSheafHandle, type SheafHandleClass } from './sheaf.js';
 import { Shrinker } from './shrinker.js';
 
 /**
@@ -132,18 +133,12 @@ export function attach(shared: SharedArena, cpu: number): CpuHandle {
   return newHandle(shared, cpu);
 }
 
-/** Makes the handle of an arena of policy cache 'sheaves' (src/cpu/sheaf.ts registers it at load). */
-type SheafHandleMaker = (
-  shared: SharedArena,
-  cpu: number,
-  layout: Layout,
-  remoteToSlab: boolean,
-) => CpuHandle;
-let makeSheafHandle: SheafHandleMaker | undefined;
+let sheafClass: SheafHandleClass | undefined;
 
-/** Called once by src/cpu/sheaf.ts (which extends CpuHandle, so this module cannot import it). */
-export function registerSheafHandle(make: SheafHandleMaker): void {
-  makeSheafHandle = make;
+/** The sheaf handle class (src/cpu/sheaf.ts), made from CpuHandle on first use. */
+export function sheafHandleClass(): SheafHandleClass {
+  sheafClass ??= defineSheafHandle(CpuHandle);
+  return sheafClass;
 }
 
 /** A list handle, or a sheaf handle when the arena's policy says so: the one branch, at attach. */
@@ -152,8 +147,7 @@ function newHandle(shared: SharedArena, cpu: number): CpuHandle {
   const layout = readLayout(i32);
   const policy = readPolicyWord(i32[H_POLICY] as number);
   if (!policy.sheaves) return new CpuHandle(shared, cpu);
-  if (makeSheafHandle === undefined) throw new Error('percpu-arena: src/cpu/sheaf.ts was not loaded');
-  return makeSheafHandle(shared, cpu, layout, policy.sheafRemoteToSlab);
+  return new (sheafHandleClass())(shared, cpu, layout, policy.sheafRemoteToSlab);
 }
 
 /**
