@@ -112,13 +112,36 @@ describe('sheaves preset', () => {
     lists.close();
   });
 
-  it('rejects sheaves with a deferring reuse and a capacity out of range', () => {
+  it('rejects sheaves with reuse free-after-gp, a depot, owner return and a capacity out of range', () => {
     expect(() =>
-      Arena.create({ cpus: 1, policy: { cache: 'sheaves', reuse: 'after-gp', trimVia: 'slab' } }),
+      Arena.create({
+        cpus: 1,
+        policy: { cache: 'sheaves', reuse: 'free-after-gp', trimVia: 'slab', afterRcuGp: 'slab' },
+      }),
+    ).toThrow(/EINVAL.*cache 'sheaves'/);
+    expect(() =>
+      Arena.create({ cpus: 1, policy: { cache: 'sheaves', sharing: 'depot', trimVia: 'slab' } }),
     ).toThrow(/EINVAL.*cache 'sheaves'/);
     expect(() => Arena.create({ cpus: 1, policy: { cache: 'sheaves', sheafCapacity: 61 } })).toThrow(
       /EINVAL.*sheafCapacity/,
     );
+  });
+
+  it('sheaves-rcu: every free goes through the rcu_free sheaf and comes back whole after its GP', () => {
+    const arena = Arena.create({ cpus: 1, coordinator: 'manual', maxBytes: 16 << 20, policy: 'sheaves-rcu' });
+    const a = arena.attach(0);
+    const held = allocN(a, CAP64);
+    const freed = new Set(held);
+    for (const p of held) a.free(p);
+    expect(sheafStats(arena, 0).free_rcu_sheaf).toBe(1);
+    const early = allocN(a, 2 * CAP64);
+    for (const p of early) expect(freed.has(p)).toBe(false);
+    arena.advance('rcu');
+    arena.advance('rcu');
+    a.poll();
+    expect(arena.stats().classes[CLS64]?.barn).toBe(CAP64);
+    expectUnitsAccounted(arena, CLS64, early.length);
+    arena.close();
   });
 
   it('alloc miss: refill from the slab (BARN_GET_FAIL, SHEAF_REFILL), then a whole sheaf per capacity allocs', () => {

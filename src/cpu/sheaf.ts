@@ -38,6 +38,7 @@
  * recovery (src/arena/recovery.ts, `returnDeadSheaves`).
  */
 import { isExpired, readEpoch, requestEpoch } from '../epoch/grace-period.js';
+import { readPolicyWord } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';
 import { GENERAL_CLASS_COUNT, SIZE_TO_CLASS } from '../memory/size-class.js';
 import { isUnitStart, Slab } from '../memory/slab.js';
@@ -66,6 +67,7 @@ import {
   cacheWord,
   cpuWord,
   FLAVOR_RCU,
+  H_POLICY,
   HINT_CLASS_BITS,
   HINT_CLASS_MASK,
   type Layout,
@@ -204,12 +206,15 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     readonly #remoteToSlab: boolean;
     readonly #gpEpochs: number;
     readonly #pending: number;
+    /** Reuse 'after-gp' (the sheaves-rcu preset): every free is a freeRcu. */
+    readonly #freeViaRcu: boolean;
     /** True while attached and not parked (the base class keeps its own flag private). */
     #live = false;
 
     constructor(shared: SharedArena, cpu: number, layout: Layout, remoteToSlab: boolean) {
       super(shared, cpu);
       const i32 = this.i32;
+      this.#freeViaRcu = readPolicyWord(i32[H_POLICY] as number).deferring;
       this.#layout = layout;
       this.#barn = new Barn(i32, layout);
       this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
@@ -263,6 +268,10 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
 
     /** kfree: into the main sheaf; immediate reuse. */
     override free(ptr: Pointer): void {
+      if (this.#freeViaRcu) {
+        this.freeRcu(ptr);
+        return;
+      }
       if (!this.#live) this.#closed();
       if (ptr === 0) return;
       const h = this.#allocatedHeader(ptr);

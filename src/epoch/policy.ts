@@ -14,6 +14,7 @@
  * reuse-after-gp  rcu lists              rcu lists            own ttrace lists              own free list            slab; refill reuses the ttrace lists first
  * free-after-gp   rcu lists              rcu lists            (never: free list only refills) slab                  —
  * prealloc        own free list          rcu lists            never (the pool only grows)   ttrace lists             slab
+ * sheaves-rcu     rcu_free sheaf         rcu_free sheaf       (as sheaves)                  barn (a full sheaf)      —
  * sheaves         main sheaf             rcu_free sheaf       (no trims: spare, barn, slab) —                        —; src/cpu/sheaf.ts
  * arena           rcu lists              rcu lists            depot, else slab (cap 8 × high; idle: slab) own free list  —; remote frees go to the owner's rcu lists
  * ```
@@ -112,6 +113,7 @@ export const PRESET_NAMES = [
   'prealloc',
   'arena',
   'sheaves',
+  'sheaves-rcu',
 ] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
@@ -167,6 +169,9 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
   // The kernel 7.0 slab as BPF would see it if bpf_mem_alloc were replaced by it: free is kfree
   // into the main sheaf (immediate reuse), freeRcu is kfree_rcu into the rcu_free sheaf.
   sheaves: { ...kernel61, cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab' },
+  // The same slab with every free as kfree_rcu: into the rcu_free sheaf, reused a whole sheaf at
+  // a time from the barn after its GP (the comparison kernel-free-rcu is to kernel-6.6).
+  'sheaves-rcu': { ...kernel61, cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab', reuse: 'after-gp' },
 });
 
 export const DEFAULT_PRESET: PresetName = 'kernel-6.6';
@@ -224,8 +229,17 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
       "options.policy: capacity 'adaptive' keeps reusable units; reuse 'free-after-gp' has none",
     );
   }
-  if (resolved.cache === 'sheaves' && (resolved.reuse !== 'immediate' || resolved.sharing !== 'none')) {
-    fail('EINVAL', "options.policy: cache 'sheaves' needs reuse 'immediate' and sharing 'none' (for now)");
+  if (resolved.cache === 'sheaves' && (resolved.reuse === 'free-after-gp' || resolved.sharing !== 'none')) {
+    fail(
+      'EINVAL',
+      "options.policy: cache 'sheaves' needs reuse 'immediate' or 'after-gp' (every free through the rcu_free sheaf) and sharing 'none'",
+    );
+  }
+  if (resolved.cache === 'sheaves' && resolved.remoteFree === 'owner') {
+    fail(
+      'EINVAL',
+      "options.policy: cache 'sheaves' takes remote frees into the sheaves or the slab (sheafRemoteFree), not 'owner'",
+    );
   }
   if (resolved.reuse === 'free-after-gp' && resolved.afterRcuGp !== 'slab') {
     fail(
