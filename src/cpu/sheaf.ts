@@ -86,6 +86,28 @@ import type { Pointer } from '../shm/refs.js';
 import { BARN_E2BIG, BARN_NO_EMPTY, Barn } from './barn.js';
 import type { CpuHandle } from './cpu.js';
 
+/**
+ * The fast path spells these layout constants as literals (V8 on Node 20 does not fold imported
+ * constants in optimised code; see src/cpu/cpu.ts kFastPathLiterals); checked at load.
+ */
+const kSheafLiterals: ReadonlyArray<readonly [name: string, literal: number, actual: number]> = [
+  ['C_SHEAF_MAIN', 41, C_SHEAF_MAIN],
+  ['C_ALLOCS', 2, C_ALLOCS],
+  ['C_FREES', 3, C_FREES],
+  ['CACHE_SHIFT', 6, CACHE_SHIFT],
+  ['HINT_CLASS_MASK', 0xff, HINT_CLASS_MASK],
+  ['SHEAF_SIZE', 0, SHEAF_SIZE],
+  ['SHEAF_OBJECTS', 4, SHEAF_OBJECTS],
+  ['UNIT_STATE_MASK', 3, UNIT_STATE_MASK],
+  ['UNIT_ALLOCATED', 1, UNIT_ALLOCATED],
+  ['UNIT_FREE', 2, UNIT_FREE],
+  ['UNIT_GENERATION_STEP', 4, UNIT_GENERATION_STEP],
+];
+for (const [name, literal, actual] of kSheafLiterals) {
+  if (literal !== actual)
+    throw new Error(`percpu-arena: sheaf fast-path literal ${name} = ${literal} but layout says ${actual}`);
+}
+
 /** PCS_BATCH_MAX: units per slab flush. */
 const kFlushBatch = 32;
 /** The pending bit of the rcu flavor (src/cpu/deferred.ts): its RMW is the fence before a seal. */
@@ -277,8 +299,8 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       const h = this.#allocatedHeader(ptr);
       const i32 = this.i32;
       const hint = i32[h] as number;
-      const cls = hint & HINT_CLASS_MASK;
-      const c = this.#cacheBase + (cls << CACHE_SHIFT);
+      const cls = hint & 0xff;
+      const c = this.#cacheBase + (cls << 6);
       if (this.#remoteToSlab && hint >> HINT_CLASS_BITS !== this.cpu) {
         this.#checkOpen();
         i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
@@ -286,16 +308,18 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
         i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
         return;
       }
-      let main = i32[c + C_SHEAF_MAIN] as number;
-      let n = i32[main + SHEAF_SIZE] as number;
+      // Literals: see kSheafLiterals (C_SHEAF_MAIN 41, C_FREES 3; sheaf: size 0, objects 4;
+      // header: state mask 3, FREE 2).
+      let main = i32[c + 41] as number;
+      let n = i32[main] as number;
       if (n === (this.#capacity[cls] as number)) {
         main = this.#replaceFullMain(cls, c);
-        n = i32[main + SHEAF_SIZE] as number;
+        n = i32[main] as number;
       }
-      i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
-      i32[main + SHEAF_OBJECTS + n] = h << 2;
-      i32[main + SHEAF_SIZE] = n + 1;
-      i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
+      i32[h + 1] = ((i32[h + 1] as number) & ~3) | 2;
+      i32[main + 4 + n] = h << 2;
+      i32[main] = n + 1;
+      i32[c + 3] = (i32[c + 3] as number) + 1;
     }
 
     /** kfree_rcu: into the rcu_free sheaf; a full one is sealed with one epoch request. */
@@ -388,20 +412,22 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
 
     #sheafAlloc(cls: number): number {
       const i32 = this.i32;
+      // Literals: see kSheafLiterals (cache shift 6, C_SHEAF_MAIN 41, C_ALLOCS 2; sheaf: size 0,
+      // objects 4; header: generation step 4, state mask 3, ALLOCATED 1).
       const c = this.#cacheBase + (cls << 6);
-      let main = i32[c + C_SHEAF_MAIN] as number;
-      let n = i32[main] as number; // SHEAF_SIZE 0
+      let main = i32[c + 41] as number;
+      let n = i32[main] as number;
       if (n === 0) {
         main = this.#replaceEmptyMain(cls, c);
         if (main === 0) return 0;
         n = i32[main] as number;
       }
-      const unit = i32[main + SHEAF_OBJECTS + n - 1] as number;
+      const unit = i32[main + 3 + n] as number;
       i32[main] = n - 1;
-      i32[c + C_ALLOCS] = (i32[c + C_ALLOCS] as number) + 1;
+      i32[c + 2] = (i32[c + 2] as number) + 1;
       const h = unit >> 2;
       i32[h] = this.#hintBase | cls;
-      i32[h + 1] = (((i32[h + 1] as number) + UNIT_GENERATION_STEP) & ~UNIT_STATE_MASK) | UNIT_ALLOCATED;
+      i32[h + 1] = (((i32[h + 1] as number) + 4) & ~3) | 1;
       return unit + 8;
     }
 
