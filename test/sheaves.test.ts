@@ -8,7 +8,7 @@
  * Capacities are the kernel's (kernel-2025.md §2.2), written out here.
  */
 import { describe, expect, it } from 'vitest';
-import { sheafHandleClass } from '../src/cpu/cpu.js';
+import { sheafHandleClass } from '../src/cpu/attach.js';
 import type { SheafCpuHandle } from '../src/cpu/sheaf.js';
 import type { CpuHandle, Pointer } from '../src/index.js';
 import { Arena, type ArenaOptions } from '../src/index.js';

@@ -13,8 +13,9 @@
  * initialised.
  */
 import type { Worker } from 'node:worker_threads';
+import { attach } from '../cpu/attach.js';
 import { initialiseBarns, sheafPoolSize } from '../cpu/barn.js';
-import { attach, type CpuHandle, handlesOnThisThread } from '../cpu/cpu.js';
+import { type CpuHandle, handlesOnThisThread } from '../cpu/cpu.js';
 import { ListsByCpu } from '../cpu/deferred.js';
 import { FLAVOR_NAMES, type Flavor, flavorIndex, writeBirthMs } from '../epoch/grace-period.js';
 import { encodePolicy, type Policy, type PresetName, resolvePolicy } from '../epoch/policy.js';

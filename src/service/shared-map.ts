@@ -27,7 +27,8 @@
  * the element that points to them is published (the bucket lock's release orders them) and
  * never written again.
  */
-import { attachFree, CpuHandle } from '../cpu/cpu.js';
+import { attachFree } from '../cpu/attach.js';
+import { CpuHandle } from '../cpu/cpu.js';
 import { isExpired, readBirthMs, readEpoch, requestEpoch } from '../epoch/grace-period.js';
 import { decodePolicy } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';
