@@ -347,3 +347,16 @@ describe('rcu_free sheaf', () => {
     arena.close();
   });
 });
+
+describe('sheaf metrics', () => {
+  it('exports the SLUB_STATS counters as percpu_arena_sheaf_events_total{event}', async () => {
+    const { arenaMetrics } = await import('../src/service/metrics.js');
+    const arena = setup();
+    const a = arena.attach(0);
+    for (const p of allocN(a, 3)) a.free(p);
+    const text = await arenaMetrics(arena).metrics();
+    expect(text).toMatch(/percpu_arena_sheaf_events_total\{event="alloc_fastpath"\} 3/);
+    expect(text).toMatch(/percpu_arena_sheaf_events_total\{event="barn_get_fail"\} 1/);
+    arena.close();
+  });
+});
