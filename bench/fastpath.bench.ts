@@ -6,6 +6,8 @@
  *
  *   npm run bench:fastpath [-- --json]
  *   BENCH_ROUNDS=5 BENCH_SECONDS=0.3 node --import tsx bench/fastpath.bench.ts [--json]
+ *   BENCH_VS=sheaves ...   adds the variant `arena:sheaves`: the same loops on a second arena
+ *                          of that preset (its own CPU pool), interleaved with the others
  *
  * Variants run round-robin, R rounds; the report gives the median and min–max of each cell and
  * ratios computed from the medians of this same run. Progress goes to stderr, the report to
@@ -20,14 +22,26 @@ import { CpuPool, siblingModule } from '../src/service/pool.js';
 import { endRound, envNumber, loadMark, printConditions, runConditions, summarize } from './bench-common.js';
 import type { FastpathArgs, FastpathResult } from './fastpath-task.js';
 
-const VARIANTS = [
+/** A second preset to run the arena loops on, side by side (BENCH_VS). */
+const vsPolicy = process.env.BENCH_VS;
+interface Variant {
+  readonly name: string;
+  readonly lifo: string;
+  readonly churn: string;
+  /** Runs on the BENCH_VS arena's pool. */
+  readonly vs?: boolean;
+}
+const VARIANTS: readonly Variant[] = [
   { name: 'arena', lifo: 'arenaLifoRun', churn: 'arenaChurnRun' },
+  ...(vsPolicy === undefined
+    ? []
+    : [{ name: `arena:${vsPolicy}`, lifo: 'arenaLifoRun', churn: 'arenaChurnRun', vs: true }]),
   { name: 'freelist', lifo: 'freelistLifoRun', churn: 'freelistChurnRun' },
   { name: 'js-object', lifo: 'objectLifoRun', churn: 'objectChurnRun' },
   { name: 'thi.ng', lifo: 'thingLifoRun', churn: 'thingChurnRun' },
   { name: 'arena+global-mutex', lifo: 'mutexLifoRun', churn: 'mutexChurnRun' },
-] as const;
-type VariantName = (typeof VARIANTS)[number]['name'];
+];
+type VariantName = string;
 const PATTERNS = ['lifo', 'churn'] as const;
 type Pattern = (typeof PATTERNS)[number];
 const WORKERS = [1, 2] as const;
@@ -80,6 +94,10 @@ async function main(): Promise<void> {
   const args: FastpathArgs = { seconds, warmupPairs, warmupSeconds, lock };
   const pools = new Map<number, CpuPool>();
   for (const w of WORKERS) pools.set(w, CpuPool.start(arena, { cpus: w }));
+  const vsArena =
+    vsPolicy === undefined ? undefined : Arena.create({ cpus: 2, policy: vsPolicy as PresetName });
+  const vsPools = new Map<number, CpuPool>();
+  if (vsArena !== undefined) for (const w of WORKERS) vsPools.set(w, CpuPool.start(vsArena, { cpus: w }));
   // The task module next to this file: .ts from sources (workers load it through tsx), .js if compiled.
   const task = siblingModule(import.meta.url, './fastpath-task');
 
@@ -116,7 +134,7 @@ async function main(): Promise<void> {
       for (const pattern of PATTERNS) {
         for (const v of VARIANTS) {
           for (const workers of WORKERS) {
-            const pool = pools.get(workers) as CpuPool;
+            const pool = (v.vs === true ? vsPools : pools).get(workers) as CpuPool;
             const results = await pool.run<FastpathResult>(task, v[pattern], args);
             const rates = results.map((r) => r.pairs / r.seconds / 1e6);
             const cell = cells.get(key(v.name, pattern, workers)) as Cell;
@@ -129,9 +147,13 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const pool of pools.values()) await pool.close();
+    for (const pool of vsPools.values()) await pool.close();
   }
   const report = await arena.close();
   if (report.leaked !== 0) throw new Error(`the arena leaked ${report.leaked} units`);
+  const vsReport = await vsArena?.close();
+  if (vsReport !== undefined && vsReport.leaked !== 0)
+    throw new Error(`the ${vsPolicy} arena leaked ${vsReport.leaked} units`);
 
   const med = (variant: string, pattern: string, workers: number): number =>
     summarize((cells.get(key(variant, pattern, workers)) as Cell).samples).median;
@@ -155,6 +177,12 @@ async function main(): Promise<void> {
     }
     for (const v of VARIANTS)
       ratios[`${v.name} ${pattern} 2w/1w`] = med(v.name, pattern, 2) / med(v.name, pattern, 1);
+    for (const workers of WORKERS) {
+      if (vsPolicy !== undefined) {
+        ratios[`${vsPolicy}/${policy} ${pattern} ${workers}w`] =
+          med(`arena:${vsPolicy}`, pattern, workers) / med('arena', pattern, workers);
+      }
+    }
   }
   const controlScaling =
     summarize(control.get(2) as number[]).median / summarize(control.get(1) as number[]).median;
@@ -232,6 +260,15 @@ async function main(): Promise<void> {
     'M alloc+free pairs/s: median (min–max) over rounds; 2 workers = sum of both; ratios from medians',
   );
   console.log(table.toString());
+  if (vsPolicy !== undefined) {
+    for (const pattern of PATTERNS) {
+      const r = (w: number): string =>
+        ratioText(med(`arena:${vsPolicy}`, pattern, w) / med('arena', pattern, w));
+      console.log(
+        `${vsPolicy} ÷ ${policy}, ${pattern === 'lifo' ? 'LIFO' : 'churn 1024'}: 1 worker ${r(1)}, 2 workers ${r(2)}`,
+      );
+    }
+  }
 
   const c1 = controlSummary.oneWorker;
   const c2 = controlSummary.twoWorkers;

@@ -12,7 +12,8 @@
 import { BroadcastChannel, parentPort } from 'node:worker_threads';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { LRUCache } from 'lru-cache';
-import { attachFree, type CpuHandle } from '../src/cpu/cpu.js';
+import { attachFree } from '../src/cpu/attach.js';
+import type { CpuHandle } from '../src/cpu/cpu.js';
 import { SharedMap } from '../src/service/shared-map.js';
 import type { SharedArena } from '../src/shm/arena-ref.js';
 import type { SharedMapRef } from '../src/shm/refs.js';

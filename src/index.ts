@@ -11,7 +11,8 @@
 export { Arena, type ArenaOptions, type CloseReport } from './arena/arena.js';
 export type { RecoveryReport } from './arena/recovery.js';
 export type { ArenaStats } from './arena/stats.js';
-export { attach, attachFree, CpuHandle } from './cpu/cpu.js';
+export { attach, attachFree } from './cpu/attach.js';
+export { CpuHandle } from './cpu/cpu.js';
 export type { PresetName } from './epoch/policy.js';
 export type { CpuContext, CpuFunction } from './service/cpu-context.js';
 export { CpuPool, type CpuPoolOptions, watchPool } from './service/pool.js';

@@ -19,6 +19,7 @@ const kMap: Record<string, Record<string, number>> = {
     H_GP_MIN_MS: 7,
     H_DEBUG: 9,
     H_BIRTH_MS: 10,
+    H_SHEAVES: 12,
     X_CLOSED: 16,
     X_PAGE_LOCK: 17,
     X_PAGES_NEXT: 18,
@@ -100,10 +101,24 @@ const kMap: Record<string, Record<string, number>> = {
     C_IDLE_MARK: 38,
     C_TAKING_INBOX: 39,
     C_TAKING_RETURN: 40,
-    C_SLAB_TAKEN: 41,
-    C_SLAB_RETURNED: 42,
+    C_SHEAF_MAIN: 41,
+    C_SHEAF_SPARE: 42,
+    C_SHEAF_RCU: 43,
+    C_SEALED_HEAD: 44,
+    C_SEALED_TAIL: 45,
+    C_SEALED_COUNT: 46,
     C_X_RETURN_HEAD: 48,
     C_X_RETURN_COUNT: 49,
+    C_BARN_GET: 50,
+    C_BARN_GET_FAIL: 51,
+    C_BARN_PUT: 52,
+    C_BARN_PUT_FAIL: 53,
+    C_SHEAF_REFILL: 54,
+    C_SHEAF_FLUSH: 55,
+    C_FREE_RCU_SHEAF: 56,
+    C_FREE_RCU_SHEAF_FAIL: 57,
+    C_SLAB_TAKEN: 58,
+    C_SLAB_RETURNED: 59,
   },
   slab: {
     SLAB_X_LOCK: 0,
@@ -118,11 +133,22 @@ const kMap: Record<string, Record<string, number>> = {
     SLAB_X_RETURN_COUNT: 9,
   },
   depot: { DEPOT_X_HEAD: 0, DEPOT_TAIL: 1, DEPOT_COUNT: 2 },
+  barn: {
+    BARN_X_LOCK: 0,
+    BARN_CAPACITY: 1,
+    BARN_NR_FULL: 2,
+    BARN_NR_EMPTY: 3,
+    BARN_UNUSED_HEAD: 4,
+    BARN_UNUSED_COUNT: 5,
+    BARN_FULL: 6,
+    BARN_EMPTY: 16,
+  },
+  sheaf: { SHEAF_SIZE: 0, SHEAF_EPOCH: 1, SHEAF_NEXT: 2, SHEAF_OBJECTS: 4 },
 };
 
 describe('the memory map', () => {
-  it('is version 6 with every field where the table says', () => {
-    expect(layout.LAYOUT_VERSION).toBe(7);
+  it('is version 8 with every field where the table says', () => {
+    expect(layout.LAYOUT_VERSION).toBe(8);
     for (const [record, fields] of Object.entries(kMap)) {
       const names = layout
         .recordFields(record)
@@ -158,6 +184,8 @@ describe('the memory map', () => {
       cache: layout.CACHE_WORDS,
       slab: layout.RECORD_WORDS,
       depot: layout.DEPOT_SLOT_WORDS,
+      barn: layout.BARN_WORDS,
+      sheaf: layout.SHEAF_WORDS,
     };
     for (const [record, words] of Object.entries(size)) {
       expect(layout.recordFields(record).reduce((sum, [, n]) => sum + n, 0)).toBe(words);

@@ -55,6 +55,7 @@ describe('arenaMetrics', () => {
       'gp_latency_seconds',
       'gp_epoch_advances_total',
       'reclaim_steps_total',
+      'sheaf_events_total',
     ]) {
       expect(first.types.has(`percpu_arena_${family}`), family).toBe(true);
     }

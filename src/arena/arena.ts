@@ -13,7 +13,9 @@
  * initialised.
  */
 import type { Worker } from 'node:worker_threads';
-import { attach, type CpuHandle, handlesOnThisThread } from '../cpu/cpu.js';
+import { attach } from '../cpu/attach.js';
+import { initialiseBarns, sheafPoolSize } from '../cpu/barn.js';
+import { type CpuHandle, handlesOnThisThread } from '../cpu/cpu.js';
 import { ListsByCpu } from '../cpu/deferred.js';
 import { FLAVOR_NAMES, type Flavor, flavorIndex, writeBirthMs } from '../epoch/grace-period.js';
 import { encodePolicy, type Policy, type PresetName, resolvePolicy } from '../epoch/policy.js';
@@ -51,6 +53,7 @@ import {
   H_MAX_PAGES,
   H_PAGES_BASE,
   H_POLICY,
+  H_SHEAVES,
   H_VERSION,
   LAYOUT_VERSION,
   type Layout,
@@ -280,7 +283,8 @@ export class Arena {
   static create(options: ArenaOptions, faults?: ArenaFaults): Arena {
     const { cpus, policy, minMs, manual, poison, maxPages, unitSizes, objectSizes, stall } =
       validateOptions(options);
-    const layout = computeLayout(cpus, unitSizes.length, maxPages);
+    const sheaves = policy.cache === 'sheaves' ? sheafPoolSize(cpus) : 0;
+    const layout = computeLayout(cpus, unitSizes.length, maxPages, sheaves);
     if (layout.totalBytes > MAX_ARENA_BYTES) {
       fail('EINVAL', `options.maxBytes plus the arena's tables exceed ${MAX_ARENA_BYTES} bytes`);
     }
@@ -298,6 +302,7 @@ export class Arena {
     i32[H_MAX_PAGES] = maxPages;
     i32[H_PAGES_BASE] = layout.pagesBase;
     i32[H_POLICY] = encodePolicy(policy);
+    i32[H_SHEAVES] = sheaves;
     for (let f = 0; f < FLAVORS; f++) i32[H_GP_MIN_MS + f] = minMs[f] as number;
     i32[H_DEBUG] = poison ? DEBUG_POISON : 0;
     const birthMs = performance.timeOrigin + performance.now();
@@ -318,6 +323,7 @@ export class Arena {
       i32[w + CLS_SPAN_UNITS] = Math.floor((spanPages * PAGE_BYTES) / unitSize);
       i32[w + CLS_OBJECT_SIZE] = objectSize;
     });
+    initialiseBarns(i32, layout, unitSizes, policy.sheafCapacity);
     // The magic goes last: a buffer is an arena only once its header is complete.
     publish(i32, H_MAGIC, ARENA_MAGIC);
     const shared: SharedArena = faults ? { buffer, faults: { ...faults } } : { buffer };

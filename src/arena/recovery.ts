@@ -19,6 +19,9 @@
  *    lists, remote buffer and inboxes move on over their GPs as any offline CPU's do
  *    (src/cpu/deferred.ts). A parked CPU whose drainer died goes back to its owner.
  *    Depot slots the thread had claimed are freed (the batch it held is lost and reported).
+ *    Under policy cache 'sheaves' the CPU's sheaves are returned first (src/cpu/sheaf.ts,
+ *    returnDeadSheaves: main and spare objects to the slab, rcu_free ones onto the deferred
+ *    lists) and the barns' mutexes are recovered like the rows'.
  * 3. Leaks: units still allocated whose owner hint names one of those CPUs are reported as
  *    leaked by it (the thread may have handed some to others that still use them; the arena
  *    cannot tell, as the kernel's check_leaked_objs cannot).
@@ -40,10 +43,18 @@
 import { threadId } from 'node:worker_threads';
 import type { ListsByCpu } from '../cpu/deferred.js';
 import { releaseDeadClaims } from '../cpu/depot.js';
+import { returnDeadSheaves } from '../cpu/sheaf.js';
 import { ringCoordinator } from '../epoch/grace-period.js';
-import { forEachUnitStart, isUnitStart } from '../memory/slab.js';
+import { PageAllocator } from '../memory/page-allocator.js';
+import { forEachUnitStart, isUnitStart, Slab } from '../memory/slab.js';
 import { claim, publish } from '../shm/atomics.js';
 import {
+  BARN_MAX_EMPTY,
+  BARN_MAX_FULL,
+  BARN_NR_EMPTY,
+  BARN_NR_FULL,
+  BARN_X_LOCK,
+  barnWord,
   C_TAKING_INBOX,
   C_TAKING_RETURN,
   C_X_INBOX_COUNT,
@@ -138,6 +149,22 @@ export function recoverThread(
     if (mutexRecover(i32, row + SLAB_X_LOCK, deadThreadId, repair)) locksReleased++;
   }
   if (mutexRecover(i32, X_PAGE_LOCK, deadThreadId, () => {})) locksReleased++;
+  // Barn mutexes (policy cache 'sheaves'): a barn operation is a few plain stores; a cut one can
+  // at worst leave a count off by one, so the counts are clamped to the stacks' sizes.
+  for (let cls = 0; layout.sheaves !== 0 && cls < layout.classes; cls++) {
+    const b = barnWord(layout, cls);
+    const repair = (): void => {
+      i32[b + BARN_NR_FULL] = Math.min(Math.max(i32[b + BARN_NR_FULL] as number, 0), BARN_MAX_FULL);
+      i32[b + BARN_NR_EMPTY] = Math.min(Math.max(i32[b + BARN_NR_EMPTY] as number, 0), BARN_MAX_EMPTY);
+    };
+    if (mutexRecover(i32, b + BARN_X_LOCK, deadThreadId, repair)) locksReleased++;
+  }
+  let slab: Slab | undefined;
+  // The creating thread never waits on a slab row (src/memory/slab.ts): a non-blocking slab.
+  const sheafSlab = (): Slab => {
+    slab ??= new Slab(i32, layout, new PageAllocator(i32, layout, i32.buffer as SharedArrayBuffer), true);
+    return slab;
+  };
   const structures = recoverStructures(i32, STRUCTURE_RECOVERERS, deadThreadId);
   locksReleased += structures.released;
   droppedUnits += structures.unlinked;
@@ -166,6 +193,7 @@ export function recoverThread(
       drained.push(cpu);
       continue;
     }
+    droppedUnits += returnDeadSheaves(i32, layout, cpu, sheafSlab(), (c, h) => cpuLists.deferRcu(c, h));
     for (let cls = 0; cls < layout.classes; cls++) cpuLists.flushFreeList(cls);
     cpuLists.pollAll(true);
     // Owner first: once the state says OFFLINE another thread may attach and write its own.

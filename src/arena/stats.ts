@@ -8,9 +8,19 @@
 
 import { readShared } from '../shm/atomics.js';
 import {
+  BARN_FULL,
+  BARN_MAX_FULL,
+  BARN_NR_FULL,
+  barnWord,
   C_ALLOCS,
+  C_BARN_GET,
+  C_BARN_GET_FAIL,
+  C_BARN_PUT,
+  C_BARN_PUT_FAIL,
   C_BATCH,
   C_FREE_COUNT,
+  C_FREE_RCU_SHEAF,
+  C_FREE_RCU_SHEAF_FAIL,
   C_FREES,
   C_HIGH,
   C_LOW,
@@ -21,6 +31,13 @@ import {
   C_REMOTE_COUNT,
   C_REMOTE_POSTS,
   C_REMOTE_TAKES,
+  C_SEALED_COUNT,
+  C_SEALED_HEAD,
+  C_SHEAF_FLUSH,
+  C_SHEAF_MAIN,
+  C_SHEAF_RCU,
+  C_SHEAF_REFILL,
+  C_SHEAF_SPARE,
   C_SLAB_RETURNED,
   C_SLAB_TAKEN,
   C_TRIMS,
@@ -45,6 +62,8 @@ import {
   depotWord,
   type Layout,
   PAGE_BYTES,
+  SHEAF_NEXT,
+  SHEAF_SIZE,
   SLAB_FREE_COUNT,
   SLAB_SPANS,
   SLAB_UNITS,
@@ -66,6 +85,74 @@ import {
   X_STALLS,
 } from '../shm/layout.js';
 import type { GpStats } from './coordinator.js';
+
+/** SLUB_STATS of one CPU's sheaves of one class (policy cache 'sheaves'; all 0 otherwise). */
+export interface SheafStats {
+  /** Allocations and frees served by a sheaf (ALLOC_FASTPATH, FREE_FASTPATH: every one under sheaves). */
+  readonly alloc_fastpath: number;
+  readonly free_fastpath: number;
+  /** Full sheaves taken from the barn for an empty main, and misses (BARN_GET, BARN_GET_FAIL). */
+  readonly barn_get: number;
+  readonly barn_get_fail: number;
+  /** Full mains exchanged for a barn empty, and refusals at 10 full (BARN_PUT, BARN_PUT_FAIL). */
+  readonly barn_put: number;
+  readonly barn_put_fail: number;
+  /** Objects refilled into sheaves from the slab, and flushed from sheaves to it. */
+  readonly sheaf_refill: number;
+  readonly sheaf_flush: number;
+  /** rcu_free sheaves sealed (one epoch request each), and freeRcu calls that found no sheaf. */
+  readonly free_rcu_sheaf: number;
+  readonly free_rcu_sheaf_fail: number;
+}
+
+const kSheafCounters = [
+  ['barn_get', C_BARN_GET],
+  ['barn_get_fail', C_BARN_GET_FAIL],
+  ['barn_put', C_BARN_PUT],
+  ['barn_put_fail', C_BARN_PUT_FAIL],
+  ['sheaf_refill', C_SHEAF_REFILL],
+  ['sheaf_flush', C_SHEAF_FLUSH],
+  ['free_rcu_sheaf', C_FREE_RCU_SHEAF],
+  ['free_rcu_sheaf_fail', C_FREE_RCU_SHEAF_FAIL],
+] as const;
+
+function sumSheafStats(cpus: readonly CpuStats[]): SheafStats {
+  const total: Record<string, number> = {};
+  for (const cpu of cpus) {
+    for (const cache of cpu.classes) {
+      for (const [name, value] of Object.entries(cache.sheaf)) total[name] = (total[name] ?? 0) + value;
+    }
+  }
+  return total as unknown as SheafStats;
+}
+
+/** Objects in the sheaf at word `sheaf` (0: none). */
+function sheafSize(i32: Int32Array, sheaf: number): number {
+  return sheaf === 0 ? 0 : (i32[sheaf + SHEAF_SIZE] as number);
+}
+
+/** The counters and held objects of one cache record's sheaves (racy, like every cache read). */
+function readSheaves(
+  i32: Int32Array,
+  c: number,
+  on: boolean,
+): { stats: SheafStats; held: number; waiting: number } {
+  const stats: Record<string, number> = {
+    alloc_fastpath: on ? (i32[c + C_ALLOCS] as number) : 0,
+    free_fastpath: on ? (i32[c + C_FREES] as number) - (i32[c + C_FREE_RCU_SHEAF_FAIL] as number) : 0,
+  };
+  for (const [name, word] of kSheafCounters) stats[name] = i32[c + word] as number;
+  if (!on) return { stats: stats as unknown as SheafStats, held: 0, waiting: 0 };
+  const held =
+    sheafSize(i32, i32[c + C_SHEAF_MAIN] as number) + sheafSize(i32, i32[c + C_SHEAF_SPARE] as number);
+  let waiting = sheafSize(i32, i32[c + C_SHEAF_RCU] as number);
+  let s = i32[c + C_SEALED_HEAD] as number;
+  for (let k = i32[c + C_SEALED_COUNT] as number; s !== 0 && k > 0; k--) {
+    waiting += sheafSize(i32, s);
+    s = i32[s + SHEAF_NEXT] as number;
+  }
+  return { stats: stats as unknown as SheafStats, held, waiting };
+}
 
 /** Counters of one CPU's cache of one class. */
 export interface CacheStats {
@@ -95,6 +182,9 @@ export interface CacheStats {
   readonly low: number;
   readonly high: number;
   readonly batch: number;
+  /** Free units in this CPU's main and spare sheaves (policy cache 'sheaves'). */
+  readonly sheaved: number;
+  readonly sheaf: SheafStats;
 }
 
 /** One CPU slot. */
@@ -135,7 +225,10 @@ export interface ClassStats {
   readonly depot: number;
   /** Units on the CPUs' deferred lists and inboxes. */
   readonly deferred: number;
-  /** Units allocated and not freed: units − slabFree − cached − depot − deferred. */
+  /** Free units in the CPUs' main and spare sheaves, and in the barn's full sheaves. */
+  readonly sheaved: number;
+  readonly barn: number;
+  /** Units allocated and not freed: units − slabFree − cached − depot − deferred − sheaved − barn. */
   readonly live: number;
 }
 
@@ -169,6 +262,8 @@ export interface ArenaStats {
     readonly trims: number;
     readonly deferred: number;
     readonly reclaimed: number;
+    /** The SLUB_STATS counters summed over CPUs and classes (all 0 unless policy cache 'sheaves'). */
+    readonly sheaf: SheafStats;
   };
   /** Grace periods per flavor. */
   readonly gp: GpStats;
@@ -201,12 +296,15 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
   const cpus: CpuStats[] = [];
   const cachedPerClass = new Array<number>(layout.classes).fill(0);
   const deferredPerClass = new Array<number>(layout.classes).fill(0);
+  const sheavedPerClass = new Array<number>(layout.classes).fill(0);
+  const sheavesOn = layout.sheaves !== 0;
   let reclaimed = 0;
   for (let cpu = 0; cpu < layout.cpus; cpu++) {
     const classes: CacheStats[] = [];
     const sum = { allocs: 0, frees: 0, refills: 0, trims: 0 };
     for (let cls = 0; cls < layout.classes; cls++) {
       const c = cacheWord(layout, cpu, cls);
+      const sheaves = readSheaves(i32, c, sheavesOn);
       const s: CacheStats = {
         allocs: i32[c + C_ALLOCS] as number,
         frees: i32[c + C_FREES] as number,
@@ -221,7 +319,8 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
           (i32[c + C_TTW_COUNT] as number) +
           (i32[c + C_REMOTE_COUNT] as number) +
           Atomics.load(i32, c + C_X_INBOX_COUNT) +
-          Atomics.load(i32, c + C_X_RETURN_COUNT),
+          Atomics.load(i32, c + C_X_RETURN_COUNT) +
+          sheaves.waiting,
         returnPosts: i32[c + C_REMOTE_POSTS] as number,
         returnTakes: i32[c + C_REMOTE_TAKES] as number,
         reclaimed: i32[c + C_RECLAIMED] as number,
@@ -230,7 +329,10 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
         low: i32[c + C_LOW] as number,
         high: i32[c + C_HIGH] as number,
         batch: i32[c + C_BATCH] as number,
+        sheaved: sheaves.held,
+        sheaf: sheaves.stats,
       };
+      sheavedPerClass[cls] = (sheavedPerClass[cls] as number) + sheaves.held;
       classes.push(s);
       cachedPerClass[cls] = (cachedPerClass[cls] as number) + s.free;
       deferredPerClass[cls] = (deferredPerClass[cls] as number) + s.deferred;
@@ -262,7 +364,14 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
     const cached = cachedPerClass[cls] as number;
     const deferred = deferredPerClass[cls] as number;
     const depot = depotUnits(i32, layout, cls);
-    const live = units - slabFree - cached - depot - deferred;
+    const sheaved = sheavedPerClass[cls] as number;
+    let barn = 0;
+    if (sheavesOn) {
+      const b = barnWord(layout, cls);
+      const nrFull = Math.min(i32[b + BARN_NR_FULL] as number, BARN_MAX_FULL);
+      for (let k = 0; k < nrFull; k++) barn += sheafSize(i32, i32[b + BARN_FULL + k] as number);
+    }
+    const live = units - slabFree - cached - depot - deferred - sheaved - barn;
     liveUnits += live;
     classes.push({
       unitSize: i32[classWord(layout, cls) + CLS_UNIT_SIZE] as number,
@@ -274,6 +383,8 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
       cached,
       depot,
       deferred,
+      sheaved,
+      barn,
       live,
     });
   }
@@ -296,6 +407,7 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
       trims: cpus.reduce((n, c) => n + c.trims, 0),
       deferred: deferredPerClass.reduce((n, d) => n + d, 0),
       reclaimed,
+      sheaf: sumSheafStats(cpus),
     },
     gp,
     poison: { errors: readShared(i32, X_POISON_ERRORS), firstPtr: readShared(i32, X_POISON_FIRST) },

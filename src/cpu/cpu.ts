@@ -121,46 +121,6 @@ for (const [name, literal, actual] of kFastPathLiterals) {
 }
 
 /**
- * Attaches CPU slot `cpu` of the arena described by `shared` to the calling thread and returns
- * its handle. Throws `EBUSY` if another handle owns the slot, `EINVAL` for a slot number out of
- * range, `EBADARENA` for a buffer that is not an arena, `ECLOSED` after `close()`.
- */
-export function attach(shared: SharedArena, cpu: number): CpuHandle {
-  if (shared === null || typeof shared !== 'object' || !(shared.buffer instanceof SharedArrayBuffer)) {
-    fail('EINVAL', 'attach(shared, cpu) needs the `arena.shared` object of an arena');
-  }
-  return new CpuHandle(shared, cpu);
-}
-
-/**
- * Attaches the first CPU slot of the arena that nobody holds (a worker of a pool that grows
- * and shrinks takes whichever slot is free; watch the worker with `arena.watch` so that its
- * slot comes back when it exits). Throws `EBUSY` when every slot is held, and as `attach`.
- */
-export function attachFree(shared: SharedArena): CpuHandle {
-  if (shared === null || typeof shared !== 'object' || !(shared.buffer instanceof SharedArrayBuffer)) {
-    fail('EINVAL', 'attachFree(shared) needs the `arena.shared` object of an arena');
-  }
-  const cpus = readLayout(new Int32Array(shared.buffer)).cpus;
-  for (let cpu = 0; cpu < cpus; cpu++) {
-    try {
-      return new CpuHandle(shared, cpu);
-    } catch (error) {
-      if (!(error instanceof ArenaError) || error.code !== 'EBUSY') throw error;
-    }
-  }
-  // The usual cause: more threads attach than the arena has slots (piscina's default maxThreads
-  // is 1.5 × the cores, and a main thread that attaches takes a slot too).
-  fail(
-    'EBUSY',
-    `every one of the arena's ${cpus} CPU slots is attached: create the arena with a slot for every ` +
-      "thread that attaches (each pool worker, and the main thread if it attaches; piscina's default " +
-      'maxThreads is 1.5 × the cores), or cap the pool (maxThreads) and watch it (watchPool) so that ' +
-      'exited workers give their slots back',
-  );
-}
-
-/**
  * The handles attached on this thread, by arena (its time origin, the key every thread's copy of
  * `shared` agrees on): `Arena.close()` detaches all of them, however they were attached
  * (`arena.attach`, `attach`, `attachFree`, `SharedMap.open` on an arena). Module state is per thread.

@@ -14,6 +14,8 @@
  * reuse-after-gp  rcu lists              rcu lists            own ttrace lists              own free list            slab; refill reuses the ttrace lists first
  * free-after-gp   rcu lists              rcu lists            (never: free list only refills) slab                  —
  * prealloc        own free list          rcu lists            never (the pool only grows)   ttrace lists             slab
+ * sheaves-rcu     rcu_free sheaf         rcu_free sheaf       (as sheaves)                  barn (a full sheaf)      —
+ * sheaves         main sheaf             rcu_free sheaf       (no trims: spare, barn, slab) —                        —; src/cpu/sheaf.ts
  * arena           rcu lists              rcu lists            depot, else slab (cap 8 × high; idle: slab) own free list  —; remote frees go to the owner's rcu lists
  * ```
  * "tgt" is the kernel's hint: the owner of the unit whose free triggered the trim (one field per
@@ -63,7 +65,14 @@ export type CapacityChoice = 'fixed' | 'unbounded' | 'adaptive';
  */
 export type GpDriveChoice = 'coordinator' | 'cpus';
 
-/** A policy: five choices and three kernel details. */
+/**
+ * What a CPU caches freed units in: the kernel's bpf_mem_cache linked lists, or SLUB sheaves
+ * (mm/slub.c, kernel 6.18/7.0; src/cpu/sheaf.ts): per CPU a main and a spare array of unit
+ * pointers and an rcu_free array for freeRcu, exchanged whole with a barn (src/cpu/barn.ts).
+ */
+export type CacheChoice = 'lists' | 'sheaves';
+
+/** A policy: six choices and the kernels' details. */
 export interface Policy {
   readonly reuse: ReuseChoice;
   readonly remoteFree: RemoteFreeChoice;
@@ -89,6 +98,18 @@ export interface Policy {
    * @defaultValue 'inline'
    */
   readonly refillWork?: 'inline' | 'irq-work';
+  /** Lists (bpf_mem_alloc) or sheaves (SLUB, 7.0); sheaves need reuse 'immediate'. */
+  readonly cache: CacheChoice;
+  /**
+   * Objects per sheaf: 0 for the kernel's formula by unit size (60 below 256 B, 28 below 1 KiB,
+   * 12 below 4 KiB, else 4: calculate_sheaf_capacity), or 1..60.
+   */
+  readonly sheafCapacity: number;
+  /**
+   * Where a sheaves CPU frees a unit another CPU allocated: into its own main sheaf, or straight
+   * to the slab around the sheaves (the kernel's rule for remote-node objects, 989b09b73978).
+   */
+  readonly sheafRemoteFree: 'sheaf' | 'slab';
 }
 
 export const PRESET_NAMES = [
@@ -100,10 +121,15 @@ export const PRESET_NAMES = [
   'free-after-gp',
   'prealloc',
   'arena',
+  'sheaves',
+  'sheaves-rcu',
 ] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 const kernel61: Policy = {
+  cache: 'lists',
+  sheafCapacity: 0,
+  sheafRemoteFree: 'sheaf',
   reuse: 'immediate',
   remoteFree: 'local',
   sharing: 'none',
@@ -150,6 +176,12 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
     trimVia: 'slab',
     refillFromTtrace: 'none',
   },
+  // The kernel 7.0 slab as BPF would see it if bpf_mem_alloc were replaced by it: free is kfree
+  // into the main sheaf (immediate reuse), freeRcu is kfree_rcu into the rcu_free sheaf.
+  sheaves: { ...kernel61, cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab' },
+  // The same slab with every free as kfree_rcu: into the rcu_free sheaf, reused a whole sheaf at
+  // a time from the barn after its GP (the comparison kernel-free-rcu is to kernel-6.6).
+  'sheaves-rcu': { ...kernel61, cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab', reuse: 'after-gp' },
 });
 
 export const DEFAULT_PRESET: PresetName = 'kernel-6.6';
@@ -164,6 +196,9 @@ const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
   refillFromTtrace: ['none', 'unsealed', 'all'],
   afterRcuGp: ['ttrace', 'free-list', 'slab'],
   refillWork: ['inline', 'irq-work'],
+  cache: ['lists', 'sheaves'],
+  sheafCapacity: Array.from({ length: 61 }, (_, k) => k),
+  sheafRemoteFree: ['sheaf', 'slab'],
 };
 
 /** Resolves a preset name or a policy object (missing fields from kernel-6.6); throws EINVAL. */
@@ -211,6 +246,21 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
       "options.policy: refillWork 'irq-work' models the kernel presets: it needs reuse 'immediate'",
     );
   }
+  if (resolved.refillWork === 'irq-work' && resolved.cache === 'sheaves') {
+    fail('EINVAL', "options.policy: refillWork 'irq-work' models bpf_mem_alloc's lists, not sheaves");
+  }
+  if (resolved.cache === 'sheaves' && (resolved.reuse === 'free-after-gp' || resolved.sharing !== 'none')) {
+    fail(
+      'EINVAL',
+      "options.policy: cache 'sheaves' needs reuse 'immediate' or 'after-gp' (every free through the rcu_free sheaf) and sharing 'none'",
+    );
+  }
+  if (resolved.cache === 'sheaves' && resolved.remoteFree === 'owner') {
+    fail(
+      'EINVAL',
+      "options.policy: cache 'sheaves' takes remote frees into the sheaves or the slab (sheafRemoteFree), not 'owner'",
+    );
+  }
   if (resolved.reuse === 'free-after-gp' && resolved.afterRcuGp !== 'slab') {
     fail(
       'EINVAL',
@@ -250,12 +300,16 @@ const P_CPU_GP = 1 << 11;
 export const ADAPTIVE_MAX_SCALE = 8;
 const P_TRIM_TTRACE = 1 << 4;
 /** Refills and trims run as irq_work (policy refillWork 'irq-work'; src/cpu/cpu.ts). */
-const P_IRQ_WORK = 1 << 13;
+const P_IRQ_WORK = 1 << 15;
 /** Refill from the ttrace lists: 0 none, 1 unsealed list only, 2 both (two bits). */
 const P_REFILL_SHIFT = 5;
 export const P_REFILL_ALL = 2;
 /** After the rcu GP: 0 ttrace lists, 1 free list, 2 slab (two bits). */
 const P_AFTER_RCU_SHIFT = 7;
+/** Cache 'sheaves', remote frees around the sheaves, and the sheaf capacity (six bits). */
+const P_SHEAVES = 1 << 13;
+const P_SHEAF_REMOTE_SLAB = 1 << 14;
+const P_SHEAF_CAPACITY_SHIFT = 16;
 
 export function encodePolicy(p: Policy): number {
   return (
@@ -267,7 +321,10 @@ export function encodePolicy(p: Policy): number {
     (p.trimVia === 'ttrace' ? P_TRIM_TTRACE : 0) |
     (p.refillWork === 'irq-work' ? P_IRQ_WORK : 0) |
     (choices.refillFromTtrace.indexOf(p.refillFromTtrace) << P_REFILL_SHIFT) |
-    (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT)
+    (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT) |
+    (p.cache === 'sheaves' ? P_SHEAVES : 0) |
+    (p.sheafRemoteFree === 'slab' ? P_SHEAF_REMOTE_SLAB : 0) |
+    (p.sheafCapacity << P_SHEAF_CAPACITY_SHIFT)
   );
 }
 
@@ -282,6 +339,9 @@ export function decodePolicy(bits: number): Policy {
     refillFromTtrace: choices.refillFromTtrace[(bits >> P_REFILL_SHIFT) & 3] as Policy['refillFromTtrace'],
     afterRcuGp: choices.afterRcuGp[(bits >> P_AFTER_RCU_SHIFT) & 3] as Policy['afterRcuGp'],
     refillWork: bits & P_IRQ_WORK ? 'irq-work' : 'inline',
+    cache: bits & P_SHEAVES ? 'sheaves' : 'lists',
+    sheafCapacity: (bits >> P_SHEAF_CAPACITY_SHIFT) & 63,
+    sheafRemoteFree: bits & P_SHEAF_REMOTE_SLAB ? 'slab' : 'sheaf',
   };
 }
 
@@ -313,6 +373,12 @@ export interface PolicyWord {
   readonly afterRcuGp: number;
   /** refillWork 'irq-work': a watermark crossing raises the refill or trim instead of running it. */
   readonly irqWork: boolean;
+  /** cache 'sheaves'. */
+  readonly sheaves: boolean;
+  /** sheafRemoteFree 'slab'. */
+  readonly sheafRemoteToSlab: boolean;
+  /** The explicit sheaf capacity, 0 for the kernel's formula. */
+  readonly sheafCapacity: number;
 }
 
 /** Decodes an arena's policy word (header word H_POLICY). */
@@ -329,5 +395,8 @@ export function readPolicyWord(bits: number): PolicyWord {
     refillFromTtrace: (bits >> P_REFILL_SHIFT) & 3,
     afterRcuGp: (bits >> P_AFTER_RCU_SHIFT) & 3,
     irqWork: (bits & P_IRQ_WORK) !== 0,
+    sheaves: (bits & P_SHEAVES) !== 0,
+    sheafRemoteToSlab: (bits & P_SHEAF_REMOTE_SLAB) !== 0,
+    sheafCapacity: (bits >> P_SHEAF_CAPACITY_SHIFT) & 63,
   };
 }

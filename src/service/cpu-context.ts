@@ -8,7 +8,8 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { attach, type CpuHandle } from '../cpu/cpu.js';
+import { attach } from '../cpu/attach.js';
+import type { CpuHandle } from '../cpu/cpu.js';
 import type { SharedArena } from '../shm/arena-ref.js';
 import { fail } from '../shm/errors.js';
 import { X_BARRIER } from '../shm/layout.js';

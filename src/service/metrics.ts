@@ -152,6 +152,15 @@ const kDefinitions: readonly Definition[] = [
     },
   },
   {
+    type: 'counter',
+    name: 'sheaf_events_total',
+    help: "SLUB_STATS of the sheaf caches (policy cache 'sheaves'; 0 otherwise), by event: alloc_fastpath, barn_get, barn_put_fail, sheaf_flush, free_rcu_sheaf, ...",
+    labels: ['event'],
+    sample: (s, set) => {
+      for (const [event, value] of Object.entries(s.totals.sheaf)) set({ event }, value);
+    },
+  },
+  {
     type: 'gauge',
     name: 'cpu_online',
     help: 'Whether a CPU slot is attached to a thread (1) or offline (0).',

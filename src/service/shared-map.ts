@@ -28,7 +28,8 @@
  * block is freed once); entry and value bytes are written before the entry is published (the
  * table's Atomics store) and never written again.
  */
-import { attachFree, CpuHandle } from '../cpu/cpu.js';
+import { attachFree } from '../cpu/attach.js';
+import { CpuHandle } from '../cpu/cpu.js';
 import { arenaNowMs, isExpired, readBirthMs, readEpoch, requestEpoch } from '../epoch/grace-period.js';
 import { decodePolicy } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';

@@ -29,7 +29,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 7;
+export const LAYOUT_VERSION = 8;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -121,7 +121,9 @@ const header = record('header', HEADER_WORDS, [
    * every thread measures GP timing on one clock (`performance.timeOrigin + performance.now()`).
    */
   ['H_BIRTH_MS', 2, 'fixed'],
-  ['-', 4, 'pad'],
+  /** Sheaves per class in the sheaf pool (policy cache 'sheaves'; 0: no sheaf region). */
+  ['H_SHEAVES', 1, 'fixed'],
+  ['-', 3, 'pad'],
   /** Set once by `close()`; attached handles see it on their next slow path. */
   ['X_CLOSED', 1, 'shared'],
   /**
@@ -197,6 +199,7 @@ export const {
   H_GP_MIN_MS,
   H_DEBUG,
   H_BIRTH_MS,
+  H_SHEAVES,
   X_CLOSED,
   X_PAGE_LOCK,
   X_PAGES_NEXT,
@@ -369,10 +372,24 @@ export const {
   C_IDLE_MARK,
   C_TAKING_INBOX,
   C_TAKING_RETURN,
+  C_SHEAF_MAIN,
+  C_SHEAF_SPARE,
+  C_SHEAF_RCU,
+  C_SEALED_HEAD,
+  C_SEALED_TAIL,
+  C_SEALED_COUNT,
   C_SLAB_TAKEN,
   C_SLAB_RETURNED,
   C_X_RETURN_HEAD,
   C_X_RETURN_COUNT,
+  C_BARN_GET,
+  C_BARN_GET_FAIL,
+  C_BARN_PUT,
+  C_BARN_PUT_FAIL,
+  C_SHEAF_REFILL,
+  C_SHEAF_FLUSH,
+  C_FREE_RCU_SHEAF,
+  C_FREE_RCU_SHEAF_FAIL,
 } = record('cache', CACHE_WORDS, [
   // Line 0: the fast path's words (src/cpu/cpu.ts spells these offsets as literals).
   ['C_FREE_HEAD', 1, 'owner'],
@@ -462,17 +479,37 @@ export const {
   ['C_TAKING_INBOX', 1, 'owner'],
   ['C_TAKING_RETURN', 1, 'owner'],
   /**
+   * Policy cache 'sheaves' (src/cpu/sheaf.ts): the word index of this CPU's main, spare and
+   * rcu_free sheaves in the sheaf pool (0: none), and the FIFO of its sealed rcu_free sheaves
+   * waiting for their GP (linked through SHEAF_NEXT).
+   */
+  ['C_SHEAF_MAIN', 1, 'owner'],
+  ['C_SHEAF_SPARE', 1, 'owner'],
+  ['C_SHEAF_RCU', 1, 'owner'],
+  ['C_SEALED_HEAD', 1, 'owner'],
+  ['C_SEALED_TAIL', 1, 'owner'],
+  ['C_SEALED_COUNT', 1, 'owner'],
+  ['-', 1, 'pad'],
+  // Line 3: the owner-return inbox: other CPUs push chains (CAS on the head), the holder takes all.
+  ['C_X_RETURN_HEAD', 1, 'shared'],
+  ['C_X_RETURN_COUNT', 1, 'shared'],
+  /** SLUB_STATS counters of the sheaf slow paths (owner-only; stats() reads them racily). */
+  ['C_BARN_GET', 1, 'owner'],
+  ['C_BARN_GET_FAIL', 1, 'owner'],
+  ['C_BARN_PUT', 1, 'owner'],
+  ['C_BARN_PUT_FAIL', 1, 'owner'],
+  ['C_SHEAF_REFILL', 1, 'owner'],
+  ['C_SHEAF_FLUSH', 1, 'owner'],
+  ['C_FREE_RCU_SHEAF', 1, 'owner'],
+  ['C_FREE_RCU_SHEAF_FAIL', 1, 'owner'],
+  /**
    * Units this cache took from the slab (refills that reached it: the kernel's kmalloc in
    * alloc_bulk) and gave back to it (the kernel's kfree), counted by whoever moved them (the
    * owner, or the coordinator for a parked CPU); read by the htab-mem bench's memcg model.
    */
   ['C_SLAB_TAKEN', 1, 'owner'],
   ['C_SLAB_RETURNED', 1, 'owner'],
-  ['-', 5, 'pad'],
-  // Line 3: the owner-return inbox: other CPUs push chains (CAS on the head), the holder takes all.
-  ['C_X_RETURN_HEAD', 1, 'shared'],
-  ['C_X_RETURN_COUNT', 1, 'shared'],
-  ['-', 14, 'pad'],
+  ['-', 4, 'pad'],
 ]);
 
 /** Slab row (per class): the owner words are the holder's of the row's mutex at SLAB_X_LOCK. */
@@ -575,6 +612,53 @@ export const CACHE_LISTS: ReadonlyArray<
   [C_X_RETURN_HEAD, C_X_RETURN_COUNT, UNIT_DEFERRED, true],
 ];
 
+/**
+ * Barn (policy cache 'sheaves', src/cpu/barn.ts): per class one record guarded by its robust
+ * mutex BARN_X_LOCK: the sheaf capacity, the full and empty sheaves it holds (at most
+ * BARN_MAX_FULL / BARN_MAX_EMPTY, the kernel's MAX_FULL_SHEAVES / MAX_EMPTY_SHEAVES), and the
+ * stack of unused sheaves of the pool (the kernel's alloc_empty_sheaf / free_empty_sheaf). Then
+ * the class's pool of H_SHEAVES sheaves of SHEAF_WORDS words each.
+ */
+export const BARN_MAX_FULL = 10;
+export const BARN_MAX_EMPTY = 10;
+export const BARN_WORDS = 32;
+export const {
+  BARN_X_LOCK,
+  BARN_CAPACITY,
+  BARN_NR_FULL,
+  BARN_NR_EMPTY,
+  BARN_UNUSED_HEAD,
+  BARN_UNUSED_COUNT,
+  BARN_FULL,
+  BARN_EMPTY,
+} = record('barn', BARN_WORDS, [
+  ['BARN_X_LOCK', 1, 'shared'],
+  ['BARN_CAPACITY', 1, 'fixed'],
+  /** Counts and stacks: the lock holder's (read racily before locking, as 082942292109). */
+  ['BARN_NR_FULL', 1, 'owner'],
+  ['BARN_NR_EMPTY', 1, 'owner'],
+  ['BARN_UNUSED_HEAD', 1, 'owner'],
+  ['BARN_UNUSED_COUNT', 1, 'owner'],
+  ['BARN_FULL', BARN_MAX_FULL, 'owner'],
+  ['BARN_EMPTY', BARN_MAX_EMPTY, 'owner'],
+  ['-', 6, 'pad'],
+]);
+/** Largest sheaf capacity: the kernel's largest base capacity (objects < 256 B). */
+export const SHEAF_MAX_CAPACITY = 60;
+export const SHEAF_WORDS = 64;
+/**
+ * A sheaf: its object count, the rcu epoch it was sealed at (rcu_free), the link of the list it
+ * is on (unused stack, sealed FIFO), then up to SHEAF_MAX_CAPACITY unit byte offsets. Its
+ * holder's: a CPU (main, spare, rcu_free, sealed), the barn's lock holder, or a drainer.
+ */
+export const { SHEAF_SIZE, SHEAF_EPOCH, SHEAF_NEXT, SHEAF_OBJECTS } = record('sheaf', SHEAF_WORDS, [
+  ['SHEAF_SIZE', 1, 'owner'],
+  ['SHEAF_EPOCH', 1, 'owner'],
+  ['SHEAF_NEXT', 1, 'owner'],
+  ['-', 1, 'pad'],
+  ['SHEAF_OBJECTS', SHEAF_MAX_CAPACITY, 'owner'],
+]);
+
 /** Largest arena: pointers are int32 byte offsets. */
 export const MAX_ARENA_BYTES = 0x7fff_f000;
 
@@ -588,6 +672,10 @@ export interface Layout {
   readonly caches: number;
   readonly slabs: number;
   readonly depot: number;
+  /** Barns and sheaf pools (policy cache 'sheaves'): per class a barn record, then its sheaves. */
+  readonly barns: number;
+  /** Sheaves per class in the pool (0: no sheaf region). */
+  readonly sheaves: number;
   readonly unitMap: number;
   readonly pageTable: number;
   /** Byte offset of page 0. */
@@ -599,13 +687,14 @@ export interface Layout {
 const alignUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 
 /** Computes the memory map for `cpus` CPUs, `classes` classes and at most `maxPages` pages. */
-export function computeLayout(cpus: number, classes: number, maxPages: number): Layout {
+export function computeLayout(cpus: number, classes: number, maxPages: number, sheaves = 0): Layout {
   const cpuTable = HEADER_WORDS;
   const classTable = cpuTable + cpus * RECORD_WORDS;
   const caches = classTable + classes * RECORD_WORDS;
   const slabs = caches + cpus * classes * CACHE_WORDS;
   const depot = slabs + classes * RECORD_WORDS;
-  const unitMap = depot + classes * DEPOT_SLOTS * DEPOT_SLOT_WORDS;
+  const barns = depot + classes * DEPOT_SLOTS * DEPOT_SLOT_WORDS;
+  const unitMap = barns + (sheaves === 0 ? 0 : classes * (BARN_WORDS + sheaves * SHEAF_WORDS));
   const pageTable = unitMap + maxPages * UNIT_MAP_WORDS_PER_PAGE;
   const pagesBase = alignUp((pageTable + maxPages) * 4, PAGE_BYTES);
   return {
@@ -617,6 +706,8 @@ export function computeLayout(cpus: number, classes: number, maxPages: number): 
     caches,
     slabs,
     depot,
+    barns,
+    sheaves,
     unitMap,
     pageTable,
     pagesBase,
@@ -649,6 +740,11 @@ export function depotWord(layout: Layout, cls: number, slot: number): number {
   return layout.depot + (cls * DEPOT_SLOTS + slot) * DEPOT_SLOT_WORDS;
 }
 
+/** Word index of the barn record of `cls` (its pool's sheaves follow it). */
+export function barnWord(layout: Layout, cls: number): number {
+  return layout.barns + cls * (BARN_WORDS + layout.sheaves * SHEAF_WORDS);
+}
+
 /** Word index of the slab row of `cls`. */
 export function slabWord(layout: Layout, cls: number): number {
   return layout.slabs + (cls << RECORD_SHIFT);
@@ -665,7 +761,12 @@ export function readLayout(i32: Int32Array): Layout {
       `arena layout version ${i32[H_VERSION]} is not ${LAYOUT_VERSION}; use the same percpu-arena on every thread`,
     );
   }
-  const layout = computeLayout(i32[H_CPUS] as number, i32[H_CLASSES] as number, i32[H_MAX_PAGES] as number);
+  const layout = computeLayout(
+    i32[H_CPUS] as number,
+    i32[H_CLASSES] as number,
+    i32[H_MAX_PAGES] as number,
+    i32[H_SHEAVES] as number,
+  );
   if (layout.pagesBase !== i32[H_PAGES_BASE]) {
     throw new ArenaError('EBADARENA', 'the arena header does not match its own geometry');
   }

@@ -9,14 +9,22 @@
 
 import { forEachUnitStart } from '../../src/memory/slab.js';
 import {
+  BARN_FULL,
+  BARN_NR_FULL,
+  barnWord,
+  C_SHEAF_MAIN,
   CACHE_LISTS,
+  CPU_X_STATE,
   cacheWord,
+  cpuWord,
   DEPOT_COUNT,
   DEPOT_SLOTS,
   DEPOT_X_HEAD,
   depotWord,
   HINT_CLASS_BITS,
   readLayout,
+  SHEAF_OBJECTS,
+  SHEAF_SIZE,
   SLAB_FREE_COUNT,
   SLAB_FREE_HEAD,
   SLAB_X_RETURN_COUNT,
@@ -92,6 +100,31 @@ export function auditArena(buffer: SharedArrayBuffer): Audit {
       UNIT_FREE,
       `slab ${cls} returns`,
     );
+  }
+  // Policy cache 'sheaves': the barns' full sheaves hold free units (a quiet arena's CPUs hold none).
+  for (let cls = 0; layout.sheaves !== 0 && cls < layout.classes; cls++) {
+    const b = barnWord(layout, cls);
+    for (let k = 0; k < (i32[b + BARN_NR_FULL] as number); k++) {
+      const sheaf = i32[b + BARN_FULL + k] as number;
+      for (let j = 0; j < (i32[sheaf + SHEAF_SIZE] as number); j++) {
+        const unit = i32[sheaf + SHEAF_OBJECTS + j] as number;
+        const other = seen.get(unit);
+        if (other !== undefined) problems.push(`unit ${unit} is in barn ${cls} and on ${other}`);
+        seen.set(unit, `barn ${cls}`);
+        if (((i32[(unit >> 2) + 1] as number) & UNIT_STATE_MASK) !== UNIT_FREE) {
+          problems.push(`unit ${unit} in barn ${cls} is not free`);
+        }
+      }
+    }
+    for (let cpu = 0; cpu < layout.cpus; cpu++) {
+      const c = cacheWord(layout, cpu, cls);
+      if (
+        (i32[c + C_SHEAF_MAIN] as number) !== 0 &&
+        (Atomics.load(i32, cpuWord(layout, cpu) + CPU_X_STATE) & 7) === 0
+      ) {
+        problems.push(`offline cpu ${cpu} class ${cls} still holds a main sheaf`);
+      }
+    }
   }
   let allocated = 0;
   let lost = 0;

@@ -46,6 +46,10 @@ export const USE_FOR: Record<PresetName, string> = {
     "Hou Tao's reuse-after-GP proposal: lock-free readers; memory held for two epochs of frees.",
   'free-after-gp':
     "Hou Tao's free-after-GP proposal: lock-free readers, memory back to the pages after a GP; the slowest.",
+  sheaves:
+    "The kernel 7.0 slab (SLUB sheaves) in BPF's place: immediate reuse like kernel-6.6; freeRcu batches a sheaf per rcu grace period.",
+  'sheaves-rcu':
+    'SLUB sheaves with every free as kfree_rcu: lock-free readers; freed units come back a whole sheaf at a time after an rcu grace period.',
   prealloc:
     'Pre-allocated hash maps (fixed pool, no allocator): fastest updates, but elements are reused at once under readers.',
   arena:

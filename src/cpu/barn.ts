@@ -1,0 +1,276 @@
+/**
+ * The barn (policy cache 'sheaves'; mm/slub.c `struct node_barn`, kernel 6.18/7.0): per class
+ * one shared store of whole sheaves that CPUs exchange with their main sheaf — at most
+ * BARN_MAX_FULL (10) full and BARN_MAX_EMPTY (10) empty ones — plus the pool of unused sheaves
+ * (the kernel allocates and frees sheaves with kmalloc: alloc_empty_sheaf / free_empty_sheaf;
+ * here they are the fixed pool after the barn record, H_SHEAVES per class). The arena has one
+ * barn per class: one node.
+ *
+ * ```
+ *  replaceEmpty(empty) → full | 0     barn_replace_empty_sheaf: empty in (limit ignored), full out; 0 = BARN_GET_FAIL
+ *  replaceFull(full)   → empty | E2BIG | NO_EMPTY   barn_replace_full_sheaf: refuses at nr_full ≥ 10 (-E2BIG) or with no empty (-ENOMEM)
+ *  getEmpty()          → empty | 0    barn_get_empty_sheaf
+ *  putFull(full)       → bool         rcu_free_sheaf: only while nr_full < 10
+ *  putEmpty(empty)                    barn_put_empty_sheaf, or back to the pool at the limit
+ *  takeUnused() / putUnused(sheaf)    alloc_empty_sheaf / free_empty_sheaf
+ * ```
+ * Exchanges keep the number of sheaves constant (every sheaf of the pool is in exactly one
+ * place: a CPU's main / spare / rcu_free / sealed FIFO, the barn's full or empty stack, or the
+ * unused stack). As in 082942292109 ("determine barn status racily outside of lock"), each
+ * operation first reads the count it needs without the lock and gives up early; the decision is
+ * then re-checked under the lock.
+ *
+ * Who may call: any thread holding a CPU of the arena (and recovery for a dead one). Shared
+ * words: BARN_X_LOCK, a robust mutex (src/shm/sync.ts: a thread that dies holding it is
+ * recovered by src/arena/recovery.ts); every other barn word and the links of unused sheaves are
+ * the lock holder's and use plain accesses (the mutex's Atomics order them). The racy count
+ * reads are aligned 32-bit loads: they cannot tear, and a stale value only costs a wasted lock
+ * or a missed exchange, never a wrong one.
+ */
+
+import {
+  BARN_CAPACITY,
+  BARN_EMPTY,
+  BARN_FULL,
+  BARN_MAX_EMPTY,
+  BARN_MAX_FULL,
+  BARN_NR_EMPTY,
+  BARN_NR_FULL,
+  BARN_UNUSED_COUNT,
+  BARN_UNUSED_HEAD,
+  BARN_WORDS,
+  BARN_X_LOCK,
+  barnWord,
+  type Layout,
+  SHEAF_MAX_CAPACITY,
+  SHEAF_NEXT,
+  SHEAF_SIZE,
+  SHEAF_WORDS,
+} from '../shm/layout.js';
+import { robustLock, robustUnlock } from '../shm/sync.js';
+
+/** replaceFull: the barn already holds BARN_MAX_FULL full sheaves (the kernel's -E2BIG). */
+export const BARN_E2BIG = -1;
+/** replaceFull: the barn has no empty sheaf to give (the kernel's -ENOMEM). */
+export const BARN_NO_EMPTY = -2;
+
+/** Sheaves per class in the pool of an arena with `cpus` CPUs: main, spare, rcu_free and three in flight each, plus a full barn. */
+export function sheafPoolSize(cpus: number): number {
+  return cpus * 6 + BARN_MAX_FULL + BARN_MAX_EMPTY;
+}
+
+/**
+ * The kernel's calculate_sheaf_capacity() for a unit of `unitSize` bytes (base 4 / 12 / 26 / 60
+ * for sizes ≥ PAGE_SIZE / ≥ 1024 / ≥ 256 / smaller, raised to fill the sheaf's kmalloc bucket:
+ * 4 / 12 / 28 / 60, kernel-2025.md §2.2), or `explicit` when it is not 0.
+ */
+export function sheafCapacityFor(unitSize: number, explicit: number): number {
+  if (explicit !== 0) return explicit;
+  return unitSize >= 4096 ? 4 : unitSize >= 1024 ? 12 : unitSize >= 256 ? 28 : 60;
+}
+
+/** Lays out every class's barn and pool (`Arena.create`, before the buffer is shared). */
+export function initialiseBarns(
+  i32: Int32Array,
+  layout: Layout,
+  unitSizes: readonly number[],
+  explicit: number,
+): void {
+  if (layout.sheaves === 0) return;
+  if (explicit < 0 || explicit > SHEAF_MAX_CAPACITY) throw new Error('sheaf capacity out of range');
+  unitSizes.forEach((unitSize, cls) => {
+    const b = barnWord(layout, cls);
+    i32[b + BARN_CAPACITY] = sheafCapacityFor(unitSize, explicit);
+    let head = 0;
+    for (let k = layout.sheaves - 1; k >= 0; k--) {
+      const sheaf = b + BARN_WORDS + k * SHEAF_WORDS;
+      i32[sheaf + SHEAF_NEXT] = head;
+      head = sheaf;
+    }
+    i32[b + BARN_UNUSED_HEAD] = head;
+    i32[b + BARN_UNUSED_COUNT] = layout.sheaves;
+  });
+}
+
+export class Barn {
+  readonly #i32: Int32Array;
+  readonly #layout: Layout;
+
+  constructor(i32: Int32Array, layout: Layout) {
+    this.#i32 = i32;
+    this.#layout = layout;
+  }
+
+  /** Objects per sheaf of class `cls`. */
+  capacity(cls: number): number {
+    return this.#i32[barnWord(this.#layout, cls) + BARN_CAPACITY] as number;
+  }
+
+  /** Full sheaves in the barn of `cls` (racy read: stats, tests). */
+  nrFull(cls: number): number {
+    return this.#i32[barnWord(this.#layout, cls) + BARN_NR_FULL] as number;
+  }
+
+  /** Empty sheaves in the barn of `cls` (racy read). */
+  nrEmpty(cls: number): number {
+    return this.#i32[barnWord(this.#layout, cls) + BARN_NR_EMPTY] as number;
+  }
+
+  /** Unused sheaves of the pool of `cls` (racy read). */
+  nrUnused(cls: number): number {
+    return this.#i32[barnWord(this.#layout, cls) + BARN_UNUSED_COUNT] as number;
+  }
+
+  /** The full sheaves of the barn of `cls` (their word indices; racy unless the arena is quiet). */
+  fullSheaves(cls: number): number[] {
+    const b = barnWord(this.#layout, cls);
+    const n = this.#i32[b + BARN_NR_FULL] as number;
+    return Array.from({ length: n }, (_, k) => this.#i32[b + BARN_FULL + k] as number);
+  }
+
+  /** barn_replace_empty_sheaf: gives `empty`, returns a full sheaf; 0 (nothing changed) if none. */
+  replaceEmpty(cls: number, empty: number): number {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    if ((i32[b + BARN_NR_FULL] as number) === 0) return 0;
+    robustLock(i32, b + BARN_X_LOCK);
+    let full = 0;
+    const nrFull = i32[b + BARN_NR_FULL] as number;
+    if (nrFull !== 0) {
+      full = i32[b + BARN_FULL + nrFull - 1] as number;
+      i32[b + BARN_NR_FULL] = nrFull - 1;
+      this.#putEmptyLocked(b, empty);
+    }
+    robustUnlock(i32, b + BARN_X_LOCK);
+    return full;
+  }
+
+  /**
+   * barn_replace_full_sheaf: gives `full`, returns an empty sheaf; BARN_E2BIG when the barn holds
+   * BARN_MAX_FULL full ones, BARN_NO_EMPTY when it has no empty one (nothing changed then).
+   */
+  replaceFull(cls: number, full: number): number {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    if ((i32[b + BARN_NR_FULL] as number) >= BARN_MAX_FULL) return BARN_E2BIG;
+    if ((i32[b + BARN_NR_EMPTY] as number) === 0) return BARN_NO_EMPTY;
+    robustLock(i32, b + BARN_X_LOCK);
+    let result: number;
+    const nrFull = i32[b + BARN_NR_FULL] as number;
+    const nrEmpty = i32[b + BARN_NR_EMPTY] as number;
+    if (nrFull >= BARN_MAX_FULL) result = BARN_E2BIG;
+    else if (nrEmpty === 0) result = BARN_NO_EMPTY;
+    else {
+      result = i32[b + BARN_EMPTY + nrEmpty - 1] as number;
+      i32[b + BARN_NR_EMPTY] = nrEmpty - 1;
+      i32[b + BARN_FULL + nrFull] = full;
+      i32[b + BARN_NR_FULL] = nrFull + 1;
+    }
+    robustUnlock(i32, b + BARN_X_LOCK);
+    return result;
+  }
+
+  /** barn_get_empty_sheaf: an empty sheaf, or 0. */
+  getEmpty(cls: number): number {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    if ((i32[b + BARN_NR_EMPTY] as number) === 0) return 0;
+    robustLock(i32, b + BARN_X_LOCK);
+    let empty = 0;
+    const nrEmpty = i32[b + BARN_NR_EMPTY] as number;
+    if (nrEmpty !== 0) {
+      empty = i32[b + BARN_EMPTY + nrEmpty - 1] as number;
+      i32[b + BARN_NR_EMPTY] = nrEmpty - 1;
+    }
+    robustUnlock(i32, b + BARN_X_LOCK);
+    return empty;
+  }
+
+  /** Puts a full sheaf in the barn if it holds fewer than BARN_MAX_FULL; false (unchanged) otherwise. */
+  putFull(cls: number, full: number): boolean {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    if ((i32[b + BARN_NR_FULL] as number) >= BARN_MAX_FULL) return false;
+    robustLock(i32, b + BARN_X_LOCK);
+    const nrFull = i32[b + BARN_NR_FULL] as number;
+    const ok = nrFull < BARN_MAX_FULL;
+    if (ok) {
+      i32[b + BARN_FULL + nrFull] = full;
+      i32[b + BARN_NR_FULL] = nrFull + 1;
+    }
+    robustUnlock(i32, b + BARN_X_LOCK);
+    return ok;
+  }
+
+  /** barn_put_empty_sheaf (or free_empty_sheaf at the limit: the storage has BARN_MAX_EMPTY slots). */
+  putEmpty(cls: number, empty: number): void {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    robustLock(i32, b + BARN_X_LOCK);
+    this.#putEmptyLocked(b, empty);
+    robustUnlock(i32, b + BARN_X_LOCK);
+  }
+
+  /** alloc_empty_sheaf: a sheaf from the pool, or 0 when the pool is used up. */
+  takeUnused(cls: number): number {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    if ((i32[b + BARN_UNUSED_COUNT] as number) === 0) return 0;
+    robustLock(i32, b + BARN_X_LOCK);
+    const sheaf = i32[b + BARN_UNUSED_HEAD] as number;
+    if (sheaf !== 0) {
+      i32[b + BARN_UNUSED_HEAD] = i32[sheaf + SHEAF_NEXT] as number;
+      i32[b + BARN_UNUSED_COUNT] = (i32[b + BARN_UNUSED_COUNT] as number) - 1;
+      i32[sheaf + SHEAF_SIZE] = 0;
+      i32[sheaf + SHEAF_NEXT] = 0;
+    }
+    robustUnlock(i32, b + BARN_X_LOCK);
+    return sheaf;
+  }
+
+  /** free_empty_sheaf: gives an empty sheaf back to the pool. */
+  putUnused(cls: number, sheaf: number): void {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    robustLock(i32, b + BARN_X_LOCK);
+    this.#putUnusedLocked(b, sheaf);
+    robustUnlock(i32, b + BARN_X_LOCK);
+  }
+
+  /**
+   * barn_shrink for class `cls`: takes every full sheaf out (the caller flushes their objects to
+   * the slab and gives them back with putUnused) and sends the empty ones to the pool.
+   */
+  takeAllFull(cls: number): number[] {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    robustLock(i32, b + BARN_X_LOCK);
+    const nrFull = i32[b + BARN_NR_FULL] as number;
+    const full = Array.from({ length: nrFull }, (_, k) => i32[b + BARN_FULL + k] as number);
+    i32[b + BARN_NR_FULL] = 0;
+    const nrEmpty = i32[b + BARN_NR_EMPTY] as number;
+    for (let k = 0; k < nrEmpty; k++) this.#putUnusedLocked(b, i32[b + BARN_EMPTY + k] as number);
+    i32[b + BARN_NR_EMPTY] = 0;
+    robustUnlock(i32, b + BARN_X_LOCK);
+    return full;
+  }
+
+  #putEmptyLocked(b: number, empty: number): void {
+    const i32 = this.#i32;
+    const nrEmpty = i32[b + BARN_NR_EMPTY] as number;
+    if (nrEmpty < BARN_MAX_EMPTY) {
+      i32[b + BARN_EMPTY + nrEmpty] = empty;
+      i32[b + BARN_NR_EMPTY] = nrEmpty + 1;
+    } else {
+      this.#putUnusedLocked(b, empty);
+    }
+  }
+
+  #putUnusedLocked(b: number, sheaf: number): void {
+    const i32 = this.#i32;
+    i32[sheaf + SHEAF_SIZE] = 0;
+    i32[sheaf + SHEAF_NEXT] = i32[b + BARN_UNUSED_HEAD] as number;
+    i32[b + BARN_UNUSED_HEAD] = sheaf;
+    i32[b + BARN_UNUSED_COUNT] = (i32[b + BARN_UNUSED_COUNT] as number) + 1;
+  }
+}

@@ -1,0 +1,699 @@
+/**
+ * SLUB sheaves as a CPU's cache (policy cache 'sheaves'; mm/slub.c of kernel 7.0, checked in
+ * kernel-2025.md §2): per CPU and class a `main` and a `spare` sheaf — fixed-capacity LIFO
+ * arrays of unit pointers in the arena's memory — and an `rcu_free` sheaf for `freeRcu`, all
+ * exchanged whole with the class's barn (src/cpu/barn.ts).
+ *
+ * ```
+ *  alloc: pop main ─ empty? ─ spare non-empty: swap (__pcs_replace_empty_main)
+ *                            └ barn_replace_empty_sheaf: main in, full out (BARN_GET / BARN_GET_FAIL)
+ *                            └ refill main from the slab, whole sheaf (SHEAF_REFILL counts objects)
+ *  free:  push main ─ full?  ─ no spare: barn empty (spare = main), else a pool sheaf, else flush main (__pcs_replace_full_main)
+ *                            └ spare not full: swap
+ *                            └ barn_replace_full_sheaf: main in, empty out (BARN_PUT)
+ *                              · -E2BIG (10 full): flush the spare to the slab, it becomes main (BARN_PUT_FAIL, SHEAF_FLUSH)
+ *                              · no empty: a pool sheaf, main into the barn; none: flush main (sheaf_flush_main)
+ *  freeRcu: append to rcu_free (from the empty spare, a barn empty, the pool; none: the deferred
+ *           lists, FREE_RCU_SHEAF_FAIL); full → sealed with the rcu epoch, one epoch request
+ *           (call_rcu; FREE_RCU_SHEAF); past its GP → a full sheaf in the barn, or flushed when
+ *           the barn holds 10 (rcu_free_sheaf)
+ * ```
+ * Flushes to the slab go in chains of at most 32 units (PCS_BATCH_MAX), one row lock each.
+ * Remote frees (a unit another CPU allocated) go into this CPU's sheaves, or straight to the slab
+ * under sheafRemoteFree 'slab' (the kernel's rule for remote-node objects, 989b09b73978).
+ * Differences from the kernel: one barn per arena (one node); sheaves come from a fixed pool in
+ * the arena (the kernel kmallocs them) — an exhausted pool takes the kernel's allocation-failure
+ * paths; an alloc miss refills the empty main in place (the kernel refills the spare or a barn
+ * empty and installs it: the same objects move); a sealed rcu_free sheaf is checked by its CPU
+ * (at its next freeRcu seal, alloc miss, `poll()`) rather than by an rcu callback; a sheaf's
+ * objects may be reused once the GP of the last one freed into it has passed.
+ *
+ * Who may call: the thread that attached the CPU (as src/cpu/cpu.ts). Shared words: the barn
+ * (its robust mutex), the slab rows, the epoch words (Atomics). The cache words C_SHEAF_* and
+ * C_SEALED_*, the SLUB_STATS counters and the sheaves this CPU holds are owner-only and use
+ * plain accesses: no atomics on the alloc/free fast path. A sheaf moves between owners only
+ * through the barn's mutex, which orders the plain writes made to it before the next holder's.
+ * While the CPU is parked or offline it holds no sheaf (park and detach flush them), so a
+ * drainer never needs to read them; a thread that dies while attached leaves its sheaves to
+ * recovery (src/arena/recovery.ts, `returnDeadSheaves`).
+ */
+import { isExpired, readEpoch, requestEpoch } from '../epoch/grace-period.js';
+import { readPolicyWord } from '../epoch/policy.js';
+import { PageAllocator } from '../memory/page-allocator.js';
+import { GENERAL_CLASS_COUNT, SIZE_TO_CLASS } from '../memory/size-class.js';
+import { isUnitStart, Slab } from '../memory/slab.js';
+import type { SharedArena } from '../shm/arena-ref.js';
+import { readShared } from '../shm/atomics.js';
+import { ArenaError, fail, show } from '../shm/errors.js';
+import {
+  C_ALLOCS,
+  C_BARN_GET,
+  C_BARN_GET_FAIL,
+  C_BARN_PUT,
+  C_BARN_PUT_FAIL,
+  C_FREE_RCU_SHEAF,
+  C_FREE_RCU_SHEAF_FAIL,
+  C_FREES,
+  C_SEALED_COUNT,
+  C_SEALED_HEAD,
+  C_SEALED_TAIL,
+  C_SHEAF_FLUSH,
+  C_SHEAF_MAIN,
+  C_SHEAF_RCU,
+  C_SHEAF_REFILL,
+  C_SHEAF_SPARE,
+  CACHE_SHIFT,
+  CPU_X_PENDING,
+  cacheWord,
+  cpuWord,
+  FLAVOR_RCU,
+  H_POLICY,
+  HINT_CLASS_BITS,
+  HINT_CLASS_MASK,
+  type Layout,
+  SHEAF_EPOCH,
+  SHEAF_NEXT,
+  SHEAF_OBJECTS,
+  SHEAF_SIZE,
+  UNIT_ALLOCATED,
+  UNIT_DEFERRED,
+  UNIT_FREE,
+  UNIT_GENERATION_STEP,
+  UNIT_STATE_MASK,
+  X_CLOSED,
+} from '../shm/layout.js';
+import type { Pointer } from '../shm/refs.js';
+import { BARN_E2BIG, BARN_NO_EMPTY, Barn } from './barn.js';
+import type { CpuHandle } from './cpu.js';
+
+/**
+ * The fast path spells these layout constants as literals (V8 on Node 20 does not fold imported
+ * constants in optimised code; see src/cpu/cpu.ts kFastPathLiterals); checked at load.
+ */
+const kSheafLiterals: ReadonlyArray<readonly [name: string, literal: number, actual: number]> = [
+  ['C_SHEAF_MAIN', 41, C_SHEAF_MAIN],
+  ['C_ALLOCS', 2, C_ALLOCS],
+  ['C_FREES', 3, C_FREES],
+  ['CACHE_SHIFT', 6, CACHE_SHIFT],
+  ['HINT_CLASS_MASK', 0xff, HINT_CLASS_MASK],
+  ['SHEAF_SIZE', 0, SHEAF_SIZE],
+  ['SHEAF_OBJECTS', 4, SHEAF_OBJECTS],
+  ['UNIT_STATE_MASK', 3, UNIT_STATE_MASK],
+  ['UNIT_ALLOCATED', 1, UNIT_ALLOCATED],
+  ['UNIT_FREE', 2, UNIT_FREE],
+  ['UNIT_GENERATION_STEP', 4, UNIT_GENERATION_STEP],
+];
+for (const [name, literal, actual] of kSheafLiterals) {
+  if (literal !== actual)
+    throw new Error(`percpu-arena: sheaf fast-path literal ${name} = ${literal} but layout says ${actual}`);
+}
+
+/** PCS_BATCH_MAX: units per slab flush. */
+const kFlushBatch = 32;
+/** The pending bit of the rcu flavor (src/cpu/deferred.ts): its RMW is the fence before a seal. */
+const kPendingRcu = 1 << FLAVOR_RCU;
+
+/**
+ * Returns every object of `sheaf` (all FREE) to the slab of `cls`, in chains of kFlushBatch
+ * (sheaf_flush_main's PCS_BATCH_MAX: one row lock per chain), and empties the sheaf.
+ */
+function flushSheafToSlab(i32: Int32Array, slab: Slab, cls: number, sheaf: number): void {
+  const n = i32[sheaf + SHEAF_SIZE] as number;
+  for (let start = 0; start < n; start += kFlushBatch) {
+    const end = Math.min(n, start + kFlushBatch);
+    const head = i32[sheaf + SHEAF_OBJECTS + start] as number;
+    let tail = head;
+    for (let k = start + 1; k < end; k++) {
+      const unit = i32[sheaf + SHEAF_OBJECTS + k] as number;
+      i32[tail >> 2] = unit;
+      tail = unit;
+    }
+    i32[tail >> 2] = 0;
+    slab.returnBatch(cls, head, tail, end - start);
+  }
+  i32[sheaf + SHEAF_SIZE] = 0;
+}
+
+/**
+ * Crash recovery of a dead thread's CPU `cpu` (src/arena/recovery.ts, with the CPU claimed):
+ * the objects of its main and spare sheaves go to the slab, those of its rcu_free and sealed
+ * sheaves (not known to be past their GP) onto its deferred rcu pile (`deferRcu`), which then
+ * moves on over its GP as any offline CPU's; every sheaf goes back to the barn's empty stack or
+ * the pool. The thread may have died halfway through a sheaf operation: an object that is not a
+ * unit of the class in the state its sheaf holds, or a sheaf seen twice (a swap cut between its
+ * two stores), is dropped; returns the objects dropped.
+ */
+export function returnDeadSheaves(
+  i32: Int32Array,
+  layout: Layout,
+  cpu: number,
+  slab: Slab,
+  deferRcu: (c: number, h: number) => void,
+): number {
+  if (layout.sheaves === 0) return 0;
+  const barn = new Barn(i32, layout);
+  let dropped = 0;
+  for (let cls = 0; cls < layout.classes; cls++) {
+    const c = cacheWord(layout, cpu, cls);
+    const cap = barn.capacity(cls);
+    const seen = new Set<number>();
+    const sheaves: [sheaf: number, state: number][] = [];
+    const take = (sheaf: number, state: number): void => {
+      if (sheaf === 0 || seen.has(sheaf)) return;
+      seen.add(sheaf);
+      sheaves.push([sheaf, state]);
+    };
+    take(i32[c + C_SHEAF_MAIN] as number, UNIT_FREE);
+    take(i32[c + C_SHEAF_SPARE] as number, UNIT_FREE);
+    take(i32[c + C_SHEAF_RCU] as number, UNIT_DEFERRED);
+    for (
+      let s = i32[c + C_SEALED_HEAD] as number, k = i32[c + C_SEALED_COUNT] as number;
+      s !== 0 && k > 0;
+      k--
+    ) {
+      take(s, UNIT_DEFERRED);
+      s = i32[s + SHEAF_NEXT] as number;
+    }
+    for (const [sheaf, state] of sheaves) {
+      const n = Math.min(Math.max(i32[sheaf + SHEAF_SIZE] as number, 0), cap);
+      let kept = 0;
+      for (let k = 0; k < n; k++) {
+        const unit = i32[sheaf + SHEAF_OBJECTS + k] as number;
+        const h = unit >> 2;
+        const sound =
+          isUnitStart(i32, layout, unit) &&
+          ((i32[h] as number) & HINT_CLASS_MASK) === cls &&
+          ((i32[h + 1] as number) & UNIT_STATE_MASK) === state;
+        if (!sound) dropped++;
+        else if (state === UNIT_FREE) i32[sheaf + SHEAF_OBJECTS + kept++] = unit;
+        else deferRcu(c, h);
+      }
+      i32[sheaf + SHEAF_SIZE] = kept;
+      if (kept !== 0) flushSheafToSlab(i32, slab, cls, sheaf);
+      barn.putEmpty(cls, sheaf);
+    }
+    for (const word of [
+      C_SHEAF_MAIN,
+      C_SHEAF_SPARE,
+      C_SHEAF_RCU,
+      C_SEALED_HEAD,
+      C_SEALED_TAIL,
+      C_SEALED_COUNT,
+    ]) {
+      i32[c + word] = 0;
+    }
+  }
+  return dropped;
+}
+
+/**
+ * The class of a CPU handle whose caches are sheaves, made from CpuHandle on first use
+ * (src/cpu/cpu.ts `sheafHandleClass`: this module cannot import CpuHandle's value, whose module
+ * imports this one). `attach` returns one for an arena of policy cache 'sheaves'; the list
+ * presets never see this class, so their fast path is unchanged.
+ */
+export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
+  return class SheafCpuHandle extends Base {
+    readonly #layout: Layout;
+    readonly #barn: Barn;
+    readonly #slab: Slab;
+    readonly #sizeToClass: Uint8Array = SIZE_TO_CLASS;
+    /** Sheaf capacity per class (from the barn records, fixed at create). */
+    readonly #capacity: Int32Array;
+    readonly #cacheBase: number;
+    readonly #hintBase: number;
+    readonly #pagesBase: number;
+    readonly #pagesEnd: number;
+    readonly #unitMap: number;
+    readonly #remoteToSlab: boolean;
+    readonly #gpEpochs: number;
+    readonly #pending: number;
+    /** Reuse 'after-gp' (the sheaves-rcu preset): every free is a freeRcu. */
+    readonly #freeViaRcu: boolean;
+    /** True while attached and not parked (the base class keeps its own flag private). */
+    #live = false;
+
+    constructor(shared: SharedArena, cpu: number, layout: Layout, remoteToSlab: boolean) {
+      super(shared, cpu);
+      const i32 = this.i32;
+      this.#freeViaRcu = readPolicyWord(i32[H_POLICY] as number).deferring;
+      this.#layout = layout;
+      this.#barn = new Barn(i32, layout);
+      this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
+      this.#capacity = Int32Array.from({ length: layout.classes }, (_, cls) => this.#barn.capacity(cls));
+      this.#cacheBase = cacheWord(layout, cpu, 0);
+      this.#hintBase = cpu << HINT_CLASS_BITS;
+      this.#pagesBase = layout.pagesBase;
+      this.#pagesEnd = layout.totalBytes;
+      this.#unitMap = layout.unitMap;
+      this.#remoteToSlab = remoteToSlab;
+      this.#gpEpochs = shared.faults?.oneEpochGp === true ? 1 : 2;
+      this.#pending = cpuWord(layout, cpu) + CPU_X_PENDING;
+      this.#installMains();
+      this.#live = true;
+    }
+
+    /** The kernel's bootstrap: every class gets an (empty) main sheaf, so the fast path never tests for none. */
+    #installMains(): void {
+      const i32 = this.i32;
+      for (let cls = 0; cls < this.#layout.classes; cls++) {
+        const c = this.#cacheBase + (cls << CACHE_SHIFT);
+        const main = this.#barn.getEmpty(cls) || this.#barn.takeUnused(cls);
+        if (main === 0) {
+          this.#flushAllSheaves();
+          super.detach();
+          fail('ENOMEM', `CPU ${this.cpu}: the sheaf pool of class ${cls} is used up`);
+        }
+        i32[c + C_SHEAF_MAIN] = main;
+        i32[c + C_SHEAF_SPARE] = 0;
+        i32[c + C_SHEAF_RCU] = 0;
+        i32[c + C_SEALED_HEAD] = 0;
+        i32[c + C_SEALED_TAIL] = 0;
+        i32[c + C_SEALED_COUNT] = 0;
+      }
+    }
+
+    override alloc(size: number): Pointer {
+      if (!this.#live) this.#closed();
+      if (typeof size !== 'number' || (size | 0) !== size || size < 1 || size > /* MAX_ALLOC_BYTES */ 4088)
+        return 0 as Pointer;
+      return this.#sheafAlloc(this.#sizeToClass[(size + 15) >> 3] as number) as Pointer;
+    }
+
+    override allocFixed(id: number): Pointer {
+      if (!this.#live) this.#closed();
+      const cls = GENERAL_CLASS_COUNT + id;
+      if (typeof id !== 'number' || (id | 0) !== id || id < 0 || cls >= this.#layout.classes)
+        return 0 as Pointer;
+      return this.#sheafAlloc(cls) as Pointer;
+    }
+
+    /** kfree: into the main sheaf; immediate reuse. */
+    override free(ptr: Pointer): void {
+      if (this.#freeViaRcu) {
+        this.freeRcu(ptr);
+        return;
+      }
+      if (!this.#live) this.#closed();
+      if (ptr === 0) return;
+      const h = this.#allocatedHeader(ptr);
+      const i32 = this.i32;
+      const hint = i32[h] as number;
+      const cls = hint & 0xff;
+      const c = this.#cacheBase + (cls << 6);
+      if (this.#remoteToSlab && hint >> HINT_CLASS_BITS !== this.cpu) {
+        this.#checkOpen();
+        i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
+        this.#slab.returnBatch(cls, h << 2, h << 2, 1);
+        i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
+        return;
+      }
+      // Literals: see kSheafLiterals (C_SHEAF_MAIN 41, C_FREES 3; sheaf: size 0, objects 4;
+      // header: state mask 3, FREE 2).
+      let main = i32[c + 41] as number;
+      let n = i32[main] as number;
+      if (n === (this.#capacity[cls] as number)) {
+        main = this.#replaceFullMain(cls, c);
+        n = i32[main] as number;
+      }
+      i32[h + 1] = ((i32[h + 1] as number) & ~3) | 2;
+      i32[main + 4 + n] = h << 2;
+      i32[main] = n + 1;
+      i32[c + 3] = (i32[c + 3] as number) + 1;
+    }
+
+    /** kfree_rcu: into the rcu_free sheaf; a full one is sealed with one epoch request. */
+    override freeRcu(ptr: Pointer): void {
+      if (!this.#live) this.#closed();
+      if (ptr === 0) return;
+      const h = this.#allocatedHeader(ptr);
+      const i32 = this.i32;
+      const cls = (i32[h] as number) & HINT_CLASS_MASK;
+      const c = this.#cacheBase + (cls << CACHE_SHIFT);
+      let rcu = i32[c + C_SHEAF_RCU] as number;
+      if (rcu === 0) {
+        this.#checkOpen();
+        rcu = this.#emptyForRcu(cls, c);
+        if (rcu === 0) {
+          // __kfree_rcu_sheaf failed: the classic kfree_rcu batching (here: the deferred lists).
+          i32[c + C_FREE_RCU_SHEAF_FAIL] = (i32[c + C_FREE_RCU_SHEAF_FAIL] as number) + 1;
+          super.freeRcu(ptr);
+          return;
+        }
+        i32[c + C_SHEAF_RCU] = rcu;
+      }
+      const n = i32[rcu + SHEAF_SIZE] as number;
+      i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_DEFERRED;
+      i32[rcu + SHEAF_OBJECTS + n] = h << 2;
+      i32[rcu + SHEAF_SIZE] = n + 1;
+      i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
+      if (n + 1 === (this.#capacity[cls] as number)) {
+        this.#checkOpen();
+        i32[c + C_SHEAF_RCU] = 0;
+        this.#seal(c, rcu);
+        i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
+        this.#progressSealed(cls, c);
+      }
+    }
+
+    /** Moves sealed rcu_free sheaves past their GP on (see `freeRcu`), then the lists' work. */
+    override poll(): number {
+      const waiting = super.poll();
+      let sealed = 0;
+      for (let cls = 0; cls < this.#layout.classes; cls++) {
+        const c = this.#cacheBase + (cls << CACHE_SHIFT);
+        this.#progressSealed(cls, c);
+        sealed += this.#sealedObjects(c);
+      }
+      return waiting + sealed;
+    }
+
+    /**
+     * flush_all_rcu_sheaves (the first half of kvfree_rcu_barrier): seals every partial rcu_free
+     * sheaf of this CPU with one epoch request each; `poll()` then reports the objects still
+     * waiting, 0 once every sealed sheaf passed its GP.
+     */
+    flushRcuSheaves(): void {
+      if (!this.#live) this.#closed();
+      this.#checkOpen();
+      const i32 = this.i32;
+      for (let cls = 0; cls < this.#layout.classes; cls++) {
+        const c = this.#cacheBase + (cls << CACHE_SHIFT);
+        const rcu = i32[c + C_SHEAF_RCU] as number;
+        if (rcu === 0 || (i32[rcu + SHEAF_SIZE] as number) === 0) continue;
+        i32[c + C_SHEAF_RCU] = 0;
+        this.#seal(c, rcu);
+        i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
+      }
+    }
+
+    /** Parking gives the sheaves back (slub_cpu_dead's flush): a parked CPU holds none. */
+    override park(): void {
+      if (!this.#live) this.#closed();
+      if (this.inReadSection) fail('EBUSY', `CPU ${this.cpu}: park() inside a read-side section`);
+      this.#flushAllSheaves();
+      this.#live = false;
+      super.park();
+    }
+
+    override unpark(): void {
+      super.unpark();
+      this.#installMains();
+      this.#live = true;
+    }
+
+    /** Going offline flushes every sheaf to the slab (rcu_free ones wait on the deferred lists), then detaches. */
+    override detach(): void {
+      if (this.parked) this.unpark();
+      if (this.#live && readShared(this.i32, X_CLOSED) === 0) this.#flushAllSheaves();
+      this.#live = false;
+      super.detach();
+    }
+
+    #sheafAlloc(cls: number): number {
+      const i32 = this.i32;
+      // Literals: see kSheafLiterals (cache shift 6, C_SHEAF_MAIN 41, C_ALLOCS 2; sheaf: size 0,
+      // objects 4; header: generation step 4, state mask 3, ALLOCATED 1).
+      const c = this.#cacheBase + (cls << 6);
+      let main = i32[c + 41] as number;
+      let n = i32[main] as number;
+      if (n === 0) {
+        main = this.#replaceEmptyMain(cls, c);
+        if (main === 0) return 0;
+        n = i32[main] as number;
+      }
+      const unit = i32[main + 3 + n] as number;
+      i32[main] = n - 1;
+      i32[c + 2] = (i32[c + 2] as number) + 1;
+      const h = unit >> 2;
+      i32[h] = this.#hintBase | cls;
+      i32[h + 1] = (((i32[h + 1] as number) + 4) & ~3) | 1;
+      return unit + 8;
+    }
+
+    /**
+     * __pcs_replace_empty_main: swap in a non-empty spare, else exchange the empty main for a
+     * barn full sheaf, else refill main from the slab. Returns the new main, or 0 at the memory
+     * limit. Sealed rcu_free sheaves past their GP go to the barn first (they are what it offers).
+     */
+    #replaceEmptyMain(cls: number, c: number): number {
+      this.#checkOpen();
+      const i32 = this.i32;
+      const main = i32[c + C_SHEAF_MAIN] as number;
+      const spare = i32[c + C_SHEAF_SPARE] as number;
+      if (spare !== 0 && (i32[spare + SHEAF_SIZE] as number) !== 0) {
+        i32[c + C_SHEAF_MAIN] = spare;
+        i32[c + C_SHEAF_SPARE] = main;
+        return spare;
+      }
+      if ((i32[c + C_SEALED_COUNT] as number) !== 0) this.#progressSealed(cls, c);
+      const full = this.#barn.replaceEmpty(cls, main);
+      if (full !== 0) {
+        i32[c + C_BARN_GET] = (i32[c + C_BARN_GET] as number) + 1;
+        i32[c + C_SHEAF_MAIN] = full;
+        return full;
+      }
+      i32[c + C_BARN_GET_FAIL] = (i32[c + C_BARN_GET_FAIL] as number) + 1;
+      const got = this.#refill(cls, main);
+      i32[c + C_SHEAF_REFILL] = (i32[c + C_SHEAF_REFILL] as number) + got;
+      return got === 0 ? 0 : main;
+    }
+
+    /** refill_sheaf: fills the empty sheaf `sheaf` from the slab; returns the objects it got. */
+    #refill(cls: number, sheaf: number): number {
+      const i32 = this.i32;
+      const want = this.#capacity[cls] as number;
+      const chain = { head: 0, tail: 0, count: 0 };
+      this.#slab.takeBatch(cls, want, chain);
+      let n = 0;
+      for (let unit = chain.head; n < chain.count; n++) {
+        i32[sheaf + SHEAF_OBJECTS + n] = unit;
+        unit = i32[unit >> 2] as number;
+      }
+      i32[sheaf + SHEAF_SIZE] = n;
+      return n;
+    }
+
+    /** __pcs_replace_full_main: returns a main sheaf with room for one more object. */
+    #replaceFullMain(cls: number, c: number): number {
+      this.#checkOpen();
+      const i32 = this.i32;
+      const barn = this.#barn;
+      const main = i32[c + C_SHEAF_MAIN] as number;
+      const spare = i32[c + C_SHEAF_SPARE] as number;
+      const cap = this.#capacity[cls] as number;
+      if (spare === 0) {
+        const empty = barn.getEmpty(cls) || barn.takeUnused(cls);
+        if (empty !== 0) {
+          i32[c + C_SHEAF_SPARE] = main;
+          i32[c + C_SHEAF_MAIN] = empty;
+          return empty;
+        }
+        this.#flushMain(cls, c, main);
+        return main;
+      }
+      if ((i32[spare + SHEAF_SIZE] as number) < cap) {
+        i32[c + C_SHEAF_MAIN] = spare;
+        i32[c + C_SHEAF_SPARE] = main;
+        return spare;
+      }
+      const result = barn.replaceFull(cls, main);
+      if (result > 0) {
+        i32[c + C_BARN_PUT] = (i32[c + C_BARN_PUT] as number) + 1;
+        i32[c + C_SHEAF_MAIN] = result;
+        return result;
+      }
+      if (result === BARN_E2BIG) {
+        // The barn is full of full sheaves: flush the spare to the slab and use it as main.
+        i32[c + C_BARN_PUT_FAIL] = (i32[c + C_BARN_PUT_FAIL] as number) + 1;
+        i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + cap;
+        this.#flushToSlab(cls, spare);
+        i32[c + C_SHEAF_MAIN] = spare;
+        i32[c + C_SHEAF_SPARE] = main;
+        return spare;
+      }
+      // BARN_NO_EMPTY: allocate an empty sheaf and put the full main in the barn.
+      const empty = result === BARN_NO_EMPTY ? barn.takeUnused(cls) : 0;
+      if (empty !== 0) {
+        if (barn.putFull(cls, main)) {
+          i32[c + C_BARN_PUT] = (i32[c + C_BARN_PUT] as number) + 1;
+          i32[c + C_SHEAF_MAIN] = empty;
+          return empty;
+        }
+        barn.putUnused(cls, empty);
+      }
+      this.#flushMain(cls, c, main);
+      return main;
+    }
+
+    /** sheaf_flush_main: the whole main sheaf to the slab (counted as SHEAF_FLUSH). */
+    #flushMain(cls: number, c: number, main: number): void {
+      const i32 = this.i32;
+      i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + (i32[main + SHEAF_SIZE] as number);
+      this.#flushToSlab(cls, main);
+    }
+
+    #flushToSlab(cls: number, sheaf: number): void {
+      flushSheafToSlab(this.i32, this.#slab, cls, sheaf);
+    }
+
+    /** An empty sheaf for rcu_free: the spare if it is empty, a barn empty one, or one from the pool. */
+    #emptyForRcu(cls: number, c: number): number {
+      const i32 = this.i32;
+      const spare = i32[c + C_SHEAF_SPARE] as number;
+      if (spare !== 0 && (i32[spare + SHEAF_SIZE] as number) === 0) {
+        i32[c + C_SHEAF_SPARE] = 0;
+        return spare;
+      }
+      return this.#barn.getEmpty(cls) || this.#barn.takeUnused(cls);
+    }
+
+    /** call_rcu for a sheaf: records the rcu epoch after the fence, appends to the sealed FIFO, requests the GP. */
+    #seal(c: number, sheaf: number): void {
+      const i32 = this.i32;
+      // The RMW orders the caller's unlink stores before the epoch load (src/cpu/deferred.ts #fence).
+      Atomics.or(i32, this.#pending, kPendingRcu);
+      const epoch = readEpoch(i32, FLAVOR_RCU);
+      i32[sheaf + SHEAF_EPOCH] = epoch;
+      i32[sheaf + SHEAF_NEXT] = 0;
+      const tail = i32[c + C_SEALED_TAIL] as number;
+      if (tail === 0) i32[c + C_SEALED_HEAD] = sheaf;
+      else i32[tail + SHEAF_NEXT] = sheaf;
+      i32[c + C_SEALED_TAIL] = sheaf;
+      i32[c + C_SEALED_COUNT] = (i32[c + C_SEALED_COUNT] as number) + 1;
+      requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0);
+    }
+
+    /** rcu_free_sheaf for every sealed sheaf past its GP: into the barn as a full sheaf, or flushed. */
+    #progressSealed(cls: number, c: number): void {
+      const i32 = this.i32;
+      if ((i32[c + C_SEALED_COUNT] as number) === 0) return;
+      const epoch = readEpoch(i32, FLAVOR_RCU);
+      for (;;) {
+        const sheaf = i32[c + C_SEALED_HEAD] as number;
+        if (sheaf === 0 || !isExpired(i32[sheaf + SHEAF_EPOCH] as number, epoch, this.#gpEpochs)) return;
+        i32[c + C_SEALED_HEAD] = i32[sheaf + SHEAF_NEXT] as number;
+        if (i32[c + C_SEALED_HEAD] === 0) i32[c + C_SEALED_TAIL] = 0;
+        i32[c + C_SEALED_COUNT] = (i32[c + C_SEALED_COUNT] as number) - 1;
+        const n = i32[sheaf + SHEAF_SIZE] as number;
+        for (let k = 0; k < n; k++) {
+          const h = (i32[sheaf + SHEAF_OBJECTS + k] as number) >> 2;
+          i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
+        }
+        // A partial sheaf (a barrier's) goes to the slab, as rcu_free_sheaf_nobarn does.
+        if (n === (this.#capacity[cls] as number) && this.#barn.putFull(cls, sheaf)) continue;
+        i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + n;
+        this.#flushToSlab(cls, sheaf);
+        this.#barn.putEmpty(cls, sheaf);
+      }
+    }
+
+    #sealedObjects(c: number): number {
+      const i32 = this.i32;
+      let n = 0;
+      for (let s = i32[c + C_SEALED_HEAD] as number; s !== 0; s = i32[s + SHEAF_NEXT] as number) {
+        n += i32[s + SHEAF_SIZE] as number;
+      }
+      return n;
+    }
+
+    /**
+     * Gives every sheaf of this CPU back: main and spare objects to the slab (the sheaves to the
+     * barn's empty stack or the pool); rcu_free and sealed objects have not passed their GP, so
+     * they go onto this CPU's deferred lists (freeRcu of the list path), which the coordinator
+     * finishes for a CPU that is offline or parked.
+     */
+    #flushAllSheaves(): void {
+      const i32 = this.i32;
+      for (let cls = 0; cls < this.#layout.classes; cls++) {
+        const c = this.#cacheBase + (cls << CACHE_SHIFT);
+        for (const word of [C_SHEAF_MAIN, C_SHEAF_SPARE]) {
+          const sheaf = i32[c + word] as number;
+          if (sheaf === 0) continue;
+          i32[c + word] = 0;
+          i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + (i32[sheaf + SHEAF_SIZE] as number);
+          this.#flushToSlab(cls, sheaf);
+          this.#barn.putEmpty(cls, sheaf);
+        }
+        const rcu = i32[c + C_SHEAF_RCU] as number;
+        i32[c + C_SHEAF_RCU] = 0;
+        if (rcu !== 0) this.#toDeferredLists(cls, c, rcu);
+        for (let s = i32[c + C_SEALED_HEAD] as number; s !== 0; ) {
+          const next = i32[s + SHEAF_NEXT] as number;
+          this.#toDeferredLists(cls, c, s);
+          s = next;
+        }
+        i32[c + C_SEALED_HEAD] = 0;
+        i32[c + C_SEALED_TAIL] = 0;
+        i32[c + C_SEALED_COUNT] = 0;
+      }
+    }
+
+    /** The objects of an rcu_free sheaf onto the deferred lists (a later seal: conservative), the sheaf to the barn. */
+    #toDeferredLists(cls: number, c: number, sheaf: number): void {
+      const i32 = this.i32;
+      const n = i32[sheaf + SHEAF_SIZE] as number;
+      for (let k = 0; k < n; k++) {
+        const unit = i32[sheaf + SHEAF_OBJECTS + k] as number;
+        const h = unit >> 2;
+        // Back to ALLOCATED (same generation: it was never handed out) so freeRcu accepts it.
+        i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_ALLOCATED;
+        super.freeRcu((unit + 8) as Pointer);
+        // freeRcu counted a free the rcu_free sheaf had counted already.
+        i32[c + C_FREES] = (i32[c + C_FREES] as number) - 1;
+      }
+      i32[sheaf + SHEAF_SIZE] = 0;
+      this.#barn.putEmpty(cls, sheaf);
+    }
+
+    /** As CpuHandle's check: the unit-start map says a unit begins there and its state is ALLOCATED. */
+    #allocatedHeader(ptr: number): number {
+      if (typeof ptr !== 'number') this.#notAUnit(ptr);
+      const unit = ptr - 8;
+      const base = this.#pagesBase;
+      if ((ptr | 0) !== ptr || unit < base || unit >= this.#pagesEnd) this.#notAUnit(ptr);
+      const i32 = this.i32;
+      const bits = i32[this.#unitMap + ((unit - base) >> 8)] as number;
+      if ((bits & (1 << ((unit - base) >> 3))) === 0 || (unit & 7) !== 0) this.#notAUnit(ptr);
+      const h = unit >> 2;
+      const word = i32[h + 1] as number;
+      if ((word & UNIT_STATE_MASK) !== UNIT_ALLOCATED) {
+        const state = word & UNIT_STATE_MASK;
+        throw new ArenaError(
+          'EINVAL',
+          state === UNIT_FREE || state === UNIT_DEFERRED
+            ? `free(${ptr}): double free (the unit is already free)`
+            : `free(${ptr}): not an allocated unit`,
+        );
+      }
+      return h;
+    }
+
+    #checkOpen(): void {
+      if (readShared(this.i32, X_CLOSED) !== 0) fail('ECLOSED', `CPU ${this.cpu}: the arena was closed`);
+    }
+
+    #closed(): never {
+      if (this.parked) fail('ECLOSED', `CPU ${this.cpu}: the CPU is parked; unpark() it first`);
+      fail('ECLOSED', `CPU ${this.cpu}: this handle was detached or its arena closed`);
+    }
+
+    #notAUnit(ptr: number): never {
+      throw new ArenaError('EINVAL', `free(${show(ptr)}): not a pointer to a unit of this arena`);
+    }
+  };
+}
+
+/** A CPU handle of an arena of policy cache 'sheaves'. */
+export interface SheafCpuHandle extends CpuHandle {
+  /** Seals every partial rcu_free sheaf (flush_all_rcu_sheaves); `poll()` reports what still waits. */
+  flushRcuSheaves(): void;
+}
+
+/** The constructor `defineSheafHandle` returns. */
+export type SheafHandleClass = new (
+  shared: SharedArena,
+  cpu: number,
+  layout: Layout,
+  remoteToSlab: boolean,
+) => SheafCpuHandle;

@@ -1,0 +1,362 @@
+/**
+ * SLUB sheaves as a cache kind (policy cache 'sheaves', src/cpu/sheaf.ts, src/cpu/barn.ts), in
+ * the deterministic mode: exact accounting (every unit in exactly one sheaf, list, slab or
+ * live; every sheaf of the pool in exactly one place), the kernel's alloc-miss and
+ * free-overflow orders, one barn exchange per `capacity` operations in a producer/consumer
+ * pair with nothing going back to the slab, the spill horizon (main + spare + 10 barn sheaves),
+ * detach and park giving everything back, and the rcu_free sheaf (no reuse before its GP).
+ * Capacities are the kernel's (kernel-2025.md §2.2), written out here.
+ */
+import { describe, expect, it } from 'vitest';
+import { sheafHandleClass } from '../src/cpu/attach.js';
+import type { SheafCpuHandle } from '../src/cpu/sheaf.js';
+import type { CpuHandle, Pointer } from '../src/index.js';
+import { Arena, type ArenaOptions } from '../src/index.js';
+import {
+  BARN_NR_EMPTY,
+  BARN_NR_FULL,
+  BARN_UNUSED_COUNT,
+  barnWord,
+  C_SEALED_COUNT,
+  C_SHEAF_MAIN,
+  C_SHEAF_RCU,
+  C_SHEAF_SPARE,
+  cacheWord,
+  readLayout,
+} from '../src/shm/layout.js';
+import { createTestArena } from '../src/testing.js';
+
+/** The 64-byte class (requests of 49..56 bytes) and its kernel capacity. */
+const CLS64 = 2;
+const SIZE64 = 56;
+const CAP64 = 60;
+
+function setup(options: Omit<ArenaOptions, 'cpus' | 'policy'> & { policy?: object } = {}) {
+  const { policy, ...rest } = options;
+  const arena = Arena.create({
+    cpus: 2,
+    maxBytes: 16 << 20,
+    coordinator: 'manual',
+    ...rest,
+    policy: { ...arena0Policy, ...(policy ?? {}) },
+  });
+  return arena;
+}
+const arena0Policy = { cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab' } as const;
+
+/** Every unit of class `cls` is in exactly one place; returns the class's stats. */
+function expectUnitsAccounted(arena: Arena, cls: number, live: number) {
+  const stats = arena.stats();
+  const k = stats.classes[cls];
+  if (k === undefined) throw new Error('no class');
+  expect(k.live).toBe(live);
+  expect(k.slabFree + k.cached + k.depot + k.deferred + k.sheaved + k.barn + k.live).toBe(k.units);
+  return k;
+}
+
+/** Every sheaf of the pool of `cls` is in exactly one place: a CPU, the barn or the unused stack. */
+function expectSheavesConserved(arena: Arena, cls: number): void {
+  const i32 = new Int32Array(arena.shared.buffer);
+  const layout = readLayout(i32);
+  const b = barnWord(layout, cls);
+  let held = 0;
+  const seen = new Set<number>();
+  for (let cpu = 0; cpu < layout.cpus; cpu++) {
+    const c = cacheWord(layout, cpu, cls);
+    for (const w of [C_SHEAF_MAIN, C_SHEAF_SPARE, C_SHEAF_RCU]) {
+      const s = i32[c + w] as number;
+      if (s !== 0) {
+        expect(seen.has(s)).toBe(false);
+        seen.add(s);
+        held++;
+      }
+    }
+    held += i32[c + C_SEALED_COUNT] as number;
+  }
+  const total =
+    held +
+    (i32[b + BARN_NR_FULL] as number) +
+    (i32[b + BARN_NR_EMPTY] as number) +
+    (i32[b + BARN_UNUSED_COUNT] as number);
+  expect(total).toBe(layout.sheaves);
+}
+
+function sheafStats(arena: Arena, cpu: number, cls = CLS64) {
+  const s = arena.stats().cpus[cpu]?.classes[cls]?.sheaf;
+  if (s === undefined) throw new Error('no cache');
+  return s;
+}
+
+function allocN(cpu: CpuHandle, n: number, size = SIZE64): Pointer[] {
+  const out: Pointer[] = [];
+  for (let k = 0; k < n; k++) {
+    const p = cpu.alloc(size);
+    expect(p).not.toBe(0);
+    out.push(p);
+  }
+  return out;
+}
+
+describe('sheaves preset', () => {
+  it('attaches a sheaf handle with the kernel capacities; list presets keep the list handle', () => {
+    const arena = Arena.create({ cpus: 1, coordinator: 'manual', policy: 'sheaves' });
+    const a = arena.attach(0);
+    expect(a).toBeInstanceOf(sheafHandleClass());
+    expect(arena.policy.cache).toBe('sheaves');
+    const layout = readLayout(new Int32Array(arena.shared.buffer));
+    expect(layout.sheaves).toBeGreaterThan(20);
+    arena.close();
+    const lists = Arena.create({ cpus: 1, coordinator: 'manual', policy: 'kernel-6.6' });
+    expect(lists.attach(0)).not.toBeInstanceOf(sheafHandleClass());
+    expect(readLayout(new Int32Array(lists.shared.buffer)).sheaves).toBe(0);
+    lists.close();
+  });
+
+  it('rejects sheaves with reuse free-after-gp, a depot, owner return and a capacity out of range', () => {
+    expect(() =>
+      Arena.create({
+        cpus: 1,
+        policy: { cache: 'sheaves', reuse: 'free-after-gp', trimVia: 'slab', afterRcuGp: 'slab' },
+      }),
+    ).toThrow(/EINVAL.*cache 'sheaves'/);
+    expect(() =>
+      Arena.create({ cpus: 1, policy: { cache: 'sheaves', sharing: 'depot', trimVia: 'slab' } }),
+    ).toThrow(/EINVAL.*cache 'sheaves'/);
+    expect(() => Arena.create({ cpus: 1, policy: { cache: 'sheaves', sheafCapacity: 61 } })).toThrow(
+      /EINVAL.*sheafCapacity/,
+    );
+  });
+
+  it('sheaves-rcu: every free goes through the rcu_free sheaf and comes back whole after its GP', () => {
+    const arena = Arena.create({ cpus: 1, coordinator: 'manual', maxBytes: 16 << 20, policy: 'sheaves-rcu' });
+    const a = arena.attach(0);
+    const held = allocN(a, CAP64);
+    const freed = new Set(held);
+    for (const p of held) a.free(p);
+    expect(sheafStats(arena, 0).free_rcu_sheaf).toBe(1);
+    const early = allocN(a, 2 * CAP64);
+    for (const p of early) expect(freed.has(p)).toBe(false);
+    arena.advance('rcu');
+    arena.advance('rcu');
+    a.poll();
+    expect(arena.stats().classes[CLS64]?.barn).toBe(CAP64);
+    expectUnitsAccounted(arena, CLS64, early.length);
+    arena.close();
+  });
+
+  it('alloc miss: refill from the slab (BARN_GET_FAIL, SHEAF_REFILL), then a whole sheaf per capacity allocs', () => {
+    const arena = setup();
+    const a = arena.attach(0);
+    const held = allocN(a, 1);
+    let s = sheafStats(arena, 0);
+    expect(s.barn_get_fail).toBe(1);
+    expect(s.sheaf_refill).toBe(CAP64);
+    held.push(...allocN(a, CAP64 - 1));
+    expect(sheafStats(arena, 0).sheaf_refill).toBe(CAP64);
+    held.push(...allocN(a, 1));
+    s = sheafStats(arena, 0);
+    expect(s.sheaf_refill).toBe(2 * CAP64);
+    expect(s.alloc_fastpath).toBe(CAP64 + 1);
+    expectUnitsAccounted(arena, CLS64, held.length);
+    expectSheavesConserved(arena, CLS64);
+    for (const p of held) a.free(p);
+    expectUnitsAccounted(arena, CLS64, 0);
+    expect(() => a.free(held[0] as Pointer)).toThrow(/double free/);
+    arena.close();
+  });
+
+  it('reuses a freed unit at once (LIFO from main)', () => {
+    const arena = setup();
+    const a = arena.attach(0);
+    const p = a.alloc(SIZE64);
+    a.free(p);
+    expect(a.alloc(SIZE64)).toBe(p);
+    arena.close();
+  });
+
+  it('producer/consumer: one barn exchange per capacity operations on each side, nothing back to the slab', () => {
+    const arena = setup();
+    const producer = arena.attach(0);
+    const consumer = arena.attach(1);
+    const round = () => {
+      const batch = allocN(producer, CAP64);
+      for (const p of batch) consumer.free(p);
+    };
+    for (let k = 0; k < 4; k++) round();
+    const before0 = sheafStats(arena, 0);
+    const before1 = sheafStats(arena, 1);
+    const unitsBefore = arena.stats().classes[CLS64]?.units;
+    const slabBefore = arena.stats().classes[CLS64]?.slabFree;
+    const rounds = 50;
+    for (let k = 0; k < rounds; k++) round();
+    const after0 = sheafStats(arena, 0);
+    const after1 = sheafStats(arena, 1);
+    expect(after0.barn_get - before0.barn_get).toBe(rounds);
+    expect(after0.barn_get_fail - before0.barn_get_fail).toBe(0);
+    expect(after0.sheaf_refill - before0.sheaf_refill).toBe(0);
+    expect(after1.barn_put - before1.barn_put).toBe(rounds);
+    expect(after1.barn_put_fail - before1.barn_put_fail).toBe(0);
+    expect(after1.sheaf_flush - before1.sheaf_flush).toBe(0);
+    expect(arena.stats().classes[CLS64]?.units).toBe(unitsBefore);
+    expect(arena.stats().classes[CLS64]?.slabFree).toBe(slabBefore);
+    expectUnitsAccounted(arena, CLS64, 0);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  });
+
+  it('spill horizon: a free burst within main + spare + 10 barn sheaves stays in sheaves; a larger one hits barn_put_fail', () => {
+    const horizon = (2 + 10) * CAP64;
+    for (const [burst, spills] of [
+      [horizon - CAP64, false],
+      [2 * horizon, true],
+    ] as const) {
+      const arena = setup();
+      const a = arena.attach(0);
+      const held = allocN(a, burst);
+      // What the allocations left in main (a partial refill) takes part of the horizon.
+      for (const p of held) a.free(p);
+      const s = sheafStats(arena, 0);
+      const k = expectUnitsAccounted(arena, CLS64, 0);
+      expectSheavesConserved(arena, CLS64);
+      if (spills) {
+        expect(s.barn_put_fail).toBeGreaterThan(0);
+        expect(s.sheaf_flush).toBeGreaterThan(0);
+        expect(k.barn).toBe(10 * CAP64);
+      } else {
+        expect(s.barn_put_fail).toBe(0);
+        expect(s.sheaf_flush).toBe(0);
+      }
+      expect(k.sheaved + k.barn).toBeLessThanOrEqual(horizon);
+      arena.close();
+    }
+  });
+
+  it('a sheaf capacity set by the policy (32, as the kernel for maple nodes)', () => {
+    const arena = setup({ policy: { sheafCapacity: 32 } });
+    const a = arena.attach(0);
+    allocN(a, 1);
+    expect(sheafStats(arena, 0).sheaf_refill).toBe(32);
+    arena.close();
+  });
+
+  it('remote frees around the sheaves (sheafRemoteFree slab) go to the slab', () => {
+    const arena = setup({ policy: { sheafRemoteFree: 'slab' } });
+    const a = arena.attach(0);
+    const b = arena.attach(1);
+    const held = allocN(a, 10);
+    const slabBefore = arena.stats().classes[CLS64]?.slabFree as number;
+    for (const p of held) b.free(p);
+    expect(arena.stats().classes[CLS64]?.slabFree).toBe(slabBefore + 10);
+    expect(arena.stats().cpus[1]?.classes[CLS64]?.sheaved).toBe(0);
+    expectUnitsAccounted(arena, CLS64, 0);
+    arena.close();
+  });
+
+  it('detach and park give every sheaf back', () => {
+    const arena = setup();
+    const a = arena.attach(0);
+    const b = arena.attach(1);
+    const held = allocN(a, 5 * CAP64);
+    for (const p of held.splice(0, 3 * CAP64)) b.free(p);
+    b.park();
+    expect(arena.stats().cpus[1]?.classes[CLS64]?.sheaved).toBe(0);
+    expectSheavesConserved(arena, CLS64);
+    b.unpark();
+    for (const p of held) a.free(p);
+    a.detach();
+    b.detach();
+    const k = expectUnitsAccounted(arena, CLS64, 0);
+    expect(k.sheaved).toBe(0);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  });
+});
+
+describe('rcu_free sheaf', () => {
+  it('a full rcu_free sheaf is sealed with one epoch request and reused whole from the barn after its GP', () => {
+    const arena = setup();
+    const a = arena.attach(0) as SheafCpuHandle;
+    const held = allocN(a, CAP64);
+    const freed = new Set(held);
+    for (const p of held) a.freeRcu(p);
+    expect(sheafStats(arena, 0).free_rcu_sheaf).toBe(1);
+    expectUnitsAccounted(arena, CLS64, 0);
+    expectSheavesConserved(arena, CLS64);
+    // Before the GP: nothing freed is handed out again.
+    const early = allocN(a, 3 * CAP64);
+    for (const p of early) expect(freed.has(p)).toBe(false);
+    for (const p of early) a.free(p);
+    arena.advance('rcu');
+    arena.advance('rcu');
+    a.poll();
+    expect(arena.stats().classes[CLS64]?.barn).toBeGreaterThanOrEqual(CAP64);
+    // Drain main and spare, then the next miss takes the GP'd sheaf from the barn.
+    const got = new Set(allocN(a, 6 * CAP64));
+    expect([...freed].every((p) => got.has(p))).toBe(true);
+    arena.close();
+  });
+
+  it('under the oneEpochGp fault the sheaf comes back after one epoch (what the reuse oracle must catch)', () => {
+    for (const fault of [false, true]) {
+      const arena = createTestArena({
+        cpus: 1,
+        coordinator: 'manual',
+        maxBytes: 16 << 20,
+        policy: { cache: 'sheaves', trimVia: 'slab' },
+        faults: fault ? { oneEpochGp: true } : {},
+      });
+      const a = arena.attach(0) as SheafCpuHandle;
+      const held = allocN(a, CAP64);
+      for (const p of held) a.freeRcu(p);
+      arena.advance('rcu');
+      a.poll();
+      expect(arena.stats().classes[CLS64]?.barn).toBe(fault ? CAP64 : 0);
+      arena.close();
+    }
+  });
+
+  it('flushRcuSheaves seals a partial sheaf; after its GP its objects go to the slab', () => {
+    const arena = setup();
+    const a = arena.attach(0) as SheafCpuHandle;
+    const held = allocN(a, 7);
+    for (const p of held) a.freeRcu(p);
+    expect(arena.stats().classes[CLS64]?.deferred).toBe(7);
+    a.flushRcuSheaves();
+    expect(a.poll()).toBe(7);
+    arena.advance('rcu');
+    arena.advance('rcu');
+    expect(a.poll()).toBe(0);
+    const k = expectUnitsAccounted(arena, CLS64, 0);
+    expect(k.deferred).toBe(0);
+    expect(sheafStats(arena, 0).free_rcu_sheaf).toBe(1);
+    arena.close();
+  });
+
+  it('detach with rcu_free objects pending leaves them on the deferred lists until their GP', () => {
+    const arena = setup();
+    const a = arena.attach(0);
+    const held = allocN(a, 10);
+    for (const p of held) a.freeRcu(p);
+    a.detach();
+    let k = expectUnitsAccounted(arena, CLS64, 0);
+    expect(k.deferred).toBe(10);
+    for (let i = 0; i < 4; i++) arena.advance('rcu');
+    k = expectUnitsAccounted(arena, CLS64, 0);
+    expect(k.deferred).toBe(0);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  });
+});
+
+describe('sheaf metrics', () => {
+  it('exports the SLUB_STATS counters as percpu_arena_sheaf_events_total{event}', async () => {
+    const { arenaMetrics } = await import('../src/service/metrics.js');
+    const arena = setup();
+    const a = arena.attach(0);
+    for (const p of allocN(a, 3)) a.free(p);
+    const text = await arenaMetrics(arena).metrics();
+    expect(text).toMatch(/percpu_arena_sheaf_events_total\{event="alloc_fastpath"\} 3/);
+    expect(text).toMatch(/percpu_arena_sheaf_events_total\{event="barn_get_fail"\} 1/);
+    arena.close();
+  });
+});
