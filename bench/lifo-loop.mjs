@@ -1,6 +1,7 @@
 // One process = one count for bench/callgrind-fastpath.sh: warms up, then runs N LIFO
 // alloc+free pairs of 56-byte requests (64-byte units) on one CPU of a compiled arena (dist/),
-// or on a plain typed-array free list with `freelist` as the first argument.
+// or on a plain typed-array free list with `freelist` as the first argument. `arena` is the
+// default preset (kernel-6.6: bpf_mem_alloc's lists), `sheaves` the SLUB-sheaves preset.
 import { Arena } from '../dist/src/index.js';
 
 const variant = process.argv[2];
@@ -29,7 +30,7 @@ class FreeList {
 const target =
   variant === 'freelist'
     ? new FreeList(new Int32Array(new SharedArrayBuffer(1 << 16)))
-    : Arena.create({ cpus: 1 }).attach(0);
+    : Arena.create({ cpus: 1, policy: variant === 'sheaves' ? 'sheaves' : 'kernel-6.6' }).attach(0);
 
 function lifo(cpu, n) {
   for (let i = 0; i < n; i++) cpu.free(cpu.alloc(56));

@@ -143,12 +143,12 @@ const kMap: Record<string, Record<string, number>> = {
     BARN_FULL: 6,
     BARN_EMPTY: 16,
   },
-  sheaf: { SHEAF_SIZE: 0, SHEAF_EPOCH: 1, SHEAF_NEXT: 2, SHEAF_OBJECTS: 4 },
+  sheaf: { SHEAF_SIZE: 0, SHEAF_EPOCH: 1, SHEAF_NEXT: 2, SHEAF_CAPACITY: 3, SHEAF_OBJECTS: 4 },
 };
 
 describe('the memory map', () => {
   it('is version 8 with every field where the table says', () => {
-    expect(layout.LAYOUT_VERSION).toBe(8);
+    expect(layout.LAYOUT_VERSION).toBe(9);
     for (const [record, fields] of Object.entries(kMap)) {
       const names = layout
         .recordFields(record)

@@ -42,6 +42,7 @@ import {
   BARN_X_LOCK,
   barnWord,
   type Layout,
+  SHEAF_CAPACITY,
   SHEAF_MAX_CAPACITY,
   SHEAF_NEXT,
   SHEAF_SIZE,
@@ -80,10 +81,12 @@ export function initialiseBarns(
   if (explicit < 0 || explicit > SHEAF_MAX_CAPACITY) throw new Error('sheaf capacity out of range');
   unitSizes.forEach((unitSize, cls) => {
     const b = barnWord(layout, cls);
-    i32[b + BARN_CAPACITY] = sheafCapacityFor(unitSize, explicit);
+    const capacity = sheafCapacityFor(unitSize, explicit);
+    i32[b + BARN_CAPACITY] = capacity;
     let head = 0;
     for (let k = layout.sheaves - 1; k >= 0; k--) {
       const sheaf = b + BARN_WORDS + k * SHEAF_WORDS;
+      i32[sheaf + SHEAF_CAPACITY] = capacity;
       i32[sheaf + SHEAF_NEXT] = head;
       head = sheaf;
     }

@@ -156,8 +156,13 @@ const kAdaptDecayMs = 1000;
  * this thread: dead). `free(0)` and `freeRcu(0)` do nothing.
  */
 export class CpuHandle {
+  /**
+   * Fields are initialised with a value of their type where they are declared (class fields
+   * start as `undefined` otherwise, and V8 then keeps a number field as a generic tagged value,
+   * which costs a Smi check on every fast-path read).
+   */
   /** This handle's CPU slot. */
-  readonly cpu: number;
+  readonly cpu: number = 0;
   /** The whole arena as bytes: the usable bytes of `ptr = alloc(size)` are `bytes[ptr .. ptr + size)`. */
   readonly bytes: Uint8Array;
   /** The whole arena as 32-bit words (for callers that lay out their own records). */
@@ -171,20 +176,20 @@ export class CpuHandle {
   /** SIZE_TO_CLASS, held by the instance so the fast path does not load a module binding. */
   readonly #sizeToClass: Uint8Array = SIZE_TO_CLASS;
   /** Number of general + fixed classes; fixed cache `id` is class GENERAL_CLASS_COUNT + id. */
-  readonly #classes: number;
+  readonly #classes: number = 0;
   /** Word index of this CPU's cache of class 0; class c is at `#cacheBase + (c << CACHE_SHIFT)`. */
-  readonly #cacheBase: number;
+  readonly #cacheBase: number = 0;
   /** Owner hint of this CPU without the class bits. */
-  readonly #hintBase: number;
-  readonly #pagesBase: number;
-  readonly #pagesEnd: number;
-  readonly #unitMap: number;
+  readonly #hintBase: number = 0;
+  readonly #pagesBase: number = 0;
+  readonly #pagesEnd: number = 0;
+  readonly #unitMap: number = 0;
   /** The arena's policy (H_POLICY, decoded by readPolicyWord): what this handle tests. */
-  readonly #deferring: boolean;
-  readonly #unbounded: boolean;
-  readonly #hint: boolean;
+  readonly #deferring: boolean = false;
+  readonly #unbounded: boolean = false;
+  readonly #hint: boolean = false;
   /** Remote frees go back to their owner (policy remoteFree 'owner'). */
-  readonly #ownerReturn: boolean;
+  readonly #ownerReturn: boolean = false;
   /**
    * When the doorbell last ran the idle check (timely return); the attach counts as one, so the
    * first check comes a second after it whatever the thread's age (`performance.now()` counts
@@ -193,14 +198,14 @@ export class CpuHandle {
   #lastIdleCheckMs = performance.now();
   readonly #slot: CpuSlot;
   /** Pin words and the epoch and urgent words of both flavors. */
-  readonly #pinRcu: number;
-  readonly #pinTtrace: number;
+  readonly #pinRcu: number = 0;
+  readonly #pinTtrace: number = 0;
   readonly #epochRcu: number = gpWord(FLAVOR_RCU, G_EPOCH);
   readonly #epochTtrace: number = gpWord(FLAVOR_TTRACE, G_EPOCH);
   readonly #urgentRcu: number = gpWord(FLAVOR_RCU, G_URGENT);
   readonly #urgentTtrace: number = gpWord(FLAVOR_TTRACE, G_URGENT);
   readonly #plainUnpin: boolean = kTotalStoreOrder;
-  readonly #handOutTwice: boolean;
+  readonly #handOutTwice: boolean = false;
   /** The chain a refill source hands over (this handle's scratch, refilled per source). */
   readonly #chain: Chain = emptyChain();
   /** With the handOutTwice fault: the unit the last slow-path allocation returned. */
@@ -216,7 +221,7 @@ export class CpuHandle {
    * Adaptive capacity (owner-only state): per class the scale of the watermarks (1..8), the
    * last slow-path event (UNDERFLOW refill, OVERFLOW trim) and when it happened.
    */
-  readonly #adaptive: boolean;
+  readonly #adaptive: boolean = false;
   readonly #scale: Uint8Array;
   readonly #lastEvent: Uint8Array;
   readonly #lastEventMs: Float64Array;
@@ -224,7 +229,7 @@ export class CpuHandle {
    * Policy refillWork 'irq-work' (owner-only): per class, whether a refill or trim was raised
    * and not run yet (its gates are closed until it runs), and the trim's target then.
    */
-  readonly #irqWork: boolean;
+  readonly #irqWork: boolean = false;
   readonly #irqPending: Uint8Array;
   readonly #irqTarget: Int32Array;
 
@@ -307,7 +312,7 @@ export class CpuHandle {
    * throws `ECLOSED` on a detached or parked handle, or when a refill finds the arena closed.
    */
   alloc(size: number): Pointer {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     if (typeof size !== 'number' || (size | 0) !== size || size < 1 || size > /* MAX_ALLOC_BYTES */ 4088)
       return 0 as Pointer;
     return this.#unitAlloc(this.#sizeToClass[(size + 15) >> 3] as number) as Pointer;
@@ -318,7 +323,7 @@ export class CpuHandle {
    * like `bpf_mem_cache_alloc`; returns 0 for an unknown id or when memory is exhausted.
    */
   allocFixed(id: number): Pointer {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     if (typeof id !== 'number' || (id | 0) !== id || id < 0 || GENERAL_CLASS_COUNT + id >= this.#classes)
       return 0 as Pointer;
     return this.#unitAlloc(GENERAL_CLASS_COUNT + id) as Pointer;
@@ -331,7 +336,7 @@ export class CpuHandle {
    * that is not an allocated unit (including a double free) and leaves the arena unchanged then.
    */
   free(ptr: Pointer): void {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     if (ptr === 0) return;
     const h = this.#allocatedHeader(ptr);
     const i32 = this.i32;
@@ -352,7 +357,7 @@ export class CpuHandle {
    * keep reading valid, unchanged bytes. `freeRcu(0)` does nothing; otherwise throws like `free`.
    */
   freeRcu(ptr: Pointer): void {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     if (ptr === 0) return;
     const h = this.#allocatedHeader(ptr);
     const cls = (this.i32[h] as number) & HINT_CLASS_MASK;
@@ -366,7 +371,7 @@ export class CpuHandle {
    * an older epoch, which the proof in src/epoch/grace-period.ts allows); no allocation.
    */
   readLock(): void {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     if (this.#nestRcu++ === 0) {
       Atomics.store(this.i32, this.#pinRcu, pinValue(this.i32[this.#epochRcu] as number));
       // arm64: an acquire load after the release store keeps the section's reads after the pin.
@@ -376,7 +381,7 @@ export class CpuHandle {
 
   /** Leaves an `rcu` read-side section; throws `EINVAL` without a matching `readLock`. */
   readUnlock(): void {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     if (this.#nestRcu === 0) fail('EINVAL', `CPU ${this.cpu}: readUnlock() without readLock()`);
     if (--this.#nestRcu === 0) {
       if (this.#plainUnpin) this.i32[this.#pinRcu] = 0;
@@ -389,7 +394,7 @@ export class CpuHandle {
 
   /** Enters a `ttrace` (sleepable, tasks-trace) read-side section (rcu_read_lock_trace). */
   readLockTrace(): void {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     if (this.#nestTtrace++ === 0) {
       Atomics.store(this.i32, this.#pinTtrace, pinValue(this.i32[this.#epochTtrace] as number));
       if (!this.#plainUnpin) Atomics.load(this.i32, this.#pinTtrace);
@@ -398,7 +403,7 @@ export class CpuHandle {
 
   /** Leaves a `ttrace` read-side section; throws `EINVAL` without a matching `readLockTrace`. */
   readUnlockTrace(): void {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     if (this.#nestTtrace === 0) fail('EINVAL', `CPU ${this.cpu}: readUnlockTrace() without readLockTrace()`);
     if (--this.#nestTtrace === 0) {
       if (this.#plainUnpin) this.i32[this.#pinTtrace] = 0;
@@ -414,7 +419,7 @@ export class CpuHandle {
    * waiting for a GP.
    */
   poll(): number {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     this.#checkOpen();
     this.#runAllIrqWork();
     this.#returnIdle();
@@ -428,7 +433,7 @@ export class CpuHandle {
    * `EBUSY` inside a read-side section.
    */
   park(): void {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     if (this.#nestRcu !== 0 || this.#nestTtrace !== 0) {
       fail('EBUSY', `CPU ${this.cpu}: park() inside a read-side section`);
     }
@@ -523,7 +528,7 @@ export class CpuHandle {
    * `ECLOSED` on a parked or detached handle.
    */
   usableSize(ptr: Pointer): number {
-    if (!this.#attached) this.#closedError();
+    if (this.#attached !== true) this.#closedError();
     const h = this.#allocatedHeader(ptr);
     const w = classWord(this.#layout, (this.i32[h] as number) & HINT_CLASS_MASK);
     const objectSize = this.i32[w + CLS_OBJECT_SIZE] as number;

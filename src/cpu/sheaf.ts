@@ -71,6 +71,7 @@ import {
   HINT_CLASS_BITS,
   HINT_CLASS_MASK,
   type Layout,
+  SHEAF_CAPACITY,
   SHEAF_EPOCH,
   SHEAF_NEXT,
   SHEAF_OBJECTS,
@@ -97,6 +98,7 @@ const kSheafLiterals: ReadonlyArray<readonly [name: string, literal: number, act
   ['CACHE_SHIFT', 6, CACHE_SHIFT],
   ['HINT_CLASS_MASK', 0xff, HINT_CLASS_MASK],
   ['SHEAF_SIZE', 0, SHEAF_SIZE],
+  ['SHEAF_CAPACITY', 3, SHEAF_CAPACITY],
   ['SHEAF_OBJECTS', 4, SHEAF_OBJECTS],
   ['UNIT_STATE_MASK', 3, UNIT_STATE_MASK],
   ['UNIT_ALLOCATED', 1, UNIT_ALLOCATED],
@@ -107,6 +109,13 @@ for (const [name, literal, actual] of kSheafLiterals) {
   if (literal !== actual)
     throw new Error(`percpu-arena: sheaf fast-path literal ${name} = ${literal} but layout says ${actual}`);
 }
+
+/** What `free` does besides kfree into the main sheaf (a small integer: one compare on the fast path). */
+const kFreeToMain = 0;
+/** Reuse 'after-gp' (the sheaves-rcu preset): every free is a freeRcu. */
+const kFreeViaRcu = 1;
+/** sheafRemoteFree 'slab': a unit another CPU allocated goes around the sheaves to the slab. */
+const kFreeRemoteToSlab = 2;
 
 /** PCS_BATCH_MAX: units per slab flush. */
 const kFlushBatch = 32;
@@ -220,23 +229,29 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     readonly #sizeToClass: Uint8Array = SIZE_TO_CLASS;
     /** Sheaf capacity per class (from the barn records, fixed at create). */
     readonly #capacity: Int32Array;
-    readonly #cacheBase: number;
-    readonly #hintBase: number;
-    readonly #pagesBase: number;
-    readonly #pagesEnd: number;
-    readonly #unitMap: number;
-    readonly #remoteToSlab: boolean;
-    readonly #gpEpochs: number;
-    readonly #pending: number;
-    /** Reuse 'after-gp' (the sheaves-rcu preset): every free is a freeRcu. */
-    readonly #freeViaRcu: boolean;
-    /** True while attached and not parked (the base class keeps its own flag private). */
+    readonly #cacheBase: number = 0;
+    readonly #hintBase: number = 0;
+    readonly #pagesBase: number = 0;
+    readonly #pagesEnd: number = 0;
+    readonly #unitMap: number = 0;
+    readonly #gpEpochs: number = 0;
+    readonly #pending: number = 0;
+    /** kFreeToMain, kFreeViaRcu or kFreeRemoteToSlab. */
+    readonly #freeMode: number = 0;
+    /**
+     * True while attached and not parked (the base class keeps its own flag private). Tested as
+     * `!== true`: a pointer compare, where `!this.#live` compiles to a full ToBoolean.
+     */
     #live = false;
 
     constructor(shared: SharedArena, cpu: number, layout: Layout, remoteToSlab: boolean) {
       super(shared, cpu);
       const i32 = this.i32;
-      this.#freeViaRcu = readPolicyWord(i32[H_POLICY] as number).deferring;
+      this.#freeMode = readPolicyWord(i32[H_POLICY] as number).deferring
+        ? kFreeViaRcu
+        : remoteToSlab
+          ? kFreeRemoteToSlab
+          : kFreeToMain;
       this.#layout = layout;
       this.#barn = new Barn(i32, layout);
       this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
@@ -246,7 +261,6 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       this.#pagesBase = layout.pagesBase;
       this.#pagesEnd = layout.totalBytes;
       this.#unitMap = layout.unitMap;
-      this.#remoteToSlab = remoteToSlab;
       this.#gpEpochs = shared.faults?.oneEpochGp === true ? 1 : 2;
       this.#pending = cpuWord(layout, cpu) + CPU_X_PENDING;
       this.#installMains();
@@ -274,14 +288,14 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     }
 
     override alloc(size: number): Pointer {
-      if (!this.#live) this.#closed();
+      if (this.#live !== true) this.#closed();
       if (typeof size !== 'number' || (size | 0) !== size || size < 1 || size > /* MAX_ALLOC_BYTES */ 4088)
         return 0 as Pointer;
       return this.#sheafAlloc(this.#sizeToClass[(size + 15) >> 3] as number) as Pointer;
     }
 
     override allocFixed(id: number): Pointer {
-      if (!this.#live) this.#closed();
+      if (this.#live !== true) this.#closed();
       const cls = GENERAL_CLASS_COUNT + id;
       if (typeof id !== 'number' || (id | 0) !== id || id < 0 || cls >= this.#layout.classes)
         return 0 as Pointer;
@@ -290,29 +304,48 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
 
     /** kfree: into the main sheaf; immediate reuse. */
     override free(ptr: Pointer): void {
-      if (this.#freeViaRcu) {
+      if (this.#freeMode !== kFreeToMain) {
+        this.#freeOther(ptr);
+        return;
+      }
+      if (this.#live !== true) this.#closed();
+      if (ptr === 0) return;
+      const h = this.#allocatedHeader(ptr);
+      this.#pushMain(h, (this.i32[h] as number) & 0xff);
+    }
+
+    /** `free` under kFreeViaRcu (every free is a freeRcu) or kFreeRemoteToSlab. */
+    #freeOther(ptr: Pointer): void {
+      if (this.#freeMode === kFreeViaRcu) {
         this.freeRcu(ptr);
         return;
       }
-      if (!this.#live) this.#closed();
+      if (this.#live !== true) this.#closed();
       if (ptr === 0) return;
       const h = this.#allocatedHeader(ptr);
       const i32 = this.i32;
       const hint = i32[h] as number;
-      const cls = hint & 0xff;
-      const c = this.#cacheBase + (cls << 6);
-      if (this.#remoteToSlab && hint >> HINT_CLASS_BITS !== this.cpu) {
-        this.#checkOpen();
-        i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
-        this.#slab.returnBatch(cls, h << 2, h << 2, 1);
-        i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
+      const cls = hint & HINT_CLASS_MASK;
+      if (hint >> HINT_CLASS_BITS === this.cpu) {
+        this.#pushMain(h, cls);
         return;
       }
-      // Literals: see kSheafLiterals (C_SHEAF_MAIN 41, C_FREES 3; sheaf: size 0, objects 4;
-      // header: state mask 3, FREE 2).
+      this.#checkOpen();
+      i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
+      this.#slab.returnBatch(cls, h << 2, h << 2, 1);
+      const c = this.#cacheBase + (cls << CACHE_SHIFT);
+      i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
+    }
+
+    /** Marks the ALLOCATED unit at header `h` free and pushes it on the main sheaf of `cls`. */
+    #pushMain(h: number, cls: number): void {
+      const i32 = this.i32;
+      // Literals: see kSheafLiterals (cache shift 6, C_SHEAF_MAIN 41, C_FREES 3; sheaf: size 0,
+      // capacity 3, objects 4; header: state mask 3, FREE 2).
+      const c = this.#cacheBase + (cls << 6);
       let main = i32[c + 41] as number;
       let n = i32[main] as number;
-      if (n === (this.#capacity[cls] as number)) {
+      if (n === (i32[main + 3] as number)) {
         main = this.#replaceFullMain(cls, c);
         n = i32[main] as number;
       }
@@ -324,7 +357,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
 
     /** kfree_rcu: into the rcu_free sheaf; a full one is sealed with one epoch request. */
     override freeRcu(ptr: Pointer): void {
-      if (!this.#live) this.#closed();
+      if (this.#live !== true) this.#closed();
       if (ptr === 0) return;
       const h = this.#allocatedHeader(ptr);
       const i32 = this.i32;
@@ -374,7 +407,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
      * waiting, 0 once every sealed sheaf passed its GP.
      */
     flushRcuSheaves(): void {
-      if (!this.#live) this.#closed();
+      if (this.#live !== true) this.#closed();
       this.#checkOpen();
       const i32 = this.i32;
       for (let cls = 0; cls < this.#layout.classes; cls++) {
@@ -389,7 +422,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
 
     /** Parking gives the sheaves back (slub_cpu_dead's flush): a parked CPU holds none. */
     override park(): void {
-      if (!this.#live) this.#closed();
+      if (this.#live !== true) this.#closed();
       if (this.inReadSection) fail('EBUSY', `CPU ${this.cpu}: park() inside a read-side section`);
       this.#flushAllSheaves();
       this.#live = false;
@@ -657,7 +690,8 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       if ((bits & (1 << ((unit - base) >> 3))) === 0 || (unit & 7) !== 0) this.#notAUnit(ptr);
       const h = unit >> 2;
       const word = i32[h + 1] as number;
-      if ((word & UNIT_STATE_MASK) !== UNIT_ALLOCATED) {
+      // Literals: see kSheafLiterals (state mask 3, ALLOCATED 1).
+      if ((word & 3) !== 1) {
         const state = word & UNIT_STATE_MASK;
         throw new ArenaError(
           'EINVAL',

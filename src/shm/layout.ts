@@ -29,7 +29,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 8;
+export const LAYOUT_VERSION = 9;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -648,16 +648,22 @@ export const SHEAF_MAX_CAPACITY = 60;
 export const SHEAF_WORDS = 64;
 /**
  * A sheaf: its object count, the rcu epoch it was sealed at (rcu_free), the link of the list it
- * is on (unused stack, sealed FIFO), then up to SHEAF_MAX_CAPACITY unit byte offsets. Its
- * holder's: a CPU (main, spare, rcu_free, sealed), the barn's lock holder, or a drainer.
+ * is on (unused stack, sealed FIFO), its capacity (its class's, written once at create: the
+ * free fast path compares the count with it on the same cache line), then up to
+ * SHEAF_MAX_CAPACITY unit byte offsets. Its holder's: a CPU (main, spare, rcu_free, sealed), the
+ * barn's lock holder, or a drainer.
  */
-export const { SHEAF_SIZE, SHEAF_EPOCH, SHEAF_NEXT, SHEAF_OBJECTS } = record('sheaf', SHEAF_WORDS, [
-  ['SHEAF_SIZE', 1, 'owner'],
-  ['SHEAF_EPOCH', 1, 'owner'],
-  ['SHEAF_NEXT', 1, 'owner'],
-  ['-', 1, 'pad'],
-  ['SHEAF_OBJECTS', SHEAF_MAX_CAPACITY, 'owner'],
-]);
+export const { SHEAF_SIZE, SHEAF_EPOCH, SHEAF_NEXT, SHEAF_CAPACITY, SHEAF_OBJECTS } = record(
+  'sheaf',
+  SHEAF_WORDS,
+  [
+    ['SHEAF_SIZE', 1, 'owner'],
+    ['SHEAF_EPOCH', 1, 'owner'],
+    ['SHEAF_NEXT', 1, 'owner'],
+    ['SHEAF_CAPACITY', 1, 'fixed'],
+    ['SHEAF_OBJECTS', SHEAF_MAX_CAPACITY, 'owner'],
+  ],
+);
 
 /** Largest arena: pointers are int32 byte offsets. */
 export const MAX_ARENA_BYTES = 0x7fff_f000;
