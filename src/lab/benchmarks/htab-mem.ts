@@ -27,6 +27,7 @@ import {
   initControl,
   runCounterWord,
 } from '../scenarios/htab-mem.js';
+import { startGraceWaitMeter } from './grace-wait.js';
 import { type MachineConditions, MiB, machineConditions, meanStddev, round2, sampledRun } from './measure.js';
 import { MemcgModel } from './memcg.js';
 
@@ -86,6 +87,17 @@ export interface HtabMemReport {
   readonly peakMiB: number;
   readonly intervals: readonly { readonly perProdKops: number; readonly MiB: number }[];
   readonly failedUpdates: number;
+  /**
+   * Units freed per second and how long a freed unit waited before it could be reused (the
+   * allocator's own counters, Little's law; src/lab/benchmarks/grace-wait.ts): the memory a grace
+   * period holds is freesPerS × meanWaitMs × unit size (`heldMiB`).
+   */
+  readonly freesPerS: number;
+  readonly gpWait: {
+    readonly meanWaitMs: number;
+    readonly meanWaitingUnits: number;
+    readonly heldMiB: number;
+  };
   readonly gp: { readonly rcu: GpSummary; readonly ttrace: GpSummary };
   /** Refills and trims run as irq_work (`irqWork`). */
   readonly irqWork: boolean;
@@ -199,6 +211,7 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
     for (let i = 0; i < mapPages; i++) memcg.chargePages(creator, 1);
     const started = performance.now();
     sampler = setInterval(sampleMemcg, 50);
+    const meter = startGraceWaitMeter(arena, options.warmupS, options.durationS);
     const args: HtabMemArgs = { ref, useCase, valueSize, control: buffer };
     const { samples, results } = await sampledRun<HtabMemResult>({
       arena,
@@ -213,6 +226,7 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       onProgress: options.onProgress,
     });
     clearInterval(sampler);
+    const wait = meter.stop();
     sampleMemcg();
     const measuredFrom = started + options.warmupS * 1000;
     const measured = memcgSamples.filter((m) => m.at >= measuredFrom).map((m) => m.bytes / MiB);
@@ -243,6 +257,8 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       peakMiB: round2(stats.peakBytes / MiB),
       intervals: perInterval.map((s) => ({ perProdKops: round2(s.perProdKops), MiB: round2(s.MiB) })),
       failedUpdates: results.reduce((n, r) => n + r.failedUpdates, 0),
+      freesPerS: wait.freesPerS,
+      gpWait: { meanWaitMs: wait.meanWaitMs, meanWaitingUnits: wait.meanWaitingUnits, heldMiB: wait.heldMiB },
       gp: { rcu: gpSummary(stats.gp.rcu), ttrace: gpSummary(stats.gp.ttrace) },
       irqWork: options.irqWork === true,
       memcg: {

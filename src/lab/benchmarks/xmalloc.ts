@@ -24,6 +24,7 @@ import {
   type XmallocResult,
   xmallocControlWords,
 } from '../scenarios/xmalloc.js';
+import { startGraceWaitMeter } from './grace-wait.js';
 import { type GpSummary, gpSummary } from './htab-mem.js';
 import { type MachineConditions, MiB, machineConditions, meanStddev, round2, sampledRun } from './measure.js';
 
@@ -74,6 +75,17 @@ export interface XmallocReport {
    * freed memory piles up.
    */
   readonly boundMiB: number;
+  /**
+   * Units freed per second and how long a freed unit waited before it could be reused (the
+   * allocator's own counters, Little's law; src/lab/benchmarks/grace-wait.ts): the memory a grace
+   * period holds is freesPerS × meanWaitMs × unit size (`heldMiB`).
+   */
+  readonly freesPerS: number;
+  readonly gpWait: {
+    readonly meanWaitMs: number;
+    readonly meanWaitingUnits: number;
+    readonly heldMiB: number;
+  };
   readonly gp: { readonly rcu: GpSummary; readonly ttrace: GpSummary };
   readonly conditions: MachineConditions;
 }
@@ -133,6 +145,7 @@ export async function runXmalloc(options: XmallocOptions): Promise<XmallocReport
   const queue = new PointerQueue(kQueueBatches);
   try {
     const consumers = Array.from({ length: producers }, (_, i) => producers + i);
+    const meter = startGraceWaitMeter(arena, options.warmupS, options.durationS);
     const { samples, results } = await sampledRun<XmallocResult>({
       arena,
       module: siblingModule(import.meta.url, '../scenarios/xmalloc'),
@@ -144,6 +157,7 @@ export async function runXmalloc(options: XmallocOptions): Promise<XmallocReport
       durationS: options.durationS,
       onProgress: options.onProgress,
     });
+    const wait = meter.stop();
     const stats = arena.stats();
     const perSec = meanStddev(samples.map((s) => s.counts.reduce((a, b) => a + b, 0) / s.seconds));
     const mem = meanStddev(samples.map((s) => s.bytes / MiB));
@@ -178,6 +192,8 @@ export async function runXmalloc(options: XmallocOptions): Promise<XmallocReport
           seconds: options.warmupS + samples.reduce((t, s) => t + s.seconds, 0),
         }) / MiB,
       ),
+      freesPerS: wait.freesPerS,
+      gpWait: { meanWaitMs: wait.meanWaitMs, meanWaitingUnits: wait.meanWaitingUnits, heldMiB: wait.heldMiB },
       gp: { rcu: gpSummary(stats.gp.rcu), ttrace: gpSummary(stats.gp.ttrace) },
       conditions,
     };
