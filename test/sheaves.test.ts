@@ -231,6 +231,54 @@ describe('sheaves preset', () => {
     }
   });
 
+  it("slub_kunit's batch curve by mechanism: batches within main + spare + barn (12 × 32) never touch the slab, 1000 spills in either order", () => {
+    // One CPU allocates a batch of B 64-byte objects, then frees them in allocation order (FIFO)
+    // or shuffled; capacity 32. The kernel's curve (kernel-2025.md §6.3) gains most at 100-1000
+    // FIFO and collapses for shuffled 1000, as the objects spill past main + spare + the barn.
+    const horizon = 12 * 32;
+    for (const order of ['fifo', 'shuffled'] as const) {
+      for (const batch of [1, 10, 100, 1000]) {
+        const arena = setup({ policy: { sheafCapacity: 32 } });
+        const a = arena.attach(0);
+        let seed = 12345;
+        const random = () => {
+          seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+          return seed / 0x80000000;
+        };
+        const round = () => {
+          const held = allocN(a, batch);
+          if (order === 'shuffled') {
+            for (let k = held.length - 1; k > 0; k--) {
+              const j = Math.floor(random() * (k + 1));
+              [held[k], held[j]] = [held[j] as Pointer, held[k] as Pointer];
+            }
+          }
+          for (const p of held) a.free(p);
+        };
+        for (let k = 0; k < 3; k++) round(); // warm-up: the sheaves and the barn fill
+        const before = sheafStats(arena, 0);
+        const rounds = 20;
+        for (let k = 0; k < rounds; k++) round();
+        const after = sheafStats(arena, 0);
+        const refilled = after.sheaf_refill - before.sheaf_refill;
+        const flushed = after.sheaf_flush - before.sheaf_flush;
+        // Enough work: every round went through the fast path B times each way.
+        expect(after.alloc_fastpath - before.alloc_fastpath).toBe(rounds * batch);
+        if (batch <= horizon) {
+          expect([order, batch, refilled, flushed]).toEqual([order, batch, 0, 0]);
+        } else {
+          // Each round refills and flushes what does not fit: B − horizon, give or take a sheaf.
+          expect(refilled / rounds).toBeGreaterThanOrEqual(batch - horizon - 32);
+          expect(flushed / rounds).toBeGreaterThanOrEqual(batch - horizon - 32);
+          expect(after.barn_put_fail).toBeGreaterThan(before.barn_put_fail);
+        }
+        expectUnitsAccounted(arena, CLS64, 0);
+        expectSheavesConserved(arena, CLS64);
+        arena.close();
+      }
+    }
+  });
+
   it('a sheaf capacity set by the policy (32, as the kernel for maple nodes)', () => {
     const arena = setup({ policy: { sheafCapacity: 32 } });
     const a = arena.attach(0);

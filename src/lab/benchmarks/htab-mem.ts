@@ -11,6 +11,7 @@
  */
 import { Arena } from '../../arena/arena.js';
 import type { GpFlavorStats } from '../../arena/coordinator.js';
+import type { SheafStats } from '../../arena/stats.js';
 import { PRESETS, type PresetName } from '../../epoch/policy.js';
 import { GENERAL_CLASS_COUNT } from '../../memory/size-class.js';
 import { siblingModule } from '../../service/pool.js';
@@ -98,6 +99,8 @@ export interface HtabMemReport {
     readonly meanWaitingUnits: number;
     readonly heldMiB: number;
   };
+  /** The SLUB_STATS counters summed over CPUs and classes (all 0 unless the policy's cache is 'sheaves'). */
+  readonly sheafEvents: SheafStats;
   readonly gp: { readonly rcu: GpSummary; readonly ttrace: GpSummary };
   /** Refills and trims run as irq_work (`irqWork`). */
   readonly irqWork: boolean;
@@ -259,6 +262,7 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       failedUpdates: results.reduce((n, r) => n + r.failedUpdates, 0),
       freesPerS: wait.freesPerS,
       gpWait: { meanWaitMs: wait.meanWaitMs, meanWaitingUnits: wait.meanWaitingUnits, heldMiB: wait.heldMiB },
+      sheafEvents: stats.totals.sheaf,
       gp: { rcu: gpSummary(stats.gp.rcu), ttrace: gpSummary(stats.gp.ttrace) },
       irqWork: options.irqWork === true,
       memcg: {

@@ -1,0 +1,177 @@
+/**
+ * Issue 17 item 4: bpf_mem_alloc's immediate reuse (`kernel-6.6`), `bpf_mem_free_rcu` everywhere
+ * (`kernel-free-rcu`), SLUB sheaves (`sheaves`: kfree into the main sheaf; `sheaves-rcu`: every
+ * free through the rcu_free sheaf) and the `arena` preset, side by side in one run: htab-mem's
+ * three use cases with 2 producers and xmalloc with 1 producer + 1 consumer, under two GP timings
+ * (kernel-like epochs: rcu ≥ 10 ms, ttrace ≥ 100 ms; and as fast as safe: no minimum). Every cell
+ * runs BENCH_ROUNDS times, the presets interleaved round by round; the table quotes medians and
+ * each preset's ratio to kernel-6.6 in the same rounds.
+ *
+ *   npm run build && node dist/bench/presets-compare.bench.js [--json]
+ *   BENCH_ROUNDS=3 BENCH_SECONDS=3 BENCH_PRESETS=kernel-6.6,sheaves node dist/bench/presets-compare.bench.js
+ *
+ * The memory floor of a preset that reuses only after a GP: kernel-6.6's peak + the bytes freed
+ * during 3 rcu epochs (frees/s × 3 × epoch × unit size; issue 17's target is arena ≤ 1.25× it).
+ * Not a test: it checks nothing but that runs complete.
+ */
+
+import { PRESETS, type PresetName } from '../src/epoch/policy.js';
+import { runHtabMem } from '../src/lab/benchmarks/htab-mem.js';
+import { runXmalloc } from '../src/lab/benchmarks/xmalloc.js';
+import { envNumber, summarize } from './bench-common.js';
+
+const median = (xs: readonly number[]): number => summarize(xs).median;
+
+const rounds = envNumber('BENCH_ROUNDS', 2, (v) => Number.isInteger(v) && v >= 1);
+const seconds = envNumber('BENCH_SECONDS', 2, (v) => v > 0 && v <= 60);
+const presets = (process.env.BENCH_PRESETS ?? 'kernel-6.6,kernel-free-rcu,sheaves,sheaves-rcu,arena').split(
+  ',',
+) as PresetName[];
+const json = process.argv.includes('--json');
+const workloads = ['overwrite', 'batch_add_batch_del', 'add_del_on_diff_cpu', 'xmalloc'] as const;
+const timings = [
+  { name: 'kernel-like (rcu ≥ 10 ms, ttrace ≥ 100 ms)', gpMinMs: { rcu: 10, ttrace: 100 } },
+  { name: 'as fast as safe (no minimum)', gpMinMs: { rcu: 0, ttrace: 0 } },
+] as const;
+
+interface Cell {
+  readonly kops: number;
+  readonly peakMiB: number;
+  readonly freesPerS: number;
+  readonly waitMs: number;
+  readonly heldMiB: number;
+  /** Bytes of one unit of the workload's class. */
+  readonly unitBytes: number;
+  readonly rcuEpochMs: number;
+  /** Sheaves only: objects moved between the sheaves and the slab (sheaf_refill + sheaf_flush) per allocation. */
+  readonly slabPerAlloc: number;
+}
+
+/** Mean rcu epoch of a run: its seconds over its epoch advances, at least the minimum. */
+const epochMs = (advances: number, runS: number, minMs: number): number =>
+  Math.max(minMs, advances > 0 ? (runS * 1000) / advances : 0);
+
+async function runCell(
+  workload: (typeof workloads)[number],
+  policy: PresetName,
+  gpMinMs: { rcu: number; ttrace: number },
+): Promise<Cell> {
+  if (workload === 'xmalloc') {
+    const r = await runXmalloc({ producers: 1, policy, warmupS: 0.5, durationS: seconds, gpMinMs });
+    return {
+      kops: r.perProdKops,
+      peakMiB: r.peakMiB,
+      freesPerS: r.freesPerS,
+      waitMs: r.gpWait.meanWaitMs,
+      heldMiB: r.gpWait.heldMiB,
+      unitBytes: 96, // 64-byte objects + the 8-byte header: the 96-byte class
+      rcuEpochMs: epochMs(r.gp.rcu.advances, 0.5 + seconds, gpMinMs.rcu),
+      slabPerAlloc: Number.NaN,
+    };
+  }
+  const r = await runHtabMem({
+    useCase: workload,
+    producers: 2,
+    policy,
+    warmupS: 0.5,
+    durationS: seconds,
+    gpMinMs,
+  });
+  return {
+    kops: r.perProdKops,
+    peakMiB: r.peakMiB,
+    freesPerS: r.freesPerS,
+    waitMs: r.gpWait.meanWaitMs,
+    heldMiB: r.gpWait.heldMiB,
+    // htab-mem's element (HashMap.elementBytes(4, 8) = 24) + the 8-byte header: the 32-byte class.
+    unitBytes: 32,
+    rcuEpochMs: epochMs(r.gp.rcu.advances, 0.5 + seconds, gpMinMs.rcu),
+    // Per allocation (alloc_fastpath counts every one under sheaves; free_fastpath leaves out
+    // the frees that went to the rcu_free sheaf).
+    slabPerAlloc:
+      r.sheafEvents.alloc_fastpath === 0
+        ? Number.NaN
+        : (r.sheafEvents.sheaf_refill + r.sheafEvents.sheaf_flush) / r.sheafEvents.alloc_fastpath,
+  };
+}
+
+const results: Record<string, Cell[]> = {};
+const key = (t: number, w: string, p: string) => `${t}|${w}|${p}`;
+const started = performance.now();
+for (const [t, timing] of timings.entries()) {
+  for (const workload of workloads) {
+    for (let round = 0; round < rounds; round++) {
+      for (const policy of presets) {
+        process.stderr.write(
+          `\r${timing.name.split(' ')[0]} ${workload} round ${round + 1} ${policy}          `,
+        );
+        const cell = await runCell(workload, policy, timing.gpMinMs);
+        const cells = results[key(t, workload, policy)] ?? [];
+        cells.push(cell);
+        results[key(t, workload, policy)] = cells;
+      }
+    }
+  }
+}
+process.stderr.write('\n');
+
+const med = (cells: Cell[], f: (c: Cell) => number) => median(cells.map(f));
+const rows: Record<string, unknown>[] = [];
+for (const [t, timing] of timings.entries()) {
+  for (const workload of workloads) {
+    const base = results[key(t, workload, 'kernel-6.6')];
+    for (const policy of presets) {
+      const cells = results[key(t, workload, policy)] as Cell[];
+      // Ratio round by round against kernel-6.6 of the same round, then the median.
+      const ratio = base
+        ? median(cells.map((c, i) => c.kops / ((base[i] as Cell).kops || Number.NaN)))
+        : Number.NaN;
+      // The floor is that of reuse after a GP: for an immediate-reuse preset it means nothing.
+      const floorMiB =
+        base && PRESETS[policy].reuse !== 'immediate'
+          ? med(base, (c) => c.peakMiB) +
+            (med(cells, (c) => c.freesPerS) *
+              3 *
+              (med(cells, (c) => c.rcuEpochMs) / 1000) *
+              (cells[0] as Cell).unitBytes) /
+              2 ** 20
+          : Number.NaN;
+      const r2 = (x: number) => (Number.isFinite(x) ? Math.round(x * 100) / 100 : null);
+      rows.push({
+        timing: timing.name,
+        workload,
+        policy,
+        perProdKops: r2(med(cells, (c) => c.kops)),
+        ratio: r2(ratio),
+        peakMiB: r2(med(cells, (c) => c.peakMiB)),
+        floorMiB: r2(floorMiB),
+        peakOverFloor: r2(med(cells, (c) => c.peakMiB) / floorMiB),
+        freesPerS: Math.round(med(cells, (c) => c.freesPerS)),
+        meanWaitMs: r2(med(cells, (c) => c.waitMs)),
+        heldMiB: r2(med(cells, (c) => c.heldMiB)),
+        sheafSlabPerAlloc: r2(med(cells, (c) => c.slabPerAlloc)),
+      });
+    }
+  }
+}
+
+const conditions = {
+  node: process.version,
+  rounds,
+  seconds,
+  minutes: Math.round((performance.now() - started) / 600) / 100,
+};
+if (json) {
+  console.log(JSON.stringify({ bench: 'presets-compare', conditions, rows }, null, 2));
+} else {
+  console.log(`Node ${conditions.node}, ${rounds} rounds × ${seconds} s per cell, ${conditions.minutes} min`);
+  console.log(
+    '| GP timing | workload | preset | per-producer k ops/s | ÷ kernel-6.6 | peak MiB | floor MiB | peak ÷ floor | frees/s | mean wait ms | held MiB | sheaf↔slab per alloc |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(
+      `| ${[r.timing, r.workload, r.policy, r.perProdKops, r.ratio, r.peakMiB, r.floorMiB, r.peakOverFloor, r.freesPerS, r.meanWaitMs, r.heldMiB, r.sheafSlabPerAlloc].map((v) => v ?? '—').join(' | ')} |`,
+    );
+  }
+}
