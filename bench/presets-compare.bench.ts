@@ -51,6 +51,31 @@ interface Cell {
 const epochMs = (advances: number, runS: number, minMs: number): number =>
   Math.max(minMs, advances > 0 ? (runS * 1000) / advances : 0);
 
+/** The figures every report has, with the workload's unit size and its sheaf↔slab traffic. */
+function cellOf(
+  r: {
+    readonly perProdKops: number;
+    readonly peakMiB: number;
+    readonly freesPerS: number;
+    readonly gpWait: { readonly meanWaitMs: number; readonly heldMiB: number };
+    readonly gp: { readonly rcu: { readonly advances: number } };
+  },
+  gpMinMs: { rcu: number },
+  unitBytes: number,
+  slabPerAlloc: number,
+): Cell {
+  return {
+    kops: r.perProdKops,
+    peakMiB: r.peakMiB,
+    freesPerS: r.freesPerS,
+    waitMs: r.gpWait.meanWaitMs,
+    heldMiB: r.gpWait.heldMiB,
+    unitBytes,
+    rcuEpochMs: epochMs(r.gp.rcu.advances, 0.5 + seconds, gpMinMs.rcu),
+    slabPerAlloc,
+  };
+}
+
 async function runCell(
   workload: (typeof workloads)[number],
   policy: PresetName,
@@ -58,16 +83,8 @@ async function runCell(
 ): Promise<Cell> {
   if (workload === 'xmalloc') {
     const r = await runXmalloc({ producers: 1, policy, warmupS: 0.5, durationS: seconds, gpMinMs });
-    return {
-      kops: r.perProdKops,
-      peakMiB: r.peakMiB,
-      freesPerS: r.freesPerS,
-      waitMs: r.gpWait.meanWaitMs,
-      heldMiB: r.gpWait.heldMiB,
-      unitBytes: 96, // 64-byte objects + the 8-byte header: the 96-byte class
-      rcuEpochMs: epochMs(r.gp.rcu.advances, 0.5 + seconds, gpMinMs.rcu),
-      slabPerAlloc: Number.NaN,
-    };
+    // 64-byte objects + the 8-byte header: the 96-byte class.
+    return cellOf(r, gpMinMs, 96, Number.NaN);
   }
   const r = await runHtabMem({
     useCase: workload,
@@ -77,22 +94,13 @@ async function runCell(
     durationS: seconds,
     gpMinMs,
   });
-  return {
-    kops: r.perProdKops,
-    peakMiB: r.peakMiB,
-    freesPerS: r.freesPerS,
-    waitMs: r.gpWait.meanWaitMs,
-    heldMiB: r.gpWait.heldMiB,
-    // htab-mem's element (HashMap.elementBytes(4, 8) = 24) + the 8-byte header: the 32-byte class.
-    unitBytes: 32,
-    rcuEpochMs: epochMs(r.gp.rcu.advances, 0.5 + seconds, gpMinMs.rcu),
-    // Per allocation (alloc_fastpath counts every one under sheaves; free_fastpath leaves out
-    // the frees that went to the rcu_free sheaf).
-    slabPerAlloc:
-      r.sheafEvents.alloc_fastpath === 0
-        ? Number.NaN
-        : (r.sheafEvents.sheaf_refill + r.sheafEvents.sheaf_flush) / r.sheafEvents.alloc_fastpath,
-  };
+  const sheaf = r.sheafEvents;
+  // htab-mem's element (HashMap.elementBytes(4, 8) = 24) + the 8-byte header: the 32-byte class.
+  // Slab traffic per allocation (alloc_fastpath counts every one under sheaves; free_fastpath
+  // leaves out the frees that went to the rcu_free sheaf).
+  const perAlloc =
+    sheaf.alloc_fastpath === 0 ? Number.NaN : (sheaf.sheaf_refill + sheaf.sheaf_flush) / sheaf.alloc_fastpath;
+  return cellOf(r, gpMinMs, 32, perAlloc);
 }
 
 const results: Record<string, Cell[]> = {};

@@ -28,7 +28,9 @@ export interface GraceWait {
 }
 
 export interface GraceWaitMeter {
-  /** Stops sampling (takes one last sample) and returns the figures. */
+  /** The window's start (first call) and its end so far (every later call): samples now. */
+  mark(): void;
+  /** Stops sampling and returns the figures up to the last mark. */
   stop(): GraceWait;
 }
 
@@ -79,37 +81,38 @@ export class GraceWaitAccumulator {
 }
 
 /**
- * Starts sampling `arena` now, from `warmupS` to `warmupS + durationS` seconds from now: the
- * window of the run's intervals (src/lab/benchmarks/measure.ts) when started just before the
- * run, earlier by the workers' start-up (tens of ms; xmalloc's frees/s agree within 10 %).
+ * Samples `arena` every `periodMs` between the run's marks: call `mark()` where the run reads
+ * its measured counters (`onMeasure` of src/lab/benchmarks/measure.ts: the end of the warm-up
+ * and of every interval), so the window is the measured one however long the workers took to
+ * start.
  */
-export function startGraceWaitMeter(
-  arena: Arena,
-  warmupS: number,
-  durationS: number,
-  periodMs = 50,
-): GraceWaitMeter {
-  const measuredFrom = performance.now() + warmupS * 1000;
-  const measuredUntil = measuredFrom + durationS * 1000;
+export function startGraceWaitMeter(arena: Arena, periodMs = 50): GraceWaitMeter {
   const acc = new GraceWaitAccumulator();
+  let marked = false;
+  let atLastMark = acc.result();
   const sample = (): void => {
     // A run that threw closes its arena without stopping the meter: stop here.
     if (arena.closed) {
       clearInterval(timer);
       return;
     }
-    const at = performance.now();
-    if (at < measuredFrom || at > measuredUntil + periodMs) return;
     const stats = arena.stats();
-    acc.add(at, stats.totals.frees, stats.totals.deferred, waitingBytes(stats));
+    acc.add(performance.now(), stats.totals.frees, stats.totals.deferred, waitingBytes(stats));
   };
-  const timer = setInterval(sample, periodMs);
+  const timer = setInterval(() => {
+    if (marked) sample();
+  }, periodMs);
   timer.unref();
   return {
+    mark(): void {
+      if (arena.closed) return;
+      marked = true;
+      sample();
+      atLastMark = acc.result();
+    },
     stop(): GraceWait {
       clearInterval(timer);
-      sample();
-      return acc.result();
+      return atLastMark;
     },
   };
 }

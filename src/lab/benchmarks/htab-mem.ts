@@ -214,7 +214,7 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
     for (let i = 0; i < mapPages; i++) memcg.chargePages(creator, 1);
     const started = performance.now();
     sampler = setInterval(sampleMemcg, 50);
-    const meter = startGraceWaitMeter(arena, options.warmupS, options.durationS);
+    const meter = startGraceWaitMeter(arena);
     const args: HtabMemArgs = { ref, useCase, valueSize, control: buffer };
     const { samples, results } = await sampledRun<HtabMemResult>({
       arena,
@@ -223,6 +223,7 @@ export async function runHtabMem(options: HtabMemOptions): Promise<HtabMemReport
       args,
       readCounters: () =>
         Array.from({ length: producers }, (_, i) => Atomics.load(control, runCounterWord(i))),
+      onMeasure: () => meter.mark(),
       stop: () => Atomics.store(control, CONTROL_STOP, 1),
       warmupS: options.warmupS,
       durationS: options.durationS,

@@ -74,6 +74,8 @@ export interface SampledRunOptions {
   readonly args: unknown;
   /** Reads the CPUs' cumulative counters (Atomics loads). */
   readonly readCounters: () => readonly number[];
+  /** Called at each counter read of the measured window (the warm-up's end and every interval's). */
+  readonly onMeasure?: () => void;
   /** Tells the CPUs to finish (raises their stop word); called once sampling is done. */
   readonly stop: () => void;
   readonly warmupS: number;
@@ -121,6 +123,7 @@ export async function sampledRun<R>(
       durationS: o.durationS,
       readCounters: () => {
         if (failed !== undefined) throw failed;
+        o.onMeasure?.();
         return o.readCounters();
       },
       readBytes: () => o.arena.stats().bytesInUse,

@@ -145,13 +145,14 @@ export async function runXmalloc(options: XmallocOptions): Promise<XmallocReport
   const queue = new PointerQueue(kQueueBatches);
   try {
     const consumers = Array.from({ length: producers }, (_, i) => producers + i);
-    const meter = startGraceWaitMeter(arena, options.warmupS, options.durationS);
+    const meter = startGraceWaitMeter(arena);
     const { samples, results } = await sampledRun<XmallocResult>({
       arena,
       module: siblingModule(import.meta.url, '../scenarios/xmalloc'),
       fn: 'xmallocCpu',
       args: { producers, batch, size, queue: queue.buffer, control: buffer } satisfies XmallocArgs,
       readCounters: () => consumers.map((i) => Atomics.load(control, objectCounterWord(i))),
+      onMeasure: () => meter.mark(),
       stop: () => Atomics.store(control, XMALLOC_STOP, 1),
       warmupS: options.warmupS,
       durationS: options.durationS,
