@@ -34,6 +34,8 @@ interface Started {
   /** Its second message (the survivor's result). */
   readonly result: Promise<unknown>;
   readonly exited: Promise<number>;
+  /** Uncaught errors of the worker (a crasher's are the point; a survivor's are a bug to show). */
+  readonly errors: unknown[];
 }
 
 function start(arena: Arena, data: Omit<CrashTaskData, 'shared'>, watch = true): Started {
@@ -41,7 +43,8 @@ function start(arena: Arena, data: Omit<CrashTaskData, 'shared'>, watch = true):
   if (watch) arena.watch(worker);
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
   // An uncaught exception is the point of some runs; the 'exit' event is what matters.
-  worker.on('error', () => {});
+  const errors: unknown[] = [];
+  worker.on('error', (error) => errors.push(error));
   const messages: unknown[] = [];
   const waiters: ((m: unknown) => void)[] = [];
   worker.on('message', (m) => {
@@ -53,7 +56,7 @@ function start(arena: Arena, data: Omit<CrashTaskData, 'shared'>, watch = true):
     messages.length > 0 ? Promise.resolve(messages.shift()) : new Promise((resolve) => waiters.push(resolve));
   const cpu = nextMessage().then((m) => (m as { cpu: number }).cpu);
   cleanup.push(() => worker.terminate());
-  return { worker, cpu, result: cpu.then(nextMessage), exited };
+  return { worker, cpu, result: cpu.then(nextMessage), exited, errors };
 }
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -83,7 +86,11 @@ describe('crash recovery', () => {
         // Every third crasher dies of an uncaught exception after some thousands of operations.
         const throwAfter = round % 3 === 2 ? 1000 + (random() % 20_000) : 0;
         const crasher = start(arena, { role: 'crasher', seed: random(), control, throwAfter });
-        expect(await crasher.cpu).not.toBe(survivorCpu);
+        // The survivor's slot is taken only if the survivor died: say of what.
+        expect(
+          await crasher.cpu,
+          `round ${round}; survivor errors: ${survivor.errors.map(String).join('; ')}`,
+        ).not.toBe(survivorCpu);
         if (throwAfter === 0) {
           await sleep(random() % 30);
           await crasher.worker.terminate();
