@@ -66,6 +66,7 @@ import {
   CLS_UNIT_SIZE,
   CPU_X_PIN,
   cacheWord,
+  checkFastPathLiterals,
   classWord,
   cpuWord,
   FLAVOR_RCU,
@@ -115,10 +116,7 @@ const kFastPathLiterals: ReadonlyArray<readonly [name: string, literal: number, 
   ['HINT_CLASS_MASK', 0xff, HINT_CLASS_MASK],
   ['MAX_ALLOC_BYTES', 4088, MAX_ALLOC_BYTES],
 ];
-for (const [name, literal, actual] of kFastPathLiterals) {
-  if (literal !== actual)
-    throw new Error(`percpu-arena: fast-path literal ${name} = ${literal} but layout says ${actual}`);
-}
+checkFastPathLiterals('fast-path', kFastPathLiterals);
 
 /**
  * The handles attached on this thread, by arena (its time origin, the key every thread's copy of

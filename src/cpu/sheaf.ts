@@ -65,6 +65,7 @@ import {
   CACHE_SHIFT,
   CPU_X_PENDING,
   cacheWord,
+  checkFastPathLiterals,
   cpuWord,
   FLAVOR_RCU,
   H_POLICY,
@@ -105,10 +106,7 @@ const kSheafLiterals: ReadonlyArray<readonly [name: string, literal: number, act
   ['UNIT_FREE', 2, UNIT_FREE],
   ['UNIT_GENERATION_STEP', 4, UNIT_GENERATION_STEP],
 ];
-for (const [name, literal, actual] of kSheafLiterals) {
-  if (literal !== actual)
-    throw new Error(`percpu-arena: sheaf fast-path literal ${name} = ${literal} but layout says ${actual}`);
-}
+checkFastPathLiterals('sheaf fast-path', kSheafLiterals);
 
 /** What `free` does besides kfree into the main sheaf (a small integer: one compare on the fast path). */
 const kFreeToMain = 0;
