@@ -40,7 +40,7 @@ import { GENERAL_CLASS_COUNT, MAX_ALLOC_BYTES, SIZE_TO_CLASS, trimTarget } from 
 import { Slab } from '../memory/slab.js';
 import type { SharedArena } from '../shm/arena-ref.js';
 import { readShared } from '../shm/atomics.js';
-import { ArenaError, fail, show } from '../shm/errors.js';
+import { fail, show } from '../shm/errors.js';
 import {
   C_ALLOCS,
   C_BATCH,
@@ -80,7 +80,6 @@ import {
   type Layout,
   readLayout,
   UNIT_ALLOCATED,
-  UNIT_DEFERRED,
   UNIT_FREE,
   UNIT_GENERATION_STEP,
   UNIT_MAP_SHIFT,
@@ -92,6 +91,7 @@ import type { Pointer } from '../shm/refs.js';
 import { CpuSlot } from './cpu-slot.js';
 import { type DeferredLists, ListsByCpu } from './deferred.js';
 import { Shrinker } from './shrinker.js';
+import { allocatedHeader } from './unit-check.js';
 
 /**
  * The fast path (alloc, free and what they inline) spells the layout constants below as
@@ -336,7 +336,7 @@ export class CpuHandle {
   free(ptr: Pointer): void {
     if (this.#attached !== true) this.#closedError();
     if (ptr === 0) return;
-    const h = this.#allocatedHeader(ptr);
+    const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
     const i32 = this.i32;
     // Literals: see kFastPathLiterals (class mask 0xff, cache shift 6, cache word gate high 8).
     const cls = (i32[h] as number) & 0xff;
@@ -357,7 +357,7 @@ export class CpuHandle {
   freeRcu(ptr: Pointer): void {
     if (this.#attached !== true) this.#closedError();
     if (ptr === 0) return;
-    const h = this.#allocatedHeader(ptr);
+    const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
     const cls = (this.i32[h] as number) & HINT_CLASS_MASK;
     this.#deferFree(h, cls, this.#cacheBase + (cls << CACHE_SHIFT));
   }
@@ -527,7 +527,7 @@ export class CpuHandle {
    */
   usableSize(ptr: Pointer): number {
     if (this.#attached !== true) this.#closedError();
-    const h = this.#allocatedHeader(ptr);
+    const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
     const w = classWord(this.#layout, (this.i32[h] as number) & HINT_CLASS_MASK);
     const objectSize = this.i32[w + CLS_OBJECT_SIZE] as number;
     return objectSize !== 0 ? objectSize : (this.i32[w + CLS_UNIT_SIZE] as number) - 8;
@@ -674,27 +674,6 @@ export class CpuHandle {
   }
 
   /**
-   * Word index of the header of the allocated unit whose user pointer is `ptr`, or throws
-   * EINVAL. O(1): the unit-start map says whether a unit begins there (so the header is
-   * genuine, not user bytes), then the header's state must be ALLOCATED.
-   */
-  #allocatedHeader(ptr: number): number {
-    // The type first: a string '4104' would subtract fine, a Symbol would throw a TypeError.
-    if (typeof ptr !== 'number') this.#notAUnit(ptr);
-    const unit = ptr - 8;
-    const base = this.#pagesBase;
-    if ((ptr | 0) !== ptr || unit < base || unit >= this.#pagesEnd) this.#notAUnit(ptr);
-    const i32 = this.i32;
-    // Literal: UNIT_MAP_SHIFT 8 (one map word per 256 bytes, one bit per 8).
-    const bits = i32[this.#unitMap + ((unit - base) >> 8)] as number;
-    if ((bits & (1 << ((unit - base) >> 3))) === 0 || (unit & 7) !== 0) this.#notAUnit(ptr);
-    const h = unit >> 2;
-    const word = i32[h + 1] as number;
-    if ((word & 3) !== 1) this.#notAllocated(ptr, word);
-    return h;
-  }
-
-  /**
    * Brings the CPU online: watermarks from the class table, the fast path's gates (closed where
    * the policy or the poison option must see every free or alloc), then the kernel's prefill.
    */
@@ -821,19 +800,5 @@ export class CpuHandle {
   #closedError(): never {
     if (this.#parked) fail('ECLOSED', `CPU ${this.cpu}: the CPU is parked; unpark() it first`);
     fail('ECLOSED', `CPU ${this.cpu}: this handle was detached or its arena closed`);
-  }
-
-  #notAUnit(ptr: number): never {
-    throw new ArenaError('EINVAL', `free(${show(ptr)}): not a pointer to a unit of this arena`);
-  }
-
-  #notAllocated(ptr: number, word: number): never {
-    const state = word & UNIT_STATE_MASK;
-    throw new ArenaError(
-      'EINVAL',
-      state === UNIT_FREE || state === UNIT_DEFERRED
-        ? `free(${ptr}): double free (the unit is already free)`
-        : `free(${ptr}): not an allocated unit`,
-    );
   }
 }

@@ -44,7 +44,7 @@ import { GENERAL_CLASS_COUNT, SIZE_TO_CLASS } from '../memory/size-class.js';
 import { isUnitStart, Slab } from '../memory/slab.js';
 import type { SharedArena } from '../shm/arena-ref.js';
 import { readShared } from '../shm/atomics.js';
-import { ArenaError, fail, show } from '../shm/errors.js';
+import { fail } from '../shm/errors.js';
 import {
   C_ALLOCS,
   C_BARN_GET,
@@ -87,6 +87,7 @@ import {
 import type { Pointer } from '../shm/refs.js';
 import { BARN_E2BIG, BARN_NO_EMPTY, Barn } from './barn.js';
 import type { CpuHandle } from './cpu.js';
+import { allocatedHeader } from './unit-check.js';
 
 /**
  * The fast path spells these layout constants as literals (V8 on Node 20 does not fold imported
@@ -308,7 +309,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       }
       if (this.#live !== true) this.#closed();
       if (ptr === 0) return;
-      const h = this.#allocatedHeader(ptr);
+      const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
       this.#pushMain(h, (this.i32[h] as number) & 0xff);
     }
 
@@ -320,7 +321,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       }
       if (this.#live !== true) this.#closed();
       if (ptr === 0) return;
-      const h = this.#allocatedHeader(ptr);
+      const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
       const i32 = this.i32;
       const hint = i32[h] as number;
       const cls = hint & HINT_CLASS_MASK;
@@ -357,7 +358,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     override freeRcu(ptr: Pointer): void {
       if (this.#live !== true) this.#closed();
       if (ptr === 0) return;
-      const h = this.#allocatedHeader(ptr);
+      const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
       const i32 = this.i32;
       const cls = (i32[h] as number) & HINT_CLASS_MASK;
       const c = this.#cacheBase + (cls << CACHE_SHIFT);
@@ -677,30 +678,6 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       this.#barn.putEmpty(cls, sheaf);
     }
 
-    /** As CpuHandle's check: the unit-start map says a unit begins there and its state is ALLOCATED. */
-    #allocatedHeader(ptr: number): number {
-      if (typeof ptr !== 'number') this.#notAUnit(ptr);
-      const unit = ptr - 8;
-      const base = this.#pagesBase;
-      if ((ptr | 0) !== ptr || unit < base || unit >= this.#pagesEnd) this.#notAUnit(ptr);
-      const i32 = this.i32;
-      const bits = i32[this.#unitMap + ((unit - base) >> 8)] as number;
-      if ((bits & (1 << ((unit - base) >> 3))) === 0 || (unit & 7) !== 0) this.#notAUnit(ptr);
-      const h = unit >> 2;
-      const word = i32[h + 1] as number;
-      // Literals: see kSheafLiterals (state mask 3, ALLOCATED 1).
-      if ((word & 3) !== 1) {
-        const state = word & UNIT_STATE_MASK;
-        throw new ArenaError(
-          'EINVAL',
-          state === UNIT_FREE || state === UNIT_DEFERRED
-            ? `free(${ptr}): double free (the unit is already free)`
-            : `free(${ptr}): not an allocated unit`,
-        );
-      }
-      return h;
-    }
-
     #checkOpen(): void {
       if (readShared(this.i32, X_CLOSED) !== 0) fail('ECLOSED', `CPU ${this.cpu}: the arena was closed`);
     }
@@ -708,10 +685,6 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     #closed(): never {
       if (this.parked) fail('ECLOSED', `CPU ${this.cpu}: the CPU is parked; unpark() it first`);
       fail('ECLOSED', `CPU ${this.cpu}: this handle was detached or its arena closed`);
-    }
-
-    #notAUnit(ptr: number): never {
-      throw new ArenaError('EINVAL', `free(${show(ptr)}): not a pointer to a unit of this arena`);
     }
   };
 }
