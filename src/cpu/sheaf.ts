@@ -479,12 +479,15 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
         return spare;
       }
       if ((i32[c + C_SEALED_COUNT] as number) !== 0) this.#progressSealed(cls, c);
+      // Let go of main before the barn may take it (see #replaceFullMain).
+      i32[c + C_SHEAF_MAIN] = 0;
       const full = this.#barn.replaceEmpty(cls, main);
       if (full !== 0) {
         i32[c + C_BARN_GET] = (i32[c + C_BARN_GET] as number) + 1;
         i32[c + C_SHEAF_MAIN] = full;
         return full;
       }
+      i32[c + C_SHEAF_MAIN] = main;
       i32[c + C_BARN_GET_FAIL] = (i32[c + C_BARN_GET_FAIL] as number) + 1;
       const got = this.#refill(cls, main);
       i32[c + C_SHEAF_REFILL] = (i32[c + C_SHEAF_REFILL] as number) + got;
@@ -529,12 +532,19 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
         i32[c + C_SHEAF_SPARE] = main;
         return spare;
       }
+      // Let go of main before the barn may take it: a thread killed inside the exchange (V8
+      // stops a terminated thread at a function entry, such as the lock's) must not leave its
+      // cache word naming a sheaf the barn holds, which recovery would flush while the barn
+      // hands it out again (seen in the crash test: a unit handed out twice). Killed there, the
+      // CPU loses the sheaf it was given instead: a leak, which recovery tolerates.
+      i32[c + C_SHEAF_MAIN] = 0;
       const result = barn.replaceFull(cls, main);
       if (result > 0) {
         i32[c + C_BARN_PUT] = (i32[c + C_BARN_PUT] as number) + 1;
         i32[c + C_SHEAF_MAIN] = result;
         return result;
       }
+      i32[c + C_SHEAF_MAIN] = main;
       if (result === BARN_E2BIG) {
         // The barn is full of full sheaves: flush the spare to the slab and use it as main.
         i32[c + C_BARN_PUT_FAIL] = (i32[c + C_BARN_PUT_FAIL] as number) + 1;
@@ -547,11 +557,13 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       // BARN_NO_EMPTY: allocate an empty sheaf and put the full main in the barn.
       const empty = result === BARN_NO_EMPTY ? barn.takeUnused(cls) : 0;
       if (empty !== 0) {
+        i32[c + C_SHEAF_MAIN] = 0; // as above
         if (barn.putFull(cls, main)) {
           i32[c + C_BARN_PUT] = (i32[c + C_BARN_PUT] as number) + 1;
           i32[c + C_SHEAF_MAIN] = empty;
           return empty;
         }
+        i32[c + C_SHEAF_MAIN] = main;
         barn.putUnused(cls, empty);
       }
       this.#flushMain(cls, c, main);
