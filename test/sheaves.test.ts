@@ -13,6 +13,7 @@ import type { SheafCpuHandle } from '../src/cpu/sheaf.js';
 import type { CpuHandle, Pointer } from '../src/index.js';
 import { Arena, type ArenaOptions } from '../src/index.js';
 import {
+  BARN_GROWN,
   BARN_NR_EMPTY,
   BARN_NR_FULL,
   BARN_UNUSED_COUNT,
@@ -78,7 +79,7 @@ function expectSheavesConserved(arena: Arena, cls: number): void {
     (i32[b + BARN_NR_FULL] as number) +
     (i32[b + BARN_NR_EMPTY] as number) +
     (i32[b + BARN_UNUSED_COUNT] as number);
-  expect(total).toBe(layout.sheaves);
+  expect(total).toBe(layout.sheaves + (i32[b + BARN_GROWN] as number));
 }
 
 function sheafStats(arena: Arena, cpu: number, cls = CLS64) {
@@ -394,6 +395,133 @@ describe('rcu_free sheaf', () => {
     expectSheavesConserved(arena, CLS64);
     arena.close();
   });
+});
+
+describe("sheafReady 'cpu' (the arena-sheaves preset)", () => {
+  const ready = (options: Omit<ArenaOptions, 'cpus' | 'policy'> = {}) =>
+    Arena.create({ cpus: 2, maxBytes: 16 << 20, coordinator: 'manual', policy: 'arena-sheaves', ...options });
+
+  it('needs cache sheaves and reuse after-gp', () => {
+    expect(() => Arena.create({ cpus: 1, policy: { cache: 'sheaves', sheafReady: 'cpu' } })).toThrow(
+      /EINVAL.*sheafReady/,
+    );
+    expect(() =>
+      Arena.create({ cpus: 1, policy: { reuse: 'after-gp', afterRcuGp: 'free-list', sheafReady: 'cpu' } }),
+    ).toThrow(/EINVAL.*sheafReady/);
+    const arena = ready();
+    expect(arena.policy.sheafReady).toBe('cpu');
+    arena.close();
+  });
+
+  it('a sealed sheaf past its GP becomes main whole at the next alloc miss: no barn, no slab', () => {
+    const arena = ready();
+    const a = arena.attach(0);
+    // Warm up: fill main once from the slab, then free a whole sheaf's worth.
+    const first = allocN(a, CAP64);
+    for (const p of first) a.free(p);
+    expect(sheafStats(arena, 0).free_rcu_sheaf).toBe(1);
+    expectUnitsAccounted(arena, CLS64, 0);
+    // Before the GP nothing freed comes back: the next allocs refill from the slab.
+    const freed = new Set(first);
+    const early = allocN(a, CAP64);
+    for (const p of early) expect(freed.has(p)).toBe(false);
+    arena.advance('rcu');
+    arena.advance('rcu');
+    const before = sheafStats(arena, 0);
+    const again = allocN(a, CAP64);
+    const after = sheafStats(arena, 0);
+    expect(new Set(again)).toEqual(freed);
+    expect(after.ready_get - before.ready_get).toBe(1);
+    expect(after.barn_get - before.barn_get).toBe(0);
+    expect(after.sheaf_refill - before.sheaf_refill).toBe(0);
+    expect(after.sheaf_flush - before.sheaf_flush).toBe(0);
+    expectUnitsAccounted(arena, CLS64, 2 * CAP64);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  });
+
+  it('steady churn reuses its own sheaves: the slab is touched only while the first GP passes', () => {
+    const arena = ready();
+    const a = arena.attach(0);
+    const live: Pointer[] = [];
+    let refillsAtWarm = 0;
+    for (let round = 0; round < 40; round++) {
+      live.push(...allocN(a, 4 * CAP64));
+      while (live.length > 2 * CAP64) a.free(live.shift() as Pointer);
+      arena.advance('rcu');
+      expectUnitsAccounted(arena, CLS64, live.length);
+      if (round === 9) refillsAtWarm = sheafStats(arena, 0).sheaf_refill;
+    }
+    const s = sheafStats(arena, 0);
+    // After the first GPs every alloc miss takes a sheaf of its own: 30 rounds × 4 sheaves, no slab.
+    expect(refillsAtWarm).toBeGreaterThan(0);
+    expect(s.sheaf_refill).toBe(refillsAtWarm);
+    expect(s.ready_get).toBeGreaterThanOrEqual(30 * 4);
+    expect(s.sheaf_flush).toBe(0);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  });
+
+  it('the sheaf pool grows a page at a time when a GP holds more sheaves than it has', () => {
+    const arena = ready({ maxBytes: 64 << 20 });
+    const a = arena.attach(0);
+    const i32 = new Int32Array(arena.shared.buffer);
+    const layout = readLayout(i32);
+    const sheaves = 3 * layout.sheaves;
+    const held = allocN(a, sheaves * CAP64);
+    for (const p of held) a.free(p);
+    const s = sheafStats(arena, 0);
+    expect(s.free_rcu_sheaf).toBe(sheaves);
+    expect(s.free_rcu_sheaf_fail).toBe(0);
+    expect(i32[barnWord(layout, CLS64) + BARN_GROWN] as number).toBeGreaterThan(0);
+    expectSheavesConserved(arena, CLS64);
+    const k = expectUnitsAccounted(arena, CLS64, 0);
+    expect(k.deferred).toBe(sheaves * CAP64);
+    arena.close();
+  });
+
+  it('a CPU that only frees passes its sheaves past their GP to the barn, where the allocating CPU takes them', () => {
+    const arena = ready();
+    const producer = arena.attach(0);
+    const freer = arena.attach(1);
+    let taken = 0;
+    for (let round = 0; round < 12; round++) {
+      const batch = allocN(producer, 4 * CAP64);
+      for (const p of batch) freer.free(p);
+      arena.advance('rcu');
+      const s = sheafStats(arena, 0);
+      taken = s.barn_get;
+      expectUnitsAccounted(arena, CLS64, 0);
+    }
+    expect(taken).toBeGreaterThan(0);
+    expect(sheafStats(arena, 1).ready_get).toBe(0);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  });
+
+  it('a class that goes quiet seals its partial rcu_free sheaf and gives its sheaves back (timely return)', async () => {
+    const arena = ready();
+    const a = arena.attach(0);
+    const held = allocN(a, 10);
+    for (const p of held) a.free(p);
+    expect(sheafStats(arena, 0).free_rcu_sheaf).toBe(0);
+    // Two idle checks a second apart: the first marks the class's activity, the second finds it unchanged.
+    for (let k = 0; k < 2; k++) {
+      await new Promise((r) => setTimeout(r, 1050));
+      a.poll();
+    }
+    expect(sheafStats(arena, 0).free_rcu_sheaf).toBe(1);
+    arena.advance('rcu');
+    arena.advance('rcu');
+    await new Promise((r) => setTimeout(r, 1050));
+    a.poll();
+    const k = expectUnitsAccounted(arena, CLS64, 0);
+    expect(k.deferred).toBe(0);
+    expect(k.sheaved).toBe(0);
+    // All back in the slab but the list cache's prefill (attach's, untouched by sheaves).
+    expect(k.slabFree + k.cached).toBe(k.units);
+    arena.close();
+  }, 15_000);
 });
 
 describe('sheaf metrics', () => {

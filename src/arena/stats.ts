@@ -6,6 +6,7 @@
  * (every CPU detached) they are exact. GP counters come from the coordinator (src/arena/coordinator.ts).
  */
 
+import { isExpired, readEpoch } from '../epoch/grace-period.js';
 import { readShared } from '../shm/atomics.js';
 import {
   BARN_FULL,
@@ -25,6 +26,7 @@ import {
   C_HIGH,
   C_LOW,
   C_RCU_COUNT,
+  C_READY_GET,
   C_RECLAIMED,
   C_REFILL_SHORT,
   C_REFILLS,
@@ -60,8 +62,10 @@ import {
   DEPOT_SLOTS,
   DEPOT_X_HEAD,
   depotWord,
+  FLAVOR_RCU,
   type Layout,
   PAGE_BYTES,
+  SHEAF_EPOCH,
   SHEAF_NEXT,
   SHEAF_SIZE,
   SLAB_FREE_COUNT,
@@ -103,6 +107,11 @@ export interface SheafStats {
   /** rcu_free sheaves sealed (one epoch request each), and freeRcu calls that found no sheaf. */
   readonly free_rcu_sheaf: number;
   readonly free_rcu_sheaf_fail: number;
+  /**
+   * Sealed rcu_free sheaves past their GP that became their CPU's main sheaf whole (policy
+   * sheafReady 'cpu'; ours, not a SLUB_STATS counter).
+   */
+  readonly ready_get: number;
 }
 
 const kSheafCounters = [
@@ -114,6 +123,7 @@ const kSheafCounters = [
   ['sheaf_flush', C_SHEAF_FLUSH],
   ['free_rcu_sheaf', C_FREE_RCU_SHEAF],
   ['free_rcu_sheaf_fail', C_FREE_RCU_SHEAF_FAIL],
+  ['ready_get', C_READY_GET],
 ] as const;
 
 function sumSheafStats(cpus: readonly CpuStats[]): SheafStats {
@@ -131,11 +141,17 @@ function sheafSize(i32: Int32Array, sheaf: number): number {
   return sheaf === 0 ? 0 : (i32[sheaf + SHEAF_SIZE] as number);
 }
 
-/** The counters and held objects of one cache record's sheaves (racy, like every cache read). */
+/**
+ * The counters and held objects of one cache record's sheaves (racy, like every cache read):
+ * `held` counts main, spare and sealed sheaves past their GP (`rcuEpoch` is the rcu epoch now;
+ * under sheafReady 'cpu' a CPU keeps such sheaves for its next alloc misses), `waiting` the
+ * rcu_free sheaf and sealed sheaves still in their GP.
+ */
 function readSheaves(
   i32: Int32Array,
   c: number,
   on: boolean,
+  rcuEpoch: number,
 ): { stats: SheafStats; held: number; waiting: number } {
   const stats: Record<string, number> = {
     alloc_fastpath: on ? (i32[c + C_ALLOCS] as number) : 0,
@@ -143,12 +159,13 @@ function readSheaves(
   };
   for (const [name, word] of kSheafCounters) stats[name] = i32[c + word] as number;
   if (!on) return { stats: stats as unknown as SheafStats, held: 0, waiting: 0 };
-  const held =
+  let held =
     sheafSize(i32, i32[c + C_SHEAF_MAIN] as number) + sheafSize(i32, i32[c + C_SHEAF_SPARE] as number);
   let waiting = sheafSize(i32, i32[c + C_SHEAF_RCU] as number);
   let s = i32[c + C_SEALED_HEAD] as number;
   for (let k = i32[c + C_SEALED_COUNT] as number; s !== 0 && k > 0; k--) {
-    waiting += sheafSize(i32, s);
+    if (isExpired(i32[s + SHEAF_EPOCH] as number, rcuEpoch, 2)) held += sheafSize(i32, s);
+    else waiting += sheafSize(i32, s);
     s = i32[s + SHEAF_NEXT] as number;
   }
   return { stats: stats as unknown as SheafStats, held, waiting };
@@ -298,13 +315,14 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
   const deferredPerClass = new Array<number>(layout.classes).fill(0);
   const sheavedPerClass = new Array<number>(layout.classes).fill(0);
   const sheavesOn = layout.sheaves !== 0;
+  const rcuEpoch = readEpoch(i32, FLAVOR_RCU);
   let reclaimed = 0;
   for (let cpu = 0; cpu < layout.cpus; cpu++) {
     const classes: CacheStats[] = [];
     const sum = { allocs: 0, frees: 0, refills: 0, trims: 0 };
     for (let cls = 0; cls < layout.classes; cls++) {
       const c = cacheWord(layout, cpu, cls);
-      const sheaves = readSheaves(i32, c, sheavesOn);
+      const sheaves = readSheaves(i32, c, sheavesOn, rcuEpoch);
       const s: CacheStats = {
         allocs: i32[c + C_ALLOCS] as number,
         frees: i32[c + C_FREES] as number,

@@ -3,8 +3,10 @@
  * one shared store of whole sheaves that CPUs exchange with their main sheaf — at most
  * BARN_MAX_FULL (10) full and BARN_MAX_EMPTY (10) empty ones — plus the pool of unused sheaves
  * (the kernel allocates and frees sheaves with kmalloc: alloc_empty_sheaf / free_empty_sheaf;
- * here they are the fixed pool after the barn record, H_SHEAVES per class). The arena has one
- * barn per class: one node.
+ * here the pool starts as the H_SHEAVES sheaves after the barn record and, when it runs out,
+ * grows a page of sheaves at a time from the page allocator: BARN_GROWN counts them; they stay
+ * in the pool, counted as memory in use, for the arena's life). The arena has one barn per
+ * class: one node.
  *
  * ```
  *  replaceEmpty(empty) → full | 0     barn_replace_empty_sheaf: empty in (limit ignored), full out; 0 = BARN_GET_FAIL
@@ -12,7 +14,7 @@
  *  getEmpty()          → empty | 0    barn_get_empty_sheaf
  *  putFull(full)       → bool         rcu_free_sheaf: only while nr_full < 10
  *  putEmpty(empty)                    barn_put_empty_sheaf, or back to the pool at the limit
- *  takeUnused() / putUnused(sheaf)    alloc_empty_sheaf / free_empty_sheaf
+ *  takeUnused() / putUnused(sheaf)    alloc_empty_sheaf / free_empty_sheaf (an empty pool grows by a page)
  * ```
  * Exchanges keep the number of sheaves constant (every sheaf of the pool is in exactly one
  * place: a CPU's main / spare / rcu_free / sealed FIFO, the barn's full or empty stack, or the
@@ -25,13 +27,16 @@
  * recovered by src/arena/recovery.ts); every other barn word and the links of unused sheaves are
  * the lock holder's and use plain accesses (the mutex's Atomics order them). The racy count
  * reads are aligned 32-bit loads: they cannot tear, and a stale value only costs a wasted lock
- * or a missed exchange, never a wrong one.
+ * or a missed exchange, never a wrong one. Growing takes the page lock before, never inside,
+ * the barn's (lock order: slab row, then pages; the barn's is taken alone).
  */
 
+import type { PageAllocator } from '../memory/page-allocator.js';
 import {
   BARN_CAPACITY,
   BARN_EMPTY,
   BARN_FULL,
+  BARN_GROWN,
   BARN_MAX_EMPTY,
   BARN_MAX_FULL,
   BARN_NR_EMPTY,
@@ -42,6 +47,7 @@ import {
   BARN_X_LOCK,
   barnWord,
   type Layout,
+  PAGE_BYTES,
   SHEAF_CAPACITY,
   SHEAF_MAX_CAPACITY,
   SHEAF_NEXT,
@@ -95,13 +101,19 @@ export function initialiseBarns(
   });
 }
 
+/** Sheaves carved from one page when a pool grows. */
+export const SHEAVES_PER_PAGE = PAGE_BYTES / (SHEAF_WORDS * 4);
+
 export class Barn {
   readonly #i32: Int32Array;
   readonly #layout: Layout;
+  /** Where an exhausted pool grows from; without it (recovery, stats) the pool stays as it is. */
+  readonly #pages: PageAllocator | undefined;
 
-  constructor(i32: Int32Array, layout: Layout) {
+  constructor(i32: Int32Array, layout: Layout, pages?: PageAllocator) {
     this.#i32 = i32;
     this.#layout = layout;
+    this.#pages = pages;
   }
 
   /** Objects per sheaf of class `cls`. */
@@ -122,6 +134,11 @@ export class Barn {
   /** Unused sheaves of the pool of `cls` (racy read). */
   nrUnused(cls: number): number {
     return this.#i32[barnWord(this.#layout, cls) + BARN_UNUSED_COUNT] as number;
+  }
+
+  /** Sheaves of the pool of `cls`: the fixed ones and those grown from pages (racy read). */
+  poolSize(cls: number): number {
+    return this.#layout.sheaves + (this.#i32[barnWord(this.#layout, cls) + BARN_GROWN] as number);
   }
 
   /** The full sheaves of the barn of `cls` (their word indices; racy unless the arena is quiet). */
@@ -214,11 +231,14 @@ export class Barn {
     robustUnlock(i32, b + BARN_X_LOCK);
   }
 
-  /** alloc_empty_sheaf: a sheaf from the pool, or 0 when the pool is used up. */
+  /**
+   * alloc_empty_sheaf: a sheaf from the pool; an empty pool first grows by a page of sheaves
+   * (with a page allocator); 0 when it cannot (the memory limit).
+   */
   takeUnused(cls: number): number {
     const i32 = this.#i32;
     const b = barnWord(this.#layout, cls);
-    if ((i32[b + BARN_UNUSED_COUNT] as number) === 0) return 0;
+    if ((i32[b + BARN_UNUSED_COUNT] as number) === 0 && !this.#grow(cls, b)) return 0;
     robustLock(i32, b + BARN_X_LOCK);
     const sheaf = i32[b + BARN_UNUSED_HEAD] as number;
     if (sheaf !== 0) {
@@ -256,6 +276,24 @@ export class Barn {
     i32[b + BARN_NR_EMPTY] = 0;
     robustUnlock(i32, b + BARN_X_LOCK);
     return full;
+  }
+
+  /** Adds a page of sheaves to the pool of `cls`; false without a page allocator or a page. */
+  #grow(cls: number, b: number): boolean {
+    if (this.#pages === undefined) return false;
+    const start = this.#pages.allocSpan(1);
+    if (start === 0) return false;
+    const i32 = this.#i32;
+    const capacity = this.capacity(cls);
+    robustLock(i32, b + BARN_X_LOCK);
+    for (let k = 0; k < SHEAVES_PER_PAGE; k++) {
+      const sheaf = (start >> 2) + k * SHEAF_WORDS;
+      i32[sheaf + SHEAF_CAPACITY] = capacity;
+      this.#putUnusedLocked(b, sheaf);
+    }
+    i32[b + BARN_GROWN] = (i32[b + BARN_GROWN] as number) + SHEAVES_PER_PAGE;
+    robustUnlock(i32, b + BARN_X_LOCK);
+    return true;
   }
 
   #putEmptyLocked(b: number, empty: number): void {

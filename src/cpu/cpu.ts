@@ -146,6 +146,16 @@ const kGateClosed = 0x7fffffff;
 const kUnderflow = 1;
 const kOverflow = 2;
 const kAdaptDecayMs = 1000;
+/**
+ * Work a subclass (the sheaf handle) adds to the doorbell's, after the lists' (irq work, timely
+ * return, deferred lists); kept here rather than as a method so that it is not public surface.
+ */
+const doorbellWork = new WeakMap<CpuHandle, () => void>();
+
+/** Adds `work` to what the doorbell of `handle` runs (src/cpu/sheaf.ts: its sheaves' work). */
+export function addDoorbellWork(handle: CpuHandle, work: () => void): void {
+  doorbellWork.set(handle, work);
+}
 
 /**
  * One CPU slot, attached to the calling thread: its allocation fast path, read-side sections and
@@ -788,6 +798,7 @@ export class CpuHandle {
       this.#runAllIrqWork();
       this.#returnIdle();
       this.#lists.pollAll(false);
+      doorbellWork.get(this)?.();
     }
     return true;
   };

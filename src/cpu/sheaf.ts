@@ -37,7 +37,7 @@
  * drainer never needs to read them; a thread that dies while attached leaves its sheaves to
  * recovery (src/arena/recovery.ts, `returnDeadSheaves`).
  */
-import { isExpired, readEpoch, requestEpoch } from '../epoch/grace-period.js';
+import { isExpired, readBirthMs, readEpoch, requestEpoch, tryAdvance } from '../epoch/grace-period.js';
 import { readPolicyWord } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';
 import { GENERAL_CLASS_COUNT, SIZE_TO_CLASS } from '../memory/size-class.js';
@@ -54,6 +54,7 @@ import {
   C_FREE_RCU_SHEAF,
   C_FREE_RCU_SHEAF_FAIL,
   C_FREES,
+  C_READY_GET,
   C_SEALED_COUNT,
   C_SEALED_HEAD,
   C_SEALED_TAIL,
@@ -86,7 +87,7 @@ import {
 } from '../shm/layout.js';
 import type { Pointer } from '../shm/refs.js';
 import { BARN_E2BIG, BARN_NO_EMPTY, Barn } from './barn.js';
-import type { CpuHandle } from './cpu.js';
+import { addDoorbellWork, type CpuHandle } from './cpu.js';
 import { allocatedHeader } from './unit-check.js';
 
 /**
@@ -118,6 +119,8 @@ const kFreeRemoteToSlab = 2;
 
 /** PCS_BATCH_MAX: units per slab flush. */
 const kFlushBatch = 32;
+/** Timely return (capacity 'adaptive'): a class with no alloc and no free for this long gives its sheaves back. */
+const kIdleCheckMs = 1000;
 /** The pending bit of the rcu flavor (src/cpu/deferred.ts): its RMW is the fence before a seal. */
 const kPendingRcu = 1 << FLAVOR_RCU;
 
@@ -237,6 +240,23 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     readonly #pending: number = 0;
     /** kFreeToMain, kFreeViaRcu or kFreeRemoteToSlab. */
     readonly #freeMode: number = 0;
+    /** sheafReady 'cpu': a sealed sheaf past its GP becomes this CPU's main (the arena preset). */
+    readonly #readyOnCpu: boolean = false;
+    /** capacity 'adaptive': classes that go quiet give their sheaves back (#returnIdle). */
+    readonly #adaptive: boolean = false;
+    /** Per class, allocs + frees at the last idle check. */
+    readonly #idleMark: Int32Array;
+    /**
+     * sheafReady 'cpu', per class: C_ALLOCS and the rcu epoch when the current window began, and
+     * whether the CPU allocated nothing in the last whole window of a GP (it only frees).
+     */
+    readonly #allocsAtMark: Int32Array;
+    readonly #epochAtMark: Int32Array;
+    readonly #freeOnly: Uint8Array;
+    #lastIdleCheckMs = 0;
+    /** gpDrive 'cpus': an alloc miss whose oldest sealed sheaf still waits tries the rcu advance itself. */
+    readonly #selfDrive: boolean = false;
+    readonly #birthMs: number = 0;
     /**
      * True while attached and not parked (the base class keeps its own flag private). Tested as
      * `!== true`: a pointer compare, where `!this.#live` compiles to a full ToBoolean.
@@ -246,14 +266,21 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     constructor(shared: SharedArena, cpu: number, layout: Layout, remoteToSlab: boolean) {
       super(shared, cpu);
       const i32 = this.i32;
-      this.#freeMode = readPolicyWord(i32[H_POLICY] as number).deferring
-        ? kFreeViaRcu
-        : remoteToSlab
-          ? kFreeRemoteToSlab
-          : kFreeToMain;
+      const policy = readPolicyWord(i32[H_POLICY] as number);
+      this.#readyOnCpu = policy.sheafReadyOnCpu;
+      this.#selfDrive = policy.cpusDriveGp;
+      this.#birthMs = readBirthMs(shared.buffer);
+      this.#adaptive = policy.adaptive;
+      this.#idleMark = new Int32Array(layout.classes);
+      this.#allocsAtMark = new Int32Array(layout.classes);
+      this.#epochAtMark = new Int32Array(layout.classes);
+      this.#freeOnly = new Uint8Array(layout.classes);
+      this.#lastIdleCheckMs = performance.now();
+      this.#freeMode = policy.deferring ? kFreeViaRcu : remoteToSlab ? kFreeRemoteToSlab : kFreeToMain;
       this.#layout = layout;
-      this.#barn = new Barn(i32, layout);
-      this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
+      const pages = new PageAllocator(i32, layout, shared.buffer);
+      this.#barn = new Barn(i32, layout, pages);
+      this.#slab = new Slab(i32, layout, pages);
       this.#capacity = Int32Array.from({ length: layout.classes }, (_, cls) => this.#barn.capacity(cls));
       this.#cacheBase = cacheWord(layout, cpu, 0);
       this.#hintBase = cpu << HINT_CLASS_BITS;
@@ -264,6 +291,10 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       this.#pending = cpuWord(layout, cpu) + CPU_X_PENDING;
       this.#installMains();
       this.#live = true;
+      // The doorbell, after the lists' work: sealed sheaves move on, quiet classes give back.
+      addDoorbellWork(this, () => {
+        if (this.#live === true) this.#serviceSheaves();
+      });
     }
 
     /** The kernel's bootstrap: every class gets an (empty) main sheaf, so the fast path never tests for none. */
@@ -384,20 +415,68 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
         i32[c + C_SHEAF_RCU] = 0;
         this.#seal(c, rcu);
         i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
-        this.#progressSealed(cls, c);
+        // gpDrive 'cpus': every seal is a look at the GP (crossbeam-epoch's collect on a full bag).
+        if (this.#selfDrive === true) tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
+        if (this.#readyOnCpu === true) this.#shedReady(cls, c, this.#onlyFrees(cls, c));
+        else this.#progressSealed(cls, c);
       }
     }
 
     /** Moves sealed rcu_free sheaves past their GP on (see `freeRcu`), then the lists' work. */
     override poll(): number {
       const waiting = super.poll();
-      let sealed = 0;
+      return waiting + this.#serviceSheaves();
+    }
+
+    /**
+     * Moves sealed sheaves past their GP on (to the barn; under sheafReady 'cpu' those that sat
+     * unused for a GP more), gives quiet classes' sheaves back (capacity 'adaptive'), and keeps
+     * the CPU's rcu pending bit set while a sealed sheaf waits, so that the coordinator rings
+     * again. Returns the objects still waiting for their GP.
+     */
+    #serviceSheaves(): number {
+      if (this.#adaptive === true) this.#returnIdle();
+      let waiting = 0;
       for (let cls = 0; cls < this.#layout.classes; cls++) {
         const c = this.#cacheBase + (cls << CACHE_SHIFT);
-        this.#progressSealed(cls, c);
-        sealed += this.#sealedObjects(c);
+        if (this.#readyOnCpu === true) this.#shedReady(cls, c, false);
+        else this.#progressSealed(cls, c);
+        waiting += this.#waitingObjects(c);
       }
-      return waiting + sealed;
+      if (waiting !== 0) Atomics.or(this.i32, this.#pending, kPendingRcu);
+      return waiting;
+    }
+
+    /**
+     * Timely return, at most once a second: a class with no alloc and no free since the last
+     * check seals its partial rcu_free sheaf (it would otherwise wait for frees that do not
+     * come), sends its sealed sheaves past their GP and the objects of its main and spare to
+     * the slab (memory goes back to the pages, as the list presets' idle return does).
+     */
+    #returnIdle(): void {
+      const now = performance.now();
+      if (now - this.#lastIdleCheckMs < kIdleCheckMs) return;
+      this.#lastIdleCheckMs = now;
+      const i32 = this.i32;
+      for (let cls = 0; cls < this.#layout.classes; cls++) {
+        const c = this.#cacheBase + (cls << CACHE_SHIFT);
+        const activity = ((i32[c + C_ALLOCS] as number) + (i32[c + C_FREES] as number)) | 0;
+        if (activity !== this.#idleMark[cls]) {
+          this.#idleMark[cls] = activity;
+          continue;
+        }
+        const rcu = i32[c + C_SHEAF_RCU] as number;
+        if (rcu !== 0 && (i32[rcu + SHEAF_SIZE] as number) !== 0) {
+          i32[c + C_SHEAF_RCU] = 0;
+          this.#seal(c, rcu);
+          i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
+        }
+        this.#shedReady(cls, c, true);
+        for (const word of [C_SHEAF_MAIN, C_SHEAF_SPARE]) {
+          const sheaf = i32[c + word] as number;
+          if (sheaf !== 0 && (i32[sheaf + SHEAF_SIZE] as number) !== 0) this.#flushMain(cls, c, sheaf);
+        }
+      }
     }
 
     /**
@@ -478,7 +557,15 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
         i32[c + C_SHEAF_SPARE] = main;
         return spare;
       }
-      if ((i32[c + C_SEALED_COUNT] as number) !== 0) this.#progressSealed(cls, c);
+      if (this.#readyOnCpu === true) {
+        const ready = this.#takeReady(c);
+        if (ready !== 0) {
+          i32[c + C_SHEAF_MAIN] = ready;
+          i32[c + C_READY_GET] = (i32[c + C_READY_GET] as number) + 1;
+          this.#stashEmpty(cls, c, main);
+          return ready;
+        }
+      } else if ((i32[c + C_SEALED_COUNT] as number) !== 0) this.#progressSealed(cls, c);
       // Let go of main before the barn may take it (see #replaceFullMain).
       i32[c + C_SHEAF_MAIN] = 0;
       const full = this.#barn.replaceEmpty(cls, main);
@@ -616,27 +703,106 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       for (;;) {
         const sheaf = i32[c + C_SEALED_HEAD] as number;
         if (sheaf === 0 || !isExpired(i32[sheaf + SHEAF_EPOCH] as number, epoch, this.#gpEpochs)) return;
-        i32[c + C_SEALED_HEAD] = i32[sheaf + SHEAF_NEXT] as number;
-        if (i32[c + C_SEALED_HEAD] === 0) i32[c + C_SEALED_TAIL] = 0;
-        i32[c + C_SEALED_COUNT] = (i32[c + C_SEALED_COUNT] as number) - 1;
-        const n = i32[sheaf + SHEAF_SIZE] as number;
-        for (let k = 0; k < n; k++) {
-          const h = (i32[sheaf + SHEAF_OBJECTS + k] as number) >> 2;
-          i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
-        }
-        // A partial sheaf (a barrier's) goes to the slab, as rcu_free_sheaf_nobarn does.
-        if (n === (this.#capacity[cls] as number) && this.#barn.putFull(cls, sheaf)) continue;
-        i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + n;
-        this.#flushToSlab(cls, sheaf);
-        this.#barn.putEmpty(cls, sheaf);
+        this.#popSealed(c);
+        this.#retireSealed(cls, c, sheaf);
       }
     }
 
-    #sealedObjects(c: number): number {
+    /**
+     * sheafReady 'cpu': passes sealed sheaves this CPU will not use to the barn (or the slab):
+     * every one past its GP when `all` (the CPU only frees, or the class went quiet), else those
+     * that sat past their GP for a whole GP more without an alloc miss taking them (the CPU
+     * frees more than it allocates). The FIFO is in seal order and epochs only grow, so the
+     * walk stops at the first sheaf to keep.
+     */
+    #shedReady(cls: number, c: number, all: boolean): void {
       const i32 = this.i32;
+      if ((i32[c + C_SEALED_COUNT] as number) === 0) return;
+      const epoch = readEpoch(i32, FLAVOR_RCU);
+      const age = all ? this.#gpEpochs : 2 * this.#gpEpochs;
+      for (;;) {
+        const head = i32[c + C_SEALED_HEAD] as number;
+        if (head === 0 || !isExpired(i32[head + SHEAF_EPOCH] as number, epoch, age)) return;
+        this.#popSealed(c);
+        this.#retireSealed(cls, c, head);
+      }
+    }
+
+    /**
+     * Whether this CPU allocated nothing of `cls` during the last whole GP window (judged at a
+     * seal once a GP's worth of epochs passed since the window began): such a CPU only frees,
+     * and passes every sheaf past its GP on at once to the CPUs that allocate. A free burst
+     * shorter than a GP (batch_add_batch_del) does not count as only freeing.
+     */
+    #onlyFrees(cls: number, c: number): boolean {
+      const epoch = readEpoch(this.i32, FLAVOR_RCU);
+      if (isExpired(this.#epochAtMark[cls] as number, epoch, this.#gpEpochs)) {
+        const allocs = this.i32[c + C_ALLOCS] as number;
+        this.#freeOnly[cls] = allocs === (this.#allocsAtMark[cls] as number) ? 1 : 0;
+        this.#allocsAtMark[cls] = allocs;
+        this.#epochAtMark[cls] = epoch;
+      }
+      return this.#freeOnly[cls] === 1;
+    }
+
+    /** sheafReady 'cpu': the oldest sealed sheaf if its GP has passed (its objects now FREE), else 0. */
+    #takeReady(c: number): number {
+      const i32 = this.i32;
+      const sheaf = i32[c + C_SEALED_HEAD] as number;
+      if (sheaf === 0) return 0;
+      const seal = i32[sheaf + SHEAF_EPOCH] as number;
+      if (!isExpired(seal, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)) {
+        if (this.#selfDrive !== true) return 0;
+        // crossbeam-epoch's collector: the CPU that needs the GP tries the advance (same rule
+        // as the coordinator's, src/epoch/grace-period.ts), then looks again.
+        tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
+        if (!isExpired(seal, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)) return 0;
+      }
+      this.#popSealed(c);
+      return sheaf;
+    }
+
+    /** Unlinks the head of the sealed FIFO (past its GP) and marks its objects FREE. */
+    #popSealed(c: number): void {
+      const i32 = this.i32;
+      const sheaf = i32[c + C_SEALED_HEAD] as number;
+      i32[c + C_SEALED_HEAD] = i32[sheaf + SHEAF_NEXT] as number;
+      if (i32[c + C_SEALED_HEAD] === 0) i32[c + C_SEALED_TAIL] = 0;
+      i32[c + C_SEALED_COUNT] = (i32[c + C_SEALED_COUNT] as number) - 1;
+      const n = i32[sheaf + SHEAF_SIZE] as number;
+      for (let k = 0; k < n; k++) {
+        const h = (i32[sheaf + SHEAF_OBJECTS + k] as number) >> 2;
+        i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
+      }
+    }
+
+    /** rcu_free_sheaf for a popped sheaf: a full one into the barn if it has room, else (or a partial one) to the slab. */
+    #retireSealed(cls: number, c: number, sheaf: number): void {
+      const i32 = this.i32;
+      const n = i32[sheaf + SHEAF_SIZE] as number;
+      // A partial sheaf (a barrier's) goes to the slab, as rcu_free_sheaf_nobarn does.
+      if (n === (this.#capacity[cls] as number) && this.#barn.putFull(cls, sheaf)) return;
+      i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + n;
+      this.#flushToSlab(cls, sheaf);
+      this.#barn.putEmpty(cls, sheaf);
+    }
+
+    /** An empty sheaf this CPU no longer uses as main: the rcu_free sheaf if it has none, else the spare, else the barn. */
+    #stashEmpty(cls: number, c: number, empty: number): void {
+      const i32 = this.i32;
+      if ((i32[c + C_SHEAF_RCU] as number) === 0) i32[c + C_SHEAF_RCU] = empty;
+      else if ((i32[c + C_SHEAF_SPARE] as number) === 0) i32[c + C_SHEAF_SPARE] = empty;
+      else this.#barn.putEmpty(cls, empty);
+    }
+
+    /** Objects in sealed sheaves not yet past their GP. */
+    #waitingObjects(c: number): number {
+      const i32 = this.i32;
+      const epoch = readEpoch(i32, FLAVOR_RCU);
       let n = 0;
       for (let s = i32[c + C_SEALED_HEAD] as number; s !== 0; s = i32[s + SHEAF_NEXT] as number) {
-        n += i32[s + SHEAF_SIZE] as number;
+        if (!isExpired(i32[s + SHEAF_EPOCH] as number, epoch, this.#gpEpochs))
+          n += i32[s + SHEAF_SIZE] as number;
       }
       return n;
     }

@@ -110,6 +110,15 @@ export interface Policy {
    * to the slab around the sheaves (the kernel's rule for remote-node objects, 989b09b73978).
    */
   readonly sheafRemoteFree: 'sheaf' | 'slab';
+  /**
+   * What a sealed rcu_free sheaf becomes once its GP has passed: a full sheaf in the barn, or
+   * flushed to the slab when the barn holds 10 (`barn`: the kernel's rcu_free_sheaf), or it
+   * stays on its CPU and becomes the main sheaf at the CPU's next alloc miss (`cpu`: ours, the
+   * arena preset; a CPU keeps at most two sheaves past their GP and passes older ones to the
+   * barn, so a CPU that only frees feeds the ones that allocate). Needs reuse 'after-gp'.
+   * @defaultValue 'barn'
+   */
+  readonly sheafReady?: 'barn' | 'cpu';
 }
 
 export const PRESET_NAMES = [
@@ -123,6 +132,7 @@ export const PRESET_NAMES = [
   'arena',
   'sheaves',
   'sheaves-rcu',
+  'arena-sheaves',
 ] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
@@ -130,6 +140,7 @@ const kernel61: Policy = {
   cache: 'lists',
   sheafCapacity: 0,
   sheafRemoteFree: 'sheaf',
+  sheafReady: 'barn',
   reuse: 'immediate',
   remoteFree: 'local',
   sharing: 'none',
@@ -182,6 +193,18 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
   // The same slab with every free as kfree_rcu: into the rcu_free sheaf, reused a whole sheaf at
   // a time from the barn after its GP (the comparison kernel-free-rcu is to kernel-6.6).
   'sheaves-rcu': { ...kernel61, cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab', reuse: 'after-gp' },
+  // Ours on sheaves: every free waits for an rcu GP in the rcu_free sheaf, and a sheaf past its
+  // GP becomes its CPU's main sheaf whole (no barn bound, no slab round trip); older ones feed
+  // the barn; a class that goes quiet gives its sheaves back (capacity 'adaptive').
+  'arena-sheaves': {
+    ...kernel61,
+    cache: 'sheaves',
+    trimVia: 'slab',
+    afterRcuGp: 'slab',
+    reuse: 'after-gp',
+    sheafReady: 'cpu',
+    capacity: 'adaptive',
+  },
 });
 
 export const DEFAULT_PRESET: PresetName = 'kernel-6.6';
@@ -199,6 +222,7 @@ const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
   cache: ['lists', 'sheaves'],
   sheafCapacity: Array.from({ length: 61 }, (_, k) => k),
   sheafRemoteFree: ['sheaf', 'slab'],
+  sheafReady: ['barn', 'cpu'],
 };
 
 /** Resolves a preset name or a policy object (missing fields from kernel-6.6); throws EINVAL. */
@@ -261,6 +285,12 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
       "options.policy: cache 'sheaves' takes remote frees into the sheaves or the slab (sheafRemoteFree), not 'owner'",
     );
   }
+  if (resolved.sheafReady === 'cpu' && (resolved.cache !== 'sheaves' || resolved.reuse !== 'after-gp')) {
+    fail(
+      'EINVAL',
+      "options.policy: sheafReady 'cpu' keeps rcu_free sheaves on their CPU: it needs cache 'sheaves' and reuse 'after-gp'",
+    );
+  }
   if (resolved.reuse === 'free-after-gp' && resolved.afterRcuGp !== 'slab') {
     fail(
       'EINVAL',
@@ -310,6 +340,8 @@ const P_AFTER_RCU_SHIFT = 7;
 const P_SHEAVES = 1 << 13;
 const P_SHEAF_REMOTE_SLAB = 1 << 14;
 const P_SHEAF_CAPACITY_SHIFT = 16;
+/** sheafReady 'cpu' (above the six capacity bits). */
+const P_SHEAF_READY_CPU = 1 << 22;
 
 export function encodePolicy(p: Policy): number {
   return (
@@ -324,7 +356,8 @@ export function encodePolicy(p: Policy): number {
     (choices.afterRcuGp.indexOf(p.afterRcuGp) << P_AFTER_RCU_SHIFT) |
     (p.cache === 'sheaves' ? P_SHEAVES : 0) |
     (p.sheafRemoteFree === 'slab' ? P_SHEAF_REMOTE_SLAB : 0) |
-    (p.sheafCapacity << P_SHEAF_CAPACITY_SHIFT)
+    (p.sheafCapacity << P_SHEAF_CAPACITY_SHIFT) |
+    (p.sheafReady === 'cpu' ? P_SHEAF_READY_CPU : 0)
   );
 }
 
@@ -342,6 +375,7 @@ export function decodePolicy(bits: number): Policy {
     cache: bits & P_SHEAVES ? 'sheaves' : 'lists',
     sheafCapacity: (bits >> P_SHEAF_CAPACITY_SHIFT) & 63,
     sheafRemoteFree: bits & P_SHEAF_REMOTE_SLAB ? 'slab' : 'sheaf',
+    sheafReady: bits & P_SHEAF_READY_CPU ? 'cpu' : 'barn',
   };
 }
 
@@ -379,6 +413,8 @@ export interface PolicyWord {
   readonly sheafRemoteToSlab: boolean;
   /** The explicit sheaf capacity, 0 for the kernel's formula. */
   readonly sheafCapacity: number;
+  /** sheafReady 'cpu': sealed rcu_free sheaves past their GP stay on their CPU. */
+  readonly sheafReadyOnCpu: boolean;
 }
 
 /** Decodes an arena's policy word (header word H_POLICY). */
@@ -398,5 +434,6 @@ export function readPolicyWord(bits: number): PolicyWord {
     sheaves: (bits & P_SHEAVES) !== 0,
     sheafRemoteToSlab: (bits & P_SHEAF_REMOTE_SLAB) !== 0,
     sheafCapacity: (bits >> P_SHEAF_CAPACITY_SHIFT) & 63,
+    sheafReadyOnCpu: (bits & P_SHEAF_READY_CPU) !== 0,
   };
 }

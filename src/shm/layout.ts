@@ -29,7 +29,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 9;
+export const LAYOUT_VERSION = 10;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -380,6 +380,7 @@ export const {
   C_SEALED_COUNT,
   C_SLAB_TAKEN,
   C_SLAB_RETURNED,
+  C_READY_GET,
   C_X_RETURN_HEAD,
   C_X_RETURN_COUNT,
   C_BARN_GET,
@@ -509,7 +510,12 @@ export const {
    */
   ['C_SLAB_TAKEN', 1, 'owner'],
   ['C_SLAB_RETURNED', 1, 'owner'],
-  ['-', 4, 'pad'],
+  /**
+   * Sealed rcu_free sheaves past their GP that became this CPU's main sheaf at an alloc miss
+   * (policy sheafReady 'cpu': the arena preset; not a SLUB_STATS counter).
+   */
+  ['C_READY_GET', 1, 'owner'],
+  ['-', 3, 'pad'],
 ]);
 
 /** Slab row (per class): the owner words are the holder's of the row's mutex at SLAB_X_LOCK. */
@@ -631,6 +637,7 @@ export const {
   BARN_UNUSED_COUNT,
   BARN_FULL,
   BARN_EMPTY,
+  BARN_GROWN,
 } = record('barn', BARN_WORDS, [
   ['BARN_X_LOCK', 1, 'shared'],
   ['BARN_CAPACITY', 1, 'fixed'],
@@ -641,7 +648,12 @@ export const {
   ['BARN_UNUSED_COUNT', 1, 'owner'],
   ['BARN_FULL', BARN_MAX_FULL, 'owner'],
   ['BARN_EMPTY', BARN_MAX_EMPTY, 'owner'],
-  ['-', 6, 'pad'],
+  /**
+   * Sheaves added to the pool from pages when it ran out (alloc_empty_sheaf's kmalloc): the pool
+   * holds H_SHEAVES + BARN_GROWN sheaves; grown ones stay in it for the arena's life.
+   */
+  ['BARN_GROWN', 1, 'owner'],
+  ['-', 5, 'pad'],
 ]);
 /** Largest sheaf capacity: the kernel's largest base capacity (objects < 256 B). */
 export const SHEAF_MAX_CAPACITY = 60;

@@ -50,6 +50,8 @@ export const USE_FOR: Record<PresetName, string> = {
     "The kernel 7.0 slab (SLUB sheaves) in BPF's place: immediate reuse like kernel-6.6; freeRcu batches a sheaf per rcu grace period.",
   'sheaves-rcu':
     'SLUB sheaves with every free as kfree_rcu: lock-free readers; freed units come back a whole sheaf at a time after an rcu grace period.',
+  'arena-sheaves':
+    'Ours on sheaves: every free waits an rcu grace period in a sheaf, and the sheaf comes back whole to the CPU that freed it (lock-free readers).',
   prealloc:
     'Pre-allocated hash maps (fixed pool, no allocator): fastest updates, but elements are reused at once under readers.',
   arena:
