@@ -128,7 +128,9 @@ function* interleavings(actors: readonly (readonly string[])[]): Generator<strin
  * unit the reader holds must not become reusable (leave the DEFERRED state) while it holds it.
  */
 function runInterleaving(steps: readonly string[], options: Partial<TestArenaOptions>): string | null {
-  const { arena, i32 } = manual({ policy: 'reuse-after-gp', ...options });
+  // 1 MiB: a run holds a few units, and thousands of runs must not add up to gigabytes of
+  // reserved buffers before the collector frees them (a later test forks a process).
+  const { arena, i32 } = manual({ policy: 'reuse-after-gp', maxBytes: 1 << 20, ...options });
   const writer = arena.attach(0);
   arena.attach(1); // the reader's CPU slot; its pin is driven by hand below
   const pin = cpuWord(readLayout(i32), 1) + CPU_X_PIN + FLAVOR_RCU;

@@ -19,7 +19,7 @@
  *    lists, remote buffer and inboxes move on over their GPs as any offline CPU's do
  *    (src/cpu/deferred.ts). A parked CPU whose drainer died goes back to its owner.
  *    Depot slots the thread had claimed are freed (the batch it held is lost and reported).
- *    Under policy cache 'sheaves' the CPU's sheaves are returned first (src/cpu/sheaf.ts,
+ *    Under policy cache 'sheaves' the CPU's sheaves are returned first (src/cpu/sheaf-offline.ts,
  *    returnDeadSheaves: main and spare objects to the slab, rcu_free ones onto the deferred
  *    lists) and the barns' mutexes are recovered like the rows'.
  * 3. Leaks: units still allocated whose owner hint names one of those CPUs are reported as
@@ -43,7 +43,7 @@
 import { threadId } from 'node:worker_threads';
 import type { ListsByCpu } from '../cpu/deferred.js';
 import { releaseDeadClaims } from '../cpu/depot.js';
-import { returnDeadSheaves } from '../cpu/sheaf.js';
+import { returnDeadSheaves } from '../cpu/sheaf-offline.js';
 import { ringCoordinator } from '../epoch/grace-period.js';
 import { PageAllocator } from '../memory/page-allocator.js';
 import { forEachUnitStart, isUnitStart, Slab } from '../memory/slab.js';

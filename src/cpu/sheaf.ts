@@ -17,6 +17,10 @@
  *           lists, FREE_RCU_SHEAF_FAIL); full → sealed with the rcu epoch, one epoch request
  *           (call_rcu; FREE_RCU_SHEAF); past its GP → a full sheaf in the barn, or flushed when
  *           the barn holds 10 (rcu_free_sheaf)
+ *  sheafReady 'cpu' (arena-sheaves): a sealed sheaf past its GP stays in the FIFO; the next alloc
+ *           miss takes it as main whole (READY_GET; gpDrive 'cpus': seals and misses try the rcu
+ *           advance); a CPU that allocated nothing for a GP window passes every one past its GP
+ *           to the barn, others those unused for a GP more; quiet classes give sheaves back
  * ```
  * Flushes to the slab go in chains of at most 32 units (PCS_BATCH_MAX), one row lock each.
  * Remote frees (a unit another CPU allocated) go into this CPU's sheaves, or straight to the slab
@@ -35,13 +39,13 @@
  * through the barn's mutex, which orders the plain writes made to it before the next holder's.
  * While the CPU is parked or offline it holds no sheaf (park and detach flush them), so a
  * drainer never needs to read them; a thread that dies while attached leaves its sheaves to
- * recovery (src/arena/recovery.ts, `returnDeadSheaves`).
+ * recovery (src/arena/recovery.ts with `returnDeadSheaves`, src/cpu/sheaf-offline.ts).
  */
 import { isExpired, readBirthMs, readEpoch, requestEpoch, tryAdvance } from '../epoch/grace-period.js';
 import { readPolicyWord } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';
 import { GENERAL_CLASS_COUNT, SIZE_TO_CLASS } from '../memory/size-class.js';
-import { isUnitStart, Slab } from '../memory/slab.js';
+import { Slab } from '../memory/slab.js';
 import type { SharedArena } from '../shm/arena-ref.js';
 import { readShared } from '../shm/atomics.js';
 import { fail } from '../shm/errors.js';
@@ -88,6 +92,7 @@ import {
 import type { Pointer } from '../shm/refs.js';
 import { BARN_E2BIG, BARN_NO_EMPTY, Barn } from './barn.js';
 import { addDoorbellWork, type CpuHandle } from './cpu.js';
+import { flushSheafToSlab } from './sheaf-offline.js';
 import { allocatedHeader } from './unit-check.js';
 
 /**
@@ -117,105 +122,10 @@ const kFreeViaRcu = 1;
 /** sheafRemoteFree 'slab': a unit another CPU allocated goes around the sheaves to the slab. */
 const kFreeRemoteToSlab = 2;
 
-/** PCS_BATCH_MAX: units per slab flush. */
-const kFlushBatch = 32;
 /** Timely return (capacity 'adaptive'): a class with no alloc and no free for this long gives its sheaves back. */
 const kIdleCheckMs = 1000;
 /** The pending bit of the rcu flavor (src/cpu/deferred.ts): its RMW is the fence before a seal. */
 const kPendingRcu = 1 << FLAVOR_RCU;
-
-/**
- * Returns every object of `sheaf` (all FREE) to the slab of `cls`, in chains of kFlushBatch
- * (sheaf_flush_main's PCS_BATCH_MAX: one row lock per chain), and empties the sheaf.
- */
-function flushSheafToSlab(i32: Int32Array, slab: Slab, cls: number, sheaf: number): void {
-  const n = i32[sheaf + SHEAF_SIZE] as number;
-  for (let start = 0; start < n; start += kFlushBatch) {
-    const end = Math.min(n, start + kFlushBatch);
-    const head = i32[sheaf + SHEAF_OBJECTS + start] as number;
-    let tail = head;
-    for (let k = start + 1; k < end; k++) {
-      const unit = i32[sheaf + SHEAF_OBJECTS + k] as number;
-      i32[tail >> 2] = unit;
-      tail = unit;
-    }
-    i32[tail >> 2] = 0;
-    slab.returnBatch(cls, head, tail, end - start);
-  }
-  i32[sheaf + SHEAF_SIZE] = 0;
-}
-
-/**
- * Crash recovery of a dead thread's CPU `cpu` (src/arena/recovery.ts, with the CPU claimed):
- * the objects of its main and spare sheaves go to the slab, those of its rcu_free and sealed
- * sheaves (not known to be past their GP) onto its deferred rcu pile (`deferRcu`), which then
- * moves on over its GP as any offline CPU's; every sheaf goes back to the barn's empty stack or
- * the pool. The thread may have died halfway through a sheaf operation: an object that is not a
- * unit of the class in the state its sheaf holds, or a sheaf seen twice (a swap cut between its
- * two stores), is dropped; returns the objects dropped.
- */
-export function returnDeadSheaves(
-  i32: Int32Array,
-  layout: Layout,
-  cpu: number,
-  slab: Slab,
-  deferRcu: (c: number, h: number) => void,
-): number {
-  if (layout.sheaves === 0) return 0;
-  const barn = new Barn(i32, layout);
-  let dropped = 0;
-  for (let cls = 0; cls < layout.classes; cls++) {
-    const c = cacheWord(layout, cpu, cls);
-    const cap = barn.capacity(cls);
-    const seen = new Set<number>();
-    const sheaves: [sheaf: number, state: number][] = [];
-    const take = (sheaf: number, state: number): void => {
-      if (sheaf === 0 || seen.has(sheaf)) return;
-      seen.add(sheaf);
-      sheaves.push([sheaf, state]);
-    };
-    take(i32[c + C_SHEAF_MAIN] as number, UNIT_FREE);
-    take(i32[c + C_SHEAF_SPARE] as number, UNIT_FREE);
-    take(i32[c + C_SHEAF_RCU] as number, UNIT_DEFERRED);
-    for (
-      let s = i32[c + C_SEALED_HEAD] as number, k = i32[c + C_SEALED_COUNT] as number;
-      s !== 0 && k > 0;
-      k--
-    ) {
-      take(s, UNIT_DEFERRED);
-      s = i32[s + SHEAF_NEXT] as number;
-    }
-    for (const [sheaf, state] of sheaves) {
-      const n = Math.min(Math.max(i32[sheaf + SHEAF_SIZE] as number, 0), cap);
-      let kept = 0;
-      for (let k = 0; k < n; k++) {
-        const unit = i32[sheaf + SHEAF_OBJECTS + k] as number;
-        const h = unit >> 2;
-        const sound =
-          isUnitStart(i32, layout, unit) &&
-          ((i32[h] as number) & HINT_CLASS_MASK) === cls &&
-          ((i32[h + 1] as number) & UNIT_STATE_MASK) === state;
-        if (!sound) dropped++;
-        else if (state === UNIT_FREE) i32[sheaf + SHEAF_OBJECTS + kept++] = unit;
-        else deferRcu(c, h);
-      }
-      i32[sheaf + SHEAF_SIZE] = kept;
-      if (kept !== 0) flushSheafToSlab(i32, slab, cls, sheaf);
-      barn.putEmpty(cls, sheaf);
-    }
-    for (const word of [
-      C_SHEAF_MAIN,
-      C_SHEAF_SPARE,
-      C_SHEAF_RCU,
-      C_SEALED_HEAD,
-      C_SEALED_TAIL,
-      C_SEALED_COUNT,
-    ]) {
-      i32[c + word] = 0;
-    }
-  }
-  return dropped;
-}
 
 /**
  * The class of a CPU handle whose caches are sheaves, made from CpuHandle on first use

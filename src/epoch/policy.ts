@@ -17,6 +17,7 @@
  * sheaves-rcu     rcu_free sheaf         rcu_free sheaf       (as sheaves)                  barn (a full sheaf)      —
  * sheaves         main sheaf             rcu_free sheaf       (no trims: spare, barn, slab) —                        —; src/cpu/sheaf.ts
  * arena           rcu lists              rcu lists            depot, else slab (cap 8 × high; idle: slab) own free list  —; remote frees go to the owner's rcu lists
+ * arena-sheaves   rcu_free sheaf         rcu_free sheaf       (as sheaves)                  its CPU's main at a miss (unused: barn) —
  * ```
  * "tgt" is the kernel's hint: the owner of the unit whose free triggered the trim (one field per
  * cache, "the hint is not accurate"). Reusing the ttrace lists is the kernels' shortcut (the
