@@ -1,7 +1,8 @@
 /**
  * Issue 17 item 4: bpf_mem_alloc's immediate reuse (`kernel-6.6`), `bpf_mem_free_rcu` everywhere
  * (`kernel-free-rcu`), SLUB sheaves (`sheaves`: kfree into the main sheaf; `sheaves-rcu`: every
- * free through the rcu_free sheaf) and the `arena` preset, side by side in one run: htab-mem's
+ * free through the rcu_free sheaf), kmalloc_nolock on sheaves (`nolock`), and ours (`arena` on
+ * lists, `arena-sheaves` on sheaves), side by side in one run: htab-mem's
  * three use cases with 2 producers and xmalloc with 1 producer + 1 consumer, under two GP timings
  * (kernel-like epochs: rcu ≥ 10 ms, ttrace ≥ 100 ms; and as fast as safe: no minimum). Every cell
  * runs BENCH_ROUNDS times, the presets interleaved round by round; the table quotes medians and
@@ -24,9 +25,9 @@ const median = (xs: readonly number[]): number => summarize(xs).median;
 
 const rounds = envNumber('BENCH_ROUNDS', 2, (v) => Number.isInteger(v) && v >= 1);
 const seconds = envNumber('BENCH_SECONDS', 2, (v) => v > 0 && v <= 60);
-const presets = (process.env.BENCH_PRESETS ?? 'kernel-6.6,kernel-free-rcu,sheaves,sheaves-rcu,arena').split(
-  ',',
-) as PresetName[];
+const presets = (
+  process.env.BENCH_PRESETS ?? 'kernel-6.6,kernel-free-rcu,sheaves,sheaves-rcu,nolock,arena,arena-sheaves'
+).split(',') as PresetName[];
 const json = process.argv.includes('--json');
 const workloads = ['overwrite', 'batch_add_batch_del', 'add_del_on_diff_cpu', 'xmalloc'] as const;
 const timings = [
@@ -43,8 +44,13 @@ interface Cell {
   /** Bytes of one unit of the workload's class. */
   readonly unitBytes: number;
   readonly rcuEpochMs: number;
-  /** Sheaves only: objects moved between the sheaves and the slab (sheaf_refill + sheaf_flush) per allocation. */
+  /**
+   * Sheaves only: objects moved between the CPUs and the slab per allocation (sheaf_refill +
+   * sheaf_flush, and under nolock single-unit allocations and deferred frees).
+   */
   readonly slabPerAlloc: number;
+  /** Allocations that returned 0 (htab-mem: updates that failed), per million operations. */
+  readonly failedPerM: number;
 }
 
 /** Mean rcu epoch of a run: its seconds over its epoch advances, at least the minimum. */
@@ -63,8 +69,12 @@ function cellOf(
   gpMinMs: { rcu: number },
   unitBytes: number,
   slabPerAlloc: number,
+  failed: number,
+  producers: number,
 ): Cell {
+  const ops = r.perProdKops * 1000 * producers * seconds;
   return {
+    failedPerM: ops > 0 ? (failed / ops) * 1e6 : Number.NaN,
     kops: r.perProdKops,
     peakMiB: r.peakMiB,
     freesPerS: r.freesPerS,
@@ -84,7 +94,7 @@ async function runCell(
   if (workload === 'xmalloc') {
     const r = await runXmalloc({ producers: 1, policy, warmupS: 0.5, durationS: seconds, gpMinMs });
     // 64-byte objects + the 8-byte header: the 96-byte class.
-    return cellOf(r, gpMinMs, 96, Number.NaN);
+    return cellOf(r, gpMinMs, 96, Number.NaN, r.allocFailures, 1);
   }
   const r = await runHtabMem({
     useCase: workload,
@@ -96,11 +106,14 @@ async function runCell(
   });
   const sheaf = r.sheafEvents;
   // htab-mem's element (HashMap.elementBytes(4, 8) = 24) + the 8-byte header: the 32-byte class.
-  // Slab traffic per allocation (alloc_fastpath counts every one under sheaves; free_fastpath
-  // leaves out the frees that went to the rcu_free sheaf).
+  // Slab traffic per allocation: whole-sheaf refills and flushes, and under nolock the units
+  // allocated one at a time from the slab and the deferred frees drained to it.
+  const allocs = sheaf.alloc_fastpath + sheaf.alloc_slowpath;
   const perAlloc =
-    sheaf.alloc_fastpath === 0 ? Number.NaN : (sheaf.sheaf_refill + sheaf.sheaf_flush) / sheaf.alloc_fastpath;
-  return cellOf(r, gpMinMs, 32, perAlloc);
+    allocs === 0
+      ? Number.NaN
+      : (sheaf.sheaf_refill + sheaf.sheaf_flush + sheaf.alloc_slowpath + sheaf.free_deferred) / allocs;
+  return cellOf(r, gpMinMs, 32, perAlloc, r.failedUpdates, 2);
 }
 
 const results: Record<string, Cell[]> = {};
@@ -158,6 +171,7 @@ for (const [t, timing] of timings.entries()) {
         meanWaitMs: r2(med(cells, (c) => c.waitMs)),
         heldMiB: r2(med(cells, (c) => c.heldMiB)),
         sheafSlabPerAlloc: r2(med(cells, (c) => c.slabPerAlloc)),
+        failedPerM: r2(med(cells, (c) => c.failedPerM)),
       });
     }
   }
@@ -174,12 +188,12 @@ if (json) {
 } else {
   console.log(`Node ${conditions.node}, ${rounds} rounds × ${seconds} s per cell, ${conditions.minutes} min`);
   console.log(
-    '| GP timing | workload | preset | per-producer k ops/s | ÷ kernel-6.6 | peak MiB | floor MiB | peak ÷ floor | frees/s | mean wait ms | held MiB | sheaf↔slab per alloc |',
+    '| GP timing | workload | preset | per-producer k ops/s | ÷ kernel-6.6 | peak MiB | floor MiB | peak ÷ floor | frees/s | mean wait ms | held MiB | sheaf↔slab per alloc | failed per M ops |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(
-      `| ${[r.timing, r.workload, r.policy, r.perProdKops, r.ratio, r.peakMiB, r.floorMiB, r.peakOverFloor, r.freesPerS, r.meanWaitMs, r.heldMiB, r.sheafSlabPerAlloc].map((v) => v ?? '—').join(' | ')} |`,
+      `| ${[r.timing, r.workload, r.policy, r.perProdKops, r.ratio, r.peakMiB, r.floorMiB, r.peakOverFloor, r.freesPerS, r.meanWaitMs, r.heldMiB, r.sheafSlabPerAlloc, r.failedPerM].map((v) => v ?? '—').join(' | ')} |`,
     );
   }
 }

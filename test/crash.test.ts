@@ -69,7 +69,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('crash recovery', () => {
-  it.each(['arena', 'kernel-6.6', 'sheaves', 'arena-sheaves'] as const)(
+  it.each(['arena', 'kernel-6.6', 'sheaves', 'arena-sheaves', 'nolock'] as const)(
     '%s: workers killed at random moments leave a consistent arena and GPs that go on',
     async (policy: PresetName) => {
       const arena = Arena.create({ cpus: 3, maxBytes: 32 << 20, policy });

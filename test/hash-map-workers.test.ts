@@ -59,8 +59,11 @@ function contents(arena: Arena, ref: HashMapRef): [number, number][] {
   return pairs.sort((a, b) => a[0] - b[0]);
 }
 
-function problems(results: HtabCheckResult[]): number {
-  return results.reduce((n, r) => n + r.lost + r.phantom + r.wrongValue + r.wrongStatus + r.errors.length, 0);
+function problems(results: HtabCheckResult[], mayFail = false): number {
+  return results.reduce(
+    (n, r) => n + r.lost + r.phantom + r.wrongValue + r.wrongStatus + (mayFail ? 0 : r.noMemory) + r.errors.length,
+    0,
+  );
 }
 
 describe('HashMap with real workers: no lost or phantom keys', () => {
@@ -68,7 +71,12 @@ describe('HashMap with real workers: no lost or phantom keys', () => {
   it.each(cases)('policy %s, prealloc %s', async (policy, prealloc) => {
     const { arena, ref, results } = await run(policy, prealloc);
     expect(results.flatMap((r) => r.errors)).toEqual([]);
-    expect(problems(results)).toBe(0);
+    // Under sheafLocks 'try' (nolock) an allocation that would wait for a lock returns 0
+    // instead, and the update fails with NO_MEMORY (the model is unchanged then); everywhere
+    // else the arena's 64 MiB never runs out.
+    const mayFail = PRESETS[policy].sheafLocks === 'try';
+    expect(problems(results, mayFail)).toBe(0);
+    if (mayFail) expect(results.reduce((n, r) => n + r.noMemory, 0)).toBeLessThan(ops / 100);
     const expected = results.flatMap((r) => r.final).sort((a, b) => a[0] - b[0]);
     expect(contents(arena, ref)).toEqual(expected);
     // The run did what it claims: the maps were busy and the CPUs read each other's keys.

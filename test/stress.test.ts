@@ -69,6 +69,24 @@ describe('stress: churn across worker CPUs', () => {
     expect((await arena.close()).leaked).toBe(0);
   });
 
+  it('nolock (trylocks only): CPUs that never wait corrupt nothing; allocations that found every lock busy return 0', async () => {
+    const { arena, results } = await runChurn({ cpus, policy: 'nolock' });
+    expect(results.flatMap((r) => r.errorSamples)).toEqual([]);
+    expect(sum(results, 'errors')).toBe(0);
+    expect(sum(results, 'allocs') + sum(results, 'allocFailures')).toBe(cpus * ops);
+    expect(sum(results, 'remoteFrees')).toBeGreaterThan(0);
+    expect(sum(results, 'localFrees') + sum(results, 'remoteFrees')).toBe(sum(results, 'allocs'));
+    // The no-wait paths ran: frees that found no room were deferred, allocation misses took
+    // single units from the slab (the memory limit is never hit, so a 0 is a busy lock).
+    const sheaf = arena.stats().totals.sheaf;
+    expect(sheaf.free_deferred).toBeGreaterThan(0);
+    expect(sheaf.alloc_slowpath).toBeGreaterThan(0);
+    expect(sheaf.alloc_fail).toBe(sum(results, 'allocFailures'));
+    expect(arena.stats().limitHits).toBe(0);
+    expect(arena.stats().liveUnits).toBe(0);
+    expect((await arena.close()).leaked).toBe(0);
+  });
+
   it('oracle check: detects units handed out twice (injected allocator fault)', async () => {
     // Every slow-path allocation hands its unit out a second time while the first holder still
     // uses it; the stamp check must see it (a clean run would mean the oracle is blind).

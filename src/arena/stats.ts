@@ -13,6 +13,9 @@ import {
   BARN_MAX_FULL,
   BARN_NR_FULL,
   barnWord,
+  C_ALLOC_FAIL,
+  C_ALLOC_RETRY,
+  C_ALLOC_SLOWPATH,
   C_ALLOCS,
   C_BARN_GET,
   C_BARN_GET_FAIL,
@@ -20,6 +23,7 @@ import {
   C_BARN_PUT_FAIL,
   C_BATCH,
   C_FREE_COUNT,
+  C_FREE_DEFERRED,
   C_FREE_RCU_SHEAF,
   C_FREE_RCU_SHEAF_FAIL,
   C_FREES,
@@ -104,7 +108,10 @@ export interface SheafStats {
   /** Objects refilled into sheaves from the slab, and flushed from sheaves to it. */
   readonly sheaf_refill: number;
   readonly sheaf_flush: number;
-  /** rcu_free sheaves sealed (one epoch request each), and freeRcu calls that found no sheaf. */
+  /**
+   * rcu_free sheaves sealed (one epoch request each), and freeRcu calls that did not go into one
+   * (none could be had; under sheafLocks 'try' never: they take the deferred lists).
+   */
   readonly free_rcu_sheaf: number;
   readonly free_rcu_sheaf_fail: number;
   /**
@@ -112,6 +119,15 @@ export interface SheafStats {
    * sheafReady 'cpu'; ours, not a SLUB_STATS counter).
    */
   readonly ready_get: number;
+  /**
+   * Policy sheafLocks 'try' (kmalloc_nolock): allocations served by one unit from the slab
+   * (ALLOC_SLOWPATH), retries in the next size class, allocations that returned 0, and frees
+   * deferred because no sheaf had room without waiting (kfree_nolock's defer_free).
+   */
+  readonly alloc_slowpath: number;
+  readonly alloc_retry: number;
+  readonly alloc_fail: number;
+  readonly free_deferred: number;
 }
 
 const kSheafCounters = [
@@ -124,6 +140,10 @@ const kSheafCounters = [
   ['free_rcu_sheaf', C_FREE_RCU_SHEAF],
   ['free_rcu_sheaf_fail', C_FREE_RCU_SHEAF_FAIL],
   ['ready_get', C_READY_GET],
+  ['alloc_slowpath', C_ALLOC_SLOWPATH],
+  ['alloc_retry', C_ALLOC_RETRY],
+  ['alloc_fail', C_ALLOC_FAIL],
+  ['free_deferred', C_FREE_DEFERRED],
 ] as const;
 
 function sumSheafStats(cpus: readonly CpuStats[]): SheafStats {
@@ -154,8 +174,12 @@ function readSheaves(
   rcuEpoch: number,
 ): { stats: SheafStats; held: number; waiting: number } {
   const stats: Record<string, number> = {
-    alloc_fastpath: on ? (i32[c + C_ALLOCS] as number) : 0,
-    free_fastpath: on ? (i32[c + C_FREES] as number) - (i32[c + C_FREE_RCU_SHEAF_FAIL] as number) : 0,
+    alloc_fastpath: on ? (i32[c + C_ALLOCS] as number) - (i32[c + C_ALLOC_SLOWPATH] as number) : 0,
+    free_fastpath: on
+      ? (i32[c + C_FREES] as number) -
+        (i32[c + C_FREE_RCU_SHEAF_FAIL] as number) -
+        (i32[c + C_FREE_DEFERRED] as number)
+      : 0,
   };
   for (const [name, word] of kSheafCounters) stats[name] = i32[c + word] as number;
   if (!on) return { stats: stats as unknown as SheafStats, held: 0, waiting: 0 };

@@ -10,8 +10,9 @@
  *
  * ```
  *  replaceEmpty(empty) → full | 0     barn_replace_empty_sheaf: empty in (limit ignored), full out; 0 = BARN_GET_FAIL
- *  replaceFull(full)   → empty | E2BIG | NO_EMPTY   barn_replace_full_sheaf: refuses at nr_full ≥ 10 (-E2BIG) or with no empty (-ENOMEM)
+ *  replaceFull(full)   → empty | E2BIG | NO_EMPTY | BUSY   barn_replace_full_sheaf: refuses at nr_full ≥ 10 (-E2BIG) or with no empty (-ENOMEM)
  *  getEmpty()          → empty | 0    barn_get_empty_sheaf
+ *  (the first three take allowSpin = false from kmalloc_nolock/kfree_nolock: spin_trylock, BUSY or 0 when held)
  *  putFull(full)       → bool         rcu_free_sheaf: only while nr_full < 10
  *  putEmpty(empty)                    barn_put_empty_sheaf, or back to the pool at the limit
  *  takeUnused() / putUnused(sheaf)    alloc_empty_sheaf / free_empty_sheaf (an empty pool grows by a page)
@@ -54,12 +55,14 @@ import {
   SHEAF_SIZE,
   SHEAF_WORDS,
 } from '../shm/layout.js';
-import { robustLock, robustUnlock } from '../shm/sync.js';
+import { robustLock, robustTryLock, robustUnlock } from '../shm/sync.js';
 
 /** replaceFull: the barn already holds BARN_MAX_FULL full sheaves (the kernel's -E2BIG). */
 export const BARN_E2BIG = -1;
 /** replaceFull: the barn has no empty sheaf to give (the kernel's -ENOMEM). */
 export const BARN_NO_EMPTY = -2;
+/** replaceFull without spinning: another thread holds the barn's lock (spin_trylock failed). */
+export const BARN_BUSY = -3;
 
 /** Sheaves per class in the pool of an arena with `cpus` CPUs: main, spare, rcu_free and three in flight each, plus a full barn. */
 export function sheafPoolSize(cpus: number): number {
@@ -148,12 +151,15 @@ export class Barn {
     return Array.from({ length: n }, (_, k) => this.#i32[b + BARN_FULL + k] as number);
   }
 
-  /** barn_replace_empty_sheaf: gives `empty`, returns a full sheaf; 0 (nothing changed) if none. */
-  replaceEmpty(cls: number, empty: number): number {
+  /**
+   * barn_replace_empty_sheaf: gives `empty`, returns a full sheaf; 0 (nothing changed) if none,
+   * or if `allowSpin` is false and another thread holds the lock.
+   */
+  replaceEmpty(cls: number, empty: number, allowSpin = true): number {
     const i32 = this.#i32;
     const b = barnWord(this.#layout, cls);
     if ((i32[b + BARN_NR_FULL] as number) === 0) return 0;
-    robustLock(i32, b + BARN_X_LOCK);
+    if (!this.#lock(b, allowSpin)) return 0;
     let full = 0;
     const nrFull = i32[b + BARN_NR_FULL] as number;
     if (nrFull !== 0) {
@@ -167,14 +173,15 @@ export class Barn {
 
   /**
    * barn_replace_full_sheaf: gives `full`, returns an empty sheaf; BARN_E2BIG when the barn holds
-   * BARN_MAX_FULL full ones, BARN_NO_EMPTY when it has no empty one (nothing changed then).
+   * BARN_MAX_FULL full ones, BARN_NO_EMPTY when it has no empty one, BARN_BUSY when `allowSpin`
+   * is false and another thread holds the lock (nothing changed then).
    */
-  replaceFull(cls: number, full: number): number {
+  replaceFull(cls: number, full: number, allowSpin = true): number {
     const i32 = this.#i32;
     const b = barnWord(this.#layout, cls);
     if ((i32[b + BARN_NR_FULL] as number) >= BARN_MAX_FULL) return BARN_E2BIG;
     if ((i32[b + BARN_NR_EMPTY] as number) === 0) return BARN_NO_EMPTY;
-    robustLock(i32, b + BARN_X_LOCK);
+    if (!this.#lock(b, allowSpin)) return BARN_BUSY;
     let result: number;
     const nrFull = i32[b + BARN_NR_FULL] as number;
     const nrEmpty = i32[b + BARN_NR_EMPTY] as number;
@@ -190,12 +197,12 @@ export class Barn {
     return result;
   }
 
-  /** barn_get_empty_sheaf: an empty sheaf, or 0. */
-  getEmpty(cls: number): number {
+  /** barn_get_empty_sheaf: an empty sheaf, or 0 (also when `allowSpin` is false and the lock is held). */
+  getEmpty(cls: number, allowSpin = true): number {
     const i32 = this.#i32;
     const b = barnWord(this.#layout, cls);
     if ((i32[b + BARN_NR_EMPTY] as number) === 0) return 0;
-    robustLock(i32, b + BARN_X_LOCK);
+    if (!this.#lock(b, allowSpin)) return 0;
     let empty = 0;
     const nrEmpty = i32[b + BARN_NR_EMPTY] as number;
     if (nrEmpty !== 0) {
@@ -293,6 +300,13 @@ export class Barn {
     }
     i32[b + BARN_GROWN] = (i32[b + BARN_GROWN] as number) + SHEAVES_PER_PAGE;
     robustUnlock(i32, b + BARN_X_LOCK);
+    return true;
+  }
+
+  /** Takes the barn's lock (spin_lock), or only tries it (spin_trylock) when `allowSpin` is false. */
+  #lock(b: number, allowSpin: boolean): boolean {
+    if (!allowSpin) return robustTryLock(this.#i32, b + BARN_X_LOCK);
+    robustLock(this.#i32, b + BARN_X_LOCK);
     return true;
   }
 

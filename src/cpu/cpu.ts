@@ -685,12 +685,15 @@ export class CpuHandle {
 
   /**
    * Brings the CPU online: watermarks from the class table, the fast path's gates (closed where
-   * the policy or the poison option must see every free or alloc), then the kernel's prefill.
+   * the policy or the poison option must see every free or alloc), then the kernel's prefill
+   * (bpf_mem_alloc's; a sheaves CPU starts with empty sheaves instead and never allocates from
+   * these lists, so units prefilled here would only strand).
    */
   #prefill(): void {
     const i32 = this.i32;
     for (let cls = 0; cls < this.#classes; cls++) {
       this.#setWatermarks(cls, 1);
+      if (this.#layout.sheaves !== 0) continue;
       this.#lists.allocBulk(
         cls,
         i32[classWord(this.#layout, cls) + CLS_PREFILL] as number,

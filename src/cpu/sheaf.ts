@@ -21,7 +21,17 @@
  *           miss takes it as main whole (READY_GET; gpDrive 'cpus': seals and misses try the rcu
  *           advance); a CPU that allocated nothing for a GP window passes every one past its GP
  *           to the barn, others those unused for a GP more; quiet classes give sheaves back
+ *  sheafLocks 'try' (nolock: kmalloc_nolock/kfree_nolock, allow_spin false): barn and slab locks
+ *           are only tried; an alloc miss swaps the spare or tries the barn, then takes one unit
+ *           from the slab (ALLOC_SLOWPATH, never a refill), then the next size class once; else
+ *           0. A free overflow swaps the spare or tries the barn, never flushes or allocates a
+ *           sheaf: otherwise the unit is deferred (src/cpu/sheaf-nolock.ts) and drained at poll()
+ *           and the doorbell. freeRcu takes the per-object deferred lists
  * ```
+ * The parts: this handle (fast paths, the alloc-miss order, freeRcu, timely return, going
+ * offline), src/cpu/sheaf-exchange.ts (the free-overflow order, refill, flush, nolock's single
+ * unit), src/cpu/sheaf-sealed.ts (the sealed rcu_free FIFO), src/cpu/sheaf-nolock.ts (deferred
+ * frees), src/cpu/sheaf-offline.ts (flushing, crash recovery), src/cpu/barn.ts.
  * Flushes to the slab go in chains of at most 32 units (PCS_BATCH_MAX), one row lock each.
  * Remote frees (a unit another CPU allocated) go into this CPU's sheaves, or straight to the slab
  * under sheafRemoteFree 'slab' (the kernel's rule for remote-node objects, 989b09b73978).
@@ -41,7 +51,7 @@
  * drainer never needs to read them; a thread that dies while attached leaves its sheaves to
  * recovery (src/arena/recovery.ts with `returnDeadSheaves`, src/cpu/sheaf-offline.ts).
  */
-import { isExpired, readBirthMs, readEpoch, requestEpoch, tryAdvance } from '../epoch/grace-period.js';
+import { readBirthMs, tryAdvance } from '../epoch/grace-period.js';
 import { readPolicyWord } from '../epoch/policy.js';
 import { PageAllocator } from '../memory/page-allocator.js';
 import { GENERAL_CLASS_COUNT, SIZE_TO_CLASS } from '../memory/size-class.js';
@@ -50,11 +60,12 @@ import type { SharedArena } from '../shm/arena-ref.js';
 import { readShared } from '../shm/atomics.js';
 import { fail } from '../shm/errors.js';
 import {
+  C_ALLOC_FAIL,
+  C_ALLOC_RETRY,
   C_ALLOCS,
   C_BARN_GET,
   C_BARN_GET_FAIL,
-  C_BARN_PUT,
-  C_BARN_PUT_FAIL,
+  C_FREE_COUNT,
   C_FREE_RCU_SHEAF,
   C_FREE_RCU_SHEAF_FAIL,
   C_FREES,
@@ -78,7 +89,6 @@ import {
   HINT_CLASS_MASK,
   type Layout,
   SHEAF_CAPACITY,
-  SHEAF_EPOCH,
   SHEAF_NEXT,
   SHEAF_OBJECTS,
   SHEAF_SIZE,
@@ -90,9 +100,11 @@ import {
   X_CLOSED,
 } from '../shm/layout.js';
 import type { Pointer } from '../shm/refs.js';
-import { BARN_E2BIG, BARN_NO_EMPTY, Barn } from './barn.js';
+import { Barn } from './barn.js';
 import { addDoorbellWork, type CpuHandle } from './cpu.js';
-import { flushSheafToSlab } from './sheaf-offline.js';
+import { SheafExchange } from './sheaf-exchange.js';
+import { DEFER_BATCH, deferFree, drainDeferred } from './sheaf-nolock.js';
+import { SealedSheaves } from './sheaf-sealed.js';
 import { allocatedHeader } from './unit-check.js';
 
 /**
@@ -146,23 +158,25 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     readonly #pagesBase: number = 0;
     readonly #pagesEnd: number = 0;
     readonly #unitMap: number = 0;
-    readonly #gpEpochs: number = 0;
     readonly #pending: number = 0;
+    /** The main sheaf against the barn and the slab (src/cpu/sheaf-exchange.ts). */
+    readonly #exchange: SheafExchange;
+    /** The FIFO of sealed rcu_free sheaves and what becomes of them (src/cpu/sheaf-sealed.ts). */
+    readonly #sealed: SealedSheaves;
     /** kFreeToMain, kFreeViaRcu or kFreeRemoteToSlab. */
     readonly #freeMode: number = 0;
     /** sheafReady 'cpu': a sealed sheaf past its GP becomes this CPU's main (the arena preset). */
     readonly #readyOnCpu: boolean = false;
+    /**
+     * sheafLocks 'try' (the nolock preset): the slow paths only try the barn and slab locks, an
+     * alloc miss takes one unit from the slab instead of a refill, and a free that finds no room
+     * is deferred (src/cpu/sheaf-nolock.ts).
+     */
+    readonly #tryLocks: boolean = false;
     /** capacity 'adaptive': classes that go quiet give their sheaves back (#returnIdle). */
     readonly #adaptive: boolean = false;
     /** Per class, allocs + frees at the last idle check. */
     readonly #idleMark: Int32Array;
-    /**
-     * sheafReady 'cpu', per class: C_ALLOCS and the rcu epoch when the current window began, and
-     * whether the CPU allocated nothing in the last whole window of a GP (it only frees).
-     */
-    readonly #allocsAtMark: Int32Array;
-    readonly #epochAtMark: Int32Array;
-    readonly #freeOnly: Uint8Array;
     #lastIdleCheckMs = 0;
     /** gpDrive 'cpus': an alloc miss whose oldest sealed sheaf still waits tries the rcu advance itself. */
     readonly #selfDrive: boolean = false;
@@ -178,13 +192,11 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       const i32 = this.i32;
       const policy = readPolicyWord(i32[H_POLICY] as number);
       this.#readyOnCpu = policy.sheafReadyOnCpu;
+      this.#tryLocks = policy.sheafTryLocks;
       this.#selfDrive = policy.cpusDriveGp;
       this.#birthMs = readBirthMs(shared.buffer);
       this.#adaptive = policy.adaptive;
       this.#idleMark = new Int32Array(layout.classes);
-      this.#allocsAtMark = new Int32Array(layout.classes);
-      this.#epochAtMark = new Int32Array(layout.classes);
-      this.#freeOnly = new Uint8Array(layout.classes);
       this.#lastIdleCheckMs = performance.now();
       this.#freeMode = policy.deferring ? kFreeViaRcu : remoteToSlab ? kFreeRemoteToSlab : kFreeToMain;
       this.#layout = layout;
@@ -197,8 +209,14 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       this.#pagesBase = layout.pagesBase;
       this.#pagesEnd = layout.totalBytes;
       this.#unitMap = layout.unitMap;
-      this.#gpEpochs = shared.faults?.oneEpochGp === true ? 1 : 2;
       this.#pending = cpuWord(layout, cpu) + CPU_X_PENDING;
+      this.#exchange = new SheafExchange(i32, this.#barn, this.#slab, this.#capacity);
+      this.#sealed = new SealedSheaves(i32, layout, this.#barn, this.#slab, this.#capacity, {
+        gpEpochs: shared.faults?.oneEpochGp === true ? 1 : 2,
+        pending: this.#pending,
+        selfDrive: this.#selfDrive,
+        birthMs: this.#birthMs,
+      });
       this.#installMains();
       this.#live = true;
       // The doorbell, after the lists' work: sealed sheaves move on, quiet classes give back.
@@ -287,6 +305,10 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       let n = i32[main] as number;
       if (n === (i32[main + 3] as number)) {
         main = this.#replaceFullMain(cls, c);
+        if (main === 0) {
+          this.#deferFree(h, cls, c);
+          return;
+        }
         n = i32[main] as number;
       }
       i32[h + 1] = ((i32[h + 1] as number) & ~3) | 2;
@@ -299,10 +321,17 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     override freeRcu(ptr: Pointer): void {
       if (this.#live !== true) this.#closed();
       if (ptr === 0) return;
+      // kfree_rcu's batching takes a lock a nolock context may not wait for: each unit waits
+      // for its GP on the deferred lists (call_rcu, then kfree_nolock), as BPF local storage does.
       const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
       const i32 = this.i32;
       const cls = (i32[h] as number) & HINT_CLASS_MASK;
       const c = this.#cacheBase + (cls << CACHE_SHIFT);
+      if (this.#tryLocks === true) {
+        super.freeRcu(ptr);
+        i32[c + C_FREE_RCU_SHEAF_FAIL] = (i32[c + C_FREE_RCU_SHEAF_FAIL] as number) + 1;
+        return;
+      }
       let rcu = i32[c + C_SHEAF_RCU] as number;
       if (rcu === 0) {
         this.#checkOpen();
@@ -323,12 +352,12 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       if (n + 1 === (this.#capacity[cls] as number)) {
         this.#checkOpen();
         i32[c + C_SHEAF_RCU] = 0;
-        this.#seal(c, rcu);
+        this.#sealed.seal(c, rcu);
         i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
         // gpDrive 'cpus': every seal is a look at the GP (crossbeam-epoch's collect on a full bag).
         if (this.#selfDrive === true) tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
-        if (this.#readyOnCpu === true) this.#shedReady(cls, c, this.#onlyFrees(cls, c));
-        else this.#progressSealed(cls, c);
+        if (this.#readyOnCpu === true) this.#sealed.shedReady(cls, c, this.#sealed.onlyFrees(cls, c));
+        else this.#sealed.progress(cls, c);
       }
     }
 
@@ -349,9 +378,11 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       let waiting = 0;
       for (let cls = 0; cls < this.#layout.classes; cls++) {
         const c = this.#cacheBase + (cls << CACHE_SHIFT);
-        if (this.#readyOnCpu === true) this.#shedReady(cls, c, false);
-        else this.#progressSealed(cls, c);
-        waiting += this.#waitingObjects(c);
+        // The irq_work of kfree_nolock: deferred frees go to the slab now that waiting is allowed.
+        if ((this.i32[c + C_FREE_COUNT] as number) !== 0) drainDeferred(this.i32, this.#slab, cls, c, true);
+        if (this.#readyOnCpu === true) this.#sealed.shedReady(cls, c, false);
+        else this.#sealed.progress(cls, c);
+        waiting += this.#sealed.waitingObjects(c);
       }
       if (waiting !== 0) Atomics.or(this.i32, this.#pending, kPendingRcu);
       return waiting;
@@ -378,13 +409,14 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
         const rcu = i32[c + C_SHEAF_RCU] as number;
         if (rcu !== 0 && (i32[rcu + SHEAF_SIZE] as number) !== 0) {
           i32[c + C_SHEAF_RCU] = 0;
-          this.#seal(c, rcu);
+          this.#sealed.seal(c, rcu);
           i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
         }
-        this.#shedReady(cls, c, true);
+        this.#sealed.shedReady(cls, c, true);
         for (const word of [C_SHEAF_MAIN, C_SHEAF_SPARE]) {
           const sheaf = i32[c + word] as number;
-          if (sheaf !== 0 && (i32[sheaf + SHEAF_SIZE] as number) !== 0) this.#flushMain(cls, c, sheaf);
+          if (sheaf !== 0 && (i32[sheaf + SHEAF_SIZE] as number) !== 0)
+            this.#exchange.flushMain(cls, c, sheaf);
         }
       }
     }
@@ -403,7 +435,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
         const rcu = i32[c + C_SHEAF_RCU] as number;
         if (rcu === 0 || (i32[rcu + SHEAF_SIZE] as number) === 0) continue;
         i32[c + C_SHEAF_RCU] = 0;
-        this.#seal(c, rcu);
+        this.#sealed.seal(c, rcu);
         i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
       }
     }
@@ -440,7 +472,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       let n = i32[main] as number;
       if (n === 0) {
         main = this.#replaceEmptyMain(cls, c);
-        if (main === 0) return 0;
+        if (main === 0) return this.#tryLocks === true ? this.#allocNolockMiss(cls, c) : 0;
         n = i32[main] as number;
       }
       const unit = i32[main + 3 + n] as number;
@@ -468,17 +500,17 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
         return spare;
       }
       if (this.#readyOnCpu === true) {
-        const ready = this.#takeReady(c);
+        const ready = this.#sealed.takeReady(c);
         if (ready !== 0) {
           i32[c + C_SHEAF_MAIN] = ready;
           i32[c + C_READY_GET] = (i32[c + C_READY_GET] as number) + 1;
           this.#stashEmpty(cls, c, main);
           return ready;
         }
-      } else if ((i32[c + C_SEALED_COUNT] as number) !== 0) this.#progressSealed(cls, c);
-      // Let go of main before the barn may take it (see #replaceFullMain).
+      } else if ((i32[c + C_SEALED_COUNT] as number) !== 0) this.#sealed.progress(cls, c);
+      // Let go of main before the barn may take it (see SheafExchange.replaceFullMain).
       i32[c + C_SHEAF_MAIN] = 0;
-      const full = this.#barn.replaceEmpty(cls, main);
+      const full = this.#barn.replaceEmpty(cls, main, this.#tryLocks !== true);
       if (full !== 0) {
         i32[c + C_BARN_GET] = (i32[c + C_BARN_GET] as number) + 1;
         i32[c + C_SHEAF_MAIN] = full;
@@ -486,96 +518,55 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       }
       i32[c + C_SHEAF_MAIN] = main;
       i32[c + C_BARN_GET_FAIL] = (i32[c + C_BARN_GET_FAIL] as number) + 1;
-      const got = this.#refill(cls, main);
+      // kmalloc_nolock may neither spin nor block: no refill (#allocNolockMiss takes one unit).
+      if (this.#tryLocks === true) return 0;
+      const got = this.#exchange.refill(cls, main);
       i32[c + C_SHEAF_REFILL] = (i32[c + C_SHEAF_REFILL] as number) + got;
       return got === 0 ? 0 : main;
     }
 
-    /** refill_sheaf: fills the empty sheaf `sheaf` from the slab; returns the objects it got. */
-    #refill(cls: number, sheaf: number): number {
-      const i32 = this.i32;
-      const want = this.#capacity[cls] as number;
-      const chain = { head: 0, tail: 0, count: 0 };
-      this.#slab.takeBatch(cls, want, chain);
-      let n = 0;
-      for (let unit = chain.head; n < chain.count; n++) {
-        i32[sheaf + SHEAF_OBJECTS + n] = unit;
-        unit = i32[unit >> 2] as number;
-      }
-      i32[sheaf + SHEAF_SIZE] = n;
-      return n;
-    }
-
-    /** __pcs_replace_full_main: returns a main sheaf with room for one more object. */
+    /**
+     * __pcs_replace_full_main: a main sheaf with room for one more object; under sheafLocks
+     * 'try' (kfree_nolock) 0 when none could be had without waiting, and the free is deferred.
+     */
     #replaceFullMain(cls: number, c: number): number {
       this.#checkOpen();
-      const i32 = this.i32;
-      const barn = this.#barn;
-      const main = i32[c + C_SHEAF_MAIN] as number;
-      const spare = i32[c + C_SHEAF_SPARE] as number;
-      const cap = this.#capacity[cls] as number;
-      if (spare === 0) {
-        const empty = barn.getEmpty(cls) || barn.takeUnused(cls);
-        if (empty !== 0) {
-          i32[c + C_SHEAF_SPARE] = main;
-          i32[c + C_SHEAF_MAIN] = empty;
-          return empty;
-        }
-        this.#flushMain(cls, c, main);
-        return main;
-      }
-      if ((i32[spare + SHEAF_SIZE] as number) < cap) {
-        i32[c + C_SHEAF_MAIN] = spare;
-        i32[c + C_SHEAF_SPARE] = main;
-        return spare;
-      }
-      // Let go of main before the barn may take it: a thread killed inside the exchange (V8
-      // stops a terminated thread at a function entry, such as the lock's) must not leave its
-      // cache word naming a sheaf the barn holds, which recovery would flush while the barn
-      // hands it out again (seen in the crash test: a unit handed out twice). Killed there, the
-      // CPU loses the sheaf it was given instead: a leak, which recovery tolerates.
-      i32[c + C_SHEAF_MAIN] = 0;
-      const result = barn.replaceFull(cls, main);
-      if (result > 0) {
-        i32[c + C_BARN_PUT] = (i32[c + C_BARN_PUT] as number) + 1;
-        i32[c + C_SHEAF_MAIN] = result;
-        return result;
-      }
-      i32[c + C_SHEAF_MAIN] = main;
-      if (result === BARN_E2BIG) {
-        // The barn is full of full sheaves: flush the spare to the slab and use it as main.
-        i32[c + C_BARN_PUT_FAIL] = (i32[c + C_BARN_PUT_FAIL] as number) + 1;
-        i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + cap;
-        this.#flushToSlab(cls, spare);
-        i32[c + C_SHEAF_MAIN] = spare;
-        i32[c + C_SHEAF_SPARE] = main;
-        return spare;
-      }
-      // BARN_NO_EMPTY: allocate an empty sheaf and put the full main in the barn.
-      const empty = result === BARN_NO_EMPTY ? barn.takeUnused(cls) : 0;
-      if (empty !== 0) {
-        i32[c + C_SHEAF_MAIN] = 0; // as above
-        if (barn.putFull(cls, main)) {
-          i32[c + C_BARN_PUT] = (i32[c + C_BARN_PUT] as number) + 1;
-          i32[c + C_SHEAF_MAIN] = empty;
-          return empty;
-        }
-        i32[c + C_SHEAF_MAIN] = main;
-        barn.putUnused(cls, empty);
-      }
-      this.#flushMain(cls, c, main);
-      return main;
+      return this.#tryLocks === true
+        ? this.#exchange.replaceFullMainNolock(cls, c)
+        : this.#exchange.replaceFullMain(cls, c);
     }
 
-    /** sheaf_flush_main: the whole main sheaf to the slab (counted as SHEAF_FLUSH). */
-    #flushMain(cls: number, c: number, main: number): void {
+    /**
+     * kmalloc_nolock after alloc_from_pcs failed: one unit from the slab under a trylock of its
+     * row (__slab_alloc_node, ALLOC_SLOWPATH), else the whole attempt once more in the next
+     * general size class (the next kmalloc bucket); 0 when that fails too ("NULL … means
+     * ENOMEM. There is no reason to call it again").
+     */
+    #allocNolockMiss(cls: number, c: number): number {
       const i32 = this.i32;
-      i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + (i32[main + SHEAF_SIZE] as number);
-      this.#flushToSlab(cls, main);
+      let unit = this.#exchange.slabOne(cls, c, this.#hintBase);
+      if (unit === 0 && cls + 1 < GENERAL_CLASS_COUNT && cls + 1 < this.#layout.classes) {
+        i32[c + C_ALLOC_RETRY] = (i32[c + C_ALLOC_RETRY] as number) + 1;
+        const next = cls + 1;
+        const c2 = c + (1 << CACHE_SHIFT);
+        const main = i32[c2 + C_SHEAF_MAIN] as number;
+        if ((i32[main + SHEAF_SIZE] as number) !== 0 || this.#replaceEmptyMain(next, c2) !== 0)
+          unit = this.#sheafAlloc(next);
+        else unit = this.#exchange.slabOne(next, c2, this.#hintBase);
+      }
+      if (unit === 0) i32[c + C_ALLOC_FAIL] = (i32[c + C_ALLOC_FAIL] as number) + 1;
+      return unit;
     }
 
-    #flushToSlab(cls: number, sheaf: number): void {
-      flushSheafToSlab(this.i32, this.#slab, cls, sheaf);
+    /**
+     * kfree_nolock's defer_free: the unit at header `h` onto the deferred list; once a batch
+     * has collected, the CPU tries to give it to the slab without waiting (the kernel's
+     * irq_work would have run by then).
+     */
+    #deferFree(h: number, cls: number, c: number): void {
+      const i32 = this.i32;
+      i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
+      if (deferFree(i32, c, h) >= DEFER_BATCH) drainDeferred(i32, this.#slab, cls, c, false);
     }
 
     /** An empty sheaf for rcu_free: the spare if it is empty, a barn empty one, or one from the pool. */
@@ -589,114 +580,6 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       return this.#barn.getEmpty(cls) || this.#barn.takeUnused(cls);
     }
 
-    /** call_rcu for a sheaf: records the rcu epoch after the fence, appends to the sealed FIFO, requests the GP. */
-    #seal(c: number, sheaf: number): void {
-      const i32 = this.i32;
-      // The RMW orders the caller's unlink stores before the epoch load (src/cpu/deferred.ts #fence).
-      Atomics.or(i32, this.#pending, kPendingRcu);
-      const epoch = readEpoch(i32, FLAVOR_RCU);
-      i32[sheaf + SHEAF_EPOCH] = epoch;
-      i32[sheaf + SHEAF_NEXT] = 0;
-      const tail = i32[c + C_SEALED_TAIL] as number;
-      if (tail === 0) i32[c + C_SEALED_HEAD] = sheaf;
-      else i32[tail + SHEAF_NEXT] = sheaf;
-      i32[c + C_SEALED_TAIL] = sheaf;
-      i32[c + C_SEALED_COUNT] = (i32[c + C_SEALED_COUNT] as number) + 1;
-      requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0);
-    }
-
-    /** rcu_free_sheaf for every sealed sheaf past its GP: into the barn as a full sheaf, or flushed. */
-    #progressSealed(cls: number, c: number): void {
-      const i32 = this.i32;
-      if ((i32[c + C_SEALED_COUNT] as number) === 0) return;
-      const epoch = readEpoch(i32, FLAVOR_RCU);
-      for (;;) {
-        const sheaf = i32[c + C_SEALED_HEAD] as number;
-        if (sheaf === 0 || !isExpired(i32[sheaf + SHEAF_EPOCH] as number, epoch, this.#gpEpochs)) return;
-        this.#popSealed(c);
-        this.#retireSealed(cls, c, sheaf);
-      }
-    }
-
-    /**
-     * sheafReady 'cpu': passes sealed sheaves this CPU will not use to the barn (or the slab):
-     * every one past its GP when `all` (the CPU only frees, or the class went quiet), else those
-     * that sat past their GP for a whole GP more without an alloc miss taking them (the CPU
-     * frees more than it allocates). The FIFO is in seal order and epochs only grow, so the
-     * walk stops at the first sheaf to keep.
-     */
-    #shedReady(cls: number, c: number, all: boolean): void {
-      const i32 = this.i32;
-      if ((i32[c + C_SEALED_COUNT] as number) === 0) return;
-      const epoch = readEpoch(i32, FLAVOR_RCU);
-      const age = all ? this.#gpEpochs : 2 * this.#gpEpochs;
-      for (;;) {
-        const head = i32[c + C_SEALED_HEAD] as number;
-        if (head === 0 || !isExpired(i32[head + SHEAF_EPOCH] as number, epoch, age)) return;
-        this.#popSealed(c);
-        this.#retireSealed(cls, c, head);
-      }
-    }
-
-    /**
-     * Whether this CPU allocated nothing of `cls` during the last whole GP window (judged at a
-     * seal once a GP's worth of epochs passed since the window began): such a CPU only frees,
-     * and passes every sheaf past its GP on at once to the CPUs that allocate. A free burst
-     * shorter than a GP (batch_add_batch_del) does not count as only freeing.
-     */
-    #onlyFrees(cls: number, c: number): boolean {
-      const epoch = readEpoch(this.i32, FLAVOR_RCU);
-      if (isExpired(this.#epochAtMark[cls] as number, epoch, this.#gpEpochs)) {
-        const allocs = this.i32[c + C_ALLOCS] as number;
-        this.#freeOnly[cls] = allocs === (this.#allocsAtMark[cls] as number) ? 1 : 0;
-        this.#allocsAtMark[cls] = allocs;
-        this.#epochAtMark[cls] = epoch;
-      }
-      return this.#freeOnly[cls] === 1;
-    }
-
-    /** sheafReady 'cpu': the oldest sealed sheaf if its GP has passed (its objects now FREE), else 0. */
-    #takeReady(c: number): number {
-      const i32 = this.i32;
-      const sheaf = i32[c + C_SEALED_HEAD] as number;
-      if (sheaf === 0) return 0;
-      const seal = i32[sheaf + SHEAF_EPOCH] as number;
-      if (!isExpired(seal, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)) {
-        if (this.#selfDrive !== true) return 0;
-        // crossbeam-epoch's collector: the CPU that needs the GP tries the advance (same rule
-        // as the coordinator's, src/epoch/grace-period.ts), then looks again.
-        tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
-        if (!isExpired(seal, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)) return 0;
-      }
-      this.#popSealed(c);
-      return sheaf;
-    }
-
-    /** Unlinks the head of the sealed FIFO (past its GP) and marks its objects FREE. */
-    #popSealed(c: number): void {
-      const i32 = this.i32;
-      const sheaf = i32[c + C_SEALED_HEAD] as number;
-      i32[c + C_SEALED_HEAD] = i32[sheaf + SHEAF_NEXT] as number;
-      if (i32[c + C_SEALED_HEAD] === 0) i32[c + C_SEALED_TAIL] = 0;
-      i32[c + C_SEALED_COUNT] = (i32[c + C_SEALED_COUNT] as number) - 1;
-      const n = i32[sheaf + SHEAF_SIZE] as number;
-      for (let k = 0; k < n; k++) {
-        const h = (i32[sheaf + SHEAF_OBJECTS + k] as number) >> 2;
-        i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
-      }
-    }
-
-    /** rcu_free_sheaf for a popped sheaf: a full one into the barn if it has room, else (or a partial one) to the slab. */
-    #retireSealed(cls: number, c: number, sheaf: number): void {
-      const i32 = this.i32;
-      const n = i32[sheaf + SHEAF_SIZE] as number;
-      // A partial sheaf (a barrier's) goes to the slab, as rcu_free_sheaf_nobarn does.
-      if (n === (this.#capacity[cls] as number) && this.#barn.putFull(cls, sheaf)) return;
-      i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + n;
-      this.#flushToSlab(cls, sheaf);
-      this.#barn.putEmpty(cls, sheaf);
-    }
-
     /** An empty sheaf this CPU no longer uses as main: the rcu_free sheaf if it has none, else the spare, else the barn. */
     #stashEmpty(cls: number, c: number, empty: number): void {
       const i32 = this.i32;
@@ -705,21 +588,10 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       else this.#barn.putEmpty(cls, empty);
     }
 
-    /** Objects in sealed sheaves not yet past their GP. */
-    #waitingObjects(c: number): number {
-      const i32 = this.i32;
-      const epoch = readEpoch(i32, FLAVOR_RCU);
-      let n = 0;
-      for (let s = i32[c + C_SEALED_HEAD] as number; s !== 0; s = i32[s + SHEAF_NEXT] as number) {
-        if (!isExpired(i32[s + SHEAF_EPOCH] as number, epoch, this.#gpEpochs))
-          n += i32[s + SHEAF_SIZE] as number;
-      }
-      return n;
-    }
-
     /**
-     * Gives every sheaf of this CPU back: main and spare objects to the slab (the sheaves to the
-     * barn's empty stack or the pool); rcu_free and sealed objects have not passed their GP, so
+     * Gives every sheaf of this CPU back, and its deferred frees (sheafLocks 'try'): main, spare
+     * and deferred objects to the slab (the sheaves to the barn's empty stack or the pool);
+     * rcu_free and sealed objects have not passed their GP, so
      * they go onto this CPU's deferred lists (freeRcu of the list path), which the coordinator
      * finishes for a CPU that is offline or parked.
      */
@@ -727,12 +599,13 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       const i32 = this.i32;
       for (let cls = 0; cls < this.#layout.classes; cls++) {
         const c = this.#cacheBase + (cls << CACHE_SHIFT);
+        if ((i32[c + C_FREE_COUNT] as number) !== 0) drainDeferred(i32, this.#slab, cls, c, true);
         for (const word of [C_SHEAF_MAIN, C_SHEAF_SPARE]) {
           const sheaf = i32[c + word] as number;
           if (sheaf === 0) continue;
           i32[c + word] = 0;
           i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + (i32[sheaf + SHEAF_SIZE] as number);
-          this.#flushToSlab(cls, sheaf);
+          this.#exchange.flushToSlab(cls, sheaf);
           this.#barn.putEmpty(cls, sheaf);
         }
         const rcu = i32[c + C_SHEAF_RCU] as number;

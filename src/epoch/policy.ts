@@ -18,6 +18,8 @@
  * sheaves         main sheaf             rcu_free sheaf       (no trims: spare, barn, slab) —                        —; src/cpu/sheaf.ts
  * arena           rcu lists              rcu lists            depot, else slab (cap 8 × high; idle: slab) own free list  —; remote frees go to the owner's rcu lists
  * arena-sheaves   rcu_free sheaf         rcu_free sheaf       (as sheaves)                  its CPU's main at a miss (unused: barn) —
+ * nolock          main sheaf (trylocks;  rcu lists            (as sheaves; never flushes:   —                        —; kmalloc_nolock/kfree_nolock
+ *                 else deferred)                              the deferred list instead)
  * ```
  * "tgt" is the kernel's hint: the owner of the unit whose free triggered the trim (one field per
  * cache, "the hint is not accurate"). Reusing the ttrace lists is the kernels' shortcut (the
@@ -120,6 +122,19 @@ export interface Policy {
    * @defaultValue 'barn'
    */
   readonly sheafReady?: 'barn' | 'cpu';
+  /**
+   * How a sheaves CPU takes the barn and slab locks: it waits for them (`wait`: kmalloc/kfree),
+   * or only tries them (`try`: kmalloc_nolock/kfree_nolock, 6.18 on 7.0's sheaves). Under `try`
+   * an alloc miss swaps the spare or tries a barn exchange, then one unit from the slab under a
+   * trylock (never a whole refill), then once the next size class; it returns 0 instead of
+   * waiting. A free overflow swaps the spare or tries the barn; it never flushes or allocates a
+   * sheaf, and a free that finds no room goes onto the CPU's deferred list (defer_free), which
+   * the CPU drains at its next safe point (`poll()`, its doorbell) and opportunistically once a
+   * batch collects. freeRcu takes the per-object deferred lists (no kfree_rcu batching). Needs
+   * cache 'sheaves' and reuse 'immediate'.
+   * @defaultValue 'wait'
+   */
+  readonly sheafLocks?: 'wait' | 'try';
 }
 
 export const PRESET_NAMES = [
@@ -134,6 +149,7 @@ export const PRESET_NAMES = [
   'sheaves',
   'sheaves-rcu',
   'arena-sheaves',
+  'nolock',
 ] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
@@ -142,6 +158,7 @@ const kernel61: Policy = {
   sheafCapacity: 0,
   sheafRemoteFree: 'sheaf',
   sheafReady: 'barn',
+  sheafLocks: 'wait',
   reuse: 'immediate',
   remoteFree: 'local',
   sharing: 'none',
@@ -154,6 +171,7 @@ const kernel61: Policy = {
 };
 const kernel64: Policy = { ...kernel61, refillFromTtrace: 'unsealed' };
 const kernel66: Policy = { ...kernel61, remoteFree: 'hint', refillFromTtrace: 'all' };
+const sheaves: Policy = { ...kernel61, cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab' };
 const reuseAfterGp: Policy = {
   ...kernel61,
   reuse: 'after-gp',
@@ -190,7 +208,7 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
   },
   // The kernel 7.0 slab as BPF would see it if bpf_mem_alloc were replaced by it: free is kfree
   // into the main sheaf (immediate reuse), freeRcu is kfree_rcu into the rcu_free sheaf.
-  sheaves: { ...kernel61, cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab' },
+  sheaves,
   // The same slab with every free as kfree_rcu: into the rcu_free sheaf, reused a whole sheaf at
   // a time from the barn after its GP (the comparison kernel-free-rcu is to kernel-6.6).
   'sheaves-rcu': { ...kernel61, cache: 'sheaves', trimVia: 'slab', afterRcuGp: 'slab', reuse: 'after-gp' },
@@ -206,6 +224,9 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
     sheafReady: 'cpu',
     capacity: 'adaptive',
   },
+  // kmalloc_nolock/kfree_nolock on 7.0's sheaves (what BPF local storage moved to in 6.19):
+  // trylocks only, allocations that may fail, frees that may be deferred.
+  nolock: { ...sheaves, sheafLocks: 'try' },
 });
 
 export const DEFAULT_PRESET: PresetName = 'kernel-6.6';
@@ -224,6 +245,7 @@ const choices: { readonly [K in keyof Policy]: readonly unknown[] } = {
   sheafCapacity: Array.from({ length: 61 }, (_, k) => k),
   sheafRemoteFree: ['sheaf', 'slab'],
   sheafReady: ['barn', 'cpu'],
+  sheafLocks: ['wait', 'try'],
 };
 
 /** Resolves a preset name or a policy object (missing fields from kernel-6.6); throws EINVAL. */
@@ -292,6 +314,12 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
       "options.policy: sheafReady 'cpu' keeps rcu_free sheaves on their CPU: it needs cache 'sheaves' and reuse 'after-gp'",
     );
   }
+  if (resolved.sheafLocks === 'try' && (resolved.cache !== 'sheaves' || resolved.reuse !== 'immediate')) {
+    fail(
+      'EINVAL',
+      "options.policy: sheafLocks 'try' models kmalloc_nolock on sheaves: it needs cache 'sheaves' and reuse 'immediate'",
+    );
+  }
   if (resolved.reuse === 'free-after-gp' && resolved.afterRcuGp !== 'slab') {
     fail(
       'EINVAL',
@@ -343,6 +371,8 @@ const P_SHEAF_REMOTE_SLAB = 1 << 14;
 const P_SHEAF_CAPACITY_SHIFT = 16;
 /** sheafReady 'cpu' (above the six capacity bits). */
 const P_SHEAF_READY_CPU = 1 << 22;
+/** sheafLocks 'try'. */
+const P_SHEAF_TRY_LOCKS = 1 << 23;
 
 export function encodePolicy(p: Policy): number {
   return (
@@ -358,7 +388,8 @@ export function encodePolicy(p: Policy): number {
     (p.cache === 'sheaves' ? P_SHEAVES : 0) |
     (p.sheafRemoteFree === 'slab' ? P_SHEAF_REMOTE_SLAB : 0) |
     (p.sheafCapacity << P_SHEAF_CAPACITY_SHIFT) |
-    (p.sheafReady === 'cpu' ? P_SHEAF_READY_CPU : 0)
+    (p.sheafReady === 'cpu' ? P_SHEAF_READY_CPU : 0) |
+    (p.sheafLocks === 'try' ? P_SHEAF_TRY_LOCKS : 0)
   );
 }
 
@@ -377,6 +408,7 @@ export function decodePolicy(bits: number): Policy {
     sheafCapacity: (bits >> P_SHEAF_CAPACITY_SHIFT) & 63,
     sheafRemoteFree: bits & P_SHEAF_REMOTE_SLAB ? 'slab' : 'sheaf',
     sheafReady: bits & P_SHEAF_READY_CPU ? 'cpu' : 'barn',
+    sheafLocks: bits & P_SHEAF_TRY_LOCKS ? 'try' : 'wait',
   };
 }
 
@@ -416,6 +448,8 @@ export interface PolicyWord {
   readonly sheafCapacity: number;
   /** sheafReady 'cpu': sealed rcu_free sheaves past their GP stay on their CPU. */
   readonly sheafReadyOnCpu: boolean;
+  /** sheafLocks 'try': the slow paths only try the barn and slab locks (the nolock preset). */
+  readonly sheafTryLocks: boolean;
 }
 
 /** Decodes an arena's policy word (header word H_POLICY). */
@@ -436,5 +470,6 @@ export function readPolicyWord(bits: number): PolicyWord {
     sheafRemoteToSlab: (bits & P_SHEAF_REMOTE_SLAB) !== 0,
     sheafCapacity: (bits >> P_SHEAF_CAPACITY_SHIFT) & 63,
     sheafReadyOnCpu: (bits & P_SHEAF_READY_CPU) !== 0,
+    sheafTryLocks: (bits & P_SHEAF_TRY_LOCKS) !== 0,
   };
 }

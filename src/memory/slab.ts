@@ -128,15 +128,22 @@ export class Slab {
   /**
    * Takes up to `want` free units of class `cls` into `out`, a chain linked through header
    * word 0 (empty: the memory limit was reached). Units come from the row's free list first,
-   * then from the carve frontier, then from a new span.
+   * then from the carve frontier, then from a new span. With `allowSpin` false (kmalloc_nolock's
+   * spin_trylock of the list lock) a busy row gives nothing; a new span still waits for the
+   * page allocator's lock (alloc_frozen_pages_nolock would only try it: not modelled).
    */
-  takeBatch(cls: number, want: number, out: Chain): void {
+  takeBatch(cls: number, want: number, out: Chain, allowSpin = true): void {
     const i32 = this.#i32;
     const row = slabWord(this.#layout, cls);
     let head = 0;
     let tail = 0;
     let got = 0;
-    robustLock(i32, row + SLAB_X_LOCK);
+    if (!allowSpin) {
+      if (!robustTryLock(i32, row + SLAB_X_LOCK)) {
+        out.head = out.tail = out.count = 0;
+        return;
+      }
+    } else robustLock(i32, row + SLAB_X_LOCK);
     try {
       if (Atomics.load(i32, row + SLAB_X_RETURNS) !== 0) this.#takeReturns(row);
       let unit = i32[row + SLAB_FREE_HEAD] as number;
@@ -170,15 +177,21 @@ export class Slab {
     out.count = got;
   }
 
-  /** Gives a chain of `count` free units (head … tail) back to the row of class `cls`. */
-  returnBatch(cls: number, head: number, tail: number, count: number): void {
+  /**
+   * Gives a chain of `count` free units (head … tail) back to the row of class `cls`. With
+   * `allowSpin` false a busy row takes nothing and the result is false (the chain stays the
+   * caller's); otherwise true.
+   */
+  returnBatch(cls: number, head: number, tail: number, count: number, allowSpin = true): boolean {
     const i32 = this.#i32;
     const row = slabWord(this.#layout, cls);
     if (this.#nonBlocking) {
       if (!robustTryLock(i32, row + SLAB_X_LOCK)) {
         llistAdd(i32, row + SLAB_X_RETURNS, row + SLAB_X_RETURN_COUNT, head, tail, count);
-        return;
+        return true;
       }
+    } else if (!allowSpin) {
+      if (!robustTryLock(i32, row + SLAB_X_LOCK)) return false;
     } else {
       robustLock(i32, row + SLAB_X_LOCK);
     }
@@ -186,6 +199,7 @@ export class Slab {
     i32[row + SLAB_FREE_HEAD] = head;
     i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) + count;
     robustUnlock(i32, row + SLAB_X_LOCK);
+    return true;
   }
 
   /**

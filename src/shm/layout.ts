@@ -29,7 +29,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 10;
+export const LAYOUT_VERSION = 11;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -378,9 +378,13 @@ export const {
   C_SEALED_HEAD,
   C_SEALED_TAIL,
   C_SEALED_COUNT,
+  C_FREE_DEFERRED,
   C_SLAB_TAKEN,
   C_SLAB_RETURNED,
   C_READY_GET,
+  C_ALLOC_SLOWPATH,
+  C_ALLOC_RETRY,
+  C_ALLOC_FAIL,
   C_X_RETURN_HEAD,
   C_X_RETURN_COUNT,
   C_BARN_GET,
@@ -490,7 +494,13 @@ export const {
   ['C_SEALED_HEAD', 1, 'owner'],
   ['C_SEALED_TAIL', 1, 'owner'],
   ['C_SEALED_COUNT', 1, 'owner'],
-  ['-', 1, 'pad'],
+  /**
+   * Policy sheafLocks 'try' (the nolock preset): frees that found no room in the sheaves without
+   * waiting for a lock and went onto the CPU's deferred list (kfree_nolock's defer_free). The
+   * deferred list itself is this record's free list (C_FREE_HEAD / C_FREE_COUNT), which a
+   * sheaves CPU uses for nothing else: its units are FREE and wait to be drained to the slab.
+   */
+  ['C_FREE_DEFERRED', 1, 'owner'],
   // Line 3: the owner-return inbox: other CPUs push chains (CAS on the head), the holder takes all.
   ['C_X_RETURN_HEAD', 1, 'shared'],
   ['C_X_RETURN_COUNT', 1, 'shared'],
@@ -515,7 +525,15 @@ export const {
    * (policy sheafReady 'cpu': the arena preset; not a SLUB_STATS counter).
    */
   ['C_READY_GET', 1, 'owner'],
-  ['-', 3, 'pad'],
+  /**
+   * Policy sheafLocks 'try': allocations served by one unit from the slab, not by a sheaf
+   * (kmalloc_nolock's __slab_alloc_node: ALLOC_SLOWPATH); those that found nothing without
+   * waiting and tried the next size class once (its retry in the next kmalloc bucket); and
+   * those that returned 0 (the retry failed too, or there was no next class).
+   */
+  ['C_ALLOC_SLOWPATH', 1, 'owner'],
+  ['C_ALLOC_RETRY', 1, 'owner'],
+  ['C_ALLOC_FAIL', 1, 'owner'],
 ]);
 
 /** Slab row (per class): the owner words are the holder's of the row's mutex at SLAB_X_LOCK. */

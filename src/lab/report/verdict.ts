@@ -52,6 +52,8 @@ export const USE_FOR: Record<PresetName, string> = {
     'SLUB sheaves with every free as kfree_rcu: lock-free readers; freed units come back a whole sheaf at a time after an rcu grace period.',
   'arena-sheaves':
     'Ours on sheaves: every free waits an rcu grace period in a sheaf, and the sheaf comes back whole to the CPU that freed it (lock-free readers).',
+  nolock:
+    'kmalloc_nolock on SLUB sheaves (BPF local storage since 6.19): never waits for a lock, so an allocation may fail and a free may be deferred; immediate reuse.',
   prealloc:
     'Pre-allocated hash maps (fixed pool, no allocator): fastest updates, but elements are reused at once under readers.',
   arena:
