@@ -61,7 +61,8 @@ function contents(arena: Arena, ref: HashMapRef): [number, number][] {
 
 function problems(results: HtabCheckResult[], mayFail = false): number {
   return results.reduce(
-    (n, r) => n + r.lost + r.phantom + r.wrongValue + r.wrongStatus + (mayFail ? 0 : r.noMemory) + r.errors.length,
+    (n, r) =>
+      n + r.lost + r.phantom + r.wrongValue + r.wrongStatus + (mayFail ? 0 : r.noMemory) + r.errors.length,
     0,
   );
 }

@@ -51,13 +51,15 @@ function freeAll(cpu: CpuHandle, ptrs: readonly Pointer[]): void {
 describe('nolock preset (sheafLocks try)', () => {
   it('is the sheaves preset with trylocks; sheafLocks try needs sheaves and immediate reuse', () => {
     expect(PRESETS.nolock).toEqual({ ...PRESETS.sheaves, sheafLocks: 'try' });
-    expect(() => Arena.create({ cpus: 1, policy: { sheafLocks: 'try' } })).toThrow(/EINVAL.*sheafLocks 'try'/);
-    expect(() =>
-      Arena.create({ cpus: 1, policy: { ...PRESETS['sheaves-rcu'], sheafLocks: 'try' } }),
-    ).toThrow(/EINVAL.*sheafLocks 'try'/);
-    expect(() => Arena.create({ cpus: 1, policy: { ...PRESETS.sheaves, sheafLocks: 'maybe' as 'try' } })).toThrow(
-      /EINVAL.*sheafLocks/,
+    expect(() => Arena.create({ cpus: 1, policy: { sheafLocks: 'try' } })).toThrow(
+      /EINVAL.*sheafLocks 'try'/,
     );
+    expect(() => Arena.create({ cpus: 1, policy: { ...PRESETS['sheaves-rcu'], sheafLocks: 'try' } })).toThrow(
+      /EINVAL.*sheafLocks 'try'/,
+    );
+    expect(() =>
+      Arena.create({ cpus: 1, policy: { ...PRESETS.sheaves, sheafLocks: 'maybe' as 'try' } }),
+    ).toThrow(/EINVAL.*sheafLocks/);
     const arena = nolockArena(1);
     expect(arena.policy.sheafLocks).toBe('try');
     arena.close();
@@ -130,7 +132,7 @@ describe('nolock preset (sheafLocks try)', () => {
     const a = arena.attach(0);
     const held = allocN(a, 100);
     freeAll(a, held);
-    let s = sheafStats(arena, 0);
+    const s = sheafStats(arena, 0);
     // 60 into main; no spare and no barn empty sheaf: 40 deferred, 32 of them drained at once.
     expect(s.free_fastpath).toBe(CAP64);
     expect(s.free_deferred).toBe(100 - CAP64);

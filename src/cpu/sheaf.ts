@@ -321,13 +321,13 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     override freeRcu(ptr: Pointer): void {
       if (this.#live !== true) this.#closed();
       if (ptr === 0) return;
-      // kfree_rcu's batching takes a lock a nolock context may not wait for: each unit waits
-      // for its GP on the deferred lists (call_rcu, then kfree_nolock), as BPF local storage does.
       const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
       const i32 = this.i32;
       const cls = (i32[h] as number) & HINT_CLASS_MASK;
       const c = this.#cacheBase + (cls << CACHE_SHIFT);
       if (this.#tryLocks === true) {
+        // kfree_rcu's batching takes a lock a nolock context may not wait for: each unit waits
+        // for its GP on the deferred lists (call_rcu, then kfree_nolock), as BPF local storage does.
         super.freeRcu(ptr);
         i32[c + C_FREE_RCU_SHEAF_FAIL] = (i32[c + C_FREE_RCU_SHEAF_FAIL] as number) + 1;
         return;
