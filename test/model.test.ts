@@ -23,6 +23,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { Barn } from '../src/cpu/barn.js';
 import type { CpuHandle, Pointer, PresetName } from '../src/index.js';
 import { CLASS_UNIT_SIZES, classOfSize, PRESET_NAMES, PRESETS } from '../src/lab/index.js';
 import {
@@ -231,9 +232,8 @@ function runModel(ops: readonly Op[], options: Partial<TestArenaOptions> = {}, c
         n += walkSheaf(s, cls, `sealed sheaf of ${cpu}`, at + n, UNIT_DEFERRED);
       }
     }
-    const b = barnWord(layout, cls);
-    for (let k = 0; k < word(b + BARN_NR_FULL); k++) {
-      n += walkSheaf(word(b + BARN_FULL + k), cls, `barn ${cls}`, at + n, UNIT_FREE);
+    for (const sheaf of new Barn(i32, layout).fullSheaves(cls)) {
+      n += walkSheaf(sheaf, cls, `barn ${cls}`, at + n, UNIT_FREE);
     }
     return n;
   }

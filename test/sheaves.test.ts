@@ -9,10 +9,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { sheafHandleClass } from '../src/cpu/attach.js';
+import { Barn } from '../src/cpu/barn.js';
 import type { SheafCpuHandle } from '../src/cpu/sheaf.js';
-import type { Pointer } from '../src/index.js';
+import type { CpuHandle, Pointer } from '../src/index.js';
 import { Arena, type ArenaOptions } from '../src/index.js';
-import { BARN_GROWN, barnWord, readLayout } from '../src/shm/layout.js';
+import { BARN_GROWN, BARN_MAX_FULL, barnWord, readLayout } from '../src/shm/layout.js';
 import { createTestArena } from '../src/testing.js';
 import {
   allocN,
@@ -325,7 +326,7 @@ describe('rcu_free sheaf', () => {
 });
 
 describe("sheafReady 'cpu' (the arena-sheaves preset)", () => {
-  const ready = (options: Omit<ArenaOptions, 'cpus' | 'policy'> = {}) =>
+  const ready = (options: Omit<ArenaOptions, 'cpus'> = {}) =>
     Arena.create({ cpus: 2, maxBytes: 16 << 20, coordinator: 'manual', policy: 'arena-sheaves', ...options });
 
   it('needs cache sheaves and reuse after-gp', () => {
@@ -425,6 +426,83 @@ describe("sheafReady 'cpu' (the arena-sheaves preset)", () => {
     expectSheavesConserved(arena, CLS64);
     arena.close();
   });
+
+  /** CPU 1 frees `sheaves` whole sheaves CPU 0 allocated; after two GPs its poll() passes them on. */
+  function remoteFreeBurst(
+    arena: Arena,
+    sheaves: number,
+  ): { producer: CpuHandle; freer: CpuHandle; freed: Set<Pointer> } {
+    const producer = arena.attach(0);
+    const freer = arena.attach(1);
+    const freed = new Set(allocN(producer, sheaves * CAP64));
+    for (const p of freed) freer.free(p);
+    for (let k = 0; k < 4; k++) arena.advance('rcu');
+    freer.poll();
+    return { producer, freer, freed };
+  }
+
+  it("remote frees go back to the allocating CPU in whole sheaves, past the barn's 10 full: nothing through the slab", () => {
+    const arena = ready({ maxBytes: 32 << 20 });
+    const sheaves = 3 * BARN_MAX_FULL;
+    const { producer, freed } = remoteFreeBurst(arena, sheaves);
+    const barn = new Barn(
+      new Int32Array(arena.shared.buffer),
+      readLayout(new Int32Array(arena.shared.buffer)),
+    );
+    expect(barn.nrFull(CLS64)).toBe(BARN_MAX_FULL);
+    expect(barn.nrReady(CLS64)).toBe(sheaves - BARN_MAX_FULL);
+    expect(sheafStats(arena, 1).sheaf_flush).toBe(0);
+    expectUnitsAccounted(arena, CLS64, 0);
+    expectSheavesConserved(arena, CLS64);
+    const before = sheafStats(arena, 0);
+    const again = allocN(producer, sheaves * CAP64);
+    const after = sheafStats(arena, 0);
+    expect(new Set(again)).toEqual(freed);
+    expect(after.barn_get - before.barn_get).toBe(sheaves);
+    expect(after.sheaf_refill - before.sheaf_refill).toBe(0);
+    expect(sheafStats(arena, 1).sheaf_flush).toBe(0);
+    expect(barn.nrReady(CLS64)).toBe(0);
+    expectUnitsAccounted(arena, CLS64, sheaves * CAP64);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  });
+
+  it("sheaves-rcu keeps the kernel's bound: past 10 full sheaves in the barn, rcu_free_sheaf flushes to the slab", () => {
+    const arena = ready({ maxBytes: 32 << 20, policy: 'sheaves-rcu' });
+    const sheaves = 3 * BARN_MAX_FULL;
+    remoteFreeBurst(arena, sheaves);
+    const barn = new Barn(
+      new Int32Array(arena.shared.buffer),
+      readLayout(new Int32Array(arena.shared.buffer)),
+    );
+    expect(barn.nrFull(CLS64)).toBe(BARN_MAX_FULL);
+    expect(barn.nrReady(CLS64)).toBe(0);
+    expect(sheafStats(arena, 1).sheaf_flush).toBe((sheaves - BARN_MAX_FULL) * CAP64);
+    expectUnitsAccounted(arena, CLS64, 0);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  });
+
+  it("a quiet class gives the barn's ready sheaves to the slab", async () => {
+    const arena = ready({ maxBytes: 32 << 20 });
+    const sheaves = 2 * BARN_MAX_FULL;
+    const { freer } = remoteFreeBurst(arena, sheaves);
+    const barn = new Barn(
+      new Int32Array(arena.shared.buffer),
+      readLayout(new Int32Array(arena.shared.buffer)),
+    );
+    expect(barn.nrReady(CLS64)).toBe(sheaves - BARN_MAX_FULL);
+    for (let k = 0; k < 2; k++) {
+      await new Promise((r) => setTimeout(r, 1050));
+      freer.poll();
+    }
+    expect(barn.nrReady(CLS64)).toBe(0);
+    expect(sheafStats(arena, 1).sheaf_flush).toBe((sheaves - BARN_MAX_FULL) * CAP64);
+    const k = expectUnitsAccounted(arena, CLS64, 0);
+    expect(k.slabFree).toBe(k.units - BARN_MAX_FULL * CAP64);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  }, 15_000);
 
   it('a class that goes quiet seals its partial rcu_free sheaf and gives its sheaves back (timely return)', async () => {
     const arena = ready();

@@ -49,10 +49,13 @@ import { PageAllocator } from '../memory/page-allocator.js';
 import { forEachUnitStart, isUnitStart, Slab } from '../memory/slab.js';
 import { claim, publish } from '../shm/atomics.js';
 import {
+  BARN_GROWN,
   BARN_MAX_EMPTY,
   BARN_MAX_FULL,
   BARN_NR_EMPTY,
   BARN_NR_FULL,
+  BARN_NR_READY,
+  BARN_READY_HEAD,
   BARN_X_LOCK,
   barnWord,
   C_TAKING_INBOX,
@@ -79,6 +82,7 @@ import {
   HINT_CLASS_MASK,
   type Layout,
   PAGE_BYTES,
+  SHEAF_NEXT,
   SLAB_FREE_COUNT,
   SLAB_FREE_HEAD,
   SLAB_X_LOCK,
@@ -150,12 +154,23 @@ export function recoverThread(
   }
   if (mutexRecover(i32, X_PAGE_LOCK, deadThreadId, () => {})) locksReleased++;
   // Barn mutexes (policy cache 'sheaves'): a barn operation is a few plain stores; a cut one can
-  // at worst leave a count off by one, so the counts are clamped to the stacks' sizes.
+  // at worst leave a count off by one, so the counts are clamped to the stacks' sizes, and the
+  // ready stack's count is its length (its head is written before its count; a sheaf cut out
+  // between its link and the head store stays the dead thread's: leaked, as in a cut exchange).
   for (let cls = 0; layout.sheaves !== 0 && cls < layout.classes; cls++) {
     const b = barnWord(layout, cls);
     const repair = (): void => {
       i32[b + BARN_NR_FULL] = Math.min(Math.max(i32[b + BARN_NR_FULL] as number, 0), BARN_MAX_FULL);
       i32[b + BARN_NR_EMPTY] = Math.min(Math.max(i32[b + BARN_NR_EMPTY] as number, 0), BARN_MAX_EMPTY);
+      const pool = layout.sheaves + (i32[b + BARN_GROWN] as number);
+      let ready = 0;
+      for (
+        let s = i32[b + BARN_READY_HEAD] as number;
+        s > 0 && ready < pool;
+        s = i32[s + SHEAF_NEXT] as number
+      )
+        ready++;
+      i32[b + BARN_NR_READY] = ready;
     };
     if (mutexRecover(i32, b + BARN_X_LOCK, deadThreadId, repair)) locksReleased++;
   }

@@ -10,8 +10,10 @@ import { isExpired, readEpoch } from '../epoch/grace-period.js';
 import { readShared } from '../shm/atomics.js';
 import {
   BARN_FULL,
+  BARN_GROWN,
   BARN_MAX_FULL,
   BARN_NR_FULL,
+  BARN_READY_HEAD,
   barnWord,
   C_ALLOC_FAIL,
   C_ALLOC_RETRY,
@@ -412,6 +414,14 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
       const b = barnWord(layout, cls);
       const nrFull = Math.min(i32[b + BARN_NR_FULL] as number, BARN_MAX_FULL);
       for (let k = 0; k < nrFull; k++) barn += sheafSize(i32, i32[b + BARN_FULL + k] as number);
+      // The ready stack (sheafReady 'cpu'): a racy walk, bounded by the pool in case it raced.
+      let bound = layout.sheaves + (i32[b + BARN_GROWN] as number);
+      for (
+        let s = i32[b + BARN_READY_HEAD] as number;
+        s > 0 && bound-- > 0;
+        s = i32[s + SHEAF_NEXT] as number
+      )
+        barn += sheafSize(i32, s);
     }
     const live = units - slabFree - cached - depot - deferred - sheaved - barn;
     liveUnits += live;

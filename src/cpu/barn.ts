@@ -14,12 +14,16 @@
  *  getEmpty()          → empty | 0    barn_get_empty_sheaf
  *  (the first three take allowSpin = false from kmalloc_nolock/kfree_nolock: spin_trylock, BUSY or 0 when held)
  *  putFull(full)       → bool         rcu_free_sheaf: only while nr_full < 10
+ *  putReady(full)                     sheafReady 'cpu' beyond 10 full: onto the ready stack (no bound)
+ *  takeAllReady()      → sheaves      the ready stack whole (a quiet class gives it to the slab)
  *  putEmpty(empty)                    barn_put_empty_sheaf, or back to the pool at the limit
  *  takeUnused() / putUnused(sheaf)    alloc_empty_sheaf / free_empty_sheaf (an empty pool grows by a page)
  * ```
  * Exchanges keep the number of sheaves constant (every sheaf of the pool is in exactly one
- * place: a CPU's main / spare / rcu_free / sealed FIFO, the barn's full or empty stack, or the
- * unused stack). As in 082942292109 ("determine barn status racily outside of lock"), each
+ * place: a CPU's main / spare / rcu_free / sealed FIFO, the barn's full, ready or empty stack,
+ * or the unused stack). The ready stack is not the kernel's: under sheafReady 'cpu' (arena-sheaves)
+ * a CPU that only frees would otherwise flush every sheaf past the tenth to the slab, and the CPU
+ * that allocates would refill them from it; an alloc miss takes the full stack, then the ready one. As in 082942292109 ("determine barn status racily outside of lock"), each
  * operation first reads the count it needs without the lock and gives up early; the decision is
  * then re-checked under the lock.
  *
@@ -42,6 +46,8 @@ import {
   BARN_MAX_FULL,
   BARN_NR_EMPTY,
   BARN_NR_FULL,
+  BARN_NR_READY,
+  BARN_READY_HEAD,
   BARN_UNUSED_COUNT,
   BARN_UNUSED_HEAD,
   BARN_WORDS,
@@ -144,11 +150,28 @@ export class Barn {
     return this.#layout.sheaves + (this.#i32[barnWord(this.#layout, cls) + BARN_GROWN] as number);
   }
 
-  /** The full sheaves of the barn of `cls` (their word indices; racy unless the arena is quiet). */
+  /** Sheaves on the ready stack of `cls` (racy read). */
+  nrReady(cls: number): number {
+    return this.#i32[barnWord(this.#layout, cls) + BARN_NR_READY] as number;
+  }
+
+  /**
+   * The full sheaves of the barn of `cls`, the full stack's then the ready stack's (their word
+   * indices; racy unless the arena is quiet: the walk stops after the pool's size).
+   */
   fullSheaves(cls: number): number[] {
+    const i32 = this.#i32;
     const b = barnWord(this.#layout, cls);
-    const n = this.#i32[b + BARN_NR_FULL] as number;
-    return Array.from({ length: n }, (_, k) => this.#i32[b + BARN_FULL + k] as number);
+    const n = Math.min(Math.max(i32[b + BARN_NR_FULL] as number, 0), BARN_MAX_FULL);
+    const out = Array.from({ length: n }, (_, k) => i32[b + BARN_FULL + k] as number);
+    const limit = this.poolSize(cls);
+    for (
+      let s = i32[b + BARN_READY_HEAD] as number;
+      s > 0 && out.length < limit;
+      s = i32[s + SHEAF_NEXT] as number
+    )
+      out.push(s);
+    return out;
   }
 
   /**
@@ -158,15 +181,20 @@ export class Barn {
   replaceEmpty(cls: number, empty: number, allowSpin = true): number {
     const i32 = this.#i32;
     const b = barnWord(this.#layout, cls);
-    if ((i32[b + BARN_NR_FULL] as number) === 0) return 0;
+    if ((i32[b + BARN_NR_FULL] as number) === 0 && (i32[b + BARN_NR_READY] as number) === 0) return 0;
     if (!this.#lock(b, allowSpin)) return 0;
     let full = 0;
     const nrFull = i32[b + BARN_NR_FULL] as number;
     if (nrFull !== 0) {
       full = i32[b + BARN_FULL + nrFull - 1] as number;
       i32[b + BARN_NR_FULL] = nrFull - 1;
-      this.#putEmptyLocked(b, empty);
+    } else if ((i32[b + BARN_NR_READY] as number) !== 0) {
+      full = i32[b + BARN_READY_HEAD] as number;
+      i32[b + BARN_READY_HEAD] = i32[full + SHEAF_NEXT] as number;
+      i32[b + BARN_NR_READY] = (i32[b + BARN_NR_READY] as number) - 1;
+      i32[full + SHEAF_NEXT] = 0;
     }
+    if (full !== 0) this.#putEmptyLocked(b, empty);
     robustUnlock(i32, b + BARN_X_LOCK);
     return full;
   }
@@ -229,6 +257,32 @@ export class Barn {
     return ok;
   }
 
+  /** sheafReady 'cpu': a full sheaf past its GP onto the ready stack, whatever the barn holds. */
+  putReady(cls: number, full: number): void {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    robustLock(i32, b + BARN_X_LOCK);
+    i32[full + SHEAF_NEXT] = i32[b + BARN_READY_HEAD] as number;
+    i32[b + BARN_READY_HEAD] = full;
+    i32[b + BARN_NR_READY] = (i32[b + BARN_NR_READY] as number) + 1;
+    robustUnlock(i32, b + BARN_X_LOCK);
+  }
+
+  /** Takes the whole ready stack of `cls` (the caller flushes its sheaves to the slab and gives them back). */
+  takeAllReady(cls: number): number[] {
+    const i32 = this.#i32;
+    const b = barnWord(this.#layout, cls);
+    if ((i32[b + BARN_NR_READY] as number) === 0) return [];
+    robustLock(i32, b + BARN_X_LOCK);
+    const out: number[] = [];
+    for (let s = i32[b + BARN_READY_HEAD] as number; s !== 0; s = i32[s + SHEAF_NEXT] as number) out.push(s);
+    i32[b + BARN_READY_HEAD] = 0;
+    i32[b + BARN_NR_READY] = 0;
+    robustUnlock(i32, b + BARN_X_LOCK);
+    for (const sheaf of out) i32[sheaf + SHEAF_NEXT] = 0;
+    return out;
+  }
+
   /** barn_put_empty_sheaf (or free_empty_sheaf at the limit: the storage has BARN_MAX_EMPTY slots). */
   putEmpty(cls: number, empty: number): void {
     const i32 = this.#i32;
@@ -265,24 +319,6 @@ export class Barn {
     robustLock(i32, b + BARN_X_LOCK);
     this.#putUnusedLocked(b, sheaf);
     robustUnlock(i32, b + BARN_X_LOCK);
-  }
-
-  /**
-   * barn_shrink for class `cls`: takes every full sheaf out (the caller flushes their objects to
-   * the slab and gives them back with putUnused) and sends the empty ones to the pool.
-   */
-  takeAllFull(cls: number): number[] {
-    const i32 = this.#i32;
-    const b = barnWord(this.#layout, cls);
-    robustLock(i32, b + BARN_X_LOCK);
-    const nrFull = i32[b + BARN_NR_FULL] as number;
-    const full = Array.from({ length: nrFull }, (_, k) => i32[b + BARN_FULL + k] as number);
-    i32[b + BARN_NR_FULL] = 0;
-    const nrEmpty = i32[b + BARN_NR_EMPTY] as number;
-    for (let k = 0; k < nrEmpty; k++) this.#putUnusedLocked(b, i32[b + BARN_EMPTY + k] as number);
-    i32[b + BARN_NR_EMPTY] = 0;
-    robustUnlock(i32, b + BARN_X_LOCK);
-    return full;
   }
 
   /** Adds a page of sheaves to the pool of `cls`; false without a page allocator or a page. */

@@ -4,7 +4,7 @@
  * sheaf: the kernel's call_rcu in __kfree_rcu_sheaf), and what becomes of a sheaf once its GP
  * has passed: rcu_free_sheaf's full sheaf in the barn (or the slab when the barn holds 10), or
  * under sheafReady 'cpu' (arena-sheaves) the CPU's next main sheaf, whole, with the ones it
- * will not use passed to the barn.
+ * will not use passed to the barn (past 10 full: its ready stack, src/cpu/barn.ts).
  *
  * Who may call: the sheaf handle of the CPU that attached (one instance per handle). Shared
  * words: the epoch words (Atomics, src/epoch/grace-period.ts), the CPU's pending word (an RMW:
@@ -110,7 +110,7 @@ export class SealedSheaves {
       const sheaf = i32[c + C_SEALED_HEAD] as number;
       if (sheaf === 0 || !isExpired(i32[sheaf + SHEAF_EPOCH] as number, epoch, this.#gpEpochs)) return;
       this.#pop(c);
-      this.#retire(cls, c, sheaf);
+      this.#retire(cls, c, sheaf, false);
     }
   }
 
@@ -130,7 +130,7 @@ export class SealedSheaves {
       const head = i32[c + C_SEALED_HEAD] as number;
       if (head === 0 || !isExpired(i32[head + SHEAF_EPOCH] as number, epoch, age)) return;
       this.#pop(c);
-      this.#retire(cls, c, head);
+      this.#retire(cls, c, head, true);
     }
   }
 
@@ -182,15 +182,38 @@ export class SealedSheaves {
     }
   }
 
-  /** rcu_free_sheaf for a popped sheaf: a full one into the barn if it has room, else (or a partial one) to the slab. */
-  #retire(cls: number, c: number, sheaf: number): void {
+  /**
+   * rcu_free_sheaf for a popped sheaf: a full one into the barn if it has room, else (or a
+   * partial one) to the slab. `ready` (sheafReady 'cpu'): a full one the barn has no room for
+   * goes on its ready stack, whole, for the CPUs that allocate.
+   */
+  #retire(cls: number, c: number, sheaf: number, ready: boolean): void {
     const i32 = this.#i32;
     const n = i32[sheaf + SHEAF_SIZE] as number;
     // A partial sheaf (a barrier's) goes to the slab, as rcu_free_sheaf_nobarn does.
-    if (n === (this.#capacity[cls] as number) && this.#barn.putFull(cls, sheaf)) return;
+    if (n === (this.#capacity[cls] as number)) {
+      if (this.#barn.putFull(cls, sheaf)) return;
+      if (ready) {
+        this.#barn.putReady(cls, sheaf);
+        return;
+      }
+    }
     i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + n;
     flushSheafToSlab(i32, this.#slab, cls, sheaf);
     this.#barn.putEmpty(cls, sheaf);
+  }
+
+  /**
+   * sheafReady 'cpu', for a class no CPU here used for a while: the barn's ready stack goes to
+   * the slab (memory back to the pages, as the idle return of main and spare).
+   */
+  returnBarnReady(cls: number, c: number): void {
+    const i32 = this.#i32;
+    for (const sheaf of this.#barn.takeAllReady(cls)) {
+      i32[c + C_SHEAF_FLUSH] = (i32[c + C_SHEAF_FLUSH] as number) + (i32[sheaf + SHEAF_SIZE] as number);
+      flushSheafToSlab(i32, this.#slab, cls, sheaf);
+      this.#barn.putEmpty(cls, sheaf);
+    }
   }
 
   /** Objects in sealed sheaves not yet past their GP. */

@@ -391,8 +391,9 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     /**
      * Timely return, at most once a second: a class with no alloc and no free since the last
      * check seals its partial rcu_free sheaf (it would otherwise wait for frees that do not
-     * come), sends its sealed sheaves past their GP and the objects of its main and spare to
-     * the slab (memory goes back to the pages, as the list presets' idle return does).
+     * come), sends its sealed sheaves past their GP and the objects of its main and spare (under
+     * sheafReady 'cpu' also the barn's ready stack) to the slab (memory goes back to the pages,
+     * as the list presets' idle return does).
      */
     #returnIdle(): void {
       const now = performance.now();
@@ -413,6 +414,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
           i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
         }
         this.#sealed.shedReady(cls, c, true);
+        if (this.#readyOnCpu === true) this.#sealed.returnBarnReady(cls, c);
         for (const word of [C_SHEAF_MAIN, C_SHEAF_SPARE]) {
           const sheaf = i32[c + word] as number;
           if (sheaf !== 0 && (i32[sheaf + SHEAF_SIZE] as number) !== 0)

@@ -29,7 +29,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 11;
+export const LAYOUT_VERSION = 12;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -656,6 +656,8 @@ export const {
   BARN_FULL,
   BARN_EMPTY,
   BARN_GROWN,
+  BARN_READY_HEAD,
+  BARN_NR_READY,
 } = record('barn', BARN_WORDS, [
   ['BARN_X_LOCK', 1, 'shared'],
   ['BARN_CAPACITY', 1, 'fixed'],
@@ -671,7 +673,14 @@ export const {
    * holds H_SHEAVES + BARN_GROWN sheaves; grown ones stay in it for the arena's life.
    */
   ['BARN_GROWN', 1, 'owner'],
-  ['-', 5, 'pad'],
+  /**
+   * sheafReady 'cpu' (arena-sheaves): full sheaves past their GP that a CPU passed on while the
+   * full stack held BARN_MAX_FULL, linked through SHEAF_NEXT (no bound but the pool): a CPU
+   * that only frees sends its sheaves to the CPUs that allocate whole, not through the slab.
+   */
+  ['BARN_READY_HEAD', 1, 'owner'],
+  ['BARN_NR_READY', 1, 'owner'],
+  ['-', 3, 'pad'],
 ]);
 /** Largest sheaf capacity: the kernel's largest base capacity (objects < 256 B). */
 export const SHEAF_MAX_CAPACITY = 60;

@@ -7,6 +7,7 @@
  * chain a killed thread held in its locals).
  */
 
+import { Barn } from '../../src/cpu/barn.js';
 import { forEachUnitStart } from '../../src/memory/slab.js';
 import {
   BARN_FULL,
@@ -102,10 +103,9 @@ export function auditArena(buffer: SharedArrayBuffer): Audit {
     );
   }
   // Policy cache 'sheaves': the barns' full sheaves hold free units (a quiet arena's CPUs hold none).
+  const barn = new Barn(i32, layout);
   for (let cls = 0; layout.sheaves !== 0 && cls < layout.classes; cls++) {
-    const b = barnWord(layout, cls);
-    for (let k = 0; k < (i32[b + BARN_NR_FULL] as number); k++) {
-      const sheaf = i32[b + BARN_FULL + k] as number;
+    for (const sheaf of barn.fullSheaves(cls)) {
       for (let j = 0; j < (i32[sheaf + SHEAF_SIZE] as number); j++) {
         const unit = i32[sheaf + SHEAF_OBJECTS + j] as number;
         const other = seen.get(unit);

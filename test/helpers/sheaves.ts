@@ -10,6 +10,7 @@ import {
   BARN_GROWN,
   BARN_NR_EMPTY,
   BARN_NR_FULL,
+  BARN_NR_READY,
   BARN_UNUSED_COUNT,
   barnWord,
   C_SEALED_COUNT,
@@ -70,6 +71,7 @@ export function expectSheavesConserved(arena: Arena, cls: number): void {
   const total =
     held +
     (i32[b + BARN_NR_FULL] as number) +
+    (i32[b + BARN_NR_READY] as number) +
     (i32[b + BARN_NR_EMPTY] as number) +
     (i32[b + BARN_UNUSED_COUNT] as number);
   expect(total).toBe(layout.sheaves + (i32[b + BARN_GROWN] as number));
