@@ -168,9 +168,12 @@ function runModel(ops: readonly Op[], options: Partial<TestArenaOptions> = {}, c
     const ptr = order[index] as number;
     const info = live.get(ptr) as Live;
     checkPattern(ptr, info);
+    // The epoch of the free is the one before the call: under gpDrive 'cpus' the call itself
+    // may seal a sheaf at this epoch and then advance it.
+    const epoch = rcuEpoch();
     if (rcu) handle(cpu).freeRcu(ptr as Pointer);
     else handle(cpu).free(ptr as Pointer);
-    if (rcu || freeDefers) deferredAt.set(ptr, rcuEpoch());
+    if (rcu || freeDefers) deferredAt.set(ptr, epoch);
     else deferredAt.delete(ptr);
     if (coverage && cpu !== info.cpu) coverage.crossCpuFrees++;
     live.delete(ptr);

@@ -13,6 +13,7 @@ import { Barn } from '../src/cpu/barn.js';
 import type { SheafCpuHandle } from '../src/cpu/sheaf.js';
 import type { CpuHandle, Pointer } from '../src/index.js';
 import { Arena, type ArenaOptions } from '../src/index.js';
+import { PRESETS } from '../src/lab/index.js';
 import { BARN_GROWN, BARN_MAX_FULL, barnWord, readLayout } from '../src/shm/layout.js';
 import { createTestArena } from '../src/testing.js';
 import {
@@ -326,8 +327,16 @@ describe('rcu_free sheaf', () => {
 });
 
 describe("sheafReady 'cpu' (the arena-sheaves preset)", () => {
+  // The preset's CPUs advance the GP themselves (gpDrive 'cpus'); here the test alone advances
+  // it, so that each step's accounting is exact. The last test runs the preset as it is.
   const ready = (options: Omit<ArenaOptions, 'cpus'> = {}) =>
-    Arena.create({ cpus: 2, maxBytes: 16 << 20, coordinator: 'manual', policy: 'arena-sheaves', ...options });
+    Arena.create({
+      cpus: 2,
+      maxBytes: 16 << 20,
+      coordinator: 'manual',
+      policy: { ...PRESETS['arena-sheaves'], gpDrive: 'coordinator' },
+      ...options,
+    });
 
   it('needs cache sheaves and reuse after-gp', () => {
     expect(() => Arena.create({ cpus: 1, policy: { cache: 'sheaves', sheafReady: 'cpu' } })).toThrow(
@@ -479,6 +488,27 @@ describe("sheafReady 'cpu' (the arena-sheaves preset)", () => {
     expect(barn.nrReady(CLS64)).toBe(0);
     expect(sheafStats(arena, 1).sheaf_flush).toBe((sheaves - BARN_MAX_FULL) * CAP64);
     expectUnitsAccounted(arena, CLS64, 0);
+    expectSheavesConserved(arena, CLS64);
+    arena.close();
+  });
+
+  it('as a preset its CPUs advance the GP themselves: sheaves come back with no coordinator', () => {
+    const arena = Arena.create({
+      cpus: 1,
+      maxBytes: 16 << 20,
+      coordinator: 'manual',
+      policy: 'arena-sheaves',
+    });
+    expect(arena.policy.gpDrive).toBe('cpus');
+    const a = arena.attach(0);
+    const live: Pointer[] = [];
+    for (let round = 0; round < 20; round++) {
+      live.push(...allocN(a, 2 * CAP64));
+      while (live.length > CAP64) a.free(live.shift() as Pointer);
+    }
+    // No arena.advance: every GP here was driven by the CPU's seals and misses.
+    expect(sheafStats(arena, 0).ready_get).toBeGreaterThan(10);
+    expectUnitsAccounted(arena, CLS64, live.length);
     expectSheavesConserved(arena, CLS64);
     arena.close();
   });

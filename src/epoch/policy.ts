@@ -223,6 +223,7 @@ export const PRESETS: Readonly<Record<PresetName, Policy>> = Object.freeze({
     reuse: 'after-gp',
     sheafReady: 'cpu',
     capacity: 'adaptive',
+    gpDrive: 'cpus',
   },
   // kmalloc_nolock/kfree_nolock on 7.0's sheaves (what BPF local storage moved to in 6.19):
   // trylocks only, allocations that may fail, frees that may be deferred.
