@@ -21,11 +21,13 @@
  * ```
  * Exchanges keep the number of sheaves constant (every sheaf of the pool is in exactly one
  * place: a CPU's main / spare / rcu_free / sealed FIFO, the barn's full, ready or empty stack,
- * or the unused stack). The ready stack is not the kernel's: under sheafReady 'cpu' (arena-sheaves)
- * a CPU that only frees would otherwise flush every sheaf past the tenth to the slab, and the CPU
- * that allocates would refill them from it; an alloc miss takes the full stack, then the ready one. As in 082942292109 ("determine barn status racily outside of lock"), each
- * operation first reads the count it needs without the lock and gives up early; the decision is
- * then re-checked under the lock.
+ * or the unused stack). The ready stack is not the kernel's: under sheafReady 'cpu'
+ * (arena-sheaves) a CPU that only frees would otherwise flush every sheaf past the tenth to the
+ * slab, and the CPU that allocates would refill them from it; an alloc miss takes the full stack,
+ * then the ready one. A thread killed holding sheaves taken from a stack leaks them (recovery
+ * cannot see its locals), as in a cut exchange. As in 082942292109 ("determine barn status racily
+ * outside of lock"), each operation first reads the count it needs without the lock and gives up
+ * early; the decision is then re-checked under the lock.
  *
  * Who may call: any thread holding a CPU of the arena (and recovery for a dead one). Shared
  * words: BARN_X_LOCK, a robust mutex (src/shm/sync.ts: a thread that dies holding it is
