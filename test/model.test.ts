@@ -27,9 +27,6 @@ import { Barn } from '../src/cpu/barn.js';
 import type { CpuHandle, Pointer, PresetName } from '../src/index.js';
 import { CLASS_UNIT_SIZES, classOfSize, PRESET_NAMES, PRESETS } from '../src/lab/index.js';
 import {
-  BARN_FULL,
-  BARN_NR_FULL,
-  barnWord,
   C_FREE_COUNT,
   C_SEALED_HEAD,
   C_SHEAF_MAIN,
@@ -423,35 +420,55 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 const opsArb = fc.array(opArb, { maxLength: 300, size: 'max' });
 
+/**
+ * Runs the property in rounds of `numRuns` random sequences (a fresh seed each round), summing
+ * what they exercised, until `enough(coverage)` holds or `maxRounds` rounds have run. A random
+ * round can miss a rare path (a span released needs a whole span's units back on the slab past
+ * two GPs of both flavors); one more round is asked for rather than a failed test. The caller
+ * then asserts the coverage, which fails only if `maxRounds` rounds never reached it.
+ */
+function checkUntilCovered(
+  run: (ops: readonly Op[], coverage: Coverage) => void,
+  numRuns: number,
+  enough: (coverage: Coverage) => boolean,
+  maxRounds = 4,
+): Coverage {
+  const coverage = noCoverage();
+  for (let round = 0; round < maxRounds && (round === 0 || !enough(coverage)); round++) {
+    fc.assert(
+      fc.property(opsArb, (ops) => run(ops, coverage)),
+      { numRuns },
+    );
+  }
+  return coverage;
+}
+
 describe('allocator model', () => {
   it.each(PRESET_NAMES)(
     'matches the model after every operation of random multi-CPU sequences (%s)',
     (preset) => {
-      const coverage = noCoverage();
-      fc.assert(
-        fc.property(opsArb, (ops) => runModel(ops, { policy: preset }, coverage)),
-        { numRuns: 40 },
-      );
-      // The runs reached the paths the audit is for (counts are summed over the 100 runs).
-      expect(coverage.crossCpuFrees).toBeGreaterThan(40);
-      expect(coverage.replugs).toBeGreaterThan(4);
-      expect(coverage.spansReleased).toBeGreaterThan(0);
       // Deferring presets never push a free on the free list, so only immediate ones trim;
       // sheaves never trim a list (their overflow paths: test/sheaves.test.ts).
       const policy = PRESETS[preset as PresetName];
-      if (policy.reuse === 'immediate' && preset !== 'prealloc' && policy.cache === 'lists') {
-        expect(coverage.trims).toBeGreaterThan(4);
-      }
+      const trims = policy.reuse === 'immediate' && preset !== 'prealloc' && policy.cache === 'lists';
+      const coverage = checkUntilCovered(
+        (ops, sum) => runModel(ops, { policy: preset }, sum),
+        40,
+        (c) => c.crossCpuFrees > 40 && c.replugs > 4 && c.spansReleased > 0 && (!trims || c.trims > 4),
+      );
+      // The runs reached the paths the audit is for (counts are summed over every round's runs).
+      expect(coverage.crossCpuFrees).toBeGreaterThan(40);
+      expect(coverage.replugs).toBeGreaterThan(4);
+      expect(coverage.spansReleased).toBeGreaterThan(0);
+      if (trims) expect(coverage.trims).toBeGreaterThan(4);
     },
   );
 
   it('keeps every invariant with adaptive capacity (watermarks that change under the lists)', () => {
-    const coverage = noCoverage();
-    fc.assert(
-      fc.property(opsArb, (ops) =>
-        runModel(ops, { policy: { ...PRESETS['kernel-6.6'], capacity: 'adaptive' } }, coverage),
-      ),
-      { numRuns: 40 },
+    const coverage = checkUntilCovered(
+      (ops, sum) => runModel(ops, { policy: { ...PRESETS['kernel-6.6'], capacity: 'adaptive' } }, sum),
+      40,
+      (c) => c.trims > 4,
     );
     expect(coverage.trims).toBeGreaterThan(4);
   });
@@ -462,10 +479,10 @@ describe('allocator model', () => {
   ] as const)(
     'keeps every invariant with a depot (%s: trims park batches, refills take them)',
     (_, policy) => {
-      const coverage = noCoverage();
-      fc.assert(
-        fc.property(opsArb, (ops) => runModel(ops, { policy }, coverage)),
-        { numRuns: 40 },
+      const coverage = checkUntilCovered(
+        (ops, sum) => runModel(ops, { policy }, sum),
+        40,
+        (c) => c.depotParks > 4 && c.depotTakes > 4,
       );
       expect(coverage.depotParks).toBeGreaterThan(4);
       expect(coverage.depotTakes).toBeGreaterThan(4);
@@ -476,10 +493,10 @@ describe('allocator model', () => {
     // Spans are per class, shared by the CPUs: the first prefill takes 35 pages (one span of
     // each class) and 40 pages leave room for little more, so allocations often fail and must
     // fail cleanly.
-    const coverage = noCoverage();
-    fc.assert(
-      fc.property(opsArb, (ops) => runModel(ops, { maxBytes: 40 * PAGE_BYTES }, coverage)),
-      { numRuns: 30 },
+    const coverage = checkUntilCovered(
+      (ops, sum) => runModel(ops, { maxBytes: 40 * PAGE_BYTES }, sum),
+      30,
+      (c) => c.limitHits > 0,
     );
     expect(coverage.limitHits).toBeGreaterThan(0);
   });

@@ -10,9 +10,6 @@
 import { Barn } from '../../src/cpu/barn.js';
 import { forEachUnitStart } from '../../src/memory/slab.js';
 import {
-  BARN_FULL,
-  BARN_NR_FULL,
-  barnWord,
   C_SHEAF_MAIN,
   CACHE_LISTS,
   CPU_X_STATE,
