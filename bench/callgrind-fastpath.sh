@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per LIFO alloc+free pair, counted by callgrind (repeatable on a noisy machine,
 # unlike timings): (count with N pairs − count with 1 pair) / N, for the arena and for a plain
-# typed-array free list (VARIANTS picks: freelist, arena = kernel-6.6, sheaves). Needs valgrind (Debian: apt-get install valgrind) and `npm run build`.
+# typed-array free list (VARIANTS picks: freelist; freelist-header, the same list writing and
+# checking the arena's 8-byte header; arena = kernel-6.6; sheaves). Needs valgrind (Debian:
+# apt-get install valgrind) and `npm run build`.
 # V8 runs single-threaded so that JIT tiering is the same from run to run.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,7 +13,7 @@ count() {
     awk '/Collected/ { print $4 }'
 }
 echo "node $(node --version), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $pairs pairs"
-for variant in ${VARIANTS:-freelist arena sheaves}; do
+for variant in ${VARIANTS:-freelist freelist-header arena sheaves}; do
   base=$(count "$variant" 1)
   total=$(count "$variant" "$pairs")
   echo "$variant: $(( (total - base) / pairs )) instructions per alloc+free pair"

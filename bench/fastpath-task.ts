@@ -168,6 +168,64 @@ function freelistChurn(list: FreeList, live: Int32Array, idx: Uint16Array, start
   return p;
 }
 
+/**
+ * The baseline of issue 17's fast-path target: the same free list, but every slot carries the
+ * arena's 8-byte header, written and checked as the arena does. Alloc writes the class word and
+ * bumps the generation with state ALLOCATED; free checks that state (a double free throws) and
+ * marks it FREE. The link lives in the header's first word while the slot is free.
+ */
+class HeaderFreeList {
+  readonly #i32: Int32Array;
+  #head = 0;
+
+  constructor(slots: number) {
+    this.#i32 = new Int32Array(slots * 16);
+    for (let s = slots - 1; s >= 1; s--) {
+      this.#i32[s * 16 + 1] = 2;
+      this.#i32[s * 16] = this.#head;
+      this.#head = s * 64;
+    }
+  }
+
+  alloc(_size: number): number {
+    const unit = this.#head;
+    const h = unit >> 2;
+    this.#head = this.#i32[h] as number;
+    this.#i32[h] = 1;
+    this.#i32[h + 1] = (((this.#i32[h + 1] as number) + 4) & ~3) | 1;
+    return unit + 8;
+  }
+
+  free(p: number): void {
+    const h = (p - 8) >> 2;
+    const word = this.#i32[h + 1] as number;
+    if ((word & 3) !== 1) throw new Error(`free(${p}): not allocated`);
+    this.#i32[h + 1] = (word & ~3) | 2;
+    this.#i32[h] = this.#head;
+    this.#head = p - 8;
+  }
+}
+
+function headerLifo(list: HeaderFreeList, n: number): number {
+  let p = 0;
+  for (let i = 0; i < n; i++) {
+    p = list.alloc(SIZE);
+    list.free(p);
+  }
+  return p;
+}
+
+function headerChurn(list: HeaderFreeList, live: Int32Array, idx: Uint16Array, start: number, n: number): number {
+  let p = 0;
+  for (let i = 0; i < n; i++) {
+    const j = idx[(start + i) & INDEX_MASK] as number;
+    list.free(live[j] as number);
+    p = list.alloc(SIZE);
+    live[j] = p;
+  }
+  return p;
+}
+
 // ─────────────────────── `new` of a small JS object; GC frees ───────────────────────
 
 /** Seven number fields: 56 bytes of payload, like the arena's 56 user bytes. */
@@ -338,6 +396,19 @@ export function freelistChurnRun(ctx: CpuContext<FastpathArgs>): FastpathResult 
   const live = fillLive(() => list.alloc(SIZE), 'free list pop');
   const r = measure(ctx, 'free list pop', (s, n) => freelistChurn(list, live, kIndices, s, n));
   checkLive(live, 'free list pop');
+  return r;
+}
+
+export function headerLifoRun(ctx: CpuContext<FastpathArgs>): FastpathResult {
+  const list = new HeaderFreeList(4096);
+  return measure(ctx, 'header free list pop', (_s, n) => headerLifo(list, n));
+}
+
+export function headerChurnRun(ctx: CpuContext<FastpathArgs>): FastpathResult {
+  const list = new HeaderFreeList(4096);
+  const live = fillLive(() => list.alloc(SIZE), 'header free list pop');
+  const r = measure(ctx, 'header free list pop', (s, n) => headerChurn(list, live, kIndices, s, n));
+  checkLive(live, 'header free list pop');
   return r;
 }
 

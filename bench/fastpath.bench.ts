@@ -37,6 +37,7 @@ const VARIANTS: readonly Variant[] = [
     ? []
     : [{ name: `arena:${vsPolicy}`, lifo: 'arenaLifoRun', churn: 'arenaChurnRun', vs: true }]),
   { name: 'freelist', lifo: 'freelistLifoRun', churn: 'freelistChurnRun' },
+  { name: 'freelist+header', lifo: 'headerLifoRun', churn: 'headerChurnRun' },
   { name: 'js-object', lifo: 'objectLifoRun', churn: 'objectChurnRun' },
   { name: 'thi.ng', lifo: 'thingLifoRun', churn: 'thingChurnRun' },
   { name: 'arena+global-mutex', lifo: 'mutexLifoRun', churn: 'mutexChurnRun' },
@@ -50,6 +51,8 @@ const WORKERS = [1, 2] as const;
 const TARGET_LIFO_1W = 100;
 const TARGET_CHURN_1W = 50;
 const TARGET_SCALING = 1.8;
+/** Issue 17: the public API's own-CPU LIFO pair ≥ this × the header-writing free list's. */
+const TARGET_VS_HEADER_LIST = 0.55;
 
 const { values: flags } = parseArgs({ options: { json: { type: 'boolean', default: false } } });
 const rounds = envNumber('BENCH_ROUNDS', 5, (v) => Number.isInteger(v) && v >= 1);
@@ -209,6 +212,14 @@ async function main(): Promise<void> {
         target: `arena ${pattern === 'lifo' ? 'LIFO' : 'churn'}, 2 CPUs ≥ ${TARGET_SCALING}× 1 CPU`,
         measured: r,
         met: r >= TARGET_SCALING,
+      };
+    }),
+    ...PATTERNS.map((pattern) => {
+      const r = med('arena', pattern, 1) / med('freelist+header', pattern, 1);
+      return {
+        target: `arena ${pattern === 'lifo' ? 'LIFO' : 'churn'}, 1 CPU ≥ ${TARGET_VS_HEADER_LIST}× freelist+header`,
+        measured: r,
+        met: r >= TARGET_VS_HEADER_LIST,
       };
     }),
   ];
