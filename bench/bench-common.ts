@@ -35,6 +35,23 @@ export function envNumber(name: string, fallback: number, valid: (v: number) => 
 }
 
 /**
+ * CPU seconds the calling process's main thread has used so far (Linux /proc/self/task/<pid>/stat,
+ * utime + stime at USER_HZ = 100), or NaN elsewhere. In the lab benchmarks the main thread runs
+ * the GP coordinator and the driver, the workers run the producers: what it uses, a 2-core
+ * machine takes from them.
+ */
+export function mainThreadCpuSeconds(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start at ") ": state is field 3.
+    const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
  * CPU seconds all processes of the machine have spent busy so far (Linux /proc/stat, USER_HZ =
  * 100), or undefined elsewhere. Minus this process's own CPU time it gives the other load.
  */

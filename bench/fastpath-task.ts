@@ -215,7 +215,13 @@ function headerLifo(list: HeaderFreeList, n: number): number {
   return p;
 }
 
-function headerChurn(list: HeaderFreeList, live: Int32Array, idx: Uint16Array, start: number, n: number): number {
+function headerChurn(
+  list: HeaderFreeList,
+  live: Int32Array,
+  idx: Uint16Array,
+  start: number,
+  n: number,
+): number {
   let p = 0;
   for (let i = 0; i < n; i++) {
     const j = idx[(start + i) & INDEX_MASK] as number;

@@ -13,13 +13,15 @@
  *
  * The memory floor of a preset that reuses only after a GP: kernel-6.6's peak + the bytes freed
  * during 3 rcu epochs (frees/s × 3 × epoch × unit size; issue 17's target is arena ≤ 1.25× it).
+ * The last column is the main thread's CPU time over each cell's wall time: it runs the GP
+ * coordinator, whose wake-ups a 2-core machine takes from the two producers.
  * Not a test: it checks nothing but that runs complete.
  */
 
 import { PRESETS, type PresetName } from '../src/epoch/policy.js';
 import { runHtabMem } from '../src/lab/benchmarks/htab-mem.js';
 import { runXmalloc } from '../src/lab/benchmarks/xmalloc.js';
-import { envNumber, summarize } from './bench-common.js';
+import { envNumber, mainThreadCpuSeconds, summarize } from './bench-common.js';
 
 const median = (xs: readonly number[]): number => summarize(xs).median;
 
@@ -51,7 +53,12 @@ interface Cell {
   readonly slabPerAlloc: number;
   /** Allocations that returned 0 (htab-mem: updates that failed), per million operations. */
   readonly failedPerM: number;
+  /** CPU time of the main thread (the coordinator and the driver) over the cell's wall time, %. */
+  readonly mainCpuPct: number;
 }
+
+/** What one run reports; the driver adds the main thread's CPU share. */
+type RunFigures = Omit<Cell, 'mainCpuPct'>;
 
 /** Mean rcu epoch of a run: its seconds over its epoch advances, at least the minimum. */
 const epochMs = (advances: number, runS: number, minMs: number): number =>
@@ -71,7 +78,7 @@ function cellOf(
   slabPerAlloc: number,
   failed: number,
   producers: number,
-): Cell {
+): RunFigures {
   const ops = r.perProdKops * 1000 * producers * seconds;
   return {
     failedPerM: ops > 0 ? (failed / ops) * 1e6 : Number.NaN,
@@ -90,7 +97,7 @@ async function runCell(
   workload: (typeof workloads)[number],
   policy: PresetName,
   gpMinMs: { rcu: number; ttrace: number },
-): Promise<Cell> {
+): Promise<RunFigures> {
   if (workload === 'xmalloc') {
     const r = await runXmalloc({ producers: 1, policy, warmupS: 0.5, durationS: seconds, gpMinMs });
     // 64-byte objects + the 8-byte header: the 96-byte class.
@@ -126,7 +133,12 @@ for (const [t, timing] of timings.entries()) {
         process.stderr.write(
           `\r${timing.name.split(' ')[0]} ${workload} round ${round + 1} ${policy}          `,
         );
-        const cell = await runCell(workload, policy, timing.gpMinMs);
+        const cpu0 = mainThreadCpuSeconds();
+        const wall0 = performance.now();
+        const cell = {
+          ...(await runCell(workload, policy, timing.gpMinMs)),
+          mainCpuPct: ((mainThreadCpuSeconds() - cpu0) * 1e5) / (performance.now() - wall0),
+        };
         const cells = results[key(t, workload, policy)] ?? [];
         cells.push(cell);
         results[key(t, workload, policy)] = cells;
@@ -172,6 +184,7 @@ for (const [t, timing] of timings.entries()) {
         heldMiB: r2(med(cells, (c) => c.heldMiB)),
         sheafSlabPerAlloc: r2(med(cells, (c) => c.slabPerAlloc)),
         failedPerM: r2(med(cells, (c) => c.failedPerM)),
+        mainCpuPct: Math.round(med(cells, (c) => c.mainCpuPct)),
       });
     }
   }
@@ -188,12 +201,12 @@ if (json) {
 } else {
   console.log(`Node ${conditions.node}, ${rounds} rounds × ${seconds} s per cell, ${conditions.minutes} min`);
   console.log(
-    '| GP timing | workload | preset | per-producer k ops/s | ÷ kernel-6.6 | peak MiB | floor MiB | peak ÷ floor | frees/s | mean wait ms | held MiB | sheaf↔slab per alloc | failed per M ops |',
+    '| GP timing | workload | preset | per-producer k ops/s | ÷ kernel-6.6 | peak MiB | floor MiB | peak ÷ floor | frees/s | mean wait ms | held MiB | sheaf↔slab per alloc | failed per M ops | main thread CPU % |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(
-      `| ${[r.timing, r.workload, r.policy, r.perProdKops, r.ratio, r.peakMiB, r.floorMiB, r.peakOverFloor, r.freesPerS, r.meanWaitMs, r.heldMiB, r.sheafSlabPerAlloc, r.failedPerM].map((v) => v ?? '—').join(' | ')} |`,
+      `| ${[r.timing, r.workload, r.policy, r.perProdKops, r.ratio, r.peakMiB, r.floorMiB, r.peakOverFloor, r.freesPerS, r.meanWaitMs, r.heldMiB, r.sheafSlabPerAlloc, r.failedPerM, r.mainCpuPct].map((v) => v ?? '—').join(' | ')} |`,
     );
   }
 }

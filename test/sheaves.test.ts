@@ -14,7 +14,7 @@ import type { SheafCpuHandle } from '../src/cpu/sheaf.js';
 import type { CpuHandle, Pointer } from '../src/index.js';
 import { Arena, type ArenaOptions } from '../src/index.js';
 import { PRESETS } from '../src/lab/index.js';
-import { BARN_GROWN, BARN_MAX_FULL, barnWord, readLayout } from '../src/shm/layout.js';
+import { BARN_GROWN, BARN_MAX_FULL, barnWord, readLayout, X_GP_REQUEST } from '../src/shm/layout.js';
 import { createTestArena } from '../src/testing.js';
 import {
   allocN,
@@ -512,6 +512,47 @@ describe("sheafReady 'cpu' (the arena-sheaves preset)", () => {
     expectSheavesConserved(arena, CLS64);
     arena.close();
   });
+
+  it('a full sheaf sealed on the free path rings the coordinator only when the coordinator drives the GP', () => {
+    const rings = (gpDrive: 'cpus' | 'coordinator'): number => {
+      const arena = ready({ policy: { ...PRESETS['arena-sheaves'], gpDrive } });
+      const i32 = new Int32Array(arena.shared.buffer);
+      const a = arena.attach(0);
+      const live = allocN(a, CAP64);
+      const before = Atomics.load(i32, X_GP_REQUEST);
+      for (const p of live) a.free(p);
+      expect(sheafStats(arena, 0).free_rcu_sheaf).toBe(1);
+      const rung = Atomics.load(i32, X_GP_REQUEST) - before;
+      arena.close();
+      return rung;
+    };
+    // A CPU that drives GPs tries the advance itself right after the seal (the next seal or
+    // miss looks again), as the list presets do for a full batch; waking the coordinator for
+    // each of ~10^5 seals a second cost the producers a third of a core as fast as safe.
+    expect(rings('cpus')).toBe(0);
+    expect(rings('coordinator')).toBe(1);
+  });
+
+  it('a request a self-driving CPU did not ring for is still served by the coordinator', async () => {
+    // The preset as it is, with the running coordinator: one full sheaf sealed, then nothing.
+    const arena = Arena.create({ cpus: 1, maxBytes: 16 << 20, policy: 'arena-sheaves' });
+    const a = arena.attach(0);
+    const live = allocN(a, CAP64);
+    const sealedAt = arena.stats().gp.rcu.epoch;
+    for (const p of live) a.free(p);
+    expect(sheafStats(arena, 0).free_rcu_sheaf).toBe(1);
+    // The seal asked for sealedAt + 2; the CPU's own try moved at most one step. The coordinator
+    // finds the rest at its tick (once a second) without a ring, and no CPU calls in between.
+    const deadline = performance.now() + 5000;
+    while (arena.stats().gp.rcu.epoch - sealedAt < 2 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(arena.stats().gp.rcu.epoch - sealedAt).toBeGreaterThanOrEqual(2);
+    // Past its GP the sheaf is whole again at the next miss: the same units come back.
+    const again = new Set(allocN(a, 2 * CAP64));
+    for (const p of live) expect(again.has(p)).toBe(true);
+    await arena.close();
+  }, 15_000);
 
   it("a quiet class gives the barn's ready sheaves to the slab", async () => {
     const arena = ready({ maxBytes: 32 << 20 });

@@ -85,8 +85,14 @@ export class SealedSheaves {
     this.#freeOnly = new Uint8Array(layout.classes);
   }
 
-  /** call_rcu for a sheaf: records the rcu epoch after the fence, appends to the sealed FIFO, requests the GP. */
-  seal(c: number, sheaf: number): void {
+  /**
+   * call_rcu for a sheaf: records the rcu epoch after the fence, appends to the sealed FIFO,
+   * requests the GP. `ring` wakes the coordinator for it; a CPU that drives GPs itself passes
+   * false for a full sheaf sealed on its free path, where its own advance follows, as the list
+   * presets do for a full batch (src/cpu/deferred.ts, #ringFor): the coordinator then finds the
+   * request at its next look.
+   */
+  seal(c: number, sheaf: number, ring = true): void {
     const i32 = this.#i32;
     // The RMW orders the caller's unlink stores before the epoch load (src/cpu/deferred.ts #fence).
     Atomics.or(i32, this.#pending, kPendingRcu);
@@ -98,7 +104,7 @@ export class SealedSheaves {
     else i32[tail + SHEAF_NEXT] = sheaf;
     i32[c + C_SEALED_TAIL] = sheaf;
     i32[c + C_SEALED_COUNT] = (i32[c + C_SEALED_COUNT] as number) + 1;
-    requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0);
+    requestEpoch(i32, FLAVOR_RCU, (epoch + 2) | 0, ring);
   }
 
   /** rcu_free_sheaf for every sealed sheaf past its GP: into the barn as a full sheaf, or flushed. */

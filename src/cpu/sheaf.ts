@@ -352,7 +352,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       if (n + 1 === (this.#capacity[cls] as number)) {
         this.#checkOpen();
         i32[c + C_SHEAF_RCU] = 0;
-        this.#sealed.seal(c, rcu);
+        this.#sealed.seal(c, rcu, this.#selfDrive !== true);
         i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
         // gpDrive 'cpus': every seal is a look at the GP (crossbeam-epoch's collect on a full bag).
         if (this.#selfDrive === true) tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
