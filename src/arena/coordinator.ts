@@ -1,7 +1,8 @@
 /**
  * The grace-period coordinator: runs on the thread that created the arena (normally the main
  * thread) without blocking it. It sleeps on X_GP_REQUEST with `Atomics.waitAsync`; CPUs ring it
- * when they seal a batch (src/cpu/deferred.ts), park, detach or push to another CPU's inbox, and
+ * when they seal a batch or a sheaf (src/cpu/deferred.ts, src/cpu/sheaf-sealed.ts; under gpDrive
+ * 'cpus' only when no look of their own follows), park, detach or push to another CPU's inbox, and
  * readers ring it when they leave a section while an advance waits for them (G_URGENT, the
  * kernel's urgent-QS request). Awake, it advances every flavor whose wanted epoch is ahead
  * (src/epoch/grace-period.ts), times each GP, resolves `synchronize()` callers, rings the doorbells of
