@@ -14,7 +14,7 @@
  * The memory floor of a preset that reuses only after a GP: kernel-6.6's peak + the bytes freed
  * during 3 rcu epochs (frees/s × 3 × epoch × unit size; issue 17's target is arena ≤ 1.25× it).
  * The last column is the main thread's CPU time over each cell's wall time: it runs the GP
- * coordinator, whose wake-ups a 2-core machine takes from the two producers.
+ * coordinator, and what it uses a 2-core machine takes from the two workers.
  * Not a test: it checks nothing but that runs complete.
  */
 

@@ -528,7 +528,7 @@ describe("sheafReady 'cpu' (the arena-sheaves preset)", () => {
     };
     // A CPU that drives GPs tries the advance itself right after the seal (the next seal or
     // miss looks again), as the list presets do for a full batch; waking the coordinator for
-    // each of ~10^5 seals a second cost the producers a third of a core as fast as safe.
+    // each of ~10^5 seals a second took 21-47 % of a core from the producers as fast as safe.
     expect(rings('cpus')).toBe(0);
     expect(rings('coordinator')).toBe(1);
   });
