@@ -2,7 +2,8 @@
 // alloc+free pairs of 56-byte requests (64-byte units) on one CPU of a compiled arena (dist/),
 // or on a plain typed-array free list with `freelist` as the first argument (`freelist-header`:
 // the same list writing and checking the arena's 8-byte header). `arena` is the
-// default preset (kernel-6.6: bpf_mem_alloc's lists), `sheaves` the SLUB-sheaves preset.
+// default preset (kernel-6.6: bpf_mem_alloc's lists); any other name is a preset's
+// (`sheaves`, `arena-sheaves`, ...).
 import { Arena } from '../dist/src/index.js';
 
 const variant = process.argv[2];
@@ -68,7 +69,7 @@ const target =
     ? new FreeList(buffer())
     : variant === 'freelist-header'
       ? new HeaderFreeList(buffer())
-      : Arena.create({ cpus: 1, policy: variant === 'sheaves' ? 'sheaves' : 'kernel-6.6' }).attach(0);
+      : Arena.create({ cpus: 1, policy: variant === 'arena' ? 'kernel-6.6' : variant }).attach(0);
 
 function lifo(cpu, n) {
   for (let i = 0; i < n; i++) cpu.free(cpu.alloc(56));
