@@ -169,6 +169,7 @@ for (const [t, timing] of timings.entries()) {
               (cells[0] as Cell).unitBytes) /
               2 ** 20
           : Number.NaN;
+      const mainCpuPct = med(cells, (c) => c.mainCpuPct);
       const r2 = (x: number) => (Number.isFinite(x) ? Math.round(x * 100) / 100 : null);
       rows.push({
         timing: timing.name,
@@ -184,7 +185,8 @@ for (const [t, timing] of timings.entries()) {
         heldMiB: r2(med(cells, (c) => c.heldMiB)),
         sheafSlabPerAlloc: r2(med(cells, (c) => c.slabPerAlloc)),
         failedPerM: r2(med(cells, (c) => c.failedPerM)),
-        mainCpuPct: Math.round(med(cells, (c) => c.mainCpuPct)),
+        // NaN off Linux (no /proc): shown as '—' like the other figures a run lacks.
+        mainCpuPct: Number.isFinite(mainCpuPct) ? Math.round(mainCpuPct) : null,
       });
     }
   }
