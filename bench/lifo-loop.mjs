@@ -3,11 +3,14 @@
 // or on a plain typed-array free list with `freelist` as the first argument (`freelist-header`:
 // the same list writing and checking the arena's 8-byte header). `arena` is the
 // default preset (kernel-6.6: bpf_mem_alloc's lists); any other name is a preset's
-// (`sheaves`, `arena-sheaves`, ...).
+// (`sheaves`, `arena-sheaves`, ...); a third argument sets the preset's sheafCapacity. It prints
+// the timed pairs' ns per pair (performance.now around the N pairs, after the warm-up).
 import { Arena } from '../dist/src/index.js';
+import { PRESETS } from '../dist/src/lab/index.js';
 
 const variant = process.argv[2];
 const pairs = Number(process.argv[3]);
+const sheafCapacity = process.argv[4] === undefined ? undefined : Number(process.argv[4]);
 
 class FreeList {
   constructor(i32) {
@@ -69,10 +72,21 @@ const target =
     ? new FreeList(buffer())
     : variant === 'freelist-header'
       ? new HeaderFreeList(buffer())
-      : Arena.create({ cpus: 1, policy: variant === 'arena' ? 'kernel-6.6' : variant }).attach(0);
+      : Arena.create({ cpus: 1, policy: arenaPolicy(variant === 'arena' ? 'kernel-6.6' : variant) }).attach(
+          0,
+        );
+
+function arenaPolicy(preset) {
+  return sheafCapacity === undefined ? preset : { ...PRESETS[preset], sheafCapacity };
+}
 
 function lifo(cpu, n) {
   for (let i = 0; i < n; i++) cpu.free(cpu.alloc(56));
 }
 lifo(target, 3_000_000);
+const start = performance.now();
 lifo(target, pairs);
+const ns = ((performance.now() - start) * 1e6) / pairs;
+console.log(
+  `${variant}${sheafCapacity === undefined ? '' : ` (sheafCapacity ${sheafCapacity})`}: ${ns.toFixed(2)} ns per pair`,
+);

@@ -113,6 +113,7 @@ import { allocatedHeader } from './unit-check.js';
  */
 const kSheafLiterals: ReadonlyArray<readonly [name: string, literal: number, actual: number]> = [
   ['C_SHEAF_MAIN', 41, C_SHEAF_MAIN],
+  ['C_SHEAF_RCU', 43, C_SHEAF_RCU],
   ['C_ALLOCS', 2, C_ALLOCS],
   ['C_FREES', 3, C_FREES],
   ['CACHE_SHIFT', 6, CACHE_SHIFT],
@@ -123,6 +124,7 @@ const kSheafLiterals: ReadonlyArray<readonly [name: string, literal: number, act
   ['UNIT_STATE_MASK', 3, UNIT_STATE_MASK],
   ['UNIT_ALLOCATED', 1, UNIT_ALLOCATED],
   ['UNIT_FREE', 2, UNIT_FREE],
+  ['UNIT_DEFERRED', 3, UNIT_DEFERRED],
   ['UNIT_GENERATION_STEP', 4, UNIT_GENERATION_STEP],
 ];
 checkFastPathLiterals('sheaf fast-path', kSheafLiterals);
@@ -263,7 +265,9 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     /** kfree: into the main sheaf; immediate reuse. */
     override free(ptr: Pointer): void {
       if (this.#freeMode !== kFreeToMain) {
-        this.#freeOther(ptr);
+        // Two small calls rather than one large one, so that V8 can inline freeRcu here.
+        if (this.#freeMode === kFreeViaRcu) this.freeRcu(ptr);
+        else this.#freeRemoteToSlab(ptr);
         return;
       }
       if (this.#live !== true) this.#closed();
@@ -272,12 +276,8 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       this.#pushMain(h, (this.i32[h] as number) & 0xff);
     }
 
-    /** `free` under kFreeViaRcu (every free is a freeRcu) or kFreeRemoteToSlab. */
-    #freeOther(ptr: Pointer): void {
-      if (this.#freeMode === kFreeViaRcu) {
-        this.freeRcu(ptr);
-        return;
-      }
+    /** `free` under kFreeRemoteToSlab: a unit another CPU allocated goes to the slab. */
+    #freeRemoteToSlab(ptr: Pointer): void {
       if (this.#live !== true) this.#closed();
       if (ptr === 0) return;
       const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
@@ -323,42 +323,62 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       if (ptr === 0) return;
       const h = allocatedHeader(this.i32, this.#pagesBase, this.#pagesEnd, this.#unitMap, ptr);
       const i32 = this.i32;
-      const cls = (i32[h] as number) & HINT_CLASS_MASK;
-      const c = this.#cacheBase + (cls << CACHE_SHIFT);
+      // Literals: see kSheafLiterals (class mask 0xff, cache shift 6, C_SHEAF_RCU 43, C_FREES 3;
+      // sheaf: size 0, capacity 3, objects 4; header: state mask 3, DEFERRED 3).
+      const cls = (i32[h] as number) & 0xff;
+      const c = this.#cacheBase + (cls << 6);
+      // Under sheafLocks 'try' this CPU never holds an rcu_free sheaf: the miss takes that path.
+      let rcu = i32[c + 43] as number;
+      if (rcu === 0) {
+        rcu = this.#rcuSheafMiss(ptr, cls, c);
+        if (rcu === 0) return;
+      }
+      const n = i32[rcu] as number;
+      // DEFERRED is both state bits: or-ing it in replaces ALLOCATED.
+      i32[h + 1] = (i32[h + 1] as number) | 3;
+      i32[rcu + 4 + n] = h << 2;
+      i32[rcu] = n + 1;
+      i32[c + 3] = (i32[c + 3] as number) + 1;
+      if (n + 1 === (i32[rcu + 3] as number)) this.#sealFullRcu(cls, c, rcu);
+    }
+
+    /**
+     * freeRcu without an rcu_free sheaf to append to: installs one (the empty spare, a barn
+     * empty one, the pool) and returns it, or frees `ptr` through the deferred lists and returns
+     * 0 — under sheafLocks 'try', or when no empty sheaf is left (FREE_RCU_SHEAF_FAIL).
+     */
+    #rcuSheafMiss(ptr: Pointer, cls: number, c: number): number {
+      const i32 = this.i32;
       if (this.#tryLocks === true) {
         // kfree_rcu's batching takes a lock a nolock context may not wait for: each unit waits
         // for its GP on the deferred lists (call_rcu, then kfree_nolock), as BPF local storage does.
         super.freeRcu(ptr);
         i32[c + C_FREE_RCU_SHEAF_FAIL] = (i32[c + C_FREE_RCU_SHEAF_FAIL] as number) + 1;
-        return;
+        return 0;
       }
-      let rcu = i32[c + C_SHEAF_RCU] as number;
+      this.#checkOpen();
+      const rcu = this.#emptyForRcu(cls, c);
       if (rcu === 0) {
-        this.#checkOpen();
-        rcu = this.#emptyForRcu(cls, c);
-        if (rcu === 0) {
-          // __kfree_rcu_sheaf failed: the classic kfree_rcu batching (here: the deferred lists).
-          i32[c + C_FREE_RCU_SHEAF_FAIL] = (i32[c + C_FREE_RCU_SHEAF_FAIL] as number) + 1;
-          super.freeRcu(ptr);
-          return;
-        }
-        i32[c + C_SHEAF_RCU] = rcu;
+        // __kfree_rcu_sheaf failed: the classic kfree_rcu batching (here: the deferred lists).
+        i32[c + C_FREE_RCU_SHEAF_FAIL] = (i32[c + C_FREE_RCU_SHEAF_FAIL] as number) + 1;
+        super.freeRcu(ptr);
+        return 0;
       }
-      const n = i32[rcu + SHEAF_SIZE] as number;
-      i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_DEFERRED;
-      i32[rcu + SHEAF_OBJECTS + n] = h << 2;
-      i32[rcu + SHEAF_SIZE] = n + 1;
-      i32[c + C_FREES] = (i32[c + C_FREES] as number) + 1;
-      if (n + 1 === (this.#capacity[cls] as number)) {
-        this.#checkOpen();
-        i32[c + C_SHEAF_RCU] = 0;
-        this.#sealed.seal(c, rcu, this.#selfDrive !== true);
-        i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
-        // gpDrive 'cpus': every seal is a look at the GP (crossbeam-epoch's collect on a full bag).
-        if (this.#selfDrive === true) tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
-        if (this.#readyOnCpu === true) this.#sealed.shedReady(cls, c, this.#sealed.onlyFrees(cls, c));
-        else this.#sealed.progress(cls, c);
-      }
+      i32[c + C_SHEAF_RCU] = rcu;
+      return rcu;
+    }
+
+    /** The rcu_free sheaf `rcu` of `cls` is full: sealed with one epoch request (__kfree_rcu_sheaf's call_rcu). */
+    #sealFullRcu(cls: number, c: number, rcu: number): void {
+      const i32 = this.i32;
+      this.#checkOpen();
+      i32[c + C_SHEAF_RCU] = 0;
+      this.#sealed.seal(c, rcu, this.#selfDrive !== true);
+      i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
+      // gpDrive 'cpus': every seal is a look at the GP (crossbeam-epoch's collect on a full bag).
+      if (this.#selfDrive === true) tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
+      if (this.#readyOnCpu === true) this.#sealed.shedReady(cls, c, this.#sealed.onlyFrees(cls, c));
+      else this.#sealed.progress(cls, c);
     }
 
     /** Moves sealed rcu_free sheaves past their GP on (see `freeRcu`), then the lists' work. */
