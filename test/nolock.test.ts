@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { Arena, type CpuHandle, type Pointer } from '../src/index.js';
 import { PRESETS } from '../src/lab/index.js';
-import { BARN_X_LOCK, barnWord, readLayout, SLAB_X_LOCK, slabWord } from '../src/shm/layout.js';
+import { BARN_X_LOCK, barnWord, readLayout, SLAB_X_LOCK, slabWord, X_PAGE_LOCK } from '../src/shm/layout.js';
 import { robustLock, robustUnlock } from '../src/shm/sync.js';
 import {
   allocN,
@@ -124,6 +124,34 @@ describe('nolock preset (sheafLocks try)', () => {
     }
     expect(before.classes[CLS64]?.live).toBe(0);
     expectUnitsAccounted(arena, CLS64 + 1, 0);
+    arena.close();
+  });
+
+  it('a class that needs a new span only tries the page lock: busy, 0 with the arena unchanged (pageLockBusy)', () => {
+    const arena = nolockArena();
+    const a = arena.attach(0);
+    // 128- and 192-byte units: no span carved yet, so the one unit must come from new pages.
+    const empty = CLS64 + 2;
+    const before = arena.stats();
+    expect(before.classes[empty]?.units).toBe(0);
+    expect(before.classes[empty + 1]?.units).toBe(0);
+    const none = whileHeld(arena, X_PAGE_LOCK, () => a.alloc(120));
+    expect(none).toBe(0);
+    const after = arena.stats();
+    // This class, then the next one once (alloc_retry): each tried the page lock and gave up.
+    expect(after.pageLockBusy - before.pageLockBusy).toBe(2);
+    expect(after.limitHits).toBe(before.limitHits);
+    expect(sheafStats(arena, 0, empty).alloc_fail).toBe(1);
+    expect(sheafStats(arena, 0, empty).alloc_retry).toBe(1);
+    expect(after.bytesInUse).toBe(before.bytesInUse);
+    for (const k of [empty, empty + 1]) expect(after.classes[k]?.units).toBe(0);
+    // With the lock free the same call carves a span.
+    const p = a.alloc(120);
+    expect(p).not.toBe(0);
+    expect(arena.stats().pageLockBusy).toBe(after.pageLockBusy);
+    expect(arena.stats().classes[empty]?.units).toBeGreaterThan(0);
+    a.free(p);
+    expectUnitsAccounted(arena, empty, 0);
     arena.close();
   });
 

@@ -83,6 +83,7 @@ import {
   X_DEPOT_PARKS,
   X_DEPOT_TAKES,
   X_PAGE_LIMIT_HITS,
+  X_PAGE_LOCK_BUSY,
   X_PAGES_IN_USE,
   X_PEAK_PAGES,
   X_POISON_ERRORS,
@@ -287,6 +288,11 @@ export interface ArenaStats {
   readonly liveUnits: number;
   /** Times a slab could not grow because of the memory limit. */
   readonly limitHits: number;
+  /**
+   * Times a slab could not grow because the page lock was busy and its caller may not wait
+   * (policy sheafLocks 'try': kmalloc_nolock's new slab only tries the zone lock).
+   */
+  readonly pageLockBusy: number;
   /** Spans the slabs gave back to the page allocator once all their units were free on the slab. */
   readonly spansReleased: number;
   /** CPUs taken offline because their thread exited holding them (src/arena/recovery.ts). */
@@ -446,6 +452,7 @@ export function readStats(i32: Int32Array, layout: Layout, gp: GpStats): ArenaSt
     maxBytes: layout.maxPages * PAGE_BYTES,
     liveUnits,
     limitHits: readShared(i32, X_PAGE_LIMIT_HITS),
+    pageLockBusy: readShared(i32, X_PAGE_LOCK_BUSY),
     spansReleased: readShared(i32, X_SPANS_RELEASED),
     cpusRecovered: readShared(i32, X_CPUS_RECOVERED),
     depot: { parks: readShared(i32, X_DEPOT_PARKS), takes: readShared(i32, X_DEPOT_TAKES) },

@@ -13,7 +13,8 @@
  * Shared words: X_PAGE_LOCK (a robust mutex: its word names the thread inside) guards X_PAGES_NEXT, X_PAGES_IN_USE, X_PEAK_PAGES, X_PAGE_LIMIT_HITS,
  * the free-span list (X_FREE_SPANS and the first two words of each free span, plain), its page
  * count and growing the buffer; the counters are written with Atomics so `stats()` may read
- * them unlocked.
+ * them unlocked. X_PAGE_LOCK_BUSY (an Atomics counter, no lock) counts `tryAllocSpan` calls that
+ * found the lock busy.
  */
 import { addShared, publish, raiseShared, readShared } from '../shm/atomics.js';
 import {
@@ -23,6 +24,7 @@ import {
   X_FREE_SPANS,
   X_PAGE_LIMIT_HITS,
   X_PAGE_LOCK,
+  X_PAGE_LOCK_BUSY,
   X_PAGES_IN_USE,
   X_PAGES_NEXT,
   X_PEAK_PAGES,
@@ -50,9 +52,27 @@ export class PageAllocator {
    * 2 MiB packs); pages skipped to get there go on the free-span list.
    */
   allocSpan(pages: number, alignBytes = PAGE_BYTES): number {
+    robustLock(this.#i32, X_PAGE_LOCK);
+    return this.#allocSpanLocked(pages, alignBytes);
+  }
+
+  /**
+   * `allocSpan` for a caller that must not wait (kmalloc_nolock's alloc_frozen_pages_nolock,
+   * which only tries the zone lock): 0 when the page lock is busy, counted in
+   * X_PAGE_LOCK_BUSY rather than as a limit hit.
+   */
+  tryAllocSpan(pages: number): number {
+    if (!robustTryLock(this.#i32, X_PAGE_LOCK)) {
+      addShared(this.#i32, X_PAGE_LOCK_BUSY, 1);
+      return 0;
+    }
+    return this.#allocSpanLocked(pages, PAGE_BYTES);
+  }
+
+  /** The body of `allocSpan` once the page lock is held; releases it. */
+  #allocSpanLocked(pages: number, alignBytes: number): number {
     const i32 = this.#i32;
     const layout = this.#layout;
-    robustLock(i32, X_PAGE_LOCK);
     try {
       const reused = this.#takeFreeSpan(pages, alignBytes);
       this.lastReused = reused !== 0;

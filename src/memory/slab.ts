@@ -129,8 +129,8 @@ export class Slab {
    * Takes up to `want` free units of class `cls` into `out`, a chain linked through header
    * word 0 (empty: the memory limit was reached). Units come from the row's free list first,
    * then from the carve frontier, then from a new span. With `allowSpin` false (kmalloc_nolock's
-   * spin_trylock of the list lock) a busy row gives nothing; a new span still waits for the
-   * page allocator's lock (alloc_frozen_pages_nolock would only try it: not modelled).
+   * spin_trylock of the list lock) a busy row gives nothing, and a new span only tries the page
+   * allocator's lock (alloc_frozen_pages_nolock's trylock of the zone lock): busy, no span.
    */
   takeBatch(cls: number, want: number, out: Chain, allowSpin = true): void {
     const i32 = this.#i32;
@@ -162,7 +162,7 @@ export class Slab {
       }
       const carved = this.#carved;
       while (got < want) {
-        this.#carve(cls, row, want - got, tail, carved);
+        this.#carve(cls, row, want - got, tail, carved, allowSpin);
         if (carved.head === 0) break;
         if (head === 0) head = carved.head;
         tail = carved.tail;
@@ -205,16 +205,18 @@ export class Slab {
   /**
    * Carves up to `want` fresh units off the frontier (taking a new span if it is used up),
    * initialises their headers as free, links them after `prevTail` and puts them in `out`
-   * (empty at the memory limit). Caller holds the row mutex.
+   * (empty at the memory limit, or when `allowSpin` is false and the page lock is busy).
+   * Caller holds the row mutex.
    */
-  #carve(cls: number, row: number, want: number, prevTail: number, out: Chain): void {
+  #carve(cls: number, row: number, want: number, prevTail: number, out: Chain, allowSpin: boolean): void {
     const i32 = this.#i32;
     const klass = classWord(this.#layout, cls);
     const unitSize = i32[klass + CLS_UNIT_SIZE] as number;
     let next = i32[row + SLAB_CARVE_NEXT] as number;
     let end = i32[row + SLAB_CARVE_END] as number;
     if (next === end) {
-      const span = this.#pages.allocSpan(i32[klass + CLS_SPAN_PAGES] as number);
+      const pages = i32[klass + CLS_SPAN_PAGES] as number;
+      const span = allowSpin ? this.#pages.allocSpan(pages) : this.#pages.tryAllocSpan(pages);
       if (span === 0) {
         out.head = 0;
         out.tail = 0;
@@ -228,11 +230,7 @@ export class Slab {
         ? ((Atomics.add(i32, X_SPAN_GENERATIONS, 1) + 1) << kSpanGenerationShift) & kGenerationMask
         : 0;
       this.#markUnitStarts(span, end, unitSize);
-      this.#setPageTable(
-        span,
-        i32[klass + CLS_SPAN_PAGES] as number,
-        ((span - this.#layout.pagesBase) >> PAGE_SHIFT) + 1,
-      );
+      this.#setPageTable(span, pages, ((span - this.#layout.pagesBase) >> PAGE_SHIFT) + 1);
       i32[row + SLAB_SPANS] = (i32[row + SLAB_SPANS] as number) + 1;
     }
     const count = Math.min(want, (end - next) / unitSize);

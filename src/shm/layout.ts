@@ -29,7 +29,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 12;
+export const LAYOUT_VERSION = 13;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -186,7 +186,9 @@ const header = record('header', HEADER_WORDS, [
    * their robust mutexes without this map naming any of them.
    */
   ['X_STRUCT_CHAIN', 1, 'shared'],
-  ['-', 2, 'pad'],
+  /** Times a caller that must not wait found the page lock busy (nolock: no new span then). */
+  ['X_PAGE_LOCK_BUSY', 1, 'shared'],
+  ['-', 1, 'pad'],
 ]);
 export const {
   H_MAGIC,
@@ -226,6 +228,7 @@ export const {
   X_DEPOT_TAKES,
   X_SPAN_GENERATIONS,
   X_STRUCT_CHAIN,
+  X_PAGE_LOCK_BUSY,
 } = header;
 export const DEBUG_POISON = 1;
 
