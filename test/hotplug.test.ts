@@ -24,10 +24,11 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Waits (up to 5 s) until no unit waits for a GP: the workers' doorbells have moved their
- * deferred lists. A worker terminated while it serves its doorbell dies holding the chain it was
- * moving in its locals, which recovery cannot see (test/crash.test.ts bounds that loss); this
- * test is about slots, so it ends the pool once that work is done. Seen once in .ci/run on
- * Node 24 before this wait: 24 units lost after pool.destroy().
+ * deferred lists. A worker terminated while it serves its doorbell may die holding a chain in
+ * its locals: moves to the slab and the free list are in transit where recovery finishes them
+ * (src/cpu/transit.ts), but a trim into the depot is not (test/crash.test.ts bounds that loss);
+ * this test is about slots, so it ends the pool once that work is done. Seen once in .ci/run
+ * on Node 24 before this wait: 24 units lost after pool.destroy().
  */
 async function quiesce(arena: Arena): Promise<void> {
   for (let k = 0; k < 50 && arena.stats().totals.deferred !== 0; k++) {

@@ -49,7 +49,17 @@ const kMap: Record<string, Record<string, number>> = {
     X_PAGE_LOCK_BUSY: 62,
   },
   gp: { G_EPOCH: 0, G_WANT: 1, G_URGENT: 2, G_LAST_ADVANCE: 3, G_ADVANCES: 4, G_HELPED: 5 },
-  cpu: { CPU_X_STATE: 0, CPU_X_OWNER: 1, CPU_X_PIN: 2, CPU_X_DOORBELL: 4, CPU_X_PENDING: 5 },
+  cpu: {
+    CPU_X_STATE: 0,
+    CPU_X_OWNER: 1,
+    CPU_X_PIN: 2,
+    CPU_X_DOORBELL: 4,
+    CPU_X_PENDING: 5,
+    CPU_TRANSIT_COUNT: 6,
+    CPU_TRANSIT_HEAD: 7,
+    CPU_TRANSIT_CLASS: 8,
+    CPU_TRANSIT_FROM: 9,
+  },
   class: {
     CLS_UNIT_SIZE: 0,
     CLS_LOW: 1,

@@ -269,7 +269,8 @@ export class Arena {
       layout,
       slab,
       birthMs,
-      shared.faults?.oneEpochGp === true,
+      // The stallInTransit fault is for a CPU's own thread; this one drains and must go on.
+      shared.faults === undefined ? undefined : { ...shared.faults, stallInTransit: false },
     );
 
     this.#lists = lists;

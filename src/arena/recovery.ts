@@ -26,8 +26,13 @@
  *    leaked by it (the thread may have handed some to others that still use them; the arena
  *    cannot tell, as the kernel's check_leaked_objs cannot).
  *
- * What it cannot see: a chain the thread held only in its locals (taken from a list, not yet
- * put on another) is lost — neither on a list nor allocated; a push to another CPU's inbox cut
+ * A chain the thread was moving to the slab or onto its free list (a trim, an offline flush, a
+ * batch past its GP) is in its CPU's transit record (src/cpu/transit.ts): recovery finishes
+ * the move (`finishTransit`).
+ *
+ * What it cannot see: any other chain the thread held only in its locals (a refill between the
+ * slab and the free list, a trim into the depot or a ttrace list) is lost — neither on a list
+ * nor allocated; a push to another CPU's inbox cut
  * between its count and its CAS leaves that count too high (stats only: takers walk to the
  * chain's end); the page allocator's counters if it died inside the page lock. V8 stops
  * a terminated thread at function entries, loop back-edges and, as measured, right around
@@ -58,6 +63,7 @@ import {
   BARN_READY_HEAD,
   BARN_X_LOCK,
   barnWord,
+  C_FREE_HEAD,
   C_TAKING_INBOX,
   C_TAKING_RETURN,
   C_X_INBOX_COUNT,
@@ -68,6 +74,10 @@ import {
   CPU_DRAINING_OFFLINE,
   CPU_IDLE,
   CPU_OFFLINE,
+  CPU_TRANSIT_CLASS,
+  CPU_TRANSIT_COUNT,
+  CPU_TRANSIT_FROM,
+  CPU_TRANSIT_HEAD,
   CPU_X_OWNER,
   CPU_X_PIN,
   CPU_X_STATE,
@@ -199,6 +209,7 @@ export function recoverThread(
     // Grace periods go on at once (a drainer holds no pins of the CPU it drains).
     if (!asDrainer) for (let f = 0; f < FLAVORS; f++) publish(i32, rec + CPU_X_PIN + f, 0);
     droppedUnits += repairLists(i32, layout, cpu);
+    droppedUnits += finishTransit(i32, layout, cpu, sheafSlab());
     const cpuLists = lists.of(cpu);
     if (asDrainer && cpuState(word) === CPU_DRAINING_IDLE) {
       // The drainer died on a parked CPU whose owner lives: hand it back to its owner.
@@ -292,6 +303,56 @@ function repairLists(i32: Int32Array, layout: Layout, cpu: number): number {
 }
 
 /**
+ * Finishes the move of a chain the thread was making from one of CPU `cpu`'s lists to the slab
+ * or the free list (src/cpu/transit.ts), after `repairLists`: the chain is where it was, where
+ * it went, or at the head of the slab row (whose lock was the thread's, if it got that far);
+ * otherwise it is in no list, and its units go to the slab as FREE (they were free, or past
+ * their GP). Returns the units dropped: those after the first that is not a unit of the class
+ * or is allocated (none, unless the record itself was cut).
+ */
+function finishTransit(i32: Int32Array, layout: Layout, cpu: number, slab: Slab): number {
+  const rec = cpuWord(layout, cpu);
+  const n = i32[rec + CPU_TRANSIT_COUNT] as number;
+  if (n === 0) return 0;
+  i32[rec + CPU_TRANSIT_COUNT] = 0;
+  const head = i32[rec + CPU_TRANSIT_HEAD] as number;
+  const cls = i32[rec + CPU_TRANSIT_CLASS] as number;
+  const c = cacheWord(layout, cpu, cls);
+  const from = (i32[rec + CPU_TRANSIT_FROM] as number) - c;
+  const startsWith = (headOffset: number): boolean => {
+    const list = CACHE_LISTS.find(([h]) => h === headOffset);
+    return list !== undefined && i32[c + headOffset] === head && (i32[c + list[1]] as number) >= n;
+  };
+  if (startsWith(from) || startsWith(C_FREE_HEAD)) return 0;
+  const row = slabWord(layout, cls);
+  if (i32[row + SLAB_FREE_HEAD] === head) return 0;
+  const end = layout.pagesBase + (Atomics.load(i32, X_PAGES_NEXT) as number) * PAGE_BYTES;
+  const unitSize = i32[classWord(layout, cls) + CLS_UNIT_SIZE] as number;
+  let tail = 0;
+  let k = 0;
+  for (let unit = head; k < n; k++) {
+    if (!isUnitOf(i32, layout, unit, unitSize, end)) break;
+    const h = unit >> 2;
+    if (((i32[h + 1] as number) & UNIT_STATE_MASK) === UNIT_ALLOCATED) break;
+    i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
+    tail = unit;
+    unit = i32[h] as number;
+  }
+  if (k > 0) {
+    i32[tail >> 2] = 0;
+    slab.returnBatch(cls, head, tail, k);
+  }
+  return n - k;
+}
+
+/** Whether `unit` is a unit start (unit-start bit set, inside the carved pages, ending before `end`). */
+function isUnitOf(i32: Int32Array, layout: Layout, unit: number, unitSize: number, end: number): boolean {
+  return (
+    unit >= layout.pagesBase && unit + unitSize <= end && (unit & 7) === 0 && isUnitStart(i32, layout, unit)
+  );
+}
+
+/**
  * How many units from `head`, up to `count`, form a sound chain: each a unit start of class
  * `cls` (unit-start bit set, inside the carved pages) in header state `state`.
  */
@@ -307,14 +368,7 @@ function soundPrefix(
   const unitSize = i32[classWord(layout, cls) + CLS_UNIT_SIZE] as number;
   let unit = head;
   for (let k = 0; k < count; k++) {
-    if (
-      unit < layout.pagesBase ||
-      unit + unitSize > end ||
-      (unit & 7) !== 0 ||
-      !isUnitStart(i32, layout, unit)
-    ) {
-      return k;
-    }
+    if (!isUnitOf(i32, layout, unit, unitSize, end)) return k;
     if (((i32[(unit >> 2) + 1] as number) & UNIT_STATE_MASK) !== state) return k;
     unit = i32[unit >> 2] as number;
   }

@@ -256,14 +256,7 @@ export class CpuHandle {
     this.#layout = layout;
     this.#slab = new Slab(i32, layout, new PageAllocator(i32, layout, shared.buffer));
     const birthMs = readBirthMs(shared.buffer);
-    const lists = new ListsByCpu(
-      i32,
-      this.bytes,
-      layout,
-      this.#slab,
-      birthMs,
-      shared.faults?.oneEpochGp === true,
-    );
+    const lists = new ListsByCpu(i32, this.bytes, layout, this.#slab, birthMs, shared.faults);
     this.#lists = lists.of(cpu);
     this.#shrinker = new Shrinker(i32, layout, lists, this.#slab, cpu, birthMs);
     this.#handOutTwice = shared.faults?.handOutTwice === true;

@@ -35,6 +35,7 @@ import { isExpired, readEpoch, requestEpoch, ringCoordinator, tryAdvance } from 
 import { ADAPTIVE_MAX_SCALE, P_REFILL_ALL, readPolicyWord } from '../epoch/policy.js';
 import { checkPoison, poisonEnabled, poisonUnit } from '../memory/poison.js';
 import type { Slab } from '../memory/slab.js';
+import type { ArenaFaults } from '../shm/arena-ref.js';
 import {
   C_BATCH,
   C_FREE_COUNT,
@@ -76,6 +77,7 @@ import {
   C_X_RETURN_COUNT,
   C_X_RETURN_HEAD,
   CPU_ONLINE,
+  CPU_TRANSIT_COUNT,
   CPU_X_PENDING,
   CPU_X_STATE,
   cacheWord,
@@ -93,6 +95,7 @@ import {
 } from '../shm/layout.js';
 import { type Chain, emptyChain, llistAdd, walkTaken } from '../shm/llist.js';
 import { Depot } from './depot.js';
+import { beginTransit, endTransit, stallInTransit, transitCountWord } from './transit.js';
 
 /** CPU_X_PENDING bits: the CPU holds rcu-deferred units, ttrace-deferred units (or inbox units). */
 export const PENDING_RCU = 1 << FLAVOR_RCU;
@@ -140,6 +143,10 @@ export class DeferredLists {
 
   /** Epochs after its seal at which a batch is past its GP: 2, or 1 with the oneEpochGp fault. */
   readonly #gpEpochs: number;
+  /** The CPU's record: its transit words (src/cpu/transit.ts). */
+  readonly #rec: number;
+  /** Test fault: stop forever with a chain in transit to the slab. */
+  readonly #stallInTransit: boolean;
 
   constructor(
     i32: Int32Array,
@@ -148,9 +155,11 @@ export class DeferredLists {
     slab: Slab,
     cpu: number,
     birthMs: number,
-    oneEpochGpFault = false,
+    faults?: ArenaFaults,
   ) {
-    this.#gpEpochs = oneEpochGpFault ? 1 : 2;
+    this.#gpEpochs = faults?.oneEpochGp === true ? 1 : 2;
+    this.#stallInTransit = faults?.stallInTransit === true;
+    this.#rec = cpuWord(layout, cpu);
     this.#i32 = i32;
     this.#bytes = bytes;
     this.#layout = layout;
@@ -198,14 +207,21 @@ export class DeferredLists {
       }
       const head = i32[c + C_WAIT_HEAD] as number;
       const tail = i32[c + C_WAIT_TAIL] as number;
+      const toFreeList = this.#afterRcu === AFTER_FREE_LIST && !offline;
+      // In transit unless it goes to a ttrace list (src/cpu/transit.ts).
+      const tracked = toFreeList || this.#afterRcu !== AFTER_TTRACE;
+      if (tracked) beginTransit(i32, this.#rec, head, waiting, cls, c + C_WAIT_HEAD);
       i32[c + C_WAIT_COUNT] = 0;
       i32[c + C_WAIT_HEAD] = 0;
       i32[c + C_RECLAIMED] = (i32[c + C_RECLAIMED] as number) + waiting;
       this.#markReusable(cls, head, waiting);
-      if (this.#afterRcu === AFTER_FREE_LIST && !offline) {
+      if (toFreeList) {
         i32[tail >> 2] = i32[c + C_FREE_HEAD] as number;
-        i32[c + C_FREE_HEAD] = head;
+        // Count before head (as the slab's returnBatch): a kill between leaves a free list
+        // shorter than its count, which recovery drops, never one that holds the chain.
         i32[c + C_FREE_COUNT] = (i32[c + C_FREE_COUNT] as number) + waiting;
+        i32[c + C_FREE_HEAD] = head;
+        endTransit(i32, this.#rec);
         // A batch that passed its GP may push the free list above high: trim it as a free would
         // (adaptive capacity keeps it whole: it is what this CPU frees per GP, and it allocates
         // at that rate again; up to a cap, and until the CPU goes quiet).
@@ -265,9 +281,12 @@ export class DeferredLists {
         this.#maybeHelp(FLAVOR_TTRACE, c, i32[c + C_TT_COUNT] as number);
         return;
       }
-      this.#toSlab(c, cls, i32[c + C_TTW_HEAD] as number, i32[c + C_TTW_TAIL] as number, waiting);
+      const head = i32[c + C_TTW_HEAD] as number;
+      beginTransit(i32, this.#rec, head, waiting, cls, c + C_TTW_HEAD);
+      // Unlinked before the slab links it: a kill in between must not leave it on both.
       i32[c + C_TTW_COUNT] = 0;
       i32[c + C_TTW_HEAD] = 0;
+      this.#toSlab(c, cls, head, i32[c + C_TTW_TAIL] as number, waiting);
     }
     const pile = i32[c + C_TT_COUNT] as number;
     if (pile === 0) return;
@@ -361,13 +380,19 @@ export class DeferredLists {
     const n = (i32[c + C_FREE_COUNT] as number) - (keep ?? (i32[c + C_TRIM_TO] as number));
     i32[c + C_TRIMS] = (i32[c + C_TRIMS] as number) + 1;
     if (n <= 0) return;
-    const { head, tail } = this.#popFree(c, n);
     // The depot holds refill-sized batches (a larger one would overshoot the taker's refill).
-    if (park && n <= 2 * (i32[c + C_BATCH] as number) && this.depot?.park(cls, head, tail, n)) return;
+    const toDepot = park && n <= 2 * (i32[c + C_BATCH] as number) && this.depot !== undefined;
+    if (!toDepot && !this.#trimTtrace) {
+      this.#freeListToSlab(c, cls, n);
+      return;
+    }
+    const { head, tail } = this.#popFree(c, n);
+    if (toDepot && this.depot?.park(cls, head, tail, n)) return;
     if (this.#trimTtrace) {
       this.sendTtrace(cls, target, head, tail, n);
       this.progressTtrace(cls);
     } else {
+      // A full depot: to the slab, untracked (transit covers the moves decided before the pop).
       this.#toSlab(c, cls, head, tail, n);
     }
   }
@@ -377,14 +402,27 @@ export class DeferredLists {
     const c = cacheWord(this.#layout, this.cpu, cls);
     const n = this.#i32[c + C_FREE_COUNT] as number;
     if (n === 0) return;
+    this.#freeListToSlab(c, cls, n);
+  }
+
+  /** Moves the first `n` units of the free list at cache word `c` to the slab, in transit. */
+  #freeListToSlab(c: number, cls: number, n: number): void {
+    const i32 = this.#i32;
+    beginTransit(i32, this.#rec, i32[c + C_FREE_HEAD] as number, n, cls, c + C_FREE_HEAD);
     const { head, tail } = this.#popFree(c, n);
     this.#toSlab(c, cls, head, tail, n);
   }
 
-  /** Gives a chain of `n` units of the cache at word `c` back to the slab, counting them. */
+  /**
+   * Gives a chain of `n` units of the cache at word `c` back to the slab, counting them; a
+   * chain in transit (src/cpu/transit.ts) arrives under the row's lock.
+   */
   #toSlab(c: number, cls: number, head: number, tail: number, n: number): void {
-    this.#slab.returnBatch(cls, head, tail, n);
-    this.#i32[c + C_SLAB_RETURNED] = (this.#i32[c + C_SLAB_RETURNED] as number) + n;
+    const i32 = this.#i32;
+    const inTransit = (i32[this.#rec + CPU_TRANSIT_COUNT] as number) !== 0;
+    if (inTransit && this.#stallInTransit) stallInTransit(i32, this.#rec);
+    this.#slab.returnBatch(cls, head, tail, n, true, inTransit ? transitCountWord(this.#rec) : -1);
+    i32[c + C_SLAB_RETURNED] = (i32[c + C_SLAB_RETURNED] as number) + n;
   }
 
   /** Unlinks the first `n` units of the free list at cache word `c` (see `#popFirst`). */
@@ -692,9 +730,9 @@ export class ListsByCpu {
     layout: Layout,
     slab: Slab,
     birthMs: number,
-    oneEpochGpFault: boolean,
+    faults: ArenaFaults | undefined,
   ) {
-    this.#make = (cpu) => new DeferredLists(i32, bytes, layout, slab, cpu, birthMs, oneEpochGpFault);
+    this.#make = (cpu) => new DeferredLists(i32, bytes, layout, slab, cpu, birthMs, faults);
   }
 
   of(cpu: number): DeferredLists {

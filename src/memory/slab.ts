@@ -180,14 +180,25 @@ export class Slab {
   /**
    * Gives a chain of `count` free units (head … tail) back to the row of class `cls`. With
    * `allowSpin` false a busy row takes nothing and the result is false (the chain stays the
-   * caller's); otherwise true.
+   * caller's); otherwise true. `transitWord` (if not -1) is the CPU's transit count, cleared
+   * once the chain is linked, before the unlock (src/cpu/transit.ts); on the non-blocking
+   * slab's return stack it is cleared after the push, as only the creating thread, which
+   * recovery never has to finish for, uses that slab.
    */
-  returnBatch(cls: number, head: number, tail: number, count: number, allowSpin = true): boolean {
+  returnBatch(
+    cls: number,
+    head: number,
+    tail: number,
+    count: number,
+    allowSpin = true,
+    transitWord = -1,
+  ): boolean {
     const i32 = this.#i32;
     const row = slabWord(this.#layout, cls);
     if (this.#nonBlocking) {
       if (!robustTryLock(i32, row + SLAB_X_LOCK)) {
         llistAdd(i32, row + SLAB_X_RETURNS, row + SLAB_X_RETURN_COUNT, head, tail, count);
+        if (transitWord !== -1) i32[transitWord] = 0;
         return true;
       }
     } else if (!allowSpin) {
@@ -196,8 +207,11 @@ export class Slab {
       robustLock(i32, row + SLAB_X_LOCK);
     }
     i32[tail >> 2] = i32[row + SLAB_FREE_HEAD] as number;
-    i32[row + SLAB_FREE_HEAD] = head;
+    // Count before head: a thread killed between leaves a list shorter than its count, which
+    // recovery cuts to what is there (the chain stays in transit), never one holding the chain.
     i32[row + SLAB_FREE_COUNT] = (i32[row + SLAB_FREE_COUNT] as number) + count;
+    i32[row + SLAB_FREE_HEAD] = head;
+    if (transitWord !== -1) i32[transitWord] = 0;
     robustUnlock(i32, row + SLAB_X_LOCK);
     return true;
   }

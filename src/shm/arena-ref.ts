@@ -34,6 +34,12 @@ export interface ArenaFaults {
    * miss a present key: what the overwrite test must catch (src/structures/shared-table.ts).
    */
   readonly linkThenUnlink?: boolean;
+  /**
+   * A CPU moving a chain to the slab stops forever (`Atomics.wait`) with the chain in transit,
+   * in no list (src/cpu/transit.ts): where a test terminates the thread to check that recovery
+   * finishes the move.
+   */
+  readonly stallInTransit?: boolean;
 }
 
 /** The names of `ArenaFaults`, for the check of `createArenaWithFaults`. */
@@ -41,6 +47,7 @@ export const FAULT_NAMES = [
   'handOutTwice',
   'oneEpochGp',
   'linkThenUnlink',
+  'stallInTransit',
 ] as const satisfies readonly (keyof ArenaFaults)[];
 
 /** What `arena.shared` holds: everything another thread needs to attach. Structured-cloneable. */

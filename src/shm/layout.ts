@@ -254,23 +254,38 @@ export const { G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE, G_ADVANCES, G_HELPED }
 );
 
 /** CPU table record. */
-export const { CPU_X_STATE, CPU_X_OWNER, CPU_X_PIN, CPU_X_DOORBELL, CPU_X_PENDING } = record(
-  'cpu',
-  RECORD_WORDS,
-  [
-    /** The state word (CPU states below). */
-    ['CPU_X_STATE', 1, 'shared'],
-    /** threadId + 1 of the thread that owns the slot (0: nobody); for diagnostics. */
-    ['CPU_X_OWNER', 1, 'shared'],
-    /** Pin word of flavor f at CPU_X_PIN + f: 0 when quiescent, (epoch << 1) | 1 inside a section. */
-    ['CPU_X_PIN', FLAVORS, 'shared'],
-    /** The CPU's doorbell (irq_work analogue): the coordinator adds 1 and notifies. */
-    ['CPU_X_DOORBELL', 1, 'shared'],
-    /** Bit f set while the CPU holds deferred units of flavor f (src/cpu/deferred.ts). */
-    ['CPU_X_PENDING', 1, 'shared'],
-    ['-', 10, 'pad'],
-  ],
-);
+export const {
+  CPU_X_STATE,
+  CPU_X_OWNER,
+  CPU_X_PIN,
+  CPU_X_DOORBELL,
+  CPU_X_PENDING,
+  CPU_TRANSIT_COUNT,
+  CPU_TRANSIT_HEAD,
+  CPU_TRANSIT_CLASS,
+  CPU_TRANSIT_FROM,
+} = record('cpu', RECORD_WORDS, [
+  /** The state word (CPU states below). */
+  ['CPU_X_STATE', 1, 'shared'],
+  /** threadId + 1 of the thread that owns the slot (0: nobody); for diagnostics. */
+  ['CPU_X_OWNER', 1, 'shared'],
+  /** Pin word of flavor f at CPU_X_PIN + f: 0 when quiescent, (epoch << 1) | 1 inside a section. */
+  ['CPU_X_PIN', FLAVORS, 'shared'],
+  /** The CPU's doorbell (irq_work analogue): the coordinator adds 1 and notifies. */
+  ['CPU_X_DOORBELL', 1, 'shared'],
+  /** Bit f set while the CPU holds deferred units of flavor f (src/cpu/deferred.ts). */
+  ['CPU_X_PENDING', 1, 'shared'],
+  /**
+   * A chain in transit from one of the CPU's lists to the slab or its free list, for crash
+   * recovery (src/cpu/transit.ts): units (0: none), first unit, class, and the cache word
+   * index of the list it left. Written by whoever holds the CPU; the count last.
+   */
+  ['CPU_TRANSIT_COUNT', 1, 'owner'],
+  ['CPU_TRANSIT_HEAD', 1, 'owner'],
+  ['CPU_TRANSIT_CLASS', 1, 'owner'],
+  ['CPU_TRANSIT_FROM', 1, 'owner'],
+  ['-', 6, 'pad'],
+]);
 
 /**
  * CPU states. The owner moves ONLINE <-> IDLE (park) and ONLINE -> OFFLINE (detach); anybody
