@@ -327,7 +327,8 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       // sheaf: size 0, capacity 3, objects 4; header: state mask 3, DEFERRED 3).
       const cls = (i32[h] as number) & 0xff;
       const c = this.#cacheBase + (cls << 6);
-      // Under sheafLocks 'try' this CPU never holds an rcu_free sheaf: the miss takes that path.
+      // Under sheafLocks 'try' this CPU never holds an rcu_free sheaf (its freeRcu takes the
+      // lists, and sheafReady 'cpu', which stashes one, needs reuse 'after-gp'): the miss path.
       let rcu = i32[c + 43] as number;
       if (rcu === 0) {
         rcu = this.#rcuSheafMiss(ptr, cls, c);
