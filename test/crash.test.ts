@@ -148,7 +148,8 @@ describe('crash recovery', () => {
       const i32 = new Int32Array(arena.shared.buffer);
       const transit = cpuWord(readLayout(i32), await mover.cpu) + CPU_TRANSIT_COUNT;
       // Its first move to the slab (a trim, or a batch past its GP) stops in transit for good.
-      for (let k = 0; k < 500 && i32[transit] === 0; k++) await sleep(10);
+      // Up to 15 s: under load the GPs and the idle check that lead to it come late.
+      for (let k = 0; k < 1500 && i32[transit] === 0; k++) await sleep(10);
       const moving = i32[transit] as number;
       expect(moving, 'the mover never moved a chain to the slab').toBeGreaterThan(0);
       await sleep(50);
