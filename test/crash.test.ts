@@ -1,10 +1,11 @@
 /**
  * Crash recovery and hot-plug with real workers (src/arena/recovery.ts, `arena.watch`): workers
  * killed by `terminate()` at random moments or by an uncaught exception while they churn,
- * inside read-side sections, halfway through list updates or holding a slab mutex; GPs must go
- * on, the slots must attach again, and a quiet arena must account for every unit exactly
- * (test/helpers/audit.ts). Rounds from the environment: CRASH_ROUNDS (8 per policy; the issue's
- * 50 with CRASH_ROUNDS=50).
+ * inside read-side sections, halfway through list updates, holding a slab mutex or stopped (by
+ * the stallInTransit fault) with a chain in transit to the slab; GPs must go on, the slots must
+ * attach again, and a quiet arena must account for every unit exactly (test/helpers/audit.ts).
+ * Rounds from the environment: CRASH_ROUNDS (8 per policy; the issue's 50 with
+ * CRASH_ROUNDS=50).
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
