@@ -209,8 +209,7 @@ export class DeferredLists {
       const tail = i32[c + C_WAIT_TAIL] as number;
       const toFreeList = this.#afterRcu === AFTER_FREE_LIST && !offline;
       // In transit unless it goes to a ttrace list (src/cpu/transit.ts).
-      const tracked = toFreeList || this.#afterRcu !== AFTER_TTRACE;
-      if (tracked) beginTransit(i32, this.#rec, head, waiting, cls, c + C_WAIT_HEAD);
+      if (this.#afterRcu !== AFTER_TTRACE) beginTransit(i32, this.#rec, head, waiting, cls, c + C_WAIT_HEAD);
       i32[c + C_WAIT_COUNT] = 0;
       i32[c + C_WAIT_HEAD] = 0;
       i32[c + C_RECLAIMED] = (i32[c + C_RECLAIMED] as number) + waiting;

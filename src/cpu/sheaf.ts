@@ -153,8 +153,6 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     readonly #barn: Barn;
     readonly #slab: Slab;
     readonly #sizeToClass: Uint8Array = SIZE_TO_CLASS;
-    /** Sheaf capacity per class (from the barn records, fixed at create). */
-    readonly #capacity: Int32Array;
     readonly #cacheBase: number = 0;
     readonly #hintBase: number = 0;
     readonly #pagesBase: number = 0;
@@ -205,15 +203,16 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       const pages = new PageAllocator(i32, layout, shared.buffer);
       this.#barn = new Barn(i32, layout, pages);
       this.#slab = new Slab(i32, layout, pages);
-      this.#capacity = Int32Array.from({ length: layout.classes }, (_, cls) => this.#barn.capacity(cls));
+      // Sheaf capacity per class (from the barn records, fixed at create).
+      const capacity = Int32Array.from({ length: layout.classes }, (_, cls) => this.#barn.capacity(cls));
       this.#cacheBase = cacheWord(layout, cpu, 0);
       this.#hintBase = cpu << HINT_CLASS_BITS;
       this.#pagesBase = layout.pagesBase;
       this.#pagesEnd = layout.totalBytes;
       this.#unitMap = layout.unitMap;
       this.#pending = cpuWord(layout, cpu) + CPU_X_PENDING;
-      this.#exchange = new SheafExchange(i32, this.#barn, this.#slab, this.#capacity);
-      this.#sealed = new SealedSheaves(i32, layout, this.#barn, this.#slab, this.#capacity, {
+      this.#exchange = new SheafExchange(i32, this.#barn, this.#slab, capacity);
+      this.#sealed = new SealedSheaves(i32, layout, this.#barn, this.#slab, capacity, {
         gpEpochs: shared.faults?.oneEpochGp === true ? 1 : 2,
         pending: this.#pending,
         selfDrive: this.#selfDrive,
