@@ -127,6 +127,12 @@ function reader(ctx: CpuContext<ReuseOracleArgs>, control: Int32Array): ReuseOra
   const note = (what: string): void => {
     if (samples.length < 5) samples.push(what);
   };
+  // Wait for the writer's first pass over the table (it fills the slots in order): a reader
+  // that ran ahead of a writer still starting up on a loaded machine would find empty slots
+  // and test nothing.
+  const last = SLOTS + args.slots - 1;
+  while (Atomics.load(control, last) === 0 && Atomics.load(control, STOP) === 0)
+    Atomics.wait(control, last, 0, 5);
   const t0 = performance.now();
   let held = 0;
   let slot = ctx.index;
