@@ -8,7 +8,7 @@
  * Capacities are the kernel's (kernel-2025.md §2.2), written out here.
  */
 import { describe, expect, it } from 'vitest';
-import { sheafHandleClass } from '../src/cpu/attach.js';
+import { sheafHandleClasses } from '../src/cpu/attach.js';
 import { Barn } from '../src/cpu/barn.js';
 import type { SheafCpuHandle } from '../src/cpu/sheaf.js';
 import type { CpuHandle, Pointer } from '../src/index.js';
@@ -31,15 +31,21 @@ describe('sheaves preset', () => {
   it('attaches a sheaf handle with the kernel capacities; list presets keep the list handle', () => {
     const arena = Arena.create({ cpus: 1, coordinator: 'manual', policy: 'sheaves' });
     const a = arena.attach(0);
-    expect(a).toBeInstanceOf(sheafHandleClass());
+    const { SheafCpuHandle, RcuSheafCpuHandle } = sheafHandleClasses();
+    expect(a).toBeInstanceOf(SheafCpuHandle);
+    expect(a).not.toBeInstanceOf(RcuSheafCpuHandle);
     expect(arena.policy.cache).toBe('sheaves');
     const layout = readLayout(new Int32Array(arena.shared.buffer));
     expect(layout.sheaves).toBeGreaterThan(20);
     arena.close();
     const lists = Arena.create({ cpus: 1, coordinator: 'manual', policy: 'kernel-6.6' });
-    expect(lists.attach(0)).not.toBeInstanceOf(sheafHandleClass());
+    expect(lists.attach(0)).not.toBeInstanceOf(SheafCpuHandle);
     expect(readLayout(new Int32Array(lists.shared.buffer)).sheaves).toBe(0);
     lists.close();
+    // Reuse after a GP: the kfree_rcu handle, whose free is freeRcu.
+    const safe = Arena.create({ cpus: 1, coordinator: 'manual', policy: 'arena-sheaves' });
+    expect(safe.attach(0)).toBeInstanceOf(RcuSheafCpuHandle);
+    safe.close();
   });
 
   it('rejects sheaves with reuse free-after-gp, a depot, owner return and a capacity out of range', () => {

@@ -60,8 +60,6 @@ import {
   cpuState,
   cpuWord,
   FLAVORS,
-  G_ADVANCES,
-  G_HELPED,
   G_LAST_ADVANCE,
   G_URGENT,
   G_WANT,
@@ -168,6 +166,8 @@ export class Coordinator {
   readonly #blocked: (Blocked | undefined)[] = [undefined, undefined];
   readonly #latency: RecordableHistogram[] = [createHistogram(), createHistogram()];
   readonly #completed = [0, 0];
+  /** Per flavor, the advances this coordinator made (the epoch counts them all). */
+  readonly #advances = [0, 0];
   readonly #urgent = [0, 0];
   #running = false;
   #keepAlive: NodeJS.Timeout | undefined;
@@ -239,7 +239,7 @@ export class Coordinator {
    * `ignoreMinimum`), then drains parked and offline CPUs. Returns what `tryAdvance` returned.
    */
   advance(flavor: number, ignoreMinimum = false): number {
-    const result = tryAdvance(this.#i32, this.#layout, flavor, this.#birthMs, false, ignoreMinimum);
+    const result = this.#tryAdvance(flavor, ignoreMinimum);
     if (result === ADVANCED) this.#noteProgress(flavor);
     this.#serviceCpus(false);
     return result;
@@ -292,8 +292,8 @@ export class Coordinator {
       return {
         epoch: readEpoch(this.#i32, f),
         completed: this.#completed[f] as number,
-        advances: Atomics.load(this.#i32, gpWord(f, G_ADVANCES)),
-        helpedAdvances: Atomics.load(this.#i32, gpWord(f, G_HELPED)),
+        advances: readEpoch(this.#i32, f) >>> 0,
+        helpedAdvances: ((readEpoch(this.#i32, f) >>> 0) - (this.#advances[f] as number)) >>> 0,
         urgent: this.#urgent[f] as number,
         latencyUs: {
           count: h.count,
@@ -390,10 +390,8 @@ export class Coordinator {
       }
       // Set before the pins are read, cleared once the advance went through (see above).
       Atomics.store(i32, gpWord(f, G_URGENT), 1);
-      let result = tryAdvance(i32, this.#layout, f, this.#birthMs, false);
-      for (let spin = 0; result >= 0 && spin < kReaderSpins; spin++) {
-        result = tryAdvance(i32, this.#layout, f, this.#birthMs, false);
-      }
+      let result = this.#tryAdvance(f);
+      for (let spin = 0; result >= 0 && spin < kReaderSpins; spin++) result = this.#tryAdvance(f);
       if (result === ADVANCED || result === RACED || result === TOO_EARLY) {
         this.#blocked[f] = undefined;
         Atomics.store(i32, gpWord(f, G_URGENT), 0);
@@ -450,6 +448,13 @@ export class Coordinator {
     const ns = Math.max(1, Math.round((performance.now() - wave.startMs) * 1e6));
     (this.#latency[f] as RecordableHistogram).record(ns);
     return true;
+  }
+
+  /** tryAdvance, counting the advances it makes (CPUs' advances are the rest of the epoch). */
+  #tryAdvance(f: number, ignoreMinimum = false): number {
+    const result = tryAdvance(this.#i32, this.#layout, f, this.#birthMs, ignoreMinimum);
+    if (result === ADVANCED) this.#advances[f] = (this.#advances[f] as number) + 1;
+    return result;
   }
 
   /** Manual-mode bookkeeping after an advance made by hand. */

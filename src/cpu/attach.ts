@@ -11,7 +11,7 @@ import type { SharedArena } from '../shm/arena-ref.js';
 import { ArenaError, fail } from '../shm/errors.js';
 import { H_POLICY, readLayout } from '../shm/layout.js';
 import { CpuHandle } from './cpu.js';
-import { defineSheafHandle, type SheafHandleClass } from './sheaf.js';
+import { defineSheafHandle, type SheafHandleClasses } from './sheaf.js';
 
 /**
  * Attaches CPU slot `cpu` of the arena described by `shared` to the calling thread and returns
@@ -25,12 +25,12 @@ export function attach(shared: SharedArena, cpu: number): CpuHandle {
   return newHandle(shared, cpu);
 }
 
-let sheafClass: SheafHandleClass | undefined;
+let sheafClasses: SheafHandleClasses | undefined;
 
-/** The sheaf handle class (src/cpu/sheaf.ts), made from CpuHandle on first use. */
-export function sheafHandleClass(): SheafHandleClass {
-  sheafClass ??= defineSheafHandle(CpuHandle);
-  return sheafClass;
+/** The sheaf handle classes (src/cpu/sheaf.ts), made from CpuHandle on first use. */
+export function sheafHandleClasses(): SheafHandleClasses {
+  sheafClasses ??= defineSheafHandle(CpuHandle);
+  return sheafClasses;
 }
 
 /** A list handle, or a sheaf handle when the arena's policy says so: the one branch, at attach. */
@@ -39,7 +39,10 @@ function newHandle(shared: SharedArena, cpu: number): CpuHandle {
   const layout = readLayout(i32);
   const policy = readPolicyWord(i32[H_POLICY] as number);
   if (!policy.sheaves) return new CpuHandle(shared, cpu);
-  return new (sheafHandleClass())(shared, cpu, layout, policy.sheafRemoteToSlab);
+  const { SheafCpuHandle, RcuSheafCpuHandle } = sheafHandleClasses();
+  // Under a deferring reuse every free is a freeRcu, wherever the unit came from.
+  const Handle = policy.deferring ? RcuSheafCpuHandle : SheafCpuHandle;
+  return new Handle(shared, cpu, layout, policy.sheafRemoteToSlab && !policy.deferring);
 }
 
 /**

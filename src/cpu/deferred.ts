@@ -694,8 +694,8 @@ export class DeferredLists {
    */
   #maybeHelp(flavor: number, c: number, pile: number): void {
     if (!this.#selfDrive && pile < kHelpFactor * (this.#i32[c + C_HIGH] as number)) return;
-    tryAdvance(this.#i32, this.#layout, flavor, this.#birthMs, true);
-    if (flavor === FLAVOR_TTRACE) tryAdvance(this.#i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
+    tryAdvance(this.#i32, this.#layout, flavor, this.#birthMs);
+    if (flavor === FLAVOR_TTRACE) tryAdvance(this.#i32, this.#layout, FLAVOR_RCU, this.#birthMs);
   }
 
   /**

@@ -12,7 +12,7 @@
  * (C_SEALED_*), the sheaves in it and their objects' headers are owner-only and use plain
  * accesses; recovery reads them only after the thread died (src/cpu/sheaf-offline.ts).
  */
-import { isExpired, readEpoch, requestEpoch, tryAdvance } from '../epoch/grace-period.js';
+import { ADVANCED, isExpired, readEpoch, requestEpoch, tryAdvance } from '../epoch/grace-period.js';
 import type { Slab } from '../memory/slab.js';
 import {
   C_ALLOCS,
@@ -20,6 +20,7 @@ import {
   C_SEALED_HEAD,
   C_SEALED_TAIL,
   C_SHEAF_FLUSH,
+  checkFastPathLiterals,
   FLAVOR_RCU,
   type Layout,
   SHEAF_EPOCH,
@@ -31,6 +32,14 @@ import {
 } from '../shm/layout.js';
 import type { Barn } from './barn.js';
 import { flushSheafToSlab } from './sheaf-offline.js';
+
+/** The layout constants `#pop` spells as literals (see src/cpu/cpu.ts kFastPathLiterals); checked at load. */
+const kSealedLiterals: ReadonlyArray<readonly [name: string, literal: number, actual: number]> = [
+  ['SHEAF_OBJECTS', 4, SHEAF_OBJECTS],
+  ['UNIT_STATE_MASK', 3, UNIT_STATE_MASK],
+  ['UNIT_FREE', 2, UNIT_FREE],
+];
+checkFastPathLiterals('sealed sheaf', kSealedLiterals);
 
 /** The pending bit of the rcu flavor (src/cpu/deferred.ts): its RMW is the fence before a seal. */
 const kPendingRcu = 1 << FLAVOR_RCU;
@@ -128,9 +137,18 @@ export class SealedSheaves {
    * walk stops at the first sheaf to keep.
    */
   shedReady(cls: number, c: number, all: boolean): void {
+    if ((this.#i32[c + C_SEALED_COUNT] as number) === 0) return;
+    this.#shed(cls, c, all, readEpoch(this.#i32, FLAVOR_RCU));
+  }
+
+  /** shedReady right after a seal (the FIFO is not empty): `all` when the CPU only frees. */
+  shedAfterSeal(cls: number, c: number): void {
+    const epoch = readEpoch(this.#i32, FLAVOR_RCU);
+    this.#shed(cls, c, this.#onlyFrees(cls, c, epoch), epoch);
+  }
+
+  #shed(cls: number, c: number, all: boolean, epoch: number): void {
     const i32 = this.#i32;
-    if ((i32[c + C_SEALED_COUNT] as number) === 0) return;
-    const epoch = readEpoch(i32, FLAVOR_RCU);
     const age = all ? this.#gpEpochs : 2 * this.#gpEpochs;
     for (;;) {
       const head = i32[c + C_SEALED_HEAD] as number;
@@ -146,8 +164,7 @@ export class SealedSheaves {
    * and passes every sheaf past its GP on at once to the CPUs that allocate. A free burst
    * shorter than a GP (batch_add_batch_del) does not count as only freeing.
    */
-  onlyFrees(cls: number, c: number): boolean {
-    const epoch = readEpoch(this.#i32, FLAVOR_RCU);
+  #onlyFrees(cls: number, c: number, epoch: number): boolean {
     if (isExpired(this.#epochAtMark[cls] as number, epoch, this.#gpEpochs)) {
       const allocs = this.#i32[c + C_ALLOCS] as number;
       this.#freeOnly[cls] = allocs === (this.#allocsAtMark[cls] as number) ? 1 : 0;
@@ -163,12 +180,16 @@ export class SealedSheaves {
     const sheaf = i32[c + C_SEALED_HEAD] as number;
     if (sheaf === 0) return 0;
     const seal = i32[sheaf + SHEAF_EPOCH] as number;
-    if (!isExpired(seal, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)) {
+    const epoch = readEpoch(i32, FLAVOR_RCU);
+    if (!isExpired(seal, epoch, this.#gpEpochs)) {
       if (this.#selfDrive !== true) return 0;
       // crossbeam-epoch's collector: the CPU that needs the GP tries the advance (same rule
-      // as the coordinator's, src/epoch/grace-period.ts), then looks again.
-      tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
-      if (!isExpired(seal, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)) return 0;
+      // as the coordinator's, src/epoch/grace-period.ts), then looks again. An advance of its
+      // own moved the epoch at least one past `epoch`: often all the sheaf needed.
+      const advanced = tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs) === ADVANCED;
+      if (!(advanced && isExpired(seal, epoch + 1, this.#gpEpochs))) {
+        if (!isExpired(seal, readEpoch(i32, FLAVOR_RCU), this.#gpEpochs)) return 0;
+      }
     }
     this.#pop(c);
     return sheaf;
@@ -182,9 +203,11 @@ export class SealedSheaves {
     if (i32[c + C_SEALED_HEAD] === 0) i32[c + C_SEALED_TAIL] = 0;
     i32[c + C_SEALED_COUNT] = (i32[c + C_SEALED_COUNT] as number) - 1;
     const n = i32[sheaf + SHEAF_SIZE] as number;
+    // Literals: see kSealedLiterals (sheaf objects 4; header: state mask 3, FREE 2). A sheaf's
+    // worth of header stores per GP: with imported constants this loop cost a third more.
     for (let k = 0; k < n; k++) {
-      const h = (i32[sheaf + SHEAF_OBJECTS + k] as number) >> 2;
-      i32[h + 1] = ((i32[h + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
+      const h = (i32[sheaf + 4 + k] as number) >> 2;
+      i32[h + 1] = ((i32[h + 1] as number) & ~3) | 2;
     }
   }
 

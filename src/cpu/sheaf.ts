@@ -129,26 +129,20 @@ const kSheafLiterals: ReadonlyArray<readonly [name: string, literal: number, act
 ];
 checkFastPathLiterals('sheaf fast-path', kSheafLiterals);
 
-/** What `free` does besides kfree into the main sheaf (a small integer: one compare on the fast path). */
-const kFreeToMain = 0;
-/** Reuse 'after-gp' (the sheaves-rcu preset): every free is a freeRcu. */
-const kFreeViaRcu = 1;
-/** sheafRemoteFree 'slab': a unit another CPU allocated goes around the sheaves to the slab. */
-const kFreeRemoteToSlab = 2;
-
 /** Timely return (capacity 'adaptive'): a class with no alloc and no free for this long gives its sheaves back. */
 const kIdleCheckMs = 1000;
 /** The pending bit of the rcu flavor (src/cpu/deferred.ts): its RMW is the fence before a seal. */
 const kPendingRcu = 1 << FLAVOR_RCU;
 
 /**
- * The class of a CPU handle whose caches are sheaves, made from CpuHandle on first use
- * (src/cpu/cpu.ts `sheafHandleClass`: this module cannot import CpuHandle's value, whose module
- * imports this one). `attach` returns one for an arena of policy cache 'sheaves'; the list
- * presets never see this class, so their fast path is unchanged.
+ * The classes of a CPU handle whose caches are sheaves, made from CpuHandle on first use
+ * (src/cpu/attach.ts `sheafHandleClasses`: this module cannot import CpuHandle's value, whose
+ * module imports this one). `attach` returns one for an arena of policy cache 'sheaves' (the
+ * kfree one, or under a deferring reuse the kfree_rcu one); the list presets never see these
+ * classes, so their fast path is unchanged.
  */
-export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
-  return class SheafCpuHandle extends Base {
+export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClasses {
+  const SheafCpuHandle = class SheafCpuHandle extends Base {
     readonly #layout: Layout;
     readonly #barn: Barn;
     readonly #slab: Slab;
@@ -163,8 +157,8 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
     readonly #exchange: SheafExchange;
     /** The FIFO of sealed rcu_free sheaves and what becomes of them (src/cpu/sheaf-sealed.ts). */
     readonly #sealed: SealedSheaves;
-    /** kFreeToMain, kFreeViaRcu or kFreeRemoteToSlab. */
-    readonly #freeMode: number = 0;
+    /** sheafRemoteFree 'slab': a unit another CPU allocated goes around the sheaves to the slab. */
+    readonly #remoteToSlab: boolean = false;
     /** sheafReady 'cpu': a sealed sheaf past its GP becomes this CPU's main (the arena preset). */
     readonly #readyOnCpu: boolean = false;
     /**
@@ -198,7 +192,7 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       this.#adaptive = policy.adaptive;
       this.#idleMark = new Int32Array(layout.classes);
       this.#lastIdleCheckMs = performance.now();
-      this.#freeMode = policy.deferring ? kFreeViaRcu : remoteToSlab ? kFreeRemoteToSlab : kFreeToMain;
+      this.#remoteToSlab = remoteToSlab;
       this.#layout = layout;
       const pages = new PageAllocator(i32, layout, shared.buffer);
       this.#barn = new Barn(i32, layout, pages);
@@ -263,10 +257,8 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
 
     /** kfree: into the main sheaf; immediate reuse. */
     override free(ptr: Pointer): void {
-      if (this.#freeMode !== kFreeToMain) {
-        // Two small calls rather than one large one, so that V8 can inline freeRcu here.
-        if (this.#freeMode === kFreeViaRcu) this.freeRcu(ptr);
-        else this.#freeRemoteToSlab(ptr);
+      if (this.#remoteToSlab === true) {
+        this.#freeRemoteToSlab(ptr);
         return;
       }
       if (this.#live !== true) this.#closed();
@@ -376,8 +368,8 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       this.#sealed.seal(c, rcu, this.#selfDrive !== true);
       i32[c + C_FREE_RCU_SHEAF] = (i32[c + C_FREE_RCU_SHEAF] as number) + 1;
       // gpDrive 'cpus': every seal is a look at the GP (crossbeam-epoch's collect on a full bag).
-      if (this.#selfDrive === true) tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs, true);
-      if (this.#readyOnCpu === true) this.#sealed.shedReady(cls, c, this.#sealed.onlyFrees(cls, c));
+      if (this.#selfDrive === true) tryAdvance(i32, this.#layout, FLAVOR_RCU, this.#birthMs);
+      if (this.#readyOnCpu === true) this.#sealed.shedAfterSeal(cls, c);
       else this.#sealed.progress(cls, c);
     }
 
@@ -670,6 +662,18 @@ export function defineSheafHandle(Base: typeof CpuHandle): SheafHandleClass {
       fail('ECLOSED', `CPU ${this.cpu}: this handle was detached or its arena closed`);
     }
   };
+  /**
+   * Reuse 'after-gp' (arena-sheaves, sheaves-rcu): every free is a kfree_rcu. A class of its own
+   * rather than a mode test in `free`: V8 inlines a call only while the inlined bytecode fits
+   * one budget per function (--max-inlined-bytecode-size-cumulative), and a `free` that also
+   * carried the kfree path left no room for freeRcu's pointer check in the caller's loop.
+   */
+  const RcuSheafCpuHandle = class RcuSheafCpuHandle extends SheafCpuHandle {
+    override free(ptr: Pointer): void {
+      this.freeRcu(ptr);
+    }
+  };
+  return { SheafCpuHandle, RcuSheafCpuHandle };
 }
 
 /** A CPU handle of an arena of policy cache 'sheaves'. */
@@ -678,7 +682,13 @@ export interface SheafCpuHandle extends CpuHandle {
   flushRcuSheaves(): void;
 }
 
-/** The constructor `defineSheafHandle` returns. */
+/** The constructors `defineSheafHandle` returns: `free` as kfree, and `free` as kfree_rcu. */
+export interface SheafHandleClasses {
+  readonly SheafCpuHandle: SheafHandleClass;
+  readonly RcuSheafCpuHandle: SheafHandleClass;
+}
+
+/** A sheaf handle's constructor. */
 export type SheafHandleClass = new (
   shared: SharedArena,
   cpu: number,

@@ -67,7 +67,7 @@ export class Shrinker {
     }
     for (let flavor = 0; flavor < FLAVORS; flavor++) {
       for (let k = 0; k < 2; k++) {
-        const result = tryAdvance(i32, this.#layout, flavor, this.#birthMs, true);
+        const result = tryAdvance(i32, this.#layout, flavor, this.#birthMs);
         if (result === ADVANCED) Atomics.add(i32, X_RECLAIM_ADVANCES, 1);
         else if (result !== RACED) break;
       }

@@ -6,7 +6,7 @@
  * src/arena/recovery.ts; an unwatched one holds GPs back and is reported as stalled);
  * `tryAdvance` any thread: the main thread's coordinator, or a CPU helping when its deferred
  * lists grow (src/cpu/deferred.ts), or `close()`. Shared words: the GP block of each flavor
- * (G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE, G_ADVANCES, G_HELPED), the CPUs' pin words,
+ * (G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE), the CPUs' pin words,
  * X_GP_REQUEST and X_GP_SLEEPING; all through Atomics. Nothing here is read plainly except the
  * header words written before the arena was shared (H_GP_MIN_MS, H_BIRTH_MS).
  *
@@ -56,9 +56,7 @@ import {
   cpuWord,
   FLAVOR_RCU,
   FLAVOR_TTRACE,
-  G_ADVANCES,
   G_EPOCH,
-  G_HELPED,
   G_LAST_ADVANCE,
   G_WANT,
   gpWord,
@@ -149,15 +147,15 @@ export const RACED = -3;
 
 /**
  * Advances the epoch of `flavor` by one if every pinned CPU has observed the current epoch (the
- * rule proved above). `helper` marks an advance made by a CPU rather than the coordinator;
- * `ignoreMinimum` skips the timing emulation (used by `close()`).
+ * rule proved above). `ignoreMinimum` skips the timing emulation (used by `close()`). Nothing
+ * counts the advances: the epoch starts at 0 and only this CAS moves it, so it is their count
+ * (the coordinator counts its own; the rest were CPUs helping).
  */
 export function tryAdvance(
   i32: Int32Array,
   layout: Layout,
   flavor: number,
   birthMs: number,
-  helper: boolean,
   ignoreMinimum = false,
 ): number {
   const minMs = i32[H_GP_MIN_MS + flavor] as number;
@@ -179,7 +177,5 @@ export function tryAdvance(
   if (Atomics.compareExchange(i32, epochIndex, epoch, (epoch + 1) | 0) !== epoch) return RACED;
   // Rounded up, so that the next epoch is measured as no longer than it really was.
   if (minMs > 0) Atomics.store(i32, gpWord(flavor, G_LAST_ADVANCE), Math.ceil(arenaNowMs(birthMs)) | 0);
-  Atomics.add(i32, gpWord(flavor, G_ADVANCES), 1);
-  if (helper) Atomics.add(i32, gpWord(flavor, G_HELPED), 1);
   return ADVANCED;
 }

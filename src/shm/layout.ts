@@ -29,7 +29,7 @@ export const PAGE_BYTES = 1 << PAGE_SHIFT;
 
 /** Identifies an arena buffer ("PCPA") and the version of this map. */
 export const ARENA_MAGIC = 0x50435041;
-export const LAYOUT_VERSION = 13;
+export const LAYOUT_VERSION = 14;
 
 /** Words of every fixed-size record (CPU, class, cache, slab row): 64 bytes. */
 export const RECORD_SHIFT = 4;
@@ -233,11 +233,11 @@ export const {
 export const DEBUG_POISON = 1;
 
 /** One flavor's GP state block (at X_GP + flavor * GP_WORDS): every word shared. */
-export const { G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE, G_ADVANCES, G_HELPED } = record(
+export const { G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE } = record(
   'gp',
   GP_WORDS,
   [
-    /** The global epoch (wraps; compared by signed distance). */
+    /** The global epoch (wraps; compared by signed distance). From 0, one per advance: their count. */
     ['G_EPOCH', 1, 'shared'],
     /** The epoch somebody waits for (a sealed batch's expiry, a synchronize() target). */
     ['G_WANT', 1, 'shared'],
@@ -245,10 +245,7 @@ export const { G_EPOCH, G_WANT, G_URGENT, G_LAST_ADVANCE, G_ADVANCES, G_HELPED }
     ['G_URGENT', 1, 'shared'],
     /** Time of the last advance, ms since H_BIRTH_MS rounded up (for the minimum GP duration). */
     ['G_LAST_ADVANCE', 1, 'shared'],
-    /** Epoch advances in total and those made by CPUs helping (the main thread was busy). */
-    ['G_ADVANCES', 1, 'shared'],
-    ['G_HELPED', 1, 'shared'],
-    ['-', 2, 'pad'],
+    ['-', 4, 'pad'],
   ],
   true,
 );
