@@ -33,8 +33,9 @@ import { Barn } from './barn.js';
 const kFlushBatch = 32;
 
 /**
- * Returns every object of `sheaf` (all FREE) to the slab of `cls`, in chains of kFlushBatch
- * (sheaf_flush_main's PCS_BATCH_MAX: one row lock per chain), and empties the sheaf.
+ * Returns every object of `sheaf` (FREE, or DEFERRED past its GP) to the slab of `cls` as FREE
+ * units, in chains of kFlushBatch (sheaf_flush_main's PCS_BATCH_MAX: one row lock per chain),
+ * and empties the sheaf.
  */
 export function flushSheafToSlab(i32: Int32Array, slab: Slab, cls: number, sheaf: number): void {
   const n = i32[sheaf + SHEAF_SIZE] as number;
@@ -42,8 +43,12 @@ export function flushSheafToSlab(i32: Int32Array, slab: Slab, cls: number, sheaf
     const end = Math.min(n, start + kFlushBatch);
     const head = i32[sheaf + SHEAF_OBJECTS + start] as number;
     let tail = head;
+    // The slab holds FREE units; a sheaf's may still say DEFERRED (past their GP: #pop in
+    // src/cpu/sheaf-sealed.ts). The state word shares the link's cache line.
+    i32[(head >> 2) + 1] = ((i32[(head >> 2) + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
     for (let k = start + 1; k < end; k++) {
       const unit = i32[sheaf + SHEAF_OBJECTS + k] as number;
+      i32[(unit >> 2) + 1] = ((i32[(unit >> 2) + 1] as number) & ~UNIT_STATE_MASK) | UNIT_FREE;
       i32[tail >> 2] = unit;
       tail = unit;
     }
@@ -55,8 +60,9 @@ export function flushSheafToSlab(i32: Int32Array, slab: Slab, cls: number, sheaf
 
 /**
  * Crash recovery of a dead thread's CPU `cpu` (src/arena/recovery.ts, with the CPU claimed):
- * the objects of its main and spare sheaves go to the slab, those of its rcu_free and sealed
- * sheaves (not known to be past their GP) onto its deferred rcu pile (`deferRcu`), which then
+ * the FREE objects of its main and spare sheaves go to the slab; their DEFERRED ones, and those
+ * of its rcu_free and sealed sheaves (not known to be past their GP), onto its deferred rcu pile
+ * (`deferRcu`), which then
  * moves on over its GP as any offline CPU's; every sheaf goes back to the barn's empty stack or
  * the pool. The thread may have died halfway through a sheaf operation: an object that is not a
  * unit of the class in the state its sheaf holds, or a sheaf seen twice (a swap cut between its
@@ -99,12 +105,16 @@ export function returnDeadSheaves(
       for (let k = 0; k < n; k++) {
         const unit = i32[sheaf + SHEAF_OBJECTS + k] as number;
         const h = unit >> 2;
+        const now = (i32[h + 1] as number) & UNIT_STATE_MASK;
+        // A main or spare sheaf may hold DEFERRED objects past their GP (src/cpu/sheaf-sealed.ts
+        // #pop); they wait for one more GP here, in case a swap cut between its two stores
+        // left an rcu_free sheaf in that slot too.
         const sound =
           isUnitStart(i32, layout, unit) &&
           ((i32[h] as number) & HINT_CLASS_MASK) === cls &&
-          ((i32[h + 1] as number) & UNIT_STATE_MASK) === state;
+          (now === state || (state === UNIT_FREE && now === UNIT_DEFERRED));
         if (!sound) dropped++;
-        else if (state === UNIT_FREE) i32[sheaf + SHEAF_OBJECTS + kept++] = unit;
+        else if (now === UNIT_FREE) i32[sheaf + SHEAF_OBJECTS + kept++] = unit;
         else deferRcu(c, h);
       }
       i32[sheaf + SHEAF_SIZE] = kept;
