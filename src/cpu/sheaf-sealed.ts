@@ -24,10 +24,7 @@ import {
   type Layout,
   SHEAF_EPOCH,
   SHEAF_NEXT,
-  SHEAF_OBJECTS,
   SHEAF_SIZE,
-  UNIT_FREE,
-  UNIT_STATE_MASK,
 } from '../shm/layout.js';
 import type { Barn } from './barn.js';
 import { flushSheafToSlab } from './sheaf-offline.js';

@@ -266,10 +266,12 @@ export function resolvePolicy(policy: PresetName | Partial<Policy> | undefined):
     const allowed = choices[key];
     if (allowed === undefined) fail('EINVAL', `options.policy: unknown field '${key}'`);
     if (!allowed.includes(resolved[key])) {
-      fail(
-        'EINVAL',
-        `options.policy.${key}: ${JSON.stringify(resolved[key])} is not one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
-      );
+      // The one numeric field is a range: 61 listed integers would bury the answer.
+      const expected =
+        key === 'sheafCapacity'
+          ? `an integer from 0 (the kernel's capacity for the unit size) to ${allowed.length - 1}`
+          : `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`;
+      fail('EINVAL', `options.policy.${key}: ${JSON.stringify(resolved[key])} is not ${expected}`);
     }
   }
   if (resolved.remoteFree === 'owner' && resolved.reuse === 'immediate') {
