@@ -289,11 +289,13 @@ export class Coordinator {
     const one = (f: number): GpFlavorStats => {
       const h = this.#latency[f] as RecordableHistogram;
       const us = (ns: number): number => (h.count === 0 ? 0 : Math.round(ns / 100) / 10);
+      // One read: CPUs may advance meanwhile, and the three figures must agree.
+      const epoch = readEpoch(this.#i32, f);
       return {
-        epoch: readEpoch(this.#i32, f),
+        epoch,
         completed: this.#completed[f] as number,
-        advances: readEpoch(this.#i32, f) >>> 0,
-        helpedAdvances: ((readEpoch(this.#i32, f) >>> 0) - (this.#advances[f] as number)) >>> 0,
+        advances: epoch >>> 0,
+        helpedAdvances: ((epoch >>> 0) - (this.#advances[f] as number)) >>> 0,
         urgent: this.#urgent[f] as number,
         latencyUs: {
           count: h.count,
